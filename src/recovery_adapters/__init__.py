@@ -1,0 +1,21 @@
+"""recovery-core's adapters: everything that touches the outside world (git,
+processes, consoles), and the ``recovery`` command line."""
+
+from recovery_adapters.git import GitWorkspace, WorkspaceError
+from recovery_adapters.notify import ConsoleNotifier
+from recovery_adapters.validation import (
+    command_step,
+    default_step_runners,
+    smoke_step,
+    syntax_step,
+)
+
+__all__ = [
+    "ConsoleNotifier",
+    "GitWorkspace",
+    "WorkspaceError",
+    "command_step",
+    "default_step_runners",
+    "smoke_step",
+    "syntax_step",
+]

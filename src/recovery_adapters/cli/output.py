@@ -1,0 +1,119 @@
+"""What the command line shows people: progress lines and tables."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from recovery_core.ports import StepOutcome
+from recovery_core.run import RunView
+
+__all__ = ["ProgressPrinter", "format_table", "status_text"]
+
+
+class ProgressPrinter:
+    """Prints which batch, which step and how long, as a run goes."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+
+    def _write(self, text: str) -> None:
+        stream = self._stream or sys.stderr
+        stream.write(text + "\n")
+        stream.flush()
+
+    def batch_started(
+        self, batch_id: str, attempt: int, index: int, total: int, description: str
+    ) -> None:
+        """Announces an attempt."""
+        about = f": {description}" if description else ""
+        self._write(f"[batch {index}/{total}] {batch_id} attempt {attempt}{about}")
+
+    def step_finished(
+        self, batch_id: str, phase: str, name: str, outcome: StepOutcome
+    ) -> None:
+        """One line per step: passed or failed, and how long it took."""
+        mark = "ok  " if outcome.passed else "FAIL"
+        line = f"  {mark} {phase}.{name} ({outcome.duration_s:.2f}s)"
+        if not outcome.passed and outcome.error:
+            line += f": {outcome.error.splitlines()[0]}"
+        self._write(line)
+
+    def batch_finished(
+        self, batch_id: str, attempt: int, status: str, duration_s: float
+    ) -> None:
+        """The attempt's end."""
+        self._write(f"  -> {batch_id} {status} in {duration_s:.2f}s")
+
+    def note(self, message: str) -> None:
+        """Anything else worth saying."""
+        self._write(f"  note: {message}")
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain text table with aligned columns."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    lines = ["  ".join(h.ljust(widths[i]) for i, h in enumerate(headers)).rstrip()]
+    for row in rows:
+        lines.append("  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip())
+    return "\n".join(lines)
+
+
+def _clip(text: str, width: int = 70) -> str:
+    first = text.splitlines()[0] if text else ""
+    return first if len(first) <= width else first[: width - 1] + "…"
+
+
+def status_text(view: RunView, commands: Sequence[str] = ()) -> str:
+    """``recovery status`` for people."""
+    lines = [
+        f"run {view.run_id}",
+        f"  plan {view.plan_id}   state {view.state}   events {view.version}",
+        f"  workspace {view.workspace}",
+        f"  store {view.store}",
+        "",
+    ]
+    rows = [
+        [
+            b.batch_id,
+            b.status,
+            "yes" if b.verified else "no",
+            str(b.attempts),
+            (b.commit or "")[:10],
+            _clip(b.failure_reason or ""),
+        ]
+        for b in view.batches
+    ]
+    lines.append(
+        format_table(
+            ["BATCH", "STATUS", "VERIFIED", "ATTEMPTS", "COMMIT", "FAILURE"], rows
+        )
+    )
+    if view.awaiting is not None:
+        batch_id, attempt = view.awaiting
+        failure = view.batch(batch_id).failure
+        lines.append("")
+        if failure is not None:
+            lines.append(
+                f"batch {batch_id} attempt {attempt} failed at {failure.phase}.{failure.step}"
+                f" in {failure.component or '(unknown component)'}:"
+            )
+            lines.append(f"  {_clip(failure.error, 100)}")
+        decision = view.decision
+        if decision is not None and not decision.carried_out:
+            lines.append(
+                f"decided: {decision.decision} by {decision.operator}"
+                + (f" ({decision.reason})" if decision.reason else "")
+            )
+            lines.extend(f"  {c}" for c in commands if " resume " in c)
+        else:
+            lines.append("awaiting a decision:")
+            lines.extend(f"  {c}" for c in commands)
+    elif view.state == "aborted":
+        lines.append("")
+        lines.append(f"aborted: {view.abort_reason}")
+    return "\n".join(lines)

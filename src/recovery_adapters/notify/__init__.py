@@ -1,0 +1,5 @@
+"""Notifiers: how operators hear that a run halted."""
+
+from recovery_adapters.notify.console import ConsoleNotifier
+
+__all__ = ["ConsoleNotifier"]

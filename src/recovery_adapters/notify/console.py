@@ -1,0 +1,46 @@
+"""The console notifier: the failure and the exact commands to decide, on stderr."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from recovery_core.ports import Notification
+
+__all__ = ["ConsoleNotifier", "format_notification"]
+
+
+def format_notification(n: Notification) -> str:
+    """The notification as a block of text for a terminal."""
+    lines = [
+        "",
+        f"== run {n.run_id} halted: batch {n.batch_id} attempt {n.attempt} failed ==",
+        f"  plan:      {n.plan_id}",
+        f"  step:      {n.step}",
+        f"  component: {n.component or '(unknown)'}",
+        f"  error:     {n.error.splitlines()[0] if n.error else ''}",
+    ]
+    if n.output_tail:
+        lines.append("  output (last lines):")
+        lines.extend(f"    | {line}" for line in n.output_tail.splitlines()[-12:])
+    lines.append(f"  strategy {n.strategy}: {n.analysis}")
+    lines.append("  decide with one of:")
+    lines.extend(f"    {c}" for c in n.commands if " decide " in c)
+    lines.append("  then carry the decision out with:")
+    lines.extend(f"    {c}" for c in n.commands if " resume " in c)
+    return "\n".join(lines) + "\n"
+
+
+class ConsoleNotifier:
+    """Writes the notification to a stream (standard error by default)."""
+
+    channel = "console"
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+
+    def notify(self, notification: Notification) -> None:
+        """Prints the failure and the decide commands."""
+        stream = self._stream or sys.stderr
+        stream.write(format_notification(notification))
+        stream.flush()

@@ -1,0 +1,266 @@
+"""RecoveryApp: the event-sourced application: commands and queries on runs.
+
+Every command loads the run, calls one of its methods (which checks the rules),
+and saves the new events in one transaction. When someone else saved first, the
+save fails on the run's version and becomes a :class:`ConflictError` (exit 5);
+nothing of ours was written.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+from uuid import UUID
+
+import attrs
+from eventsourcing.application import Application
+from eventsourcing.persistence import IntegrityError as RecordConflict
+from eventsourcing.utils import Environment
+
+from recovery_core.errors import ConflictError, IllegalTransition, UnknownRun
+from recovery_core.plan import ExecutionPlan
+from recovery_core.run import Run, RunView
+from recovery_core.store import StoreSpec, parse_store_url
+
+__all__ = ["RecoveryApp", "RunSummary"]
+
+T = TypeVar("T")
+
+#: The shortest run id prefix accepted, as git accepts abbreviated hashes.
+MIN_PREFIX = 6
+
+
+@attrs.frozen
+class RunSummary:
+    """One run in the store, as listed."""
+
+    run_id: str
+    plan_id: str
+    plan_digest: str
+    workspace: str
+    started_at: str
+    position: int
+
+
+class RecoveryApp(Application[UUID]):
+    """The application: opens a store and records runs in it."""
+
+    name = "Recovery"
+
+    def __init__(self, store: StoreSpec) -> None:
+        self.store = store
+        if store.path is not None:
+            store.path.parent.mkdir(parents=True, exist_ok=True)
+        super().__init__(env=store.settings)
+
+    def construct_env(self, name: str, env: Any = None) -> Environment:
+        # The store URL is the one source of settings: variables such as
+        # PERSISTENCE_MODULE in the process environment must not redirect it.
+        return Environment(name, dict(env or {}))
+
+    @classmethod
+    def open(cls, url: str, *, create: bool = True) -> RecoveryApp:
+        """Opens the store at ``url`` (see :mod:`recovery_core.store`).
+
+        With ``create`` false, a SQLite store that does not exist yet is refused
+        with :class:`UnknownRun` instead of being made.
+        """
+        spec = parse_store_url(url)
+        if not create and spec.path is not None and not spec.path.is_file():
+            raise UnknownRun(f"no store at {spec.path}: no run has been recorded there")
+        return cls(spec)
+
+    # -- commands -----------------------------------------------------------
+
+    def start_run(
+        self,
+        plan: ExecutionPlan,
+        *,
+        workspace: str | os.PathLike[str],
+        runner_id: str | None = None,
+    ) -> UUID:
+        """Records a new run of ``plan`` in ``workspace``; returns its id."""
+        source = Path(plan.source)
+        run = Run.start(
+            plan=plan.raw,
+            plan_path=str(source.resolve()) if source.is_file() else None,
+            plan_id=plan.plan_id,
+            plan_digest=plan.digest,
+            workspace=str(Path(workspace).resolve()),
+            store=self.store.display,
+            host=socket.gethostname(),
+            runner_id=runner_id or new_runner_id(),
+        )
+        self.save(run)
+        return run.id
+
+    def get_run(self, run_id: UUID) -> Run:
+        """The run, rebuilt from its events."""
+        try:
+            run: Run = self.repository.get(run_id)
+        except Exception as exc:
+            if type(exc).__name__ == "AggregateNotFoundError":
+                raise UnknownRun(f"no run {run_id} in {self.store.display}") from None
+            raise
+        return run
+
+    def update(self, run_id: UUID, command: Callable[[Run], T]) -> T:
+        """Runs ``command`` on the current run and saves what it triggered.
+
+        A rule it breaks raises before anything is saved; a save that lost the
+        race with another writer raises :class:`ConflictError`.
+        """
+        run = self.get_run(run_id)
+        result = command(run)
+        if run.pending_events:
+            try:
+                self.save(run)
+            except RecordConflict:
+                raise ConflictError(
+                    f"run {run_id} changed while this command ran (another runner or "
+                    "operator wrote first); nothing of this command was recorded"
+                ) from None
+        return result
+
+    def decide(
+        self,
+        run_id: UUID,
+        batch_id: str,
+        decision: str,
+        *,
+        operator: str,
+        reason: str = "",
+        attempt: int | None = None,
+    ) -> RunView:
+        """Records an operator's decision; returns the run's state after it."""
+
+        def command(run: Run) -> RunView:
+            run.decide(
+                batch_id, decision, operator=operator, reason=reason, attempt=attempt
+            )
+            return run.view()
+
+        return self.update(run_id, command)
+
+    # -- queries ------------------------------------------------------------
+
+    def view(self, run_id: UUID) -> RunView:
+        """The run's state as plain values."""
+        return self.get_run(run_id).view()
+
+    def history(self, run_id: UUID) -> list[Run.Event]:
+        """The run's events, in order."""
+        return list(self.events_of(run_id))
+
+    def events_of(self, run_id: UUID) -> Iterator[Run.Event]:
+        """The run's events, in order, read lazily."""
+        yield from self.repository.event_store.get(run_id)  # type: ignore[misc]
+
+    def notifications(
+        self, topics: Sequence[str] = (), page: int = 500
+    ) -> Iterator[Run.Event]:
+        """Every event of the given topics (all when empty), in the store's order."""
+        start: int | None = None
+        while True:
+            batch = self.recorder.select_notifications(
+                start=start, limit=page, topics=topics, inclusive_of_start=start is None
+            )
+            for notification in batch:
+                yield self.mapper.to_domain_event(notification)  # type: ignore[misc]
+            if len(batch) < page:
+                return
+            start = batch[-1].id
+
+    def runs(self) -> list[RunSummary]:
+        """Every run in the store, oldest first."""
+        start: int | None = None
+        found: list[RunSummary] = []
+        while True:
+            batch = self.recorder.select_notifications(
+                start=start,
+                limit=500,
+                topics=[Run.Started.TOPIC],
+                inclusive_of_start=start is None,
+            )
+            for notification in batch:
+                event: Run.Started = self.mapper.to_domain_event(notification)  # type: ignore[assignment]
+                found.append(
+                    RunSummary(
+                        run_id=str(event.originator_id),
+                        plan_id=event.plan_id,
+                        plan_digest=event.plan_digest,
+                        workspace=event.workspace,
+                        started_at=event.timestamp.isoformat(),
+                        position=notification.id,
+                    )
+                )
+            if len(batch) < 500:
+                return found
+            start = batch[-1].id
+
+    def resolve(self, ref: str) -> UUID:
+        """The run named by ``ref``: its id, a unique prefix of at least 6
+        characters, or ``latest`` (the run most recently started)."""
+        runs = self.runs()
+        if ref == "latest":
+            if not runs:
+                raise UnknownRun(f"no run in {self.store.display} yet")
+            return UUID(runs[-1].run_id)
+        wanted = ref.lower()
+        try:
+            exact = UUID(wanted)
+        except ValueError:
+            exact = None
+        if exact is not None:
+            if any(r.run_id == str(exact) for r in runs):
+                return exact
+            raise UnknownRun(f"no run {ref} in {self.store.display}")
+        if len(wanted) < MIN_PREFIX:
+            raise UnknownRun(
+                f"run {ref!r}: give the id, 'latest', or a prefix of at least "
+                f"{MIN_PREFIX} characters"
+            )
+        matches = [r for r in runs if r.run_id.startswith(wanted)]
+        if not matches:
+            raise UnknownRun(f"no run {ref!r} in {self.store.display}")
+        if len(matches) > 1:
+            raise UnknownRun(
+                f"run prefix {ref!r} is ambiguous: "
+                + ", ".join(m.run_id for m in matches[:5])
+            )
+        return UUID(matches[0].run_id)
+
+    def unfinished_run(
+        self, plan: ExecutionPlan, workspace: str | os.PathLike[str]
+    ) -> UUID | None:
+        """The most recent run of this plan (by plan id) in this workspace that has
+        neither completed nor aborted.
+
+        A run whose plan has since changed (other than its status keys) is refused:
+        its recorded plan is what it runs, and mixing the two would lie.
+        """
+        where = str(Path(workspace).resolve())
+        for summary in reversed(self.runs()):
+            if summary.plan_id != plan.plan_id or summary.workspace != where:
+                continue
+            run_id = UUID(summary.run_id)
+            state = self.view(run_id).state
+            if state in ("completed", "aborted"):
+                return None
+            if summary.plan_digest != plan.digest:
+                raise IllegalTransition(
+                    f"plan {plan.plan_id} changed since run {summary.run_id} started "
+                    f"(it is {state}); finish it with `recovery decide "
+                    f"{summary.run_id} <batch> abort` before running the new plan"
+                )
+            return run_id
+        return None
+
+
+def new_runner_id() -> str:
+    """A fresh id for one runner process."""
+    return uuid.uuid4().hex[:12]

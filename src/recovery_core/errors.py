@@ -1,0 +1,76 @@
+"""The exceptions of recovery-core: one root, and a subclass per kind of refusal.
+
+Each class carries the exit code that the command line gives for it, so that
+every front end (the CLI, a host application) maps failures the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+__all__ = [
+    "ConflictError",
+    "IllegalTransition",
+    "IntegrityError",
+    "PlanError",
+    "RecoveryError",
+    "StoreURLError",
+    "UnknownBatch",
+    "UnknownRun",
+]
+
+
+class RecoveryError(Exception):
+    """The root of every error that recovery-core raises on purpose."""
+
+    exit_code: ClassVar[int] = 1
+
+
+class PlanError(RecoveryError, ValueError):
+    """A plan file that cannot be used; ``problems`` lists each with its path."""
+
+    exit_code = 2
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        self.source = source
+        self.problems = tuple(problems)
+        lines = "\n".join(f"  {p}" for p in self.problems)
+        super().__init__(f"invalid plan {source}:\n{lines}")
+
+
+class StoreURLError(RecoveryError, ValueError):
+    """A store URL that names no supported store, or names one badly."""
+
+    exit_code = 2
+
+
+class UnknownRun(RecoveryError, LookupError):
+    """No run in the store answers to the given id, prefix or name."""
+
+    exit_code = 2
+
+
+class UnknownBatch(RecoveryError, LookupError):
+    """The run's plan has no batch with the given id."""
+
+    exit_code = 2
+
+
+class IllegalTransition(RecoveryError):
+    """A command that does not fit the run's state; nothing was written."""
+
+    exit_code = 2
+
+
+class ConflictError(RecoveryError):
+    """Someone else came first: another runner holds the run, or another decision
+    was recorded between reading the run and saving ours."""
+
+    exit_code = 5
+
+
+class IntegrityError(RecoveryError):
+    """The stored history does not verify (hash chain or projections)."""
+
+    exit_code = 6

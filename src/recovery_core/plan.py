@@ -1,0 +1,512 @@
+"""The execution plan: batches of actions and validation steps, loaded and checked.
+
+A plan is JSON written by a bootstrap tool. :func:`load_plan` turns it into frozen
+attrs values with cattrs and refuses a bad plan with one :class:`PlanError` that
+lists every problem with its path. The raw JSON is kept, so that writing the
+status back (:func:`write_plan_status`) leaves every other key as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shlex
+import tempfile
+from collections.abc import Collection, Iterator, Mapping
+from pathlib import Path, PurePosixPath
+from typing import Any, Final, Literal, NewType, get_args
+
+import attrs
+import cattrs
+from cattrs.errors import (
+    ClassValidationError,
+    IterableValidationError,
+    IterableValidationNote,
+)
+
+from recovery_core.errors import PlanError
+
+__all__ = [
+    "BUILTIN_STEP_KINDS",
+    "Action",
+    "Batch",
+    "BatchStatus",
+    "CommitStrategy",
+    "ExecutionPlan",
+    "Step",
+    "load_plan",
+    "parse_plan",
+    "plan_digest",
+    "write_plan_status",
+]
+
+#: The step kinds that the design names. Plugins may add more.
+BUILTIN_STEP_KINDS: Final = frozenset({"command", "smoke", "surface", "syntax"})
+
+CommitStrategy = Literal["commit", "none"]
+BatchStatus = Literal["pending", "running", "verified", "failed", "skipped"]
+
+#: The keys of a batch that the library writes back; everything else is the user's.
+STATUS_KEYS: Final = ("status", "verified", "failure_reason")
+
+Identifier = NewType("Identifier", str)
+ModuleName = NewType("ModuleName", str)
+RelativePath = NewType("RelativePath", str)
+StepKind = NewType("StepKind", str)
+Argv = NewType("Argv", tuple[str, ...])
+
+_IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+@attrs.frozen
+class Action:
+    """A command that makes a batch's change (phase ``build``)."""
+
+    name: Identifier
+    run: Argv
+    timeout_s: float | None = None
+
+
+@attrs.frozen
+class Step:
+    """A validation step; which options matter depends on its ``kind``."""
+
+    name: Identifier
+    kind: StepKind
+    run: Argv | None = None
+    timeout_s: float | None = None
+    modules: tuple[ModuleName, ...] = ()
+    imports: tuple[ModuleName, ...] = ()
+
+
+@attrs.frozen
+class Batch:
+    """One unit of change: actions that make it, steps that validate it."""
+
+    batch_id: Identifier
+    description: str = ""
+    component: RelativePath | None = None
+    actions: tuple[Action, ...] = ()
+    validation: tuple[Step, ...] = ()
+    commit_strategy: CommitStrategy = "none"
+    expected_surface_changes: tuple[str, ...] = ()
+    status: BatchStatus = "pending"
+    verified: bool = False
+    failure_reason: str | None = None
+
+
+@attrs.frozen
+class ExecutionPlan:
+    """A loaded, checked plan. ``raw`` is the JSON as read; ``digest`` covers all of
+    it but the status keys the library writes back."""
+
+    plan_id: Identifier
+    batches: tuple[Batch, ...]
+    raw: Mapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+    source: str = attrs.field(default="<memory>", eq=False)
+    digest: str = attrs.field(default="", eq=False)
+
+    def batch(self, batch_id: str) -> Batch:
+        """The batch with this id; :class:`KeyError` when there is none."""
+        for batch in self.batches:
+            if batch.batch_id == batch_id:
+                return batch
+        raise KeyError(batch_id)
+
+    @property
+    def batch_ids(self) -> tuple[str, ...]:
+        """The batch ids in plan order."""
+        return tuple(b.batch_id for b in self.batches)
+
+
+class _Problem(ValueError):
+    """A value that has the right type but not an acceptable content."""
+
+
+def _type_name(value: object) -> str:
+    return {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
+
+
+def _expect(value: object, kind: type | tuple[type, ...], wanted: str) -> None:
+    if isinstance(value, bool) and bool not in (
+        kind if isinstance(kind, tuple) else (kind,)
+    ):
+        raise _Problem(f"expected {wanted}, got {_type_name(value)}")
+    if not isinstance(value, kind):
+        raise _Problem(f"expected {wanted}, got {_type_name(value)}")
+
+
+def _str(value: object, _: type) -> str:
+    _expect(value, str, "a string")
+    assert isinstance(value, str)
+    return value
+
+
+def _bool(value: object, _: type) -> bool:
+    _expect(value, bool, "true or false")
+    assert isinstance(value, bool)
+    return value
+
+
+def _float(value: object, _: type) -> float:
+    _expect(value, (int, float), "a number")
+    assert isinstance(value, int | float)
+    if not value > 0 or value != value or value == float("inf"):
+        raise _Problem(f"expected a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def _identifier(value: object, _: type) -> Identifier:
+    text = _str(value, str)
+    if not _IDENTIFIER.fullmatch(text) or ".." in text or text.endswith((".", ".lock")):
+        raise _Problem(
+            f"{text!r} is not a valid id (letters, digits, '.', '_', '-'; "
+            "starting with a letter or digit; at most 128 characters)"
+        )
+    return Identifier(text)
+
+
+def _module(value: object, _: type) -> ModuleName:
+    text = _str(value, str)
+    if not _MODULE.fullmatch(text):
+        raise _Problem(
+            f"{text!r} is not a module name inside the workspace (dotted Python "
+            "identifiers, such as 'app.agents')"
+        )
+    return ModuleName(text)
+
+
+def _relative_path(value: object, _: type) -> RelativePath:
+    text = _str(value, str)
+    posix = PurePosixPath(text.replace("\\", "/"))
+    if (
+        not text
+        or "\x00" in text
+        or posix.is_absolute()
+        or re.match(r"[A-Za-z]:", text)
+        or ".." in posix.parts
+    ):
+        raise _Problem(f"{text!r} is outside the workspace (use a relative path)")
+    return RelativePath(text)
+
+
+def _argv(value: object, _: type) -> Argv:
+    if isinstance(value, str):
+        try:
+            argv = shlex.split(value)
+        except ValueError as exc:
+            raise _Problem(f"cannot split command {value!r}: {exc}") from None
+    elif isinstance(value, list):
+        bad = [i for i, a in enumerate(value) if not isinstance(a, str)]
+        if bad:
+            raise _Problem(
+                f"expected an array of strings, item {bad[0]} is "
+                f"{_type_name(value[bad[0]])}"
+            )
+        argv = list(value)
+    else:
+        raise _Problem(f"expected an array of strings, got {_type_name(value)}")
+    if not argv or not argv[0]:
+        raise _Problem("the command is empty")
+    return Argv(tuple(argv))
+
+
+def _literal(cl: Any) -> Any:
+    allowed = get_args(cl)
+
+    def structure(value: object, _: type) -> object:
+        _str(value, str)
+        if value not in allowed:
+            choices = ", ".join(repr(a) for a in allowed)
+            raise _Problem(f"must be one of {choices}, not {value!r}")
+        return value
+
+    return structure
+
+
+def _make_converter(step_kinds: frozenset[str]) -> cattrs.Converter:
+    converter = cattrs.Converter(detailed_validation=True, forbid_extra_keys=False)
+    converter.register_structure_hook(str, _str)
+    converter.register_structure_hook(bool, _bool)
+    converter.register_structure_hook(float, _float)
+    converter.register_structure_hook(Identifier, _identifier)
+    converter.register_structure_hook(ModuleName, _module)
+    converter.register_structure_hook(RelativePath, _relative_path)
+    converter.register_structure_hook(Argv, _argv)
+
+    def kind(value: object, _: type) -> StepKind:
+        text = _str(value, str)
+        if text not in step_kinds:
+            known = ", ".join(sorted(step_kinds))
+            raise _Problem(f"unknown step kind {text!r} (known: {known})")
+        return StepKind(text)
+
+    converter.register_structure_hook(StepKind, kind)
+    for literal in (CommitStrategy, BatchStatus):
+
+        def is_literal(cl: Any, literal: Any = literal) -> bool:
+            return bool(cl == literal)
+
+        converter.register_structure_hook_func(is_literal, _literal(literal))
+
+    def sequence(value: object, cl: Any) -> tuple[Any, ...]:
+        if not isinstance(value, list):
+            raise _Problem(f"expected an array, got {_type_name(value)}")
+        (item_type, _ellipsis) = get_args(cl)
+        items: list[Any] = []
+        errors: list[Exception] = []
+        for index, item in enumerate(value):
+            try:
+                items.append(converter.structure(item, item_type))
+            except Exception as exc:
+                note = IterableValidationNote(f"index {index}", index, item_type)
+                exc.__notes__ = [*getattr(exc, "__notes__", []), note]
+                errors.append(exc)
+        if errors:
+            raise IterableValidationError("invalid items", errors, cl)
+        return tuple(items)
+
+    def is_object(cl: Any) -> bool:
+        return attrs.has(cl)
+
+    def structure_object(cl: Any) -> Any:
+        inner = converter.gen_structure_attrs_fromdict(cl)
+
+        def structure(value: object, _: type) -> Any:
+            if not isinstance(value, dict):
+                raise _Problem(f"expected an object, got {_type_name(value)}")
+            return inner(value, cl)
+
+        return structure
+
+    converter.register_structure_hook_func(
+        lambda cl: (
+            getattr(cl, "__origin__", None) is tuple
+            and len(get_args(cl)) == 2
+            and get_args(cl)[1] is Ellipsis
+            and cl != Argv
+        ),
+        sequence,
+    )
+    converter.register_structure_hook_factory(is_object, structure_object)
+    return converter
+
+
+_CONVERTERS: dict[frozenset[str], cattrs.Converter] = {}
+
+
+def _converter(step_kinds: frozenset[str]) -> cattrs.Converter:
+    try:
+        return _CONVERTERS[step_kinds]
+    except KeyError:
+        converter = _CONVERTERS[step_kinds] = _make_converter(step_kinds)
+        return converter
+
+
+def _describe(exc: BaseException, cl: type | None) -> str:
+    if isinstance(exc, _Problem):
+        return str(exc)
+    if isinstance(exc, KeyError):
+        return "required field missing"
+    return cattrs.v.format_exception(exc, cl)
+
+
+def _structure_errors(exc: BaseException) -> list[str]:
+    problems = []
+    for message in cattrs.transform_error(exc, path="$", format_exception=_describe):
+        text, _, path = message.rpartition(" @ ")
+        path = path.removeprefix("$").removeprefix(".") or "(plan)"
+        problems.append(f"{path}: {text}")
+    return problems
+
+
+def _dicts(value: object) -> Iterator[tuple[int, dict[str, Any]]]:
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            if isinstance(item, dict):
+                yield index, item
+
+
+_STEP_NEEDS: Final = {
+    "command": (("run",), "a 'command' step needs 'run'"),
+    "surface": (("modules",), "a 'surface' step needs 'modules'"),
+    "smoke": (("imports", "run"), "a 'smoke' step needs 'imports' or 'run'"),
+}
+
+
+def _cross_checks(raw: Mapping[str, Any]) -> list[str]:
+    """Checks that span several values, made on the raw JSON so that they are made
+    even where another part of the plan failed to structure."""
+    problems: list[str] = []
+    batches = raw.get("batches")
+    if isinstance(batches, list) and not batches:
+        problems.append("batches: a plan needs at least one batch")
+    first_seen: dict[str, int] = {}
+    for index, batch in _dicts(batches):
+        batch_id = batch.get("batch_id")
+        if isinstance(batch_id, str):
+            if batch_id in first_seen:
+                problems.append(
+                    f"batches[{index}].batch_id: duplicate batch id {batch_id!r} "
+                    f"(first at batches[{first_seen[batch_id]}])"
+                )
+            else:
+                first_seen[batch_id] = index
+        names: dict[str, str] = {}
+        for group in ("actions", "validation"):
+            for position, step in _dicts(batch.get(group)):
+                where = f"batches[{index}].{group}[{position}]"
+                name = step.get("name")
+                if isinstance(name, str):
+                    if name in names:
+                        problems.append(
+                            f"{where}.name: duplicate step name {name!r} in this "
+                            f"batch (first at {names[name]})"
+                        )
+                    else:
+                        names[name] = where
+                needs = _STEP_NEEDS.get(step.get("kind", "")) if group else None
+                if group == "validation" and needs:
+                    keys, message = needs
+                    if not any(key in step for key in keys):
+                        problems.append(f"{where}: {message}")
+        if not batch.get("actions") and not batch.get("validation"):
+            problems.append(
+                f"batches[{index}]: a batch needs 'actions' or 'validation' (or both)"
+            )
+    return problems
+
+
+def plan_digest(raw: Mapping[str, Any]) -> str:
+    """The SHA-256 of the plan's canonical JSON, without the keys the library writes
+    back: the same plan has the same digest however far it has run."""
+    stripped = dict(raw)
+    batches = raw.get("batches")
+    if isinstance(batches, list):
+        stripped["batches"] = [
+            {k: v for k, v in b.items() if k not in STATUS_KEYS}
+            if isinstance(b, dict)
+            else b
+            for b in batches
+        ]
+    canonical = json.dumps(
+        stripped, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def parse_plan(
+    raw: object,
+    *,
+    source: str = "<memory>",
+    step_kinds: Collection[str] = BUILTIN_STEP_KINDS,
+) -> ExecutionPlan:
+    """Checks already-decoded plan JSON and returns the plan, or raises one
+    :class:`PlanError` listing every problem found, each with its path."""
+    if not isinstance(raw, dict):
+        raise PlanError(source, [f"(plan): expected an object, got {_type_name(raw)}"])
+    problems: list[str] = []
+    plan: ExecutionPlan | None = None
+    try:
+        plan = _converter(frozenset(step_kinds)).structure(raw, ExecutionPlan)
+    except (ClassValidationError, IterableValidationError, _Problem) as exc:
+        problems.extend(_structure_errors(exc))
+    for problem in _cross_checks(raw):
+        if problem not in problems:
+            problems.append(problem)
+    if problems or plan is None:
+        raise PlanError(source, problems)
+    return attrs.evolve(plan, raw=raw, source=source, digest=plan_digest(raw))
+
+
+def load_plan(
+    path: str | os.PathLike[str],
+    *,
+    step_kinds: Collection[str] = BUILTIN_STEP_KINDS,
+) -> ExecutionPlan:
+    """Reads and checks the plan file at ``path``.
+
+    Raises :class:`PlanError` (exit code 2) for a missing or unreadable file,
+    text that is not JSON, or a plan with problems; nothing is written either way.
+    """
+    source = os.fspath(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PlanError(source, ["(file): no such file"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlanError(source, [f"(file): cannot read it: {exc}"]) from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PlanError(
+            source,
+            [
+                f"(file): not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            ],
+        ) from None
+    return parse_plan(raw, source=source, step_kinds=step_kinds)
+
+
+@attrs.frozen
+class BatchStatusFields:
+    """What the library writes into a batch of the plan file."""
+
+    status: BatchStatus
+    verified: bool
+    failure_reason: str | None
+
+
+def write_plan_status(
+    path: str | os.PathLike[str], fields: Mapping[str, BatchStatusFields]
+) -> bool:
+    """Writes each batch's status keys into the plan file, atomically, leaving every
+    other key and batch as it is in the file now. Returns whether it changed.
+
+    The file is read again here, not taken from memory, so that edits the user
+    made to other keys since the run started are kept.
+    """
+    target = Path(path)
+    text = target.read_text(encoding="utf-8")
+    raw = json.loads(text)
+    for batch in raw.get("batches", []) if isinstance(raw, dict) else []:
+        if isinstance(batch, dict) and batch.get("batch_id") in fields:
+            new = fields[batch["batch_id"]]
+            batch["status"] = new.status
+            batch["verified"] = new.verified
+            batch["failure_reason"] = new.failure_reason
+    updated = json.dumps(raw, indent=2, ensure_ascii=False) + "\n"
+    if updated == text:
+        return False
+    atomic_write(target, updated)
+    return True
+
+
+def atomic_write(target: Path, text: str) -> None:
+    """Replaces ``target`` with ``text`` through a temporary file and a rename, so
+    that a reader sees the old content or the new, never a part."""
+    mode = target.stat().st_mode & 0o7777 if target.exists() else 0o644
+    fd, temp = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+    )
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        Path(temp).chmod(mode)
+        Path(temp).replace(target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,214 @@
+"""The ports: what the core asks of the outside world, as Protocols.
+
+Adapters in ``recovery_adapters`` implement them (git, subprocesses, consoles,
+webhooks); an integrator may implement any of them with a plain class, no base
+class needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import attrs
+
+from recovery_core.plan import Batch, Step
+from recovery_core.run import FailureView
+
+__all__ = [
+    "FailureContext",
+    "Notification",
+    "Notifier",
+    "Progress",
+    "RecoveryOutcome",
+    "RecoveryStrategy",
+    "StepContext",
+    "StepOutcome",
+    "StepRunner",
+    "Workspace",
+]
+
+
+@attrs.frozen
+class StepContext:
+    """What a step runner knows of the attempt it validates."""
+
+    root: Path
+    run_id: str
+    batch: Batch
+    attempt: int
+    baseline: str | None
+    changed_files: tuple[str, ...]
+    phase: str
+
+
+@attrs.frozen
+class StepOutcome:
+    """The result of one step or action.
+
+    ``component`` names where a failure lies (a file, a module, ``file:line``);
+    ``output_tail`` keeps the end of the step's output.
+    """
+
+    passed: bool
+    duration_s: float
+    error: str = ""
+    component: str = ""
+    traceback: str = ""
+    output_tail: str = ""
+    exit_code: int | None = None
+    timed_out: bool = False
+
+
+class StepRunner(Protocol):
+    """Runs one step (or action) of a batch's attempt in the workspace."""
+
+    def __call__(self, step: Step, context: StepContext) -> StepOutcome:
+        """Runs ``step`` and reports how it went; never raises for a failing step."""
+        ...
+
+
+@runtime_checkable
+class Workspace(Protocol):
+    """The working tree a plan changes."""
+
+    @property
+    def root(self) -> Path:
+        """The workspace's top folder."""
+        ...
+
+    def prepare(self) -> None:
+        """Checks that a run may start here and sets up what it needs (such as
+        keeping ``.recovery/`` out of version control); raises a RecoveryError
+        subclass with a clear message when it may not."""
+        ...
+
+    def snapshot(self, *, run_id: str, batch_id: str, attempt: int) -> str | None:
+        """Records the tree before an attempt; returns an id for it, or None when
+        the workspace cannot snapshot."""
+        ...
+
+    def changed_files(self, baseline: str | None) -> tuple[str, ...]:
+        """The paths (relative, posix) that differ from the snapshot ``baseline``."""
+        ...
+
+    def commit(
+        self,
+        *,
+        baseline: str | None,
+        files: Sequence[str],
+        message: str,
+        trailers: Mapping[str, str],
+    ) -> str:
+        """Makes one commit of exactly ``files`` as they are now; returns its id."""
+        ...
+
+
+@attrs.frozen
+class FailureContext:
+    """What a recovery strategy is told about a failure."""
+
+    run_id: str
+    plan_id: str
+    batch: Batch
+    attempt: int
+    failure: FailureView
+    root: Path
+    baseline: str | None
+
+
+@attrs.frozen
+class RecoveryOutcome:
+    """A strategy's answer to a failure. ``proposal`` says whether it proposes a
+    fix that a ``recover`` decision would apply."""
+
+    analysis: str
+    proposal: bool = False
+    patch_digest: str | None = None
+    prevalidation: str | None = None
+    details: Mapping[str, Any] = attrs.field(factory=dict)
+
+    def as_event_data(self) -> dict[str, Any]:
+        """The outcome as recorded in ``RecoveryAttempted``."""
+        return {
+            "analysis": self.analysis,
+            "proposal": self.proposal,
+            "patch_digest": self.patch_digest,
+            "prevalidation": self.prevalidation,
+            "details": dict(self.details),
+        }
+
+
+@runtime_checkable
+class RecoveryStrategy(Protocol):
+    """Answers failures; registered by name (see :mod:`recovery_core.strategies`)."""
+
+    @property
+    def name(self) -> str:
+        """The name the strategy is registered and recorded under."""
+        ...
+
+    def on_failure(self, context: FailureContext) -> RecoveryOutcome:
+        """Responds to a failure right after it is recorded."""
+        ...
+
+
+@attrs.frozen
+class Notification:
+    """What an operator is told when a run halts."""
+
+    run_id: str
+    plan_id: str
+    batch_id: str
+    attempt: int
+    step: str
+    component: str
+    error: str
+    failure_reason: str
+    output_tail: str
+    decisions: tuple[str, ...]
+    commands: tuple[str, ...]
+    strategy: str
+    analysis: str
+    workspace: str
+
+    def as_json(self) -> dict[str, Any]:
+        """The notification as a JSON object (for inbox, command and webhook)."""
+        return attrs.asdict(self, retain_collection_types=False)
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    """Delivers a notification on one channel; raises when delivery fails."""
+
+    @property
+    def channel(self) -> str:
+        """The channel's name, as recorded in ``OperatorNotified``."""
+        ...
+
+    def notify(self, notification: Notification) -> None:
+        """Delivers ``notification``; an exception means it was not delivered."""
+        ...
+
+
+class Progress(Protocol):
+    """Told what a runner is doing, for people watching a long run."""
+
+    def batch_started(
+        self, batch_id: str, attempt: int, index: int, total: int, description: str
+    ) -> None:
+        """An attempt at batch number ``index`` (from 1) of ``total`` began."""
+        ...
+
+    def step_finished(
+        self, batch_id: str, phase: str, name: str, outcome: StepOutcome
+    ) -> None:
+        """A step or action finished, passed or not."""
+        ...
+
+    def batch_finished(
+        self, batch_id: str, attempt: int, status: str, duration_s: float
+    ) -> None:
+        """The attempt ended: ``verified`` or ``failed``."""
+        ...
