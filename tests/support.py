@@ -1,0 +1,112 @@
+"""Helpers for tests: git, plans and the real command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "Test User",
+    "GIT_AUTHOR_EMAIL": "test@example.com",
+    "GIT_COMMITTER_NAME": "Test User",
+    "GIT_COMMITTER_EMAIL": "test@example.com",
+}
+
+APP_CALC = """\
+def add(a: int, b: int) -> int:
+    return a + b
+"""
+
+TEST_CALC = """\
+import unittest
+
+from app import calc
+
+
+class CalcTest(unittest.TestCase):
+    def test_add(self) -> None:
+        self.assertEqual(calc.add(2, 3), 5)
+"""
+
+
+def git(cwd: Path, *args: str) -> str:
+    """Runs git in ``cwd`` and returns its stdout; fails the test on error."""
+    done = subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, f"git {' '.join(args)} failed: {done.stderr}"
+    return done.stdout
+
+
+def make_repo(root: Path) -> Path:
+    """A git repository at ``root`` with a tiny app and its unittest tests."""
+    (root / "app").mkdir(parents=True)
+    (root / "tests").mkdir()
+    (root / "app" / "__init__.py").write_text("")
+    (root / "app" / "calc.py").write_text(APP_CALC)
+    (root / "tests" / "__init__.py").write_text("")
+    (root / "tests" / "test_calc.py").write_text(TEST_CALC)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "initial")
+    return root
+
+
+def python_step(name: str, code: str, **extra: Any) -> dict[str, Any]:
+    """A command step that runs ``code`` with this interpreter."""
+    return {"name": name, "kind": "command", "run": [sys.executable, "-c", code], **extra}
+
+
+def unit_tests_step() -> dict[str, Any]:
+    """A command step running the workspace's unittest tests."""
+    return {
+        "name": "unit_tests",
+        "kind": "command",
+        "run": [sys.executable, "-m", "unittest", "discover", "-s", "tests", "-t", "."],
+        "timeout_s": 120,
+    }
+
+
+def write_file_action(name: str, path: str, content: str) -> dict[str, Any]:
+    """An action that writes ``content`` to ``path`` in the workspace."""
+    code = (
+        "import pathlib,sys; p=pathlib.Path(sys.argv[1]); "
+        "p.parent.mkdir(parents=True, exist_ok=True); p.write_text(sys.argv[2])"
+    )
+    return {"name": name, "run": [sys.executable, "-c", code, path, content]}
+
+
+def write_plan(path: Path, plan: Mapping[str, Any]) -> Path:
+    """Writes ``plan`` as JSON to ``path``."""
+    path.write_text(json.dumps(plan, indent=2) + "\n")
+    return path
+
+
+def run_cli(
+    *args: str | os.PathLike[str],
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess[str]:
+    """Runs the real ``recovery`` command (``python -m recovery_adapters.cli``)."""
+    return subprocess.run(
+        [sys.executable, "-m", "recovery_adapters.cli", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+        check=False,
+    )
+
+
+def cli_json(*args: str | os.PathLike[str], cwd: Path) -> Any:
+    """Runs a command with ``--json`` and decodes what it printed."""
+    done = run_cli(*args, "--json", cwd=cwd)
+    assert done.stdout, f"no output; exit {done.returncode}; stderr: {done.stderr}"
+    return json.loads(done.stdout)
