@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from support import GIT_IDENTITY, make_repo
 
 
@@ -40,7 +41,9 @@ def postgres_url() -> Iterator[str]:
     required = os.environ.get("RECOVERY_REQUIRE_POSTGRES") == "1"
     if not base:
         if required:
-            pytest.fail("RECOVERY_REQUIRE_POSTGRES=1 but RECOVERY_TEST_POSTGRES_URL is unset")
+            pytest.fail(
+                "RECOVERY_REQUIRE_POSTGRES=1 but RECOVERY_TEST_POSTGRES_URL is unset"
+            )
         pytest.skip("RECOVERY_TEST_POSTGRES_URL is not set")
     import psycopg
 

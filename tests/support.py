@@ -59,7 +59,12 @@ def make_repo(root: Path) -> Path:
 
 def python_step(name: str, code: str, **extra: Any) -> dict[str, Any]:
     """A command step that runs ``code`` with this interpreter."""
-    return {"name": name, "kind": "command", "run": [sys.executable, "-c", code], **extra}
+    return {
+        "name": name,
+        "kind": "command",
+        "run": [sys.executable, "-c", code],
+        **extra,
+    }
 
 
 def unit_tests_step() -> dict[str, Any]:
