@@ -376,15 +376,12 @@ def _cross_checks(raw: Mapping[str, Any]) -> list[str]:
                         )
                     else:
                         names[name] = where
-                needs = _STEP_NEEDS.get(step.get("kind", "")) if group else None
+                kind = step.get("kind")
+                needs = _STEP_NEEDS.get(kind) if isinstance(kind, str) else None
                 if group == "validation" and needs:
                     keys, message = needs
                     if not any(key in step for key in keys):
                         problems.append(f"{where}: {message}")
-        if not batch.get("actions") and not batch.get("validation"):
-            problems.append(
-                f"batches[{index}]: a batch needs 'actions' or 'validation' (or both)"
-            )
     return problems
 
 
