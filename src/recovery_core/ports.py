@@ -201,6 +201,10 @@ class Progress(Protocol):
         """An attempt at batch number ``index`` (from 1) of ``total`` began."""
         ...
 
+    def step_started(self, batch_id: str, phase: str, name: str) -> None:
+        """A step or action began."""
+        ...
+
     def step_finished(
         self, batch_id: str, phase: str, name: str, outcome: StepOutcome
     ) -> None:

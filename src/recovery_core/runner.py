@@ -415,6 +415,8 @@ class Runner:
             return ()
 
     def _run_step(self, step: Step, context: StepContext) -> StepOutcome:
+        if self.progress:
+            self.progress.step_started(context.batch.batch_id, context.phase, step.name)
         started = time.monotonic()
         try:
             return self.step_runners[step.kind](step, context)

@@ -43,7 +43,7 @@ from recovery_core.runner import (
     rebuild_failure_log,
 )
 from recovery_core.store import default_store_url, find_store_url, parse_store_url
-from recovery_core.strategies import get_strategy
+from recovery_core.strategies import available_strategies, get_strategy
 
 __all__ = ["build_parser", "main"]
 
@@ -300,6 +300,17 @@ def cmd_log(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_strategies(args: argparse.Namespace) -> int:
+    """``recovery strategies``: the registered strategies."""
+    found = available_strategies()
+    if args.json:
+        _print_json([{"name": n, "source": s} for n, s in found.items()])
+    else:
+        rows = [[name, source] for name, source in found.items()]
+        sys.stdout.write(format_table(["STRATEGY", "FROM"], rows) + "\n")
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """``recovery demo``: a narrated run through a failure and a decision."""
     from recovery_adapters.cli.demo import run_demo
@@ -399,6 +410,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     log.add_argument(
         "--all", action="store_true", help="every run in the run's workspace"
+    )
+
+    strategies = commands.add_parser(
+        "strategies",
+        help="the registered recovery strategies, built-in and from plugins",
+    )
+    strategies.set_defaults(func=cmd_strategies)
+    strategies.add_argument(
+        "--json", action="store_true", help="print JSON for programs"
     )
     return parser
 

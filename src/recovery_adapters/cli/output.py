@@ -30,6 +30,10 @@ class ProgressPrinter:
         about = f": {description}" if description else ""
         self._write(f"[batch {index}/{total}] {batch_id} attempt {attempt}{about}")
 
+    def step_started(self, batch_id: str, phase: str, name: str) -> None:
+        """Says which step is running, so a long one is not a silent one."""
+        self._write(f"  ...  {phase}.{name}")
+
     def step_finished(
         self, batch_id: str, phase: str, name: str, outcome: StepOutcome
     ) -> None:
