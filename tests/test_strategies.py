@@ -33,10 +33,9 @@ def plugin_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     site = tmp_path / "site"
     site.mkdir()
     monkeypatch.syspath_prepend(str(site))
-    saved = dict(registry._registered)
     yield site
-    registry._registered.clear()
-    registry._registered.update(saved)
+    for name in ("acme", "broken", "mine"):
+        registry.STRATEGIES.unregister(name)
 
 
 def install_plugin(

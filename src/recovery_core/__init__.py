@@ -3,7 +3,17 @@ quarantine and recover when a batch fails.
 
 This package is the domain and the application; it touches no git, no
 processes, no network and no terminal. The adapters live in
-:mod:`recovery_adapters`.
+:mod:`recovery_adapters`. A host application needs only the names below::
+
+    from recovery_core import RecoveryApp, load_plan
+    from recovery_adapters import GitWorkspace, ConsoleNotifier
+
+    app = RecoveryApp.open("sqlite:///.recovery/events.sqlite3")
+    runner = app.runner(load_plan("plan.json"), workspace=GitWorkspace("."),
+                        notifiers=[ConsoleNotifier()])
+    with runner.batch("15.14") as session:  # baseline taken; validation on exit
+        generate_code()                     # an exception here is a failure
+    outcome = runner.run()                  # the remaining batches
 """
 
 from recovery_core.application import RecoveryApp, RunSummary
@@ -17,12 +27,19 @@ from recovery_core.errors import (
     UnknownBatch,
     UnknownRun,
 )
+from recovery_core.hooks import (
+    BatchEnd,
+    BatchStart,
+    FailureReport,
+    Hooks,
+    StepResult,
+    StepStart,
+)
 from recovery_core.plan import Action, Batch, ExecutionPlan, Step, load_plan, parse_plan
 from recovery_core.ports import (
     FailureContext,
     Notification,
     Notifier,
-    Progress,
     RecoveryOutcome,
     RecoveryStrategy,
     StepContext,
@@ -30,21 +47,58 @@ from recovery_core.ports import (
     StepRunner,
     Workspace,
 )
-from recovery_core.run import BatchView, FailureView, Run, RunView, verify_chain
-from recovery_core.runner import Aborted, Completed, Halted, Outcome, Runner
-from recovery_core.strategies import NoopStrategy, get_strategy, register_strategy
+from recovery_core.projections import FailureLogEntry, FailureState
+from recovery_core.registry import PluginError
+from recovery_core.run import (
+    BatchView,
+    ClaimView,
+    Decision,
+    DecisionView,
+    FailureView,
+    RunState,
+    RunView,
+    verify_chain,
+)
+from recovery_core.runner import (
+    Aborted,
+    BatchOutcome,
+    BatchSession,
+    Completed,
+    Halted,
+    Outcome,
+    Runner,
+    Verified,
+)
+from recovery_core.steps import register_step_kind
+from recovery_core.strategies import (
+    NoopStrategy,
+    available_strategies,
+    get_strategy,
+    register_strategy,
+)
 
 __all__ = [
     "Aborted",
     "Action",
     "Batch",
+    "BatchEnd",
+    "BatchOutcome",
+    "BatchSession",
+    "BatchStart",
     "BatchView",
+    "ClaimView",
     "Completed",
     "ConflictError",
+    "Decision",
+    "DecisionView",
     "ExecutionPlan",
     "FailureContext",
+    "FailureLogEntry",
+    "FailureReport",
+    "FailureState",
     "FailureView",
     "Halted",
+    "Hooks",
     "IllegalTransition",
     "IntegrityError",
     "NoopStrategy",
@@ -52,26 +106,31 @@ __all__ = [
     "Notifier",
     "Outcome",
     "PlanError",
-    "Progress",
+    "PluginError",
     "RecoveryApp",
     "RecoveryError",
     "RecoveryOutcome",
     "RecoveryStrategy",
-    "Run",
+    "RunState",
     "RunSummary",
     "RunView",
     "Runner",
     "Step",
     "StepContext",
     "StepOutcome",
+    "StepResult",
     "StepRunner",
+    "StepStart",
     "StoreURLError",
     "UnknownBatch",
     "UnknownRun",
+    "Verified",
     "Workspace",
+    "available_strategies",
     "get_strategy",
     "load_plan",
     "parse_plan",
+    "register_step_kind",
     "register_strategy",
     "verify_chain",
 ]

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 import attrs
@@ -22,9 +23,27 @@ from eventsourcing.persistence import IntegrityError as RecordConflict
 from eventsourcing.utils import Environment
 
 from recovery_core.errors import ConflictError, IllegalTransition, UnknownRun
-from recovery_core.plan import ExecutionPlan
-from recovery_core.run import Run, RunView
-from recovery_core.store import StoreSpec, parse_store_url
+from recovery_core.hooks import Hooks
+from recovery_core.plan import ExecutionPlan, parse_plan
+from recovery_core.ports import Notifier, RecoveryStrategy, StepRunner, Workspace
+from recovery_core.projections import (
+    FAILURE_LOG_TOPICS,
+    FailureLogEntry,
+    default_failure_log,
+    failure_log_entries,
+    write_failure_log,
+)
+from recovery_core.run import DecisionView, Run, RunView
+from recovery_core.store import (
+    STORE_ENV,
+    StoreSpec,
+    default_store_url,
+    find_store_url,
+    parse_store_url,
+)
+
+if TYPE_CHECKING:
+    from recovery_core.runner import Runner
 
 __all__ = ["RecoveryApp", "RunSummary"]
 
@@ -73,6 +92,39 @@ class RecoveryApp(Application[UUID]):
         if not create and spec.path is not None and not spec.path.is_file():
             raise UnknownRun(f"no store at {spec.path}: no run has been recorded there")
         return cls(spec)
+
+    @classmethod
+    def for_workspace(
+        cls, workspace: str | os.PathLike[str], store: str | None = None
+    ) -> RecoveryApp:
+        """The store for runs in ``workspace`` (see :meth:`store_url`), made when
+        missing."""
+        return cls.open(cls.store_url(workspace, store))
+
+    @staticmethod
+    def store_url(workspace: str | os.PathLike[str], store: str | None = None) -> str:
+        """The URL of the store for runs in ``workspace``: ``store`` if given, else
+        ``RECOVERY_STORE``, else ``<workspace>/.recovery/events.sqlite3``. Checked,
+        not opened: a bad URL raises :class:`StoreURLError` with nothing made."""
+        url = store or os.environ.get(STORE_ENV) or default_store_url(workspace)
+        parse_store_url(url)
+        return url
+
+    @classmethod
+    def find(
+        cls, start: str | os.PathLike[str] = ".", store: str | None = None
+    ) -> RecoveryApp:
+        """The store that commands other than ``run`` use: ``store`` if given,
+        else ``RECOVERY_STORE``, else the nearest ``.recovery/events.sqlite3``
+        from ``start`` upward, as git finds ``.git``. Never makes a store."""
+        return cls.open(find_store_url(start, store), create=False)
+
+    def store_hint(self, workspace: str | os.PathLike[str]) -> str | None:
+        """The ``--store`` to print in commands for runs in ``workspace``: None when
+        this is the workspace's default store, which commands find by themselves."""
+        if self.store.url == default_store_url(workspace):
+            return None
+        return self.store.display
 
     # -- commands -----------------------------------------------------------
 
@@ -151,6 +203,12 @@ class RecoveryApp(Application[UUID]):
     def view(self, run_id: UUID) -> RunView:
         """The run's state as plain values."""
         return self.get_run(run_id).view()
+
+    def recorded_plan(self, run_id: UUID) -> ExecutionPlan:
+        """The plan as the run recorded it when it started; its ``source`` is the
+        path of the plan file it was loaded from, when that was a file."""
+        run = self.get_run(run_id)
+        return parse_plan(run.plan, source=run.plan_path or "<recorded plan>")
 
     def history(self, run_id: UUID) -> list[Run.Event]:
         """The run's events, in order."""
@@ -233,6 +291,99 @@ class RecoveryApp(Application[UUID]):
                 + ", ".join(m.run_id for m in matches[:5])
             )
         return UUID(matches[0].run_id)
+
+    def failure_log(
+        self,
+        *,
+        run_id: UUID | None = None,
+        workspace: str | os.PathLike[str] | None = None,
+    ) -> list[FailureLogEntry]:
+        """The failure log's entries from the events: of one run, of the runs in
+        one workspace, or of the whole store."""
+        where = None if workspace is None else str(Path(workspace).resolve())
+        entries = failure_log_entries(
+            self.notifications(FAILURE_LOG_TOPICS), workspace=where
+        )
+        if run_id is not None:
+            entries = [e for e in entries if e.run_id == str(run_id)]
+        return entries
+
+    def write_failure_log(
+        self,
+        workspace: str | os.PathLike[str],
+        path: str | os.PathLike[str] | None = None,
+    ) -> bool:
+        """Writes the failure log of ``workspace`` (by default
+        ``<workspace>/.recovery/logs/bootstrap_errors.log``) from the events, whole
+        and atomically; returns whether its bytes changed. The same events always
+        give the same bytes."""
+        target = Path(path) if path is not None else default_failure_log(workspace)
+        lines = [entry.to_line() for entry in self.failure_log(workspace=workspace)]
+        return write_failure_log(target, lines)
+
+    def wait_for_decision(
+        self, run_id: UUID, *, timeout_s: float | None = None, poll_s: float = 0.5
+    ) -> DecisionView | None:
+        """Waits until the failure awaiting a decision gets one (recorded from any
+        process that reaches the store); returns it, or None at the timeout.
+
+        Returns at once when a decision is already recorded and not yet carried
+        out; a run that ends meanwhile (an abort) returns its abort decision.
+        """
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            view = self.view(run_id)
+            decision = view.decision
+            if decision is not None and (
+                not decision.carried_out or view.state == "aborted"
+            ):
+                return decision
+            if view.state == "completed":
+                return None
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+            time.sleep(
+                poll_s
+                if deadline is None
+                else max(0.0, min(poll_s, deadline - time.monotonic()))
+            )
+
+    def runner(
+        self,
+        plan: ExecutionPlan,
+        *,
+        workspace: Workspace,
+        strategy: RecoveryStrategy | None = None,
+        notifiers: Sequence[Notifier] = (),
+        hooks: Hooks | Sequence[Hooks] = (),
+        step_runners: Mapping[str, StepRunner] | None = None,
+        plan_path: str | os.PathLike[str] | None = None,
+        run_id: UUID | None = None,
+    ) -> Runner:
+        """A runner for ``plan`` in ``workspace``.
+
+        The step runners default to every registered step kind (the built-in
+        ones come from :mod:`recovery_adapters` through entry points), the
+        strategy to ``noop``. The plan's status keys are written back to the file
+        it was loaded from, unless ``plan_path`` names another. With ``run_id``,
+        it drives that run; otherwise the unfinished run of this plan in this
+        workspace, or a new one.
+        """
+        from recovery_core.runner import Runner
+        from recovery_core.steps import step_runners as registered_steps
+        from recovery_core.strategies import NoopStrategy
+
+        return Runner(
+            self,
+            plan,
+            workspace=workspace,
+            step_runners=registered_steps() if step_runners is None else step_runners,
+            strategy=strategy if strategy is not None else NoopStrategy(),
+            notifiers=notifiers,
+            hooks=hooks,
+            plan_path=plan_path,
+            run_id=run_id,
+        )
 
     def unfinished_run(
         self, plan: ExecutionPlan, workspace: str | os.PathLike[str]

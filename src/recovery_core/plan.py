@@ -121,6 +121,25 @@ class ExecutionPlan:
         """The batch ids in plan order."""
         return tuple(b.batch_id for b in self.batches)
 
+    def require_runners(self, available: Collection[str] | None = None) -> None:
+        """Refuses (:class:`PlanError`, exit 2) a plan with a step that no runner
+        in ``available`` (by default, the registered step kinds) can run, naming
+        each such step. A runner checks this before it records anything."""
+        kinds = _registered_kinds() if available is None else frozenset(available)
+        names = ", ".join(sorted(kinds)) or "none"
+        problems = []
+        for i, batch in enumerate(self.batches):
+            if batch.actions and "command" not in kinds:
+                problems.append(f"batches[{i}].actions: no runner for commands")
+            for j, step in enumerate(batch.validation):
+                if step.kind not in kinds:
+                    problems.append(
+                        f"batches[{i}].validation[{j}].kind: step kind {step.kind!r} "
+                        f"has no runner in this installation (available: {names})"
+                    )
+        if problems:
+            raise PlanError(self.source, problems)
+
 
 class _Problem(ValueError):
     """A value that has the right type but not an acceptable content."""
@@ -403,14 +422,27 @@ def plan_digest(raw: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _registered_kinds() -> frozenset[str]:
+    # Imported here: the registry's module needs this one's types.
+    from recovery_core.steps import STEP_KINDS
+
+    return frozenset(STEP_KINDS.names())
+
+
 def parse_plan(
     raw: object,
     *,
     source: str = "<memory>",
-    step_kinds: Collection[str] = BUILTIN_STEP_KINDS,
+    step_kinds: Collection[str] | None = None,
 ) -> ExecutionPlan:
     """Checks already-decoded plan JSON and returns the plan, or raises one
-    :class:`PlanError` listing every problem found, each with its path."""
+    :class:`PlanError` listing every problem found, each with its path.
+
+    ``step_kinds`` are the kinds a step may have; by default, the design's kinds
+    and every registered one (see :mod:`recovery_core.steps`). Whether this
+    installation can run them is :meth:`ExecutionPlan.require_runners`."""
+    if step_kinds is None:
+        step_kinds = BUILTIN_STEP_KINDS | _registered_kinds()
     if not isinstance(raw, dict):
         raise PlanError(source, [f"(plan): expected an object, got {_type_name(raw)}"])
     problems: list[str] = []
@@ -430,7 +462,7 @@ def parse_plan(
 def load_plan(
     path: str | os.PathLike[str],
     *,
-    step_kinds: Collection[str] = BUILTIN_STEP_KINDS,
+    step_kinds: Collection[str] | None = None,
 ) -> ExecutionPlan:
     """Reads and checks the plan file at ``path``.
 

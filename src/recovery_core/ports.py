@@ -20,7 +20,6 @@ __all__ = [
     "FailureContext",
     "Notification",
     "Notifier",
-    "Progress",
     "RecoveryOutcome",
     "RecoveryStrategy",
     "StepContext",
@@ -76,6 +75,11 @@ class Workspace(Protocol):
     @property
     def root(self) -> Path:
         """The workspace's top folder."""
+        ...
+
+    def ignore(self, path: Path) -> None:
+        """Never counts changes to ``path`` as a batch's change (the library's own
+        writes, such as the plan file's status keys)."""
         ...
 
     def prepare(self) -> None:
@@ -175,7 +179,7 @@ class Notification:
 
     def as_json(self) -> dict[str, Any]:
         """The notification as a JSON object (for inbox, command and webhook)."""
-        return attrs.asdict(self, retain_collection_types=False)
+        return attrs.asdict(self)
 
 
 @runtime_checkable
@@ -189,30 +193,4 @@ class Notifier(Protocol):
 
     def notify(self, notification: Notification) -> None:
         """Delivers ``notification``; an exception means it was not delivered."""
-        ...
-
-
-class Progress(Protocol):
-    """Told what a runner is doing, for people watching a long run."""
-
-    def batch_started(
-        self, batch_id: str, attempt: int, index: int, total: int, description: str
-    ) -> None:
-        """An attempt at batch number ``index`` (from 1) of ``total`` began."""
-        ...
-
-    def step_started(self, batch_id: str, phase: str, name: str) -> None:
-        """A step or action began."""
-        ...
-
-    def step_finished(
-        self, batch_id: str, phase: str, name: str, outcome: StepOutcome
-    ) -> None:
-        """A step or action finished, passed or not."""
-        ...
-
-    def batch_finished(
-        self, batch_id: str, attempt: int, status: str, duration_s: float
-    ) -> None:
-        """The attempt ended: ``verified`` or ``failed``."""
         ...

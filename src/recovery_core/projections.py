@@ -2,7 +2,7 @@
 
 - the plan file's status keys (:func:`plan_status_fields`);
 - the failure log, one JSON object per line (:func:`failure_log_lines`);
-- ``status`` (:meth:`recovery_core.run.Run.view` and :func:`status_json`).
+- ``status`` (:meth:`recovery_core.run.Run.view` and :meth:`RunView.as_json`).
 
 Each is a pure function of events, so it can always be rebuilt from the store;
 writing the failure log twice from the same events gives the same bytes.
@@ -11,19 +11,24 @@ writing the failure log twice from the same events gives the same bytes.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final
+
+import attrs
 
 from recovery_core.plan import BatchStatusFields, atomic_write
 from recovery_core.run import Run, RunView
 
 __all__ = [
     "FAILURE_LOG_TOPICS",
+    "FailureLogEntry",
+    "FailureState",
     "default_failure_log",
+    "failure_log_entries",
     "failure_log_lines",
     "plan_status_fields",
-    "status_json",
     "write_failure_log",
 ]
 
@@ -37,7 +42,7 @@ FAILURE_LOG_TOPICS: Final = (
 )
 
 
-def default_failure_log(workspace: str | Path) -> Path:
+def default_failure_log(workspace: str | os.PathLike[str]) -> Path:
     """``<workspace>/.recovery/logs/bootstrap_errors.log``."""
     return Path(workspace) / ".recovery" / "logs" / "bootstrap_errors.log"
 
@@ -52,18 +57,58 @@ def plan_status_fields(view: RunView) -> dict[str, BatchStatusFields]:
     }
 
 
-def failure_log_lines(
+@attrs.frozen
+class FailureState:
+    """The ``state`` of a failure log entry: where the attempt stood."""
+
+    baseline: str | None
+    changed_files: tuple[str, ...]
+    quarantine_ref: str | None
+    exit_code: int | None
+    duration_s: float
+    timed_out: bool
+    kind: str
+    output_tail: str
+
+
+@attrs.frozen
+class FailureLogEntry:
+    """One failed step, as the failure log holds it (one JSON object per line)."""
+
+    timestamp: str
+    run_id: str
+    plan_id: str
+    batch_id: str
+    attempt: int
+    step: str
+    component: str
+    error: str
+    traceback: str
+    failure_reason: str | None
+    state: FailureState
+
+    def as_json(self) -> dict[str, Any]:
+        """The entry as the JSON object written to the log."""
+        data: dict[str, Any] = attrs.asdict(self)
+        return data
+
+    def to_line(self) -> str:
+        """The entry as one line of the log (without the newline)."""
+        return json.dumps(self.as_json(), ensure_ascii=False, separators=(", ", ": "))
+
+
+def failure_log_entries(
     events: Iterable[Run.Event], *, workspace: str | None = None
-) -> list[str]:
-    """One JSON line per failed step, in the order the failures were recorded.
+) -> list[FailureLogEntry]:
+    """One entry per failed step, in the order the failures were recorded.
 
     ``events`` are the store's events of :data:`FAILURE_LOG_TOPICS` in
     notification order; with ``workspace``, only runs in that workspace count.
     """
     runs: dict[str, Run.Started] = {}
     baselines: dict[tuple[str, str, int], str | None] = {}
-    entries: list[dict[str, Any]] = []
-    by_attempt: dict[tuple[str, str, int], dict[str, Any]] = {}
+    entries: list[FailureLogEntry] = []
+    by_attempt: dict[tuple[str, str, int], int] = {}
     for event in events:
         run_id = str(event.originator_id)
         if isinstance(event, Run.Started):
@@ -74,43 +119,56 @@ def failure_log_lines(
             workspace is not None and started.workspace != workspace
         ):
             continue
+        key = (run_id, getattr(event, "batch_id", ""), getattr(event, "attempt", 0))
         if isinstance(event, Run.BatchStarted):
-            baselines[(run_id, event.batch_id, event.attempt)] = event.baseline
+            baselines[key] = event.baseline
         elif isinstance(event, Run.StepFailed):
-            key = (run_id, event.batch_id, event.attempt)
-            entry: dict[str, Any] = {
-                "timestamp": event.timestamp.isoformat(),
-                "run_id": run_id,
-                "plan_id": started.plan_id,
-                "batch_id": event.batch_id,
-                "attempt": event.attempt,
-                "step": f"{event.phase}.{event.step}",
-                "component": event.component,
-                "error": event.error,
-                "traceback": event.traceback or event.output_tail,
-                "failure_reason": None,
-                "state": {
-                    "baseline": baselines.get(key),
-                    "changed_files": list(event.changed_files),
-                    "quarantine_ref": None,
-                    "exit_code": event.exit_code,
-                    "duration_s": event.duration_s,
-                    "timed_out": event.timed_out,
-                    "kind": event.kind,
-                    "output_tail": event.output_tail,
-                },
-            }
-            entries.append(entry)
-            by_attempt[key] = entry
-        elif isinstance(event, Run.BatchMarkedFailed):
-            found = by_attempt.get((run_id, event.batch_id, event.attempt))
-            if found is not None:
-                found["failure_reason"] = event.failure_reason
-        elif isinstance(event, Run.ChangesQuarantined):
-            found = by_attempt.get((run_id, event.batch_id, event.attempt))
-            if found is not None:
-                found["state"]["quarantine_ref"] = event.quarantine_ref
-    return [json.dumps(e, ensure_ascii=False, separators=(", ", ": ")) for e in entries]
+            by_attempt[key] = len(entries)
+            entries.append(
+                FailureLogEntry(
+                    timestamp=event.timestamp.isoformat(),
+                    run_id=run_id,
+                    plan_id=started.plan_id,
+                    batch_id=event.batch_id,
+                    attempt=event.attempt,
+                    step=f"{event.phase}.{event.step}",
+                    component=event.component,
+                    error=event.error,
+                    traceback=event.traceback or event.output_tail,
+                    failure_reason=None,
+                    state=FailureState(
+                        baseline=baselines.get(key),
+                        changed_files=tuple(event.changed_files),
+                        quarantine_ref=None,
+                        exit_code=event.exit_code,
+                        duration_s=event.duration_s,
+                        timed_out=event.timed_out,
+                        kind=event.kind,
+                        output_tail=event.output_tail,
+                    ),
+                )
+            )
+        elif key in by_attempt and isinstance(event, Run.BatchMarkedFailed):
+            index = by_attempt[key]
+            entries[index] = attrs.evolve(
+                entries[index], failure_reason=event.failure_reason
+            )
+        elif key in by_attempt and isinstance(event, Run.ChangesQuarantined):
+            index = by_attempt[key]
+            state = attrs.evolve(
+                entries[index].state, quarantine_ref=event.quarantine_ref
+            )
+            entries[index] = attrs.evolve(entries[index], state=state)
+    return entries
+
+
+def failure_log_lines(
+    events: Iterable[Run.Event], *, workspace: str | None = None
+) -> list[str]:
+    """The failure log's lines (see :func:`failure_log_entries`)."""
+    return [
+        entry.to_line() for entry in failure_log_entries(events, workspace=workspace)
+    ]
 
 
 def write_failure_log(path: Path, lines: list[str], *, create: bool = True) -> bool:
@@ -127,69 +185,3 @@ def write_failure_log(path: Path, lines: list[str], *, create: bool = True) -> b
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, text)
     return True
-
-
-def _batch_json(batch: Any) -> dict[str, Any]:
-    failure = batch.failure
-    return {
-        "batch_id": batch.batch_id,
-        "status": batch.status,
-        "verified": batch.verified,
-        "attempts": batch.attempts,
-        "failure_reason": batch.failure_reason,
-        "commit": batch.commit,
-        "baseline": batch.baseline,
-        "failure": None
-        if failure is None
-        else {
-            "attempt": failure.attempt,
-            "step": f"{failure.phase}.{failure.step}",
-            "kind": failure.kind,
-            "component": failure.component,
-            "error": failure.error,
-            "exit_code": failure.exit_code,
-            "timed_out": failure.timed_out,
-            "changed_files": list(failure.changed_files),
-        },
-    }
-
-
-def status_json(
-    view: RunView, *, commands: Mapping[str, str] | None = None
-) -> dict[str, Any]:
-    """The object that ``status --json`` prints."""
-    decision = view.decision
-    return {
-        "run_id": view.run_id,
-        "plan_id": view.plan_id,
-        "state": view.state,
-        "workspace": view.workspace,
-        "store": view.store,
-        "started_at": view.started_at,
-        "version": view.version,
-        "head_digest": view.head_digest,
-        "awaiting_decision": None
-        if view.awaiting is None
-        else {"batch_id": view.awaiting[0], "attempt": view.awaiting[1]},
-        "decision": None
-        if decision is None
-        else {
-            "batch_id": decision.batch_id,
-            "attempt": decision.attempt,
-            "decision": decision.decision,
-            "operator": decision.operator,
-            "reason": decision.reason,
-            "carried_out": decision.carried_out,
-        },
-        "strategy": view.strategy,
-        "abort_reason": view.abort_reason,
-        "runner": None
-        if view.claim is None
-        else {
-            "host": view.claim.host,
-            "pid": view.claim.pid,
-            "runner_id": view.claim.runner_id,
-        },
-        "batches": [_batch_json(b) for b in view.batches],
-        "next_commands": dict(commands or {}),
-    }

@@ -220,6 +220,88 @@ class RunView:
                 return batch
         raise KeyError(batch_id)
 
+    @property
+    def decisions(self) -> tuple[Decision, ...]:
+        """The decisions an operator may take now: none unless a failure awaits
+        one; ``recover`` only when the strategy proposed a fix."""
+        if self.awaiting is None:
+            return ()
+        return tuple(d for d in DECISIONS if d != "recover" or self.proposal)
+
+    def commands(self, store: str | None = None) -> tuple[str, ...]:
+        """The exact ``recovery`` commands an operator may run now: one
+        ``decide`` per possible decision, then ``resume``. ``store`` is the
+        ``--store`` to name, when the commands would not find it themselves."""
+        if self.awaiting is None:
+            return ()
+        decided = self.decision is not None and not self.decision.carried_out
+        commands = decision_commands(
+            self.run_id, self.awaiting[0], () if decided else self.decisions, store
+        )
+        return commands
+
+    def as_json(self, store: str | None = None) -> dict[str, Any]:
+        """The run as the JSON object ``recovery status --json`` prints."""
+        decision = self.decision
+        claim = self.claim
+        return {
+            "run_id": self.run_id,
+            "plan_id": self.plan_id,
+            "state": self.state,
+            "workspace": self.workspace,
+            "store": self.store,
+            "started_at": self.started_at,
+            "version": self.version,
+            "head_digest": self.head_digest,
+            "awaiting_decision": None
+            if self.awaiting is None
+            else {"batch_id": self.awaiting[0], "attempt": self.awaiting[1]},
+            "decision": None if decision is None else attrs.asdict(decision),
+            "strategy": self.strategy,
+            "abort_reason": self.abort_reason,
+            "runner": None if claim is None else attrs.asdict(claim),
+            "batches": [_batch_json(b) for b in self.batches],
+            "next_commands": list(self.commands(store)),
+        }
+
+
+def decision_commands(
+    run_id: str, batch_id: str, decisions: Sequence[str], store: str | None
+) -> tuple[str, ...]:
+    """The ``recovery decide`` command for each decision, then ``resume``."""
+    store_arg = f" --store '{store}'" if store else ""
+    commands = [
+        f"recovery decide{store_arg} {run_id} {batch_id} {decision}"
+        for decision in decisions
+    ]
+    commands.append(f"recovery resume{store_arg} {run_id}")
+    return tuple(commands)
+
+
+def _batch_json(batch: BatchView) -> dict[str, Any]:
+    failure = batch.failure
+    return {
+        "batch_id": batch.batch_id,
+        "status": batch.status,
+        "verified": batch.verified,
+        "attempts": batch.attempts,
+        "failure_reason": batch.failure_reason,
+        "commit": batch.commit,
+        "baseline": batch.baseline,
+        "failure": None
+        if failure is None
+        else {
+            "attempt": failure.attempt,
+            "step": f"{failure.phase}.{failure.step}",
+            "kind": failure.kind,
+            "component": failure.component,
+            "error": failure.error,
+            "exit_code": failure.exit_code,
+            "timed_out": failure.timed_out,
+            "changed_files": list(failure.changed_files),
+        },
+    }
+
 
 class Run(BaseAggregate[UUID]):
     """One run of an execution plan."""

@@ -8,6 +8,11 @@ projections are written, the strategy answers, the operators are notified, and
 the runner stops with a :class:`Halted` outcome. Run again after a decision, it
 carries the decision out and goes on.
 
+A host application may instead make a batch's change in its own code, inside
+``with runner.batch(batch_id) as session:``: entering takes the baseline,
+leaving runs the validation steps; an exception raised in the block is the
+attempt's ``runtime_execution`` failure, handled like any other.
+
 Every step that the runner takes is first an event; the plan file and the
 failure log are written after the event is saved and can be rebuilt from it.
 """
@@ -18,7 +23,8 @@ import os
 import socket
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
 from uuid import UUID
@@ -26,10 +32,20 @@ from uuid import UUID
 import attrs
 
 from recovery_core.application import RecoveryApp, new_runner_id
-from recovery_core.errors import PlanError, RecoveryError
+from recovery_core.errors import IllegalTransition, RecoveryError
+from recovery_core.hooks import (
+    BatchEnd,
+    BatchStart,
+    FailureReport,
+    Hooks,
+    StepResult,
+    StepStart,
+    call_hooks,
+)
 from recovery_core.plan import (
     Batch,
     ExecutionPlan,
+    Identifier,
     Step,
     StepKind,
     write_plan_status,
@@ -38,7 +54,6 @@ from recovery_core.ports import (
     FailureContext,
     Notification,
     Notifier,
-    Progress,
     RecoveryOutcome,
     RecoveryStrategy,
     StepContext,
@@ -46,27 +61,23 @@ from recovery_core.ports import (
     StepRunner,
     Workspace,
 )
-from recovery_core.projections import (
-    FAILURE_LOG_TOPICS,
-    default_failure_log,
-    failure_log_lines,
-    plan_status_fields,
-    write_failure_log,
-)
+from recovery_core.projections import default_failure_log, plan_status_fields
 from recovery_core.run import FailureView, Run, RunView
-from recovery_core.store import default_store_url
 
 __all__ = [
+    "BUILD",
+    "RUNTIME",
+    "VALIDATION",
     "Aborted",
+    "BatchOutcome",
+    "BatchSession",
     "Completed",
     "Halted",
     "Outcome",
     "Runner",
     "RunnerIdentity",
-    "check_step_kinds",
+    "Verified",
     "component_from_traceback",
-    "decision_commands",
-    "rebuild_failure_log",
 ]
 
 BUILD: Final = "build"
@@ -76,7 +87,7 @@ RUNTIME: Final = "runtime_execution"
 
 @attrs.frozen
 class Completed:
-    """Every batch was verified or skipped."""
+    """Every batch was verified or skipped; the run is complete."""
 
     run_id: str
     view: RunView
@@ -84,8 +95,22 @@ class Completed:
 
 
 @attrs.frozen
+class Verified:
+    """The batch's attempt passed every step (and was committed, if its strategy
+    says so); the run goes on."""
+
+    run_id: str
+    view: RunView
+    batch_id: str
+    attempt: int
+    commit: str | None
+    exit_code: int = 0
+
+
+@attrs.frozen
 class Halted:
-    """A batch failed; the run waits for one of ``decisions``."""
+    """A batch failed; the run waits for one of ``decisions``. ``commands`` are
+    the exact ``recovery`` commands an operator may run."""
 
     run_id: str
     view: RunView
@@ -105,7 +130,10 @@ class Aborted:
     exit_code: int = 4
 
 
+#: What :meth:`Runner.run` returns.
 Outcome = Completed | Halted | Aborted
+#: What a :meth:`Runner.batch` block ends with.
+BatchOutcome = Verified | Halted | Aborted
 
 
 @attrs.frozen
@@ -115,6 +143,21 @@ class RunnerIdentity:
     host: str = attrs.field(factory=socket.gethostname)
     pid: int = attrs.field(factory=os.getpid)
     runner_id: str = attrs.field(factory=new_runner_id)
+
+
+@attrs.define
+class BatchSession:
+    """One attempt at a batch, as a host's ``with runner.batch(...)`` block sees
+    it. ``outcome`` is set when the block has been left."""
+
+    run_id: str
+    batch: Batch
+    attempt: int
+    baseline: str | None
+    origin: str | None
+    root: Path
+    started: float = attrs.field(factory=time.monotonic, repr=False)
+    outcome: BatchOutcome | None = None
 
 
 def _pid_alive(pid: int) -> bool:
@@ -133,34 +176,31 @@ def component_from_traceback(text: str, root: Path) -> str:
     path relative to it; empty when no frame does."""
     found = ""
     resolved = root.resolve()
-    for line in text.splitlines():
-        stripped = line.strip()
-        if not stripped.startswith('File "'):
-            continue
-        name, _, rest = stripped[len('File "') :].partition('"')
-        lineno = rest.split("line ", 1)[1].split(",", 1)[0] if "line " in rest else ""
-        path = Path(name)
-        if not path.is_absolute():
-            path = resolved / path
+    for path, lineno in _frames(text):
+        full = path if path.is_absolute() else resolved / path
         try:
-            relative = path.resolve().relative_to(resolved)
+            relative = full.resolve().relative_to(resolved)
         except (ValueError, OSError):
             continue
         found = f"{relative.as_posix()}:{lineno}" if lineno else relative.as_posix()
     return found
 
 
-def decision_commands(
-    run_id: str, batch_id: str, decisions: Sequence[str], store: str | None
-) -> tuple[str, ...]:
-    """The exact ``recovery decide`` commands an operator may run, then resume."""
-    store_arg = f" --store '{store}'" if store else ""
-    commands = [
-        f"recovery decide{store_arg} {run_id} {batch_id} {decision}"
-        for decision in decisions
-    ]
-    commands.append(f"recovery resume{store_arg} {run_id}")
-    return tuple(commands)
+def _frames(text: str) -> Iterator[tuple[Path, str]]:
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped.startswith('File "'):
+            continue
+        name, _, rest = stripped[len('File "') :].partition('"')
+        lineno = rest.split("line ", 1)[1].split(",", 1)[0] if "line " in rest else ""
+        yield Path(name), lineno
+
+
+def _innermost_frame(text: str) -> str:
+    last = ""
+    for path, lineno in _frames(text):
+        last = f"{path}:{lineno}" if lineno else str(path)
+    return last
 
 
 def _first_line(text: str) -> str:
@@ -170,28 +210,12 @@ def _first_line(text: str) -> str:
     return ""
 
 
-def check_step_kinds(
-    plan: ExecutionPlan, step_runners: Mapping[str, StepRunner]
-) -> None:
-    """Refuses (exit 2) a plan with a step kind that no runner here can run, before
-    anything is recorded."""
-    problems = []
-    for i, batch in enumerate(plan.batches):
-        if batch.actions and "command" not in step_runners:
-            problems.append(f"batches[{i}].actions: no runner for commands")
-        for j, step in enumerate(batch.validation):
-            if step.kind not in step_runners:
-                problems.append(
-                    f"batches[{i}].validation[{j}].kind: step kind {step.kind!r} "
-                    "has no runner in this installation (available: "
-                    f"{', '.join(sorted(step_runners))})"
-                )
-    if problems:
-        raise PlanError(plan.source, problems)
-
-
 class Runner:
-    """Drives the run of one plan in one workspace; see the module's docstring."""
+    """Drives the run of one plan in one workspace; see the module's docstring.
+
+    Make one with :meth:`RecoveryApp.runner`, which fills in the registered step
+    runners and the ``noop`` strategy.
+    """
 
     def __init__(
         self,
@@ -202,7 +226,7 @@ class Runner:
         step_runners: Mapping[str, StepRunner],
         strategy: RecoveryStrategy,
         notifiers: Sequence[Notifier] = (),
-        progress: Progress | None = None,
+        hooks: Hooks | Sequence[Hooks] = (),
         plan_path: str | os.PathLike[str] | None = None,
         failure_log: str | os.PathLike[str] | None = None,
         identity: RunnerIdentity | None = None,
@@ -214,8 +238,12 @@ class Runner:
         self.step_runners = dict(step_runners)
         self.strategy = strategy
         self.notifiers = tuple(notifiers)
-        self.progress = progress
+        self.hooks = (hooks,) if isinstance(hooks, Hooks) else tuple(hooks)
+        if plan_path is None and Path(plan.source).is_file():
+            plan_path = plan.source
         self.plan_path = Path(plan_path) if plan_path is not None else None
+        if self.plan_path is not None:
+            workspace.ignore(self.plan_path)
         self.failure_log = (
             Path(failure_log)
             if failure_log is not None
@@ -223,26 +251,19 @@ class Runner:
         )
         self.identity = identity or RunnerIdentity()
         self.run_id = run_id
-        self._check_step_kinds()
+        plan.require_runners(self.step_runners)
 
     # -- set-up -------------------------------------------------------------
 
-    def _check_step_kinds(self) -> None:
-        check_step_kinds(self.plan, self.step_runners)
-
     @property
     def _store_hint(self) -> str | None:
-        """The store to name in printed commands, when it is not the default one
-        that commands find by themselves from the workspace."""
-        url = self.app.store.url
-        if url == default_store_url(self.workspace.root):
-            return None
-        return self.app.store.display
+        return self.app.store_hint(self.workspace.root)
+
+    def _hook(self, name: str, event: object) -> None:
+        call_hooks(self.hooks, name, event)
 
     def _note(self, message: str) -> None:
-        note = getattr(self.progress, "note", None)
-        if callable(note):
-            note(message)
+        self._hook("on_note", message)
 
     def open_run(self) -> UUID:
         """Finds the unfinished run of this plan here, or starts one; returns its id."""
@@ -285,7 +306,7 @@ class Runner:
         except RecoveryError as exc:
             self._note(f"could not release the run: {exc}")
 
-    # -- the loop -----------------------------------------------------------
+    # -- driving the whole plan ---------------------------------------------
 
     def run(
         self,
@@ -296,7 +317,8 @@ class Runner:
     ) -> Outcome:
         """Runs the plan's remaining batches until the run completes, aborts or
         halts. With ``wait``, a halt waits for an operator's decision (recorded
-        by ``recovery decide`` from anywhere that reaches the store) and goes on.
+        by ``recovery decide`` from anywhere that reaches the store, or by
+        :meth:`RecoveryApp.decide`) and goes on; ``wait_timeout_s`` bounds it.
         """
         run_id = self.open_run()
         view = self.app.view(run_id)
@@ -304,28 +326,15 @@ class Runner:
             return self._ended(view)
         self._claim(run_id)
         try:
-            return self._loop(
-                run_id, wait=wait, poll_s=poll_s, wait_timeout_s=wait_timeout_s
-            )
-        except KeyboardInterrupt:
-            view = self.app.view(run_id)
-            running = next((b for b in view.batches if b.status == "running"), None)
-            if running:
-                self._fail(
-                    run_id,
-                    self.plan.batch(running.batch_id),
-                    running.attempts,
-                    phase=RUNTIME,
-                    name="interrupted",
-                    kind="interrupt",
-                    outcome=StepOutcome(
-                        passed=False,
-                        duration_s=0.0,
-                        error="the runner was interrupted (SIGINT) during the batch",
-                        component=self.plan.batch(running.batch_id).component or "",
-                    ),
-                    changed=(),
+            while True:
+                step = self._advance(
+                    run_id, wait=wait, poll_s=poll_s, timeout_s=wait_timeout_s
                 )
+                if not isinstance(step, str):
+                    return step
+                self._attempt(run_id, self.plan.batch(step))
+        except KeyboardInterrupt:
+            if self._record_interruption(run_id):
                 return self._halted(run_id)
             raise
 
@@ -334,9 +343,12 @@ class Runner:
             return Completed(run_id=view.run_id, view=view)
         return Aborted(run_id=view.run_id, view=view, reason=view.abort_reason or "")
 
-    def _loop(
-        self, run_id: UUID, *, wait: bool, poll_s: float, wait_timeout_s: float | None
-    ) -> Outcome:
+    def _advance(
+        self, run_id: UUID, *, wait: bool, poll_s: float, timeout_s: float | None
+    ) -> Outcome | str:
+        """Brings the run to the point where a batch can start: records a lost
+        attempt, carries out a decision, waits for one, or completes the run.
+        Returns the batch to attempt next, or the outcome when there is none."""
         while True:
             view = self.app.view(run_id)
             if view.state in ("completed", "aborted"):
@@ -368,14 +380,24 @@ class Runner:
                 if decision is None or decision.carried_out:
                     if not wait:
                         return self._halted(run_id)
-                    if not self._wait_for_decision(run_id, poll_s, wait_timeout_s):
+                    self._release(run_id)
+                    self._note("waiting for an operator decision")
+                    if (
+                        self.app.wait_for_decision(
+                            run_id, timeout_s=timeout_s, poll_s=poll_s
+                        )
+                        is None
+                    ):
                         return self._halted(run_id)
+                    if self.app.view(run_id).state not in ("completed", "aborted"):
+                        self._claim(run_id)
                     continue
+                self._hook("on_decision", decision)
                 if decision.decision == "skip":
                     self.app.update(run_id, lambda run: run.skip_batch())
                     self._project(run_id)
                     continue
-                # retry: the next attempt starts below.
+                # retry: the failed batch is the next to start.
             next_id = next(
                 (
                     b.batch_id
@@ -388,24 +410,180 @@ class Runner:
                 self.app.update(run_id, lambda run: run.complete())
                 self._project(run_id)
                 return self._ended(self.app.view(run_id))
-            self._attempt(run_id, self.plan.batch(next_id))
+            return next_id
 
-    def _wait_for_decision(
-        self, run_id: UUID, poll_s: float, timeout_s: float | None
-    ) -> bool:
-        self._release(run_id)
-        self._note("waiting for an operator decision")
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while deadline is None or time.monotonic() < deadline:
-            view = self.app.view(run_id)
-            if view.state != "halted" or (
-                view.decision is not None and not view.decision.carried_out
-            ):
-                if view.state not in ("completed", "aborted"):
-                    self._claim(run_id)
-                return True
-            time.sleep(poll_s)
-        return False
+    # -- driving one batch from host code ----------------------------------
+
+    @contextmanager
+    def batch(self, batch_id: str) -> Iterator[BatchSession]:
+        """An attempt at ``batch_id`` whose change the host makes in the block.
+
+        Entering checks that the batch is next (carrying out a recorded skip or
+        retry decision first) and takes the baseline; raises
+        :class:`IllegalTransition` when the batch cannot start (another batch
+        comes first, or a failure awaits a decision). Leaving runs the batch's
+        validation steps. An exception raised in the block is recorded as the
+        attempt's ``runtime_execution.host_code`` failure (with its traceback and
+        component), handled like any other failure, and not re-raised: the
+        session's ``outcome`` says what happened. KeyboardInterrupt and
+        SystemExit are recorded as an interruption and re-raised.
+        """
+        batch = self.plan.batch(batch_id)
+        if batch.actions:
+            raise IllegalTransition(
+                f"batch {batch_id} has actions: the runner runs them (use run())"
+            )
+        run_id = self.open_run()
+        self._claim(run_id)
+        found = self._advance(run_id, wait=False, poll_s=1.0, timeout_s=None)
+        if not isinstance(found, str):
+            raise IllegalTransition(
+                f"batch {batch_id} cannot start: the run is "
+                + (
+                    f"halted at batch {found.failure.batch_id} and awaits a decision"
+                    if isinstance(found, Halted)
+                    else found.view.state
+                )
+            )
+        if found != batch_id:
+            raise IllegalTransition(
+                f"batch {batch_id} cannot start: batch {found} comes first"
+            )
+        session = self._start(run_id, batch)
+        try:
+            yield session
+        except Exception as exc:
+            text = "".join(traceback.format_exception(exc))
+            component = (
+                component_from_traceback(text, self.workspace.root)
+                or batch.component
+                or _innermost_frame(text)
+            )
+            outcome = StepOutcome(
+                passed=False,
+                duration_s=time.monotonic() - session.started,
+                error=f"{type(exc).__name__}: {exc}",
+                component=component,
+                traceback=text,
+            )
+            step = Step(name=Identifier(_HOST_CODE), kind=StepKind("host_code"))
+            self._record_step(session, RUNTIME, step, outcome, None)
+            self._finished(session, "failed")
+            session.outcome = self._halted(run_id)
+        except BaseException:
+            if self._record_interruption(run_id):
+                self._halted(run_id)
+            raise
+        else:
+            session.outcome = self._validate(session)
+            if isinstance(session.outcome, Halted):
+                session.outcome = self._halted(run_id)
+
+    # -- one attempt ---------------------------------------------------------
+
+    def _start(self, run_id: UUID, batch: Batch) -> BatchSession:
+        attempt = self.app.view(run_id).batch(batch.batch_id).attempts + 1
+        baseline = self.workspace.snapshot(
+            run_id=str(run_id), batch_id=batch.batch_id, attempt=attempt
+        )
+        attempt = self.app.update(
+            run_id, lambda run: run.start_batch(batch.batch_id, baseline)
+        )
+        view = self._project(run_id)
+        session = BatchSession(
+            run_id=str(run_id),
+            batch=batch,
+            attempt=attempt,
+            baseline=baseline,
+            origin=view.batch(batch.batch_id).origin,
+            root=self.workspace.root,
+        )
+        self._hook(
+            "on_batch_start",
+            BatchStart(
+                run_id=str(run_id),
+                batch_id=batch.batch_id,
+                attempt=attempt,
+                index=self.plan.batch_ids.index(batch.batch_id) + 1,
+                total=len(self.plan.batches),
+                description=batch.description,
+            ),
+        )
+        return session
+
+    def _attempt(self, run_id: UUID, batch: Batch) -> BatchOutcome:
+        session = self._start(run_id, batch)
+        context = self._context(session, BUILD, ())
+        for action in batch.actions:
+            step = Step(
+                name=action.name,
+                kind=StepKind("command"),
+                run=action.run,
+                timeout_s=action.timeout_s,
+            )
+            outcome = self._run_step(step, context)
+            if not self._record_step(session, BUILD, step, outcome, None):
+                self._finished(session, "failed")
+                return self._failure_outcome(run_id, batch.batch_id)
+        return self._validate(session)
+
+    def _context(
+        self, session: BatchSession, phase: str, changed: tuple[str, ...]
+    ) -> StepContext:
+        return StepContext(
+            root=self.workspace.root,
+            run_id=session.run_id,
+            batch=session.batch,
+            attempt=session.attempt,
+            baseline=session.baseline,
+            changed_files=changed,
+            phase=phase,
+        )
+
+    def _validate(self, session: BatchSession) -> BatchOutcome:
+        run_id = UUID(session.run_id)
+        batch, attempt = session.batch, session.attempt
+        changed = self._changed(session.origin)
+        context = self._context(session, VALIDATION, changed)
+        for step in batch.validation:
+            outcome = self._run_step(step, context)
+            if not self._record_step(session, VALIDATION, step, outcome, changed):
+                self._finished(session, "failed")
+                return self._failure_outcome(run_id, batch.batch_id)
+        self.app.update(run_id, lambda run: run.verify_batch(batch.batch_id, attempt))
+        commit: str | None = None
+        if batch.commit_strategy == "commit":
+            commit = self.workspace.commit(
+                baseline=session.origin,
+                files=changed,
+                message=f"{batch.batch_id}: {batch.description or 'verified batch'}",
+                trailers={
+                    "Recovery-Run": str(run_id),
+                    "Recovery-Batch": batch.batch_id,
+                    "Recovery-Chain": self.app.view(run_id).head_digest,
+                },
+            )
+            made = commit
+            self.app.update(
+                run_id, lambda run: run.batch_committed(batch.batch_id, attempt, made)
+            )
+        view = self._project(run_id)
+        self._finished(session, "verified")
+        return Verified(
+            run_id=str(run_id),
+            view=view,
+            batch_id=batch.batch_id,
+            attempt=attempt,
+            commit=commit,
+        )
+
+    def _failure_outcome(self, run_id: UUID, batch_id: str) -> BatchOutcome:
+        view = self.app.view(run_id)
+        if view.state == "aborted":
+            return Aborted(
+                run_id=view.run_id, view=view, reason=view.abort_reason or ""
+            )
+        return self._halted_view(view)
 
     def _changed(self, baseline: str | None) -> tuple[str, ...]:
         try:
@@ -415,8 +593,16 @@ class Runner:
             return ()
 
     def _run_step(self, step: Step, context: StepContext) -> StepOutcome:
-        if self.progress:
-            self.progress.step_started(context.batch.batch_id, context.phase, step.name)
+        self._hook(
+            "on_step_start",
+            StepStart(
+                run_id=context.run_id,
+                batch_id=context.batch.batch_id,
+                attempt=context.attempt,
+                phase=context.phase,
+                step=step.name,
+            ),
+        )
         started = time.monotonic()
         try:
             return self.step_runners[step.kind](step, context)
@@ -431,101 +617,28 @@ class Runner:
                 traceback=text,
             )
 
-    def _attempt(self, run_id: UUID, batch: Batch) -> None:
-        started = time.monotonic()
-        baseline = self.workspace.snapshot(
-            run_id=str(run_id),
-            batch_id=batch.batch_id,
-            attempt=self._next_attempt(run_id, batch),
+    def _finished(self, session: BatchSession, status: str) -> None:
+        self._hook(
+            "on_batch_end",
+            BatchEnd(
+                run_id=session.run_id,
+                batch_id=session.batch.batch_id,
+                attempt=session.attempt,
+                status=status,
+                duration_s=time.monotonic() - session.started,
+            ),
         )
-        attempt = self.app.update(
-            run_id, lambda run: run.start_batch(batch.batch_id, baseline)
-        )
-        view = self._project(run_id)
-        origin = view.batch(batch.batch_id).origin
-        index = self.plan.batch_ids.index(batch.batch_id) + 1
-        if self.progress:
-            self.progress.batch_started(
-                batch.batch_id,
-                attempt,
-                index,
-                len(self.plan.batches),
-                batch.description,
-            )
-        root = self.workspace.root
-        context = StepContext(
-            root=root,
-            run_id=str(run_id),
-            batch=batch,
-            attempt=attempt,
-            baseline=baseline,
-            changed_files=(),
-            phase=BUILD,
-        )
-        for action in batch.actions:
-            step = Step(
-                name=action.name,
-                kind=StepKind("command"),
-                run=action.run,
-                timeout_s=action.timeout_s,
-            )
-            outcome = self._run_step(step, context)
-            if not self._record_step(
-                run_id, batch, attempt, BUILD, step, outcome, origin
-            ):
-                self._finished(batch, attempt, "failed", started)
-                return
-        changed = self._changed(origin)
-        context = attrs.evolve(context, changed_files=changed, phase=VALIDATION)
-        for step in batch.validation:
-            outcome = self._run_step(step, context)
-            if not self._record_step(
-                run_id, batch, attempt, VALIDATION, step, outcome, origin, changed
-            ):
-                self._finished(batch, attempt, "failed", started)
-                return
-        self.app.update(run_id, lambda run: run.verify_batch(batch.batch_id, attempt))
-        if batch.commit_strategy == "commit":
-            commit = self.workspace.commit(
-                baseline=origin,
-                files=changed,
-                message=f"{batch.batch_id}: {batch.description or 'verified batch'}",
-                trailers={
-                    "Recovery-Run": str(run_id),
-                    "Recovery-Batch": batch.batch_id,
-                    "Recovery-Chain": self.app.view(run_id).head_digest,
-                },
-            )
-            self.app.update(
-                run_id, lambda run: run.batch_committed(batch.batch_id, attempt, commit)
-            )
-        self._project(run_id)
-        self._finished(batch, attempt, "verified", started)
-
-    def _next_attempt(self, run_id: UUID, batch: Batch) -> int:
-        return self.app.view(run_id).batch(batch.batch_id).attempts + 1
-
-    def _finished(
-        self, batch: Batch, attempt: int, status: str, started: float
-    ) -> None:
-        if self.progress:
-            self.progress.batch_finished(
-                batch.batch_id, attempt, status, time.monotonic() - started
-            )
 
     def _record_step(
         self,
-        run_id: UUID,
-        batch: Batch,
-        attempt: int,
+        session: BatchSession,
         phase: str,
         step: Step,
         outcome: StepOutcome,
-        baseline: str | None,
-        changed: tuple[str, ...] | None = None,
+        changed: tuple[str, ...] | None,
     ) -> bool:
-        if self.progress:
-            self.progress.step_finished(batch.batch_id, phase, step.name, outcome)
+        run_id = UUID(session.run_id)
+        batch, attempt = session.batch, session.attempt
         if outcome.passed:
             self.app.update(
                 run_id,
@@ -537,20 +650,56 @@ class Runner:
                     duration_s=round(outcome.duration_s, 6),
                 ),
             )
-            return True
-        if changed is None:
-            changed = self._changed(baseline)
+        else:
+            if changed is None:
+                changed = self._changed(session.origin)
+            self._fail(
+                run_id,
+                batch,
+                attempt,
+                phase=phase,
+                name=step.name,
+                kind=step.kind,
+                outcome=outcome,
+                changed=changed,
+            )
+        self._hook(
+            "on_step_result",
+            StepResult(
+                run_id=session.run_id,
+                batch_id=batch.batch_id,
+                attempt=attempt,
+                phase=phase,
+                step=step.name,
+                outcome=outcome,
+            ),
+        )
+        return outcome.passed
+
+    def _record_interruption(self, run_id: UUID) -> bool:
+        """Records the attempt under way, if any, as interrupted; returns whether
+        there was one."""
+        view = self.app.view(run_id)
+        running = next((b for b in view.batches if b.status == "running"), None)
+        if running is None:
+            return False
+        batch = self.plan.batch(running.batch_id)
         self._fail(
             run_id,
             batch,
-            attempt,
-            phase=phase,
-            name=step.name,
-            kind=step.kind,
-            outcome=outcome,
-            changed=changed,
+            running.attempts,
+            phase=RUNTIME,
+            name="interrupted",
+            kind="interrupt",
+            outcome=StepOutcome(
+                passed=False,
+                duration_s=0.0,
+                error="the runner was interrupted (SIGINT or SIGTERM) during the batch",
+                component=batch.component or "",
+            ),
+            changed=(),
         )
-        return False
+        return True
 
     def _fail(
         self,
@@ -601,7 +750,20 @@ class Runner:
                 outcome=answer.as_event_data(),
             ),
         )
-        self._notify(run_id, batch, attempt, failure, answer)
+        answered = self.app.view(run_id)
+        decisions = answered.decisions
+        commands = answered.commands(self._store_hint)
+        self._notify(run_id, batch, attempt, failure, answer, decisions, commands)
+        self._hook(
+            "on_failure",
+            FailureReport(
+                run_id=str(run_id),
+                failure=failure,
+                analysis=answer.analysis,
+                decisions=decisions,
+                commands=commands,
+            ),
+        )
 
     def _ask_strategy(
         self,
@@ -624,16 +786,10 @@ class Runner:
             return self.strategy.on_failure(context)
         except Exception as exc:
             return RecoveryOutcome(
-                analysis=f"strategy {self.strategy.name} raised {type(exc).__name__}: {exc}",
+                analysis=f"strategy {self.strategy.name} raised "
+                f"{type(exc).__name__}: {exc}",
                 details={"traceback": traceback.format_exc()},
             )
-
-    def _decisions(self, answer: RecoveryOutcome) -> tuple[str, ...]:
-        return (
-            ("retry", "skip", "recover", "abort")
-            if answer.proposal
-            else ("retry", "skip", "abort")
-        )
 
     def _notify(
         self,
@@ -642,8 +798,9 @@ class Runner:
         attempt: int,
         failure: FailureView,
         answer: RecoveryOutcome,
+        decisions: tuple[str, ...],
+        commands: tuple[str, ...],
     ) -> None:
-        decisions = self._decisions(answer)
         notification = Notification(
             run_id=str(run_id),
             plan_id=self.plan.plan_id,
@@ -655,9 +812,7 @@ class Runner:
             failure_reason=failure.failure_reason or "",
             output_tail=failure.output_tail or failure.traceback,
             decisions=decisions,
-            commands=decision_commands(
-                str(run_id), batch.batch_id, decisions, self._store_hint
-            ),
+            commands=commands,
             strategy=self.strategy.name,
             analysis=answer.analysis,
             workspace=str(self.workspace.root),
@@ -683,25 +838,21 @@ class Runner:
         self.app.update(run_id, record)
 
     def _halted(self, run_id: UUID) -> Halted:
+        """The halt outcome; the runner stops driving the run."""
         self._release(run_id)
-        view = self.app.view(run_id)
+        return self._halted_view(self.app.view(run_id))
+
+    def _halted_view(self, view: RunView) -> Halted:
         assert view.awaiting is not None
         batch_id, _attempt = view.awaiting
         failure = view.batch(batch_id).failure
         assert failure is not None
-        decisions = (
-            ("retry", "skip", "recover", "abort")
-            if view.proposal
-            else ("retry", "skip", "abort")
-        )
         return Halted(
             run_id=view.run_id,
             view=view,
             failure=failure,
-            decisions=decisions,
-            commands=decision_commands(
-                view.run_id, batch_id, decisions, self._store_hint
-            ),
+            decisions=view.decisions,
+            commands=view.commands(self._store_hint),
         )
 
     # -- projections --------------------------------------------------------
@@ -720,16 +871,10 @@ class Runner:
                 self._note(f"could not write the plan file {self.plan_path}: {exc}")
         if failures:
             try:
-                rebuild_failure_log(self.app, self.failure_log, view.workspace)
+                self.app.write_failure_log(view.workspace, self.failure_log)
             except OSError as exc:
                 self._note(f"could not write the failure log {self.failure_log}: {exc}")
         return view
 
 
-def rebuild_failure_log(app: RecoveryApp, path: Path, workspace: str) -> bool:
-    """Writes the failure log of ``workspace`` from the store's events; returns
-    whether its bytes changed."""
-    lines = failure_log_lines(
-        app.notifications(FAILURE_LOG_TOPICS), workspace=workspace
-    )
-    return write_failure_log(path, lines)
+_HOST_CODE: Final = "host_code"

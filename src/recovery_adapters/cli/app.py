@@ -15,43 +15,38 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
+from uuid import UUID
 
 from recovery_adapters.cli.output import ProgressPrinter, format_table, status_text
 from recovery_adapters.git import GitWorkspace
 from recovery_adapters.notify import ConsoleNotifier
-from recovery_adapters.validation import default_step_runners
-from recovery_core.application import RecoveryApp
-from recovery_core.errors import RecoveryError
-from recovery_core.plan import ExecutionPlan, load_plan, parse_plan
-from recovery_core.ports import Notifier, Progress
-from recovery_core.projections import (
-    FAILURE_LOG_TOPICS,
-    default_failure_log,
-    failure_log_lines,
-    status_json,
-)
-from recovery_core.run import DECISIONS, RunView
-from recovery_core.runner import (
+from recovery_core import (
     Aborted,
     Completed,
+    Decision,
+    ExecutionPlan,
     Halted,
+    Notifier,
     Outcome,
+    RecoveryApp,
+    RecoveryError,
     Runner,
-    check_step_kinds,
-    decision_commands,
-    rebuild_failure_log,
+    RunView,
+    available_strategies,
+    get_strategy,
+    load_plan,
 )
-from recovery_core.store import default_store_url, find_store_url, parse_store_url
-from recovery_core.strategies import available_strategies, get_strategy
 
 __all__ = ["build_parser", "main"]
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_BAD_INPUT = 2
+EXIT_ABORTED = 4
 
 NOTIFIER_KINDS = ("console",)
+DECISIONS: tuple[str, ...] = get_args(Decision)
 
 
 class UsageError(RecoveryError):
@@ -95,38 +90,16 @@ def make_runner(
     workspace: GitWorkspace,
     strategy: str,
     notifiers: Sequence[Notifier],
-    plan_path: Path | None,
-    progress: Progress | None = None,
-    run_id: Any = None,
+    run_id: UUID | None = None,
 ) -> Runner:
-    """A runner with this package's step runners."""
-    return Runner(
-        app,
+    """A runner with the registered step runners, printing its progress."""
+    return app.runner(
         plan,
         workspace=workspace,
-        step_runners=default_step_runners(),
         strategy=get_strategy(strategy),
         notifiers=notifiers,
-        progress=progress if progress is not None else ProgressPrinter(),
-        plan_path=plan_path,
+        hooks=ProgressPrinter().hooks(),
         run_id=run_id,
-    )
-
-
-def _store_hint(app: RecoveryApp, view: RunView) -> str | None:
-    return (
-        None
-        if app.store.url == default_store_url(view.workspace)
-        else app.store.display
-    )
-
-
-def _commands(app: RecoveryApp, view: RunView) -> tuple[str, ...]:
-    if view.awaiting is None:
-        return ()
-    decisions = [d for d in DECISIONS if d != "recover" or view.proposal]
-    return decision_commands(
-        view.run_id, view.awaiting[0], decisions, _store_hint(app, view)
     )
 
 
@@ -135,12 +108,11 @@ def _print_json(value: Any) -> None:
 
 
 def _show(app: RecoveryApp, view: RunView, as_json: bool) -> None:
-    commands = _commands(app, view)
+    store = app.store_hint(view.workspace)
     if as_json:
-        named = {c.split()[-1] if " decide " in c else "resume": c for c in commands}
-        _print_json(status_json(view, commands=named))
+        _print_json(view.as_json(store))
     else:
-        sys.stdout.write(status_text(view, commands) + "\n")
+        sys.stdout.write(status_text(view, view.commands(store)) + "\n")
 
 
 def _report(app: RecoveryApp, outcome: Outcome, as_json: bool) -> int:
@@ -159,39 +131,30 @@ def _report(app: RecoveryApp, outcome: Outcome, as_json: bool) -> int:
 
 
 def _open_existing(args: argparse.Namespace) -> RecoveryApp:
-    return RecoveryApp.open(find_store_url(Path.cwd(), args.store), create=False)
+    return RecoveryApp.find(Path.cwd(), args.store)
 
 
 # -- commands ------------------------------------------------------------------
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """``recovery run PLAN``: resume the plan's unfinished run here, or start one."""
+    """``recovery run PLAN``: resume the plan's unfinished run here, or start one.
+
+    Everything the command line says is checked before anything is written."""
     plan_path = Path(args.plan)
     plan = load_plan(plan_path)
     workspace_dir = Path(args.workspace or Path.cwd())
     if not workspace_dir.is_dir():
         raise UsageError(f"--workspace {workspace_dir}: no such directory")
     workspace = GitWorkspace(workspace_dir, exclude=[plan_path])
-    runners = default_step_runners()
-    check_step_kinds(plan, runners)
+    plan.require_runners()
     get_strategy(args.strategy)
     notifiers = make_notifiers(args.notify)
-    url = (
-        args.store
-        or os.environ.get("RECOVERY_STORE")
-        or default_store_url(workspace.root)
-    )
-    parse_store_url(url)
+    url = RecoveryApp.store_url(workspace.root, args.store)
     workspace.prepare()
     app = RecoveryApp.open(url)
     runner = make_runner(
-        app,
-        plan,
-        workspace=workspace,
-        strategy=args.strategy,
-        notifiers=notifiers,
-        plan_path=plan_path,
+        app, plan, workspace=workspace, strategy=args.strategy, notifiers=notifiers
     )
     outcome = runner.run(wait=args.wait, poll_s=args.poll)
     return _report(app, outcome, args.json)
@@ -201,26 +164,21 @@ def cmd_resume(args: argparse.Namespace) -> int:
     """``recovery resume RUN``: carry out the decision and go on."""
     app = _open_existing(args)
     run_id = app.resolve(args.run)
-    run = app.get_run(run_id)
-    plan_path = Path(run.plan_path) if run.plan_path else None
-    plan = parse_plan(run.plan, source=run.plan_path or "<recorded plan>")
-    if run.state in ("completed", "aborted"):
-        view = run.view()
+    view = app.view(run_id)
+    if view.state == "completed":
+        return _report(app, Completed(view.run_id, view), args.json)
+    if view.state == "aborted":
         return _report(
-            app,
-            Completed(view.run_id, view)
-            if run.state == "completed"
-            else Aborted(view.run_id, view, view.abort_reason or ""),
-            args.json,
+            app, Aborted(view.run_id, view, view.abort_reason or ""), args.json
         )
-    workspace = GitWorkspace(run.workspace, exclude=[plan_path] if plan_path else [])
+    plan = app.recorded_plan(run_id)
+    workspace = GitWorkspace(view.workspace)
     runner = make_runner(
         app,
         plan,
         workspace=workspace,
         strategy=args.strategy,
         notifiers=make_notifiers(args.notify),
-        plan_path=plan_path if plan_path and plan_path.is_file() else None,
         run_id=run_id,
     )
     workspace.prepare()
@@ -254,12 +212,12 @@ def cmd_decide(args: argparse.Namespace) -> int:
         if view.state == "aborted":
             sys.stdout.write("the run is aborted\n")
         else:
-            hint = _store_hint(app, view)
+            hint = app.store_hint(view.workspace)
             store = f" --store '{hint}'" if hint else ""
             sys.stdout.write(
                 f"carry it out with: recovery resume{store} {view.run_id}\n"
             )
-    return 4 if view.state == "aborted" else EXIT_OK
+    return EXIT_ABORTED if view.state == "aborted" else EXIT_OK
 
 
 def cmd_log(args: argparse.Namespace) -> int:
@@ -268,35 +226,28 @@ def cmd_log(args: argparse.Namespace) -> int:
     run_id = app.resolve(args.run)
     view = app.view(run_id)
     if args.rebuild:
-        path = default_failure_log(view.workspace)
-        changed = rebuild_failure_log(app, path, view.workspace)
-        sys.stderr.write(f"{'rebuilt' if changed else 'unchanged'}: {path}\n")
-    lines = failure_log_lines(
-        app.notifications(FAILURE_LOG_TOPICS), workspace=view.workspace
+        changed = app.write_failure_log(view.workspace)
+        state = "rebuilt" if changed else "unchanged"
+        sys.stderr.write(f"{state}: the failure log of {view.workspace}\n")
+    entries = app.failure_log(
+        workspace=view.workspace, run_id=None if args.all else run_id
     )
-    entries = [json.loads(line) for line in lines]
-    if not args.all:
-        entries = [e for e in entries if e["run_id"] == view.run_id]
     if args.json:
-        _print_json(entries)
+        _print_json([e.as_json() for e in entries])
         return EXIT_OK
     rows = [
         [
-            e["timestamp"][:19],
-            e["batch_id"],
-            str(e["attempt"]),
-            e["step"],
-            e["component"] or "",
-            (e["error"].splitlines() or [""])[0][:60],
+            e.timestamp[:19],
+            e.batch_id,
+            str(e.attempt),
+            e.step,
+            e.component,
+            (e.error.splitlines() or [""])[0][:60],
         ]
         for e in entries
     ]
-    sys.stdout.write(
-        format_table(
-            ["TIME (UTC)", "BATCH", "ATTEMPT", "STEP", "COMPONENT", "ERROR"], rows
-        )
-        + "\n"
-    )
+    headers = ["TIME (UTC)", "BATCH", "ATTEMPT", "STEP", "COMPONENT", "ERROR"]
+    sys.stdout.write(format_table(headers, rows) + "\n")
     return EXIT_OK
 
 

@@ -14,11 +14,7 @@ from uuid import UUID
 from recovery_adapters.cli.app import UsageError, make_notifiers, make_runner
 from recovery_adapters.cli.output import status_text
 from recovery_adapters.git import GitWorkspace
-from recovery_core.application import RecoveryApp
-from recovery_core.plan import load_plan
-from recovery_core.projections import default_failure_log
-from recovery_core.runner import Completed, Halted
-from recovery_core.store import default_store_url
+from recovery_core import Completed, Halted, RecoveryApp, load_plan
 
 __all__ = ["run_demo"]
 
@@ -185,7 +181,7 @@ def run_demo(directory: str | None) -> int:
     plan = load_plan(plan_path)
     workspace = GitWorkspace(folder, exclude=[plan_path])
     workspace.prepare()
-    app = RecoveryApp.open(default_store_url(folder))
+    app = RecoveryApp.for_workspace(folder)
     notifiers = make_notifiers(["console"])
 
     _say("\n2. Running the plan: `recovery run plan.json`")
@@ -195,7 +191,6 @@ def run_demo(directory: str | None) -> int:
         workspace=workspace,
         strategy="noop",
         notifiers=notifiers,
-        plan_path=plan_path,
     ).run()
     if not isinstance(outcome, Halted):
         _say(f"   unexpected: the run did not halt ({type(outcome).__name__})")
@@ -207,7 +202,7 @@ def run_demo(directory: str | None) -> int:
     )
     _say("\n3. `recovery status` shows every batch:")
     _say(textwrap.indent(status_text(outcome.view, outcome.commands), "   "))
-    log = default_failure_log(folder)
+    log = folder / ".recovery" / "logs" / "bootstrap_errors.log"
     _say(
         f"\n4. The failure log ({log.relative_to(folder)}), one JSON object per failure:"
     )
@@ -241,7 +236,6 @@ def run_demo(directory: str | None) -> int:
         workspace=workspace,
         strategy="noop",
         notifiers=notifiers,
-        plan_path=plan_path,
         run_id=UUID(run_id),
     ).run()
     _say("")

@@ -6,8 +6,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from recovery_core.ports import StepOutcome
-from recovery_core.run import RunView
+from recovery_core import BatchEnd, BatchStart, Hooks, RunView, StepResult, StepStart
 
 __all__ = ["ProgressPrinter", "format_table", "status_text"]
 
@@ -18,37 +17,45 @@ class ProgressPrinter:
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream
 
+    def hooks(self) -> Hooks:
+        """The printer as runner hooks."""
+        return Hooks(
+            on_batch_start=self.batch_started,
+            on_step_start=self.step_started,
+            on_step_result=self.step_finished,
+            on_batch_end=self.batch_finished,
+            on_note=self.note,
+        )
+
     def _write(self, text: str) -> None:
         stream = self._stream or sys.stderr
         stream.write(text + "\n")
         stream.flush()
 
-    def batch_started(
-        self, batch_id: str, attempt: int, index: int, total: int, description: str
-    ) -> None:
+    def batch_started(self, event: BatchStart) -> None:
         """Announces an attempt."""
-        about = f": {description}" if description else ""
-        self._write(f"[batch {index}/{total}] {batch_id} attempt {attempt}{about}")
+        about = f": {event.description}" if event.description else ""
+        self._write(
+            f"[batch {event.index}/{event.total}] {event.batch_id} "
+            f"attempt {event.attempt}{about}"
+        )
 
-    def step_started(self, batch_id: str, phase: str, name: str) -> None:
+    def step_started(self, event: StepStart) -> None:
         """Says which step is running, so a long one is not a silent one."""
-        self._write(f"  ...  {phase}.{name}")
+        self._write(f"  ...  {event.phase}.{event.step}")
 
-    def step_finished(
-        self, batch_id: str, phase: str, name: str, outcome: StepOutcome
-    ) -> None:
+    def step_finished(self, event: StepResult) -> None:
         """One line per step: passed or failed, and how long it took."""
+        outcome = event.outcome
         mark = "ok  " if outcome.passed else "FAIL"
-        line = f"  {mark} {phase}.{name} ({outcome.duration_s:.2f}s)"
+        line = f"  {mark} {event.phase}.{event.step} ({outcome.duration_s:.2f}s)"
         if not outcome.passed and outcome.error:
             line += f": {outcome.error.splitlines()[0]}"
         self._write(line)
 
-    def batch_finished(
-        self, batch_id: str, attempt: int, status: str, duration_s: float
-    ) -> None:
+    def batch_finished(self, event: BatchEnd) -> None:
         """The attempt's end."""
-        self._write(f"  -> {batch_id} {status} in {duration_s:.2f}s")
+        self._write(f"  -> {event.batch_id} {event.status} in {event.duration_s:.2f}s")
 
     def note(self, message: str) -> None:
         """Anything else worth saying."""

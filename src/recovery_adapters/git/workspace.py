@@ -99,6 +99,12 @@ class GitWorkspace:
         except ValueError:
             return ""
 
+    def ignore(self, path: str | os.PathLike[str]) -> None:
+        """Never counts changes to ``path`` as a batch's change."""
+        relative = self._relative(path)
+        if relative and relative not in self.exclude:
+            self.exclude = (*self.exclude, relative)
+
     @property
     def root(self) -> Path:
         """The top of the working tree."""
