@@ -150,8 +150,9 @@ class RecoveryApp(Application[UUID]):
         self.save(run)
         return run.id
 
-    def get_run(self, run_id: UUID) -> Run:
-        """The run, rebuilt from its events."""
+    def get_run(self, run_id: UUID | str) -> Run:
+        """The run, rebuilt from its events. ``run_id`` is a UUID or its text."""
+        run_id = as_run_id(run_id)
         try:
             run: Run = self.repository.get(run_id)
         except Exception as exc:
@@ -160,7 +161,7 @@ class RecoveryApp(Application[UUID]):
             raise
         return run
 
-    def update(self, run_id: UUID, command: Callable[[Run], T]) -> T:
+    def update(self, run_id: UUID | str, command: Callable[[Run], T]) -> T:
         """Runs ``command`` on the current run and saves what it triggered.
 
         A rule it breaks raises before anything is saved; a save that lost the
@@ -180,7 +181,7 @@ class RecoveryApp(Application[UUID]):
 
     def decide(
         self,
-        run_id: UUID,
+        run_id: UUID | str,
         batch_id: str,
         decision: str,
         *,
@@ -200,23 +201,23 @@ class RecoveryApp(Application[UUID]):
 
     # -- queries ------------------------------------------------------------
 
-    def view(self, run_id: UUID) -> RunView:
+    def view(self, run_id: UUID | str) -> RunView:
         """The run's state as plain values."""
         return self.get_run(run_id).view()
 
-    def recorded_plan(self, run_id: UUID) -> ExecutionPlan:
+    def recorded_plan(self, run_id: UUID | str) -> ExecutionPlan:
         """The plan as the run recorded it when it started; its ``source`` is the
         path of the plan file it was loaded from, when that was a file."""
         run = self.get_run(run_id)
         return parse_plan(run.plan, source=run.plan_path or "<recorded plan>")
 
-    def history(self, run_id: UUID) -> list[Run.Event]:
+    def history(self, run_id: UUID | str) -> list[Run.Event]:
         """The run's events, in order."""
         return list(self.events_of(run_id))
 
-    def events_of(self, run_id: UUID) -> Iterator[Run.Event]:
+    def events_of(self, run_id: UUID | str) -> Iterator[Run.Event]:
         """The run's events, in order, read lazily."""
-        yield from self.repository.event_store.get(run_id)  # type: ignore[misc]
+        yield from self.repository.event_store.get(as_run_id(run_id))  # type: ignore[misc]
 
     def notifications(
         self, topics: Sequence[str] = (), page: int = 500
@@ -295,7 +296,7 @@ class RecoveryApp(Application[UUID]):
     def failure_log(
         self,
         *,
-        run_id: UUID | None = None,
+        run_id: UUID | str | None = None,
         workspace: str | os.PathLike[str] | None = None,
     ) -> list[FailureLogEntry]:
         """The failure log's entries from the events: of one run, of the runs in
@@ -305,7 +306,8 @@ class RecoveryApp(Application[UUID]):
             self.notifications(FAILURE_LOG_TOPICS), workspace=where
         )
         if run_id is not None:
-            entries = [e for e in entries if e.run_id == str(run_id)]
+            wanted = str(as_run_id(run_id))
+            entries = [e for e in entries if e.run_id == wanted]
         return entries
 
     def write_failure_log(
@@ -322,7 +324,7 @@ class RecoveryApp(Application[UUID]):
         return write_failure_log(target, lines)
 
     def wait_for_decision(
-        self, run_id: UUID, *, timeout_s: float | None = None, poll_s: float = 0.5
+        self, run_id: UUID | str, *, timeout_s: float | None = None, poll_s: float = 0.5
     ) -> DecisionView | None:
         """Waits until the failure awaiting a decision gets one (recorded from any
         process that reaches the store); returns it, or None at the timeout.
@@ -358,7 +360,7 @@ class RecoveryApp(Application[UUID]):
         hooks: Hooks | Sequence[Hooks] = (),
         step_runners: Mapping[str, StepRunner] | None = None,
         plan_path: str | os.PathLike[str] | None = None,
-        run_id: UUID | None = None,
+        run_id: UUID | str | None = None,
     ) -> Runner:
         """A runner for ``plan`` in ``workspace``.
 
@@ -382,7 +384,7 @@ class RecoveryApp(Application[UUID]):
             notifiers=notifiers,
             hooks=hooks,
             plan_path=plan_path,
-            run_id=run_id,
+            run_id=None if run_id is None else as_run_id(run_id),
         )
 
     def unfinished_run(
@@ -410,6 +412,16 @@ class RecoveryApp(Application[UUID]):
                 )
             return run_id
         return None
+
+
+def as_run_id(run_id: UUID | str) -> UUID:
+    """A run id from a UUID or its text; bad text is :class:`UnknownRun`."""
+    if isinstance(run_id, UUID):
+        return run_id
+    try:
+        return UUID(run_id)
+    except ValueError:
+        raise UnknownRun(f"{run_id!r} is not a run id") from None
 
 
 def new_runner_id() -> str:
