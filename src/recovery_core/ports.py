@@ -31,7 +31,11 @@ __all__ = [
 
 @attrs.frozen
 class StepContext:
-    """What a step runner knows of the attempt it validates."""
+    """What a step runner knows of the attempt it validates.
+
+    ``baseline`` is the workspace's snapshot (for git: a commit id) that the
+    batch's changes are measured against, and ``changed_files`` the paths that
+    differ from it (relative, posix), the plan file aside."""
 
     root: Path
     run_id: str

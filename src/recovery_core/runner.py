@@ -535,7 +535,7 @@ class Runner:
             run_id=session.run_id,
             batch=session.batch,
             attempt=session.attempt,
-            baseline=session.baseline,
+            baseline=session.origin,
             changed_files=changed,
             phase=phase,
         )
