@@ -3,6 +3,7 @@ processes, consoles), and the ``recovery`` command line."""
 
 from recovery_adapters.git import GitWorkspace, WorkspaceError
 from recovery_adapters.notify import ConsoleNotifier
+from recovery_adapters.strategies import ManualGitStrategy, manual_git
 from recovery_adapters.validation import (
     command_step,
     default_step_runners,
@@ -13,9 +14,11 @@ from recovery_adapters.validation import (
 __all__ = [
     "ConsoleNotifier",
     "GitWorkspace",
+    "ManualGitStrategy",
     "WorkspaceError",
     "command_step",
     "default_step_runners",
+    "manual_git",
     "smoke_step",
     "syntax_step",
 ]

@@ -366,21 +366,22 @@ class RecoveryApp(Application[UUID]):
 
         The step runners default to every registered step kind (the built-in
         ones come from :mod:`recovery_adapters` through entry points), the
-        strategy to ``noop``. The plan's status keys are written back to the file
+        strategy to the workspace's default (``manual-git`` for a git
+        workspace), else ``noop``. The plan's status keys are written back to the file
         it was loaded from, unless ``plan_path`` names another. With ``run_id``,
         it drives that run; otherwise the unfinished run of this plan in this
         workspace, or a new one.
         """
         from recovery_core.runner import Runner
         from recovery_core.steps import step_runners as registered_steps
-        from recovery_core.strategies import NoopStrategy
+        from recovery_core.strategies import default_strategy
 
         return Runner(
             self,
             plan,
             workspace=workspace,
             step_runners=registered_steps() if step_runners is None else step_runners,
-            strategy=strategy if strategy is not None else NoopStrategy(),
+            strategy=strategy if strategy is not None else default_strategy(workspace),
             notifiers=notifiers,
             hooks=hooks,
             plan_path=plan_path,

@@ -20,6 +20,7 @@ __all__ = [
     "FailureContext",
     "Notification",
     "Notifier",
+    "Quarantine",
     "RecoveryOutcome",
     "RecoveryStrategy",
     "StepContext",
@@ -86,10 +87,17 @@ class Workspace(Protocol):
         writes, such as the plan file's status keys)."""
         ...
 
-    def prepare(self) -> None:
-        """Checks that a run may start here and sets up what it needs (such as
-        keeping ``.recovery/`` out of version control); raises a RecoveryError
-        subclass with a clear message when it may not."""
+    def prepare(self, *, commits: bool = False) -> None:
+        """Checks that a run may start here (``commits``: batches will be
+        committed) and sets up what it needs (such as keeping ``.recovery/`` out
+        of version control); raises a RecoveryError subclass with a clear message
+        when it may not."""
+        ...
+
+    def check(self, baseline: str | None) -> tuple[str, ...]:
+        """What the attempt since ``baseline`` changed that no batch may change
+        (for git: HEAD, branches, config, hooks), each put back; empty when
+        nothing was."""
         ...
 
     def snapshot(self, *, run_id: str, batch_id: str, attempt: int) -> str | None:
@@ -115,7 +123,8 @@ class Workspace(Protocol):
 
 @attrs.frozen
 class FailureContext:
-    """What a recovery strategy is told about a failure."""
+    """What a recovery strategy is told about a failure. ``baseline`` is the
+    snapshot taken before the failed attempt; ``workspace`` the run's workspace."""
 
     run_id: str
     plan_id: str
@@ -124,18 +133,32 @@ class FailureContext:
     failure: FailureView
     root: Path
     baseline: str | None
+    workspace: Workspace
+
+
+@attrs.frozen
+class Quarantine:
+    """Where a strategy kept a failed attempt's change (recorded as
+    ``ChangesQuarantined``)."""
+
+    ref: str
+    files: tuple[str, ...]
+    tree_id: str
 
 
 @attrs.frozen
 class RecoveryOutcome:
     """A strategy's answer to a failure. ``proposal`` says whether it proposes a
-    fix that a ``recover`` decision would apply."""
+    fix that a ``recover`` decision would apply; ``quarantine`` where it kept the
+    faulty change; ``hints`` are commands worth showing the operator."""
 
     analysis: str
     proposal: bool = False
     patch_digest: str | None = None
     prevalidation: str | None = None
     details: Mapping[str, Any] = attrs.field(factory=dict)
+    quarantine: Quarantine | None = None
+    hints: tuple[str, ...] = ()
 
     def as_event_data(self) -> dict[str, Any]:
         """The outcome as recorded in ``RecoveryAttempted``."""
@@ -145,6 +168,7 @@ class RecoveryOutcome:
             "patch_digest": self.patch_digest,
             "prevalidation": self.prevalidation,
             "details": dict(self.details),
+            "hints": list(self.hints),
         }
 
 
@@ -180,6 +204,7 @@ class Notification:
     strategy: str
     analysis: str
     workspace: str
+    hints: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         """The notification as a JSON object (for inbox, command and webhook)."""

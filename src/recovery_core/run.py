@@ -88,12 +88,9 @@ def event_digest(
 
 
 def payload_of(event: Run.Event) -> dict[str, Any]:
-    """The fields of an event that are its content, not its envelope."""
-    return {
-        k: v
-        for k, v in vars(event).items()
-        if k not in _ENVELOPE and k != "originator_topic"
-    }
+    """The fields of an event that are its content, not its envelope (the first
+    event's aggregate topic is content: it says what the history is of)."""
+    return {k: v for k, v in vars(event).items() if k not in _ENVELOPE}
 
 
 def verify_chain(events: Iterable[Run.Event]) -> str:
@@ -651,9 +648,10 @@ class Run(BaseAggregate[UUID]):
                 "runner_id": runner_id,
             }
         )
+        hashed = {**payload, "originator_topic": cls.TOPIC}
         timestamp = cls.Started.create_timestamp()
         digest = event_digest(
-            cls.Started.TOPIC, run_id, 1, timestamp, payload, GENESIS_DIGEST
+            cls.Started.TOPIC, run_id, 1, timestamp, hashed, GENESIS_DIGEST
         )
         return cls._create(
             cls.Started,
@@ -774,7 +772,9 @@ class Run(BaseAggregate[UUID]):
         self._trigger(self.RunnerClaimed, host=host, pid=pid, runner_id=runner_id)
 
     def release_runner(self, runner_id: str) -> None:
-        """Records that this runner stopped driving the run."""
+        """Records that this runner stopped driving the run (nothing, when another
+        runner holds it)."""
+        self._require_live()
         if self.claim is not None and self.claim.runner_id == runner_id:
             self._trigger(self.RunnerReleased, runner_id=runner_id)
 

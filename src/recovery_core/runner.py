@@ -268,7 +268,9 @@ class Runner:
     def open_run(self) -> UUID:
         """Finds the unfinished run of this plan here, or starts one; returns its id."""
         if self.run_id is None:
-            self.workspace.prepare()
+            self.workspace.prepare(
+                commits=any(b.commit_strategy == "commit" for b in self.plan.batches)
+            )
             found = self.app.unfinished_run(self.plan, self.workspace.root)
             if found is None:
                 found = self.app.start_run(
@@ -392,6 +394,12 @@ class Runner:
                     if self.app.view(run_id).state not in ("completed", "aborted"):
                         self._claim(run_id)
                     continue
+                if decision.decision == "recover":
+                    raise IllegalTransition(
+                        f"strategy {self.strategy.name} cannot carry out a recover "
+                        f"decision; decide retry, skip or abort for batch "
+                        f"{decision.batch_id}"
+                    )
                 self._hook("on_decision", decision)
                 if decision.decision == "skip":
                     self.app.update(run_id, lambda run: run.skip_batch())
@@ -475,7 +483,10 @@ class Runner:
                 self._halted(run_id)
             raise
         else:
-            session.outcome = self._validate(session)
+            if self._guard(session, RUNTIME):
+                session.outcome = self._validate(session)
+            else:
+                session.outcome = self._failure_outcome(run_id, batch_id)
             if isinstance(session.outcome, Halted):
                 session.outcome = self._halted(run_id)
 
@@ -525,7 +536,28 @@ class Runner:
             if not self._record_step(session, BUILD, step, outcome, None):
                 self._finished(session, "failed")
                 return self._failure_outcome(run_id, batch.batch_id)
+        if not self._guard(session, BUILD):
+            return self._failure_outcome(run_id, batch.batch_id)
         return self._validate(session)
+
+    def _guard(self, session: BatchSession, phase: str) -> bool:
+        """Fails the attempt when it changed what no batch may change (the
+        workspace has already put it back); returns whether all is well."""
+        started = time.monotonic()
+        problems = self.workspace.check(session.baseline)
+        if not problems:
+            return True
+        outcome = StepOutcome(
+            passed=False,
+            duration_s=time.monotonic() - started,
+            error="the batch changed what no batch may change (put back): "
+            + "; ".join(problems),
+            component=session.batch.component or "",
+        )
+        step = Step(name=Identifier("workspace_guard"), kind=StepKind("guard"))
+        self._record_step(session, phase, step, outcome, None)
+        self._finished(session, "failed")
+        return False
 
     def _context(
         self, session: BatchSession, phase: str, changed: tuple[str, ...]
@@ -550,6 +582,8 @@ class Runner:
             if not self._record_step(session, VALIDATION, step, outcome, changed):
                 self._finished(session, "failed")
                 return self._failure_outcome(run_id, batch.batch_id)
+        if not self._guard(session, VALIDATION):
+            return self._failure_outcome(run_id, batch.batch_id)
         self.app.update(run_id, lambda run: run.verify_batch(batch.batch_id, attempt))
         commit: str | None = None
         if batch.commit_strategy == "commit":
@@ -741,18 +775,30 @@ class Runner:
         failure = view.batch(batch.batch_id).failure
         assert failure is not None
         answer = self._ask_strategy(run_id, view, batch, attempt, failure)
-        self.app.update(
-            run_id,
-            lambda run: run.recovery_attempted(
+        kept = answer.quarantine
+
+        def answered(run: Run) -> None:
+            if kept is not None:
+                run.changes_quarantined(
+                    batch.batch_id,
+                    attempt,
+                    quarantine_ref=kept.ref,
+                    files=kept.files,
+                    tree_id=kept.tree_id,
+                )
+            run.recovery_attempted(
                 batch.batch_id,
                 attempt,
                 strategy=self.strategy.name,
                 outcome=answer.as_event_data(),
-            ),
-        )
-        answered = self.app.view(run_id)
-        decisions = answered.decisions
-        commands = answered.commands(self._store_hint)
+            )
+
+        self.app.update(run_id, answered)
+        if kept is not None:
+            self._project(run_id, failures=True)
+        after = self.app.view(run_id)
+        decisions = after.decisions
+        commands = after.commands(self._store_hint)
         self._notify(run_id, batch, attempt, failure, answer, decisions, commands)
         self._hook(
             "on_failure",
@@ -781,6 +827,7 @@ class Runner:
             failure=failure,
             root=self.workspace.root,
             baseline=failure.baseline,
+            workspace=self.workspace,
         )
         try:
             return self.strategy.on_failure(context)
@@ -816,6 +863,7 @@ class Runner:
             strategy=self.strategy.name,
             analysis=answer.analysis,
             workspace=str(self.workspace.root),
+            hints=answer.hints,
         )
         for notifier in self.notifiers:
             error: str | None = None

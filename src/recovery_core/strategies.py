@@ -24,6 +24,7 @@ __all__ = [
     "StrategyFactory",
     "UnknownStrategy",
     "available_strategies",
+    "default_strategy",
     "get_strategy",
     "register_strategy",
 ]
@@ -70,6 +71,14 @@ def available_strategies() -> dict[str, str]:
     """Every strategy name with where it comes from (``built-in``, ``registered``
     or the package that declares it)."""
     return STRATEGIES.names()
+
+
+def default_strategy(workspace: object) -> RecoveryStrategy:
+    """The workspace's own default strategy (``default_strategy()``, as a git
+    workspace has), else ``noop``."""
+    make = getattr(workspace, "default_strategy", None)
+    strategy = make() if callable(make) else None
+    return strategy if isinstance(strategy, RecoveryStrategy) else NoopStrategy()
 
 
 def get_strategy(name: str) -> RecoveryStrategy:

@@ -88,7 +88,7 @@ def make_runner(
     plan: ExecutionPlan,
     *,
     workspace: GitWorkspace,
-    strategy: str,
+    strategy: str | None,
     notifiers: Sequence[Notifier],
     run_id: UUID | None = None,
 ) -> Runner:
@@ -96,7 +96,7 @@ def make_runner(
     return app.runner(
         plan,
         workspace=workspace,
-        strategy=get_strategy(strategy),
+        strategy=None if strategy is None else get_strategy(strategy),
         notifiers=notifiers,
         hooks=ProgressPrinter().hooks(),
         run_id=run_id,
@@ -148,7 +148,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--workspace {workspace_dir}: no such directory")
     workspace = GitWorkspace(workspace_dir, exclude=[plan_path])
     plan.require_runners()
-    get_strategy(args.strategy)
+    if args.strategy is not None:
+        get_strategy(args.strategy)
     notifiers = make_notifiers(args.notify)
     url = RecoveryApp.store_url(workspace.root, args.store)
     workspace.prepare()
@@ -311,7 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def runner_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
-            "--strategy", default="noop", help="recovery strategy (default: noop)"
+            "--strategy",
+            help="recovery strategy (default: manual-git in a git workspace); "
+            "see `recovery strategies`",
         )
         sub.add_argument(
             "--notify",

@@ -189,7 +189,7 @@ def run_demo(directory: str | None) -> int:
         app,
         plan,
         workspace=workspace,
-        strategy="noop",
+        strategy=None,
         notifiers=notifiers,
     ).run()
     if not isinstance(outcome, Halted):
@@ -234,7 +234,7 @@ def run_demo(directory: str | None) -> int:
         app,
         plan,
         workspace=workspace,
-        strategy="noop",
+        strategy=None,
         notifiers=notifiers,
         run_id=UUID(run_id),
     ).run()

@@ -1,12 +1,15 @@
-"""GitWorkspace: snapshots of the working tree, changed files and commits, through
-GitPython, never touching the user's index or branch except to commit a verified
-batch.
+"""GitWorkspace: snapshots, quarantine and restore, commits and guards, through
+GitPython, never touching the user's index, branch or files except to put back
+what a batch changed or to commit a verified batch.
 
 Snapshots are made with a temporary index (a copy of the user's, so that git's
 stat cache spares re-hashing unchanged files), ``git add -A`` into it, and
 ``write-tree``; they are kept as commits under
-``refs/recovery/<run>/<batch>/<attempt>/baseline``. Git runs with
-``core.fsmonitor=false`` and hooks pointed away for every call of ours.
+``refs/recovery/<run>/<batch>/<attempt>/``: ``baseline`` (the working tree
+before the attempt), ``index`` (what the user had staged) and, after a failure,
+``quarantine`` (the faulty tree). Git runs with ``core.fsmonitor=false`` and
+hooks pointed away for every call of ours; no string from a plan reaches git as
+an option (``--`` comes before every path, ref names are checked).
 """
 
 from __future__ import annotations
@@ -16,16 +19,17 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Final
+from typing import BinaryIO, Final
 
+import attrs
 import git
 
-from recovery_core.errors import RecoveryError
+from recovery_core import RecoveryError
 from recovery_core.store import RECOVERY_DIR
 
-__all__ = ["GitWorkspace", "WorkspaceError"]
+__all__ = ["GitWorkspace", "Quarantined", "WorkspaceError"]
 
 _SAFE_CONFIG: Final = (
     "-c",
@@ -44,6 +48,13 @@ _IN_PROGRESS: Final = {
     "REVERT_HEAD": "a revert",
     "BISECT_LOG": "a bisect",
 }
+_NULL_SHA: Final = "0" * 40
+_IDENTITY: Final = {
+    "GIT_AUTHOR_NAME": "recovery-core",
+    "GIT_AUTHOR_EMAIL": "recovery-core@localhost",
+    "GIT_COMMITTER_NAME": "recovery-core",
+    "GIT_COMMITTER_EMAIL": "recovery-core@localhost",
+}
 
 
 class WorkspaceError(RecoveryError):
@@ -51,6 +62,35 @@ class WorkspaceError(RecoveryError):
     progress, ...); nothing was changed."""
 
     exit_code = 2
+
+
+@attrs.frozen
+class Quarantined:
+    """Where a failed attempt's change was kept, and what was put back."""
+
+    ref: str
+    commit: str
+    tree_id: str
+    files: tuple[str, ...]
+
+
+@attrs.frozen
+class _Guard:
+    """What a batch must not change in ``.git``: HEAD, branches, config, hooks."""
+
+    head_ref: str | None
+    head: str | None
+    branches: tuple[tuple[str, str], ...]
+    config: bytes | None
+    hooks: tuple[tuple[str, bytes], ...]
+
+
+@attrs.frozen
+class _Entry:
+    """One index or tree entry."""
+
+    mode: str
+    sha: str
 
 
 def _ref_part(value: str) -> str:
@@ -66,9 +106,9 @@ def _ref_part(value: str) -> str:
 class GitWorkspace:
     """A git working tree as the workspace of a run.
 
-    ``exclude`` lists paths (relative to the top of the working tree) whose
-    changes never belong to a batch, such as the plan file when it lives in the
-    workspace: the library writes it, a batch does not.
+    ``exclude`` lists paths (relative to the top of the working tree, or
+    absolute) whose changes never belong to a batch, such as the plan file when
+    it lives in the workspace: the library writes it, a batch does not.
     """
 
     def __init__(
@@ -87,8 +127,14 @@ class GitWorkspace:
             raise WorkspaceError(f"{path} is a bare repository: it has no working tree")
         self._root = Path(self.repo.working_tree_dir).resolve()
         self._git_dir = Path(self.repo.git_dir).resolve()
-        self.exclude = tuple(self._relative(p) for p in exclude)
+        common = Path(self.repo.common_dir)
+        self._common_dir = (
+            common if common.is_absolute() else self._git_dir / common
+        ).resolve()
+        self.exclude = tuple(p for p in (self._relative(p) for p in exclude) if p)
         self._trees: dict[str, str] = {}
+        self._guards: dict[str, _Guard] = {}
+        self._indexes: dict[str, str | None] = {}
 
     def _relative(self, path: str | os.PathLike[str]) -> str:
         candidate = Path(path)
@@ -112,17 +158,26 @@ class GitWorkspace:
 
     # -- git plumbing -------------------------------------------------------
 
-    def _git(self, *args: str, env: Mapping[str, str] | None = None) -> str:
+    def _git(
+        self,
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        stdin: bytes | None = None,
+    ) -> str:
         command = ["git", *_SAFE_CONFIG, *args]
         full_env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", **(env or {})}
-        try:
-            out: str = self.repo.git.execute(
-                command, env=full_env, strip_newline_in_stdout=False
-            )
-        except git.GitCommandError as exc:
-            raise WorkspaceError(
-                f"git {args[0]} failed in {self._root}: {str(exc.stderr).strip()}"
-            ) from None
+        with _stdin_file(stdin) as source:
+            try:
+                out: str = self.repo.git.execute(
+                    command,
+                    env=full_env,
+                    istream=source,
+                    strip_newline_in_stdout=False,
+                )
+            except git.GitCommandError as exc:
+                raise WorkspaceError(
+                    f"git {args[0]} failed in {self._root}: {str(exc.stderr).strip()}"
+                ) from None
         return out
 
     @contextmanager
@@ -143,64 +198,55 @@ class GitWorkspace:
         except WorkspaceError:
             return None
 
+    def _head_ref(self) -> str | None:
+        try:
+            return self._git("symbolic-ref", "-q", "HEAD").strip() or None
+        except WorkspaceError:
+            return None
+
     def _tree_now(self) -> str:
         """The tree of the whole working tree as it is now (ignored files aside)."""
         with self._temporary_index(from_user=True) as env:
             self._git("add", "-A", "--", ".", env=env)
-            for path in self.exclude:
-                if path:
-                    self._git(
-                        "rm", "-q", "--cached", "--ignore-unmatch", "--", path, env=env
-                    )
+            if self.exclude:
+                self._git(
+                    "rm",
+                    "-q",
+                    "--cached",
+                    "--ignore-unmatch",
+                    "--",
+                    *self.exclude,
+                    env=env,
+                )
             return self._git("write-tree", env=env).strip()
 
-    def _author(self) -> dict[str, str]:
-        """The user's identity when git has one, else recovery-core's."""
-        try:
-            self._git("config", "user.email")
-        except WorkspaceError:
-            return dict(_IDENTITY)
-        return {}
+    def _index_tree(self) -> str | None:
+        """The tree of what the user has staged (None when the index cannot be
+        written as a tree, e.g. unmerged paths); the user's index is not touched."""
+        with self._temporary_index(from_user=True) as env:
+            try:
+                return self._git("write-tree", env=env).strip()
+            except WorkspaceError:
+                return None
 
-    # -- Workspace ----------------------------------------------------------
-
-    def prepare(self) -> None:
-        """Refuses to start in the middle of a merge, rebase, cherry-pick, revert
-        or bisect; keeps ``.recovery/`` out of git through ``info/exclude``."""
-        for marker, what in _IN_PROGRESS.items():
-            if (self._git_dir / marker).exists():
-                raise WorkspaceError(
-                    f"{self._root} is in the middle of {what}; finish or abort it first"
-                )
-        exclude = self._git_dir / "info" / "exclude"
-        line = f"/{RECOVERY_DIR}/"
-        text = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
-        if line not in text.splitlines():
-            exclude.parent.mkdir(parents=True, exist_ok=True)
-            sep = "" if not text or text.endswith("\n") else "\n"
-            exclude.write_text(f"{text}{sep}{line}\n", encoding="utf-8")
-
-    def snapshot(self, *, run_id: str, batch_id: str, attempt: int) -> str:
-        """Snapshots the whole working tree as a commit under
-        ``refs/recovery/<run>/<batch>/<attempt>/baseline``; returns its id."""
-        ref = (
-            f"refs/recovery/{_ref_part(run_id)}/{_ref_part(batch_id)}/"
-            f"{int(attempt)}/baseline"
-        )
-        tree = self._tree_now()
-        head = self._head()
-        parents = ["-p", head] if head else []
-        commit = self._git(
-            "commit-tree",
-            *parents,
-            "-m",
-            f"recovery baseline: run {run_id} batch {batch_id} attempt {attempt}",
-            tree,
-            env=_IDENTITY,
+    def _commit_tree(self, tree: str, parents: Sequence[str], message: str) -> str:
+        args: list[str] = []
+        for parent in parents:
+            args += ["-p", parent]
+        return self._git(
+            "commit-tree", *args, "-m", message, tree, env=_IDENTITY
         ).strip()
-        self._git("update-ref", ref, commit)
-        self._trees[commit] = tree
-        return commit
+
+    def _entries(self, tree: str, paths: Sequence[str]) -> dict[str, _Entry]:
+        """The entries of ``paths`` in ``tree`` (missing paths are left out)."""
+        found: dict[str, _Entry] = {}
+        for chunk in _chunks(paths):
+            out = self._git("ls-tree", "-r", "-z", "--full-tree", tree, "--", *chunk)
+            for record in filter(None, out.split("\0")):
+                meta, _, path = record.partition("\t")
+                mode, _kind, sha = meta.split()
+                found[path] = _Entry(mode, sha)
+        return found
 
     def _tree_of(self, snapshot: str) -> str:
         tree = self._trees.get(snapshot)
@@ -209,21 +255,228 @@ class GitWorkspace:
             self._trees[snapshot] = tree
         return tree
 
+    def _diff(self, old_tree: str, new_tree: str) -> tuple[str, ...]:
+        out = self._git(
+            "diff-tree", "-r", "--no-renames", "--name-only", "-z", old_tree, new_tree
+        )
+        return tuple(sorted(p for p in out.split("\0") if p))
+
+    def _guard(self) -> _Guard:
+        config = self._common_dir / "config"
+        hooks_dir = self._common_dir / "hooks"
+        hooks = (
+            tuple(
+                sorted(
+                    (p.name, p.read_bytes())
+                    for p in hooks_dir.iterdir()
+                    if p.is_file() and not p.is_symlink()
+                )
+            )
+            if hooks_dir.is_dir()
+            else ()
+        )
+        listing = self._git(
+            "for-each-ref", "--format=%(refname) %(objectname)", "refs/heads/"
+        )
+        branches = []
+        for line in listing.splitlines():
+            name, _, sha = line.partition(" ")
+            branches.append((name, sha))
+        return _Guard(
+            head_ref=self._head_ref(),
+            head=self._head(),
+            branches=tuple(branches),
+            config=config.read_bytes() if config.is_file() else None,
+            hooks=hooks,
+        )
+
+    # -- Workspace ----------------------------------------------------------
+
+    def prepare(self, *, commits: bool = False) -> None:
+        """Refuses to start in the middle of a merge, rebase, cherry-pick, revert
+        or bisect, or (when batches are to be committed) on a detached HEAD;
+        keeps ``.recovery/`` out of git through ``info/exclude``."""
+        for marker, what in _IN_PROGRESS.items():
+            if (self._git_dir / marker).exists():
+                raise WorkspaceError(
+                    f"{self._root} is in the middle of {what}; finish or abort it first"
+                )
+        if commits and self._head_ref() is None:
+            raise WorkspaceError(
+                f"{self._root} has a detached HEAD: a batch with commit_strategy "
+                "'commit' needs a branch to commit to (git switch BRANCH)"
+            )
+        exclude = self._common_dir / "info" / "exclude"
+        line = f"/{RECOVERY_DIR}/"
+        text = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
+        if line not in text.splitlines():
+            exclude.parent.mkdir(parents=True, exist_ok=True)
+            sep = "" if not text or text.endswith("\n") else "\n"
+            exclude.write_text(f"{text}{sep}{line}\n", encoding="utf-8")
+
+    @staticmethod
+    def _ref(run_id: str, batch_id: str, attempt: int, name: str) -> str:
+        return (
+            f"refs/recovery/{_ref_part(run_id)}/{_ref_part(batch_id)}/"
+            f"{int(attempt)}/{name}"
+        )
+
+    def snapshot(self, *, run_id: str, batch_id: str, attempt: int) -> str:
+        """Snapshots the whole working tree as a commit under
+        ``refs/recovery/<run>/<batch>/<attempt>/baseline`` (and what the user
+        had staged under ``.../index``); returns the baseline commit's id."""
+        ref = self._ref(run_id, batch_id, attempt, "baseline")
+        guard = self._guard()
+        tree = self._tree_now()
+        index_tree = self._index_tree()
+        parents = [guard.head] if guard.head else []
+        commit = self._commit_tree(
+            tree,
+            parents,
+            f"recovery baseline: run {run_id} batch {batch_id} attempt {attempt}",
+        )
+        self._git("update-ref", ref, commit)
+        if index_tree is not None:
+            index_commit = self._commit_tree(
+                index_tree, parents, f"recovery index: run {run_id} batch {batch_id}"
+            )
+            self._git(
+                "update-ref",
+                self._ref(run_id, batch_id, attempt, "index"),
+                index_commit,
+            )
+        self._trees[commit] = tree
+        self._guards[commit] = guard
+        self._indexes[commit] = index_tree
+        return commit
+
     def changed_files(self, baseline: str | None) -> tuple[str, ...]:
         """The paths that differ between the snapshot ``baseline`` and the working
         tree now (added, modified, deleted, mode changes), sorted."""
         if baseline is None:
             return ()
-        out = self._git(
-            "diff-tree",
-            "-r",
-            "--no-renames",
-            "--name-only",
-            "-z",
-            self._tree_of(baseline),
-            self._tree_now(),
+        return self._diff(self._tree_of(baseline), self._tree_now())
+
+    def check(self, baseline: str | None) -> tuple[str, ...]:
+        """What the attempt since ``baseline`` changed in ``.git`` that a batch must
+        not (HEAD moved, a branch rewritten, the config or a hook changed), each
+        put back as it was; empty when nothing was."""
+        before = self._guards.get(baseline or "")
+        if before is None:
+            return ()
+        now = self._guard()
+        problems: list[str] = []
+        if (now.head_ref, now.head) != (before.head_ref, before.head):
+            problems.append(
+                f"HEAD moved from {before.head_ref or before.head} to "
+                f"{now.head_ref or now.head}"
+            )
+            if before.head_ref is not None:
+                self._git("symbolic-ref", "HEAD", before.head_ref)
+            elif before.head is not None:
+                self._git("update-ref", "--no-deref", "HEAD", before.head)
+        old_branches, new_branches = dict(before.branches), dict(now.branches)
+        for name, sha in old_branches.items():
+            if new_branches.get(name) != sha:
+                problems.append(f"branch {name} was rewritten or deleted")
+                self._git("update-ref", "-m", "recovery: put back", name, sha)
+        for name in sorted(set(new_branches) - set(old_branches)):
+            problems.append(f"branch {name} was created (left in place)")
+        config = self._common_dir / "config"
+        if now.config != before.config and before.config is not None:
+            problems.append("the repository's git config was changed")
+            config.write_bytes(before.config)
+        if now.hooks != before.hooks:
+            problems.append("the repository's hooks were changed")
+            hooks_dir = self._common_dir / "hooks"
+            saved = dict(before.hooks)
+            for name, _content in now.hooks:
+                if name not in saved:
+                    (hooks_dir / name).unlink()
+            for name, content in saved.items():
+                (hooks_dir / name).write_bytes(content)
+        return tuple(problems)
+
+    def quarantine(
+        self, *, run_id: str, batch_id: str, attempt: int, baseline: str
+    ) -> Quarantined:
+        """Keeps the faulty tree under ``.../quarantine`` and puts the paths the
+        attempt changed back as they were at ``baseline``, and the user's staged
+        entries back as they were; nothing else is touched."""
+        faulty = self._tree_now()
+        files = self._diff(self._tree_of(baseline), faulty)
+        ref = self._ref(run_id, batch_id, attempt, "quarantine")
+        commit = self._commit_tree(
+            faulty,
+            [baseline],
+            f"recovery quarantine: run {run_id} batch {batch_id} attempt {attempt}",
         )
-        return tuple(sorted(p for p in out.split("\0") if p))
+        self._git("update-ref", ref, commit)
+        self.restore(baseline, files)
+        return Quarantined(ref=ref, commit=commit, tree_id=faulty, files=files)
+
+    def restore(self, baseline: str, files: Sequence[str]) -> None:
+        """Puts ``files`` back as they were in the snapshot ``baseline`` (removing
+        those it did not have), then the user's index entries as they were."""
+        wanted = self._entries(self._tree_of(baseline), files)
+        for path in files:
+            if path not in wanted:
+                self._remove(path)
+        if wanted:
+            with self._temporary_index(from_user=False) as env:
+                self._git("read-tree", self._tree_of(baseline), env=env)
+                for path in wanted:
+                    self._clear_for(path)
+                self._git(
+                    "checkout-index",
+                    "-f",
+                    "-z",
+                    "--stdin",
+                    env=env,
+                    stdin="\0".join(wanted).encode() + b"\0",
+                )
+        self._restore_index(baseline)
+
+    def _remove(self, path: str) -> None:
+        target = self._root / path
+        if target.is_symlink() or target.is_file():
+            target.unlink()
+        elif target.is_dir():
+            return
+        parent = target.parent
+        while parent != self._root and parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()
+            parent = parent.parent
+
+    def _clear_for(self, path: str) -> None:
+        """Makes room for a file where the batch left a directory or a symlink."""
+        target = self._root / path
+        if target.is_symlink():
+            target.unlink()
+        elif target.is_dir() and not any(target.iterdir()):
+            target.rmdir()
+
+    def _restore_index(self, baseline: str) -> None:
+        saved = self._indexes.get(baseline)
+        if saved is None:
+            return
+        current = self._index_tree()
+        if current is None or current == saved:
+            return
+        paths = self._diff(saved, current)
+        before = self._entries(saved, paths)
+        lines = [
+            f"{before[p].mode} {before[p].sha}\t{p}"
+            if p in before
+            else f"0 {_NULL_SHA}\t{p}"
+            for p in paths
+        ]
+        self._git(
+            "update-index",
+            "-z",
+            "--index-info",
+            stdin="\0".join(lines).encode() + b"\0",
+        )
 
     def commit(
         self,
@@ -234,8 +487,12 @@ class GitWorkspace:
         trailers: Mapping[str, str],
     ) -> str:
         """Commits exactly ``files`` as they are in the working tree on top of HEAD,
-        with ``trailers``; the user's other staged or unstaged work stays out."""
+        with ``trailers``, through a temporary index; what the user had staged
+        stays staged and out of the commit."""
         head = self._head()
+        head_ref = self._head_ref()
+        if head_ref is None:
+            raise WorkspaceError("cannot commit on a detached HEAD")
         body = (
             message.rstrip()
             + "\n\n"
@@ -244,8 +501,8 @@ class GitWorkspace:
         with self._temporary_index(from_user=False) as env:
             if head:
                 self._git("read-tree", head, env=env)
-            if files:
-                self._git("add", "-A", "--", *files, env=env)
+            for chunk in _chunks(files):
+                self._git("add", "-A", "--", *chunk, env=env)
             tree = self._git("write-tree", env=env).strip()
         parents = ["-p", head] if head else []
         with tempfile.TemporaryDirectory(prefix="recovery-msg-") as folder:
@@ -263,20 +520,75 @@ class GitWorkspace:
             "update-ref",
             "-m",
             "recovery: commit verified batch",
-            "HEAD",
+            head_ref,
             commit,
-            head or "",
+            head or _NULL_SHA,
         )
-        if files:
-            # The user's index still holds the old blobs of these paths; bring them
-            # to the new commit so that `git status` shows no phantom changes.
-            self._git("reset", "-q", "--", *files)
+        self._sync_index(head, commit, files)
         return commit
 
+    def _sync_index(self, old: str | None, new: str, files: Sequence[str]) -> None:
+        """Moves the user's index entries of ``files`` from the old HEAD's to the new
+        commit's, where the user had nothing staged in them; staged work stays."""
+        if not files:
+            return
+        index = self._index_tree()
+        if index is None:
+            return
+        staged = self._entries(index, files)
+        old_entries = self._entries(old, files) if old else {}
+        new_entries = self._entries(new, files)
+        lines = []
+        for path in files:
+            if staged.get(path) != old_entries.get(path):
+                continue  # the user staged something here: keep it staged
+            entry = new_entries.get(path)
+            lines.append(
+                f"{entry.mode} {entry.sha}\t{path}"
+                if entry
+                else f"0 {_NULL_SHA}\t{path}"
+            )
+        if lines:
+            self._git(
+                "update-index",
+                "-z",
+                "--index-info",
+                stdin="\0".join(lines).encode() + b"\0",
+            )
+            # Refresh the stat data of the paths we set, so that git status does
+            # not re-hash them and shows them clean; a path that still differs is
+            # the user's unstaged work, which --refresh reports and we keep.
+            with suppress(WorkspaceError):
+                self._git("update-index", "-q", "--refresh")
 
-_IDENTITY: Final = {
-    "GIT_AUTHOR_NAME": "recovery-core",
-    "GIT_AUTHOR_EMAIL": "recovery-core@localhost",
-    "GIT_COMMITTER_NAME": "recovery-core",
-    "GIT_COMMITTER_EMAIL": "recovery-core@localhost",
-}
+    def _author(self) -> dict[str, str]:
+        """The user's identity when git has one, else recovery-core's."""
+        try:
+            self._git("config", "user.email")
+        except WorkspaceError:
+            return dict(_IDENTITY)
+        return {}
+
+    def default_strategy(self) -> object:
+        """The strategy a run in a git workspace gets by default: manual-git."""
+        from recovery_adapters.strategies import ManualGitStrategy
+
+        return ManualGitStrategy()
+
+
+def _chunks(paths: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
+    for start in range(0, len(paths), size):
+        yield paths[start : start + size]
+
+
+@contextmanager
+def _stdin_file(data: bytes | None) -> Iterator[BinaryIO | None]:
+    """A file holding ``data`` for a git command's standard input (GitPython
+    takes a file), or None."""
+    if data is None:
+        yield None
+        return
+    with tempfile.TemporaryFile() as source:
+        source.write(data)
+        source.seek(0)
+        yield source

@@ -24,6 +24,9 @@ def format_notification(n: Notification) -> str:
         lines.append("  output (last lines):")
         lines.extend(f"    | {line}" for line in n.output_tail.splitlines()[-12:])
     lines.append(f"  strategy {n.strategy}: {n.analysis}")
+    if n.hints:
+        lines.append("  look at the change, or bring it back, with:")
+        lines.extend(f"    {h}" for h in n.hints)
     lines.append("  decide with one of:")
     lines.extend(f"    {c}" for c in n.commands if " decide " in c)
     lines.append("  then carry the decision out with:")

@@ -1,0 +1,64 @@
+"""The ``manual-git`` strategy: quarantine the faulty change under a ref, put the
+workspace back as it was before the attempt, and tell the operator how to look
+at the change or bring it back."""
+
+from __future__ import annotations
+
+import shlex
+
+import attrs
+
+from recovery_core import FailureContext, RecoveryOutcome
+from recovery_core.ports import Quarantine
+
+__all__ = ["ManualGitStrategy", "manual_git"]
+
+
+@attrs.frozen
+class ManualGitStrategy:
+    """Keeps a failed attempt's tree under ``refs/recovery/.../quarantine`` and
+    restores exactly the paths it changed (the user's own edits, staged changes,
+    untracked and ignored files are left as they were). Proposes no fix: the
+    operator decides retry (from the restored baseline), skip or abort."""
+
+    name: str = "manual-git"
+
+    def on_failure(self, context: FailureContext) -> RecoveryOutcome:
+        """Quarantines and restores; returns where the change was kept."""
+        from recovery_adapters.git import GitWorkspace
+
+        workspace = context.workspace
+        if not isinstance(workspace, GitWorkspace) or context.baseline is None:
+            return RecoveryOutcome(
+                analysis="manual-git needs a git workspace with a baseline snapshot; "
+                "the change was left in the working tree"
+            )
+        kept = workspace.quarantine(
+            run_id=context.run_id,
+            batch_id=context.batch.batch_id,
+            attempt=context.attempt,
+            baseline=context.baseline,
+        )
+        failure = context.failure
+        where = f" in {failure.component}" if failure.component else ""
+        files = " ".join(shlex.quote(f) for f in kept.files)
+        hints = (
+            f"git diff {context.baseline[:12]} {kept.ref}",
+            f"git diff --stat {context.baseline[:12]} {kept.ref}",
+            f"git restore --source={kept.ref} -- {files}" if files else "",
+        )
+        return RecoveryOutcome(
+            analysis=(
+                f"{failure.phase}.{failure.step} failed{where}; the faulty change "
+                f"({len(kept.files)} file(s)) was kept under {kept.ref} and the "
+                "workspace put back as it was before the attempt"
+            ),
+            quarantine=Quarantine(ref=kept.ref, files=kept.files, tree_id=kept.tree_id),
+            hints=tuple(h for h in hints if h),
+            details={"quarantine_commit": kept.commit, "baseline": context.baseline},
+        )
+
+
+def manual_git() -> ManualGitStrategy:
+    """A new ``manual-git`` strategy (the design's spelling for hosts)."""
+    return ManualGitStrategy()
