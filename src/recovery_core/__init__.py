@@ -2,18 +2,13 @@
 quarantine and recover when a batch fails.
 
 This package is the domain and the application; it touches no git, no
-processes, no network and no terminal. The adapters live in
-:mod:`recovery_adapters`. A host application needs only the names below::
-
-    from recovery_core import RecoveryApp, load_plan
-    from recovery_adapters import GitWorkspace, ConsoleNotifier
-
-    app = RecoveryApp.open("sqlite:///.recovery/events.sqlite3")
-    runner = app.runner(load_plan("plan.json"), workspace=GitWorkspace("."),
-                        notifiers=[ConsoleNotifier()])
-    with runner.batch("15.14") as session:  # baseline taken; validation on exit
-        generate_code()                     # an exception here is a failure
-    outcome = runner.run()                  # the remaining batches
+processes, no network and no terminal. The adapters (the git workspace, step
+runners, strategies, notifiers) live in ``recovery_adapters``. A host opens an
+app (``RecoveryApp.open(url)``), makes a runner for a plan and a workspace
+(``app.runner(load_plan(path), workspace=...)``), and either runs the plan
+(``runner.run()``) or makes a batch's change in its own code inside
+``with runner.batch(batch_id) as session:``; outcomes are typed values. See
+docs/tutorial/embedding.md and docs/reference/api.md.
 """
 
 from recovery_core.application import RecoveryApp, RunSummary
@@ -40,6 +35,7 @@ from recovery_core.ports import (
     FailureContext,
     Notification,
     Notifier,
+    Quarantine,
     RecoveryOutcome,
     RecoveryStrategy,
     StepContext,
@@ -107,6 +103,7 @@ __all__ = [
     "Outcome",
     "PlanError",
     "PluginError",
+    "Quarantine",
     "RecoveryApp",
     "RecoveryError",
     "RecoveryOutcome",

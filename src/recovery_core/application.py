@@ -77,6 +77,7 @@ class RecoveryApp(Application[UUID]):
         super().__init__(env=store.settings)
 
     def construct_env(self, name: str, env: Any = None) -> Environment:
+        """The eventsourcing settings: those of the store URL, and nothing else."""
         # The store URL is the one source of settings: variables such as
         # PERSISTENCE_MODULE in the process environment must not redirect it.
         return Environment(name, dict(env or {}))
