@@ -1,0 +1,211 @@
+"""Failure detection on real code: standard-library modules and their own
+unittest files, copied into a real git repository, broken by a batch in each of
+the ways a batch fails, and run through the real command line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import sysconfig
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from support import cli_json, git, run_cli, write_plan
+
+STDLIB = Path(sysconfig.get_paths()["stdlib"])
+MODULES = ("colorsys", "textwrap")
+
+
+@pytest.fixture
+def stdlib_repo(tmp_path: Path) -> Path:
+    """A repository holding copies of colorsys and textwrap in the package
+    ``stdcopy``, with their own test modules importing the copies."""
+    if not (STDLIB / "test" / "test_textwrap.py").exists():
+        pytest.skip("this Python has no test package")
+    root = tmp_path / "repo"
+    (root / "stdcopy").mkdir(parents=True)
+    (root / "tests").mkdir()
+    (root / "stdcopy" / "__init__.py").write_text("")
+    (root / "tests" / "__init__.py").write_text("")
+    for name in MODULES:
+        shutil.copy(STDLIB / f"{name}.py", root / "stdcopy" / f"{name}.py")
+        test = (STDLIB / "test" / f"test_{name}.py").read_text()
+        test = test.replace(f"from {name} import", f"from stdcopy.{name} import")
+        test = test.replace(f"import {name}\n", f"from stdcopy import {name}\n")
+        (root / "tests" / f"test_{name}.py").write_text(test)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "stdlib copies")
+    return root
+
+
+def edit_action(path: str, old: str, new: str) -> dict[str, Any]:
+    """An action that replaces the first ``old`` with ``new`` in ``path``."""
+    code = (
+        "import pathlib, sys; p = pathlib.Path(sys.argv[1]); t = p.read_text(); "
+        "assert sys.argv[2] in t, 'edit target missing'; "
+        "p.write_text(t.replace(sys.argv[2], sys.argv[3], 1))"
+    )
+    return {"name": "generate", "run": [sys.executable, "-c", code, path, old, new]}
+
+
+def unit_tests(name: str) -> dict[str, Any]:
+    """The copied module's own unittest file as a validation step."""
+    return {
+        "name": "unit_tests",
+        "kind": "command",
+        "run": [sys.executable, "-m", "unittest", "-q", f"tests.test_{name}"],
+        "timeout_s": 300,
+    }
+
+
+def run_batch(repo: Path, batch: dict[str, Any]) -> dict[str, Any]:
+    """Runs a one-batch plan; expects the halt; returns the batch's failure."""
+    write_plan(repo.parent / "plan.json", {"plan_id": "detect", "batches": [batch]})
+    done = run_cli("run", repo.parent / "plan.json", cwd=repo)
+    assert done.returncode == 3, done.stdout + done.stderr
+    failure: dict[str, Any] = cli_json("status", cwd=repo)["batches"][0]["failure"]
+    return failure
+
+
+def line_of(path: Path, text: str) -> int:
+    """The 1-based line number of the first line containing ``text``."""
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if text in line:
+            return number
+    raise AssertionError(f"{text!r} not in {path}")
+
+
+def test_syntax_error_names_file_and_line(stdlib_repo: Path) -> None:
+    """A batch that breaks textwrap's syntax fails the syntax step at that line."""
+    target = "class TextWrapper:"
+    line = line_of(stdlib_repo / "stdcopy" / "textwrap.py", target)
+    failure = run_batch(
+        stdlib_repo,
+        {
+            "batch_id": "broken-syntax",
+            "actions": [
+                edit_action("stdcopy/textwrap.py", target, "class TextWrapper(:")
+            ],
+            "validation": [
+                {"name": "syntax_check", "kind": "syntax"},
+                unit_tests("textwrap"),
+            ],
+        },
+    )
+    assert failure["step"] == "post_build_validation.syntax_check"
+    assert failure["component"] == f"stdcopy/textwrap.py:{line}"
+    assert failure["error"].startswith("SyntaxError: ")
+    assert failure["changed_files"] == ["stdcopy/textwrap.py"]
+
+
+def test_failing_unit_tests_keep_the_assertion_and_the_test_location(
+    stdlib_repo: Path,
+) -> None:
+    """A behaviour change in colorsys fails its own unit tests; the failure keeps
+    the assertion, the traceback and where it was raised."""
+    failure = run_batch(
+        stdlib_repo,
+        {
+            "batch_id": "wrong-behaviour",
+            "actions": [
+                edit_action(
+                    "stdcopy/colorsys.py", "maxc = max(r, g, b)", "maxc = min(r, g, b)"
+                )
+            ],
+            "validation": [unit_tests("colorsys")],
+        },
+    )
+    assert failure["step"] == "post_build_validation.unit_tests"
+    assert "AssertionError" in failure["error"] or "Error" in failure["error"]
+    assert failure["exit_code"] == 1
+    assert failure["component"].startswith(
+        ("tests/test_colorsys.py:", "stdcopy/colorsys.py:")
+    )
+    log = (stdlib_repo / ".recovery" / "logs" / "bootstrap_errors.log").read_text()
+    entry = json.loads(log.splitlines()[-1])
+    assert "Traceback (most recent call last)" in entry["traceback"]
+
+
+def test_module_that_crashes_on_import_fails_the_smoke_step(stdlib_repo: Path) -> None:
+    """A module that raises when imported fails the smoke step with the
+    exception, the full traceback and the module's own line as component."""
+    target = "def dedent(text):"
+    failure = run_batch(
+        stdlib_repo,
+        {
+            "batch_id": "crash-on-import",
+            "actions": [
+                edit_action(
+                    "stdcopy/textwrap.py",
+                    target,
+                    "raise RuntimeError('generated code crashed')\n" + target,
+                )
+            ],
+            "validation": [
+                {"name": "syntax_check", "kind": "syntax"},
+                {"name": "smoke", "kind": "smoke", "imports": ["stdcopy.textwrap"]},
+            ],
+        },
+    )
+    assert failure["step"] == "post_build_validation.smoke"
+    assert failure["error"].startswith("RuntimeError: generated code crashed")
+    assert failure["component"].startswith("stdcopy/textwrap.py:")
+    entry = json.loads(
+        (stdlib_repo / ".recovery" / "logs" / "bootstrap_errors.log")
+        .read_text()
+        .splitlines()[-1]
+    )
+    assert "importlib" in entry["traceback"] and "textwrap.py" in entry["traceback"]
+
+
+def test_action_that_raises_is_a_build_failure_in_the_workspace_frame(
+    stdlib_repo: Path,
+) -> None:
+    """An action whose generated code raises is a build failure with the exception
+    and the innermost frame inside the workspace as the component."""
+    (stdlib_repo / "tools").mkdir()
+    (stdlib_repo / "tools" / "generate.py").write_text(
+        "from stdcopy import textwrap\n\n\ndef main():\n    return textwrap.dedent(None)\n\n\nmain()\n"
+    )
+    git(stdlib_repo, "add", "-A")
+    git(stdlib_repo, "commit", "-q", "-m", "generator")
+    failure = run_batch(
+        stdlib_repo,
+        {
+            "batch_id": "generator-crash",
+            "actions": [
+                {"name": "generate", "run": [sys.executable, "-m", "tools.generate"]}
+            ],
+            "validation": [{"name": "syntax_check", "kind": "syntax"}],
+        },
+    )
+    assert failure["step"] == "build.generate"
+    assert failure["error"].startswith("TypeError")
+    assert failure["component"].startswith("stdcopy/textwrap.py:")
+
+
+def test_hanging_step_is_killed_at_its_timeout(stdlib_repo: Path) -> None:
+    """A validation step that hangs is killed at its timeout, and the failure
+    says so."""
+    failure = run_batch(
+        stdlib_repo,
+        {
+            "batch_id": "hangs",
+            "actions": [edit_action("stdcopy/colorsys.py", "ONE_THIRD", "ONE_THIRD")],
+            "validation": [
+                {
+                    "name": "smoke_run",
+                    "kind": "smoke",
+                    "run": [sys.executable, "-c", "import time; time.sleep(120)"],
+                    "timeout_s": 1,
+                }
+            ],
+        },
+    )
+    assert failure["step"] == "post_build_validation.smoke_run"
+    assert failure["timed_out"] is True
+    assert "timed out" in failure["error"] and "killed" in failure["error"]
