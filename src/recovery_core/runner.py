@@ -336,7 +336,7 @@ class Runner:
                     return step
                 self._attempt(run_id, self.plan.batch(step))
         except KeyboardInterrupt:
-            if self._record_interruption(run_id):
+            if self._record_interruption(run_id, _SIGNALLED):
                 return self._halted(run_id)
             raise
 
@@ -355,27 +355,9 @@ class Runner:
             view = self.app.view(run_id)
             if view.state in ("completed", "aborted"):
                 return self._ended(view)
-            running = next((b for b in view.batches if b.status == "running"), None)
-            if running is not None:
-                # A runner stopped in the middle of this attempt: record it as the
-                # attempt's failure, so that an operator decides what happens.
-                batch = self.plan.batch(running.batch_id)
-                self._fail(
-                    run_id,
-                    batch,
-                    running.attempts,
-                    phase=RUNTIME,
-                    name="interrupted",
-                    kind="interrupt",
-                    outcome=StepOutcome(
-                        passed=False,
-                        duration_s=0.0,
-                        error="the runner stopped during this attempt "
-                        "(killed or crashed); its result is unknown",
-                        component=batch.component or "",
-                    ),
-                    changed=self._changed(running.origin),
-                )
+            # A runner stopped in the middle of an attempt (killed, crashed):
+            # record it as the attempt's failure, so that an operator decides.
+            if self._record_interruption(run_id, _LOST):
                 continue
             if view.state == "halted":
                 decision = view.decision
@@ -479,7 +461,7 @@ class Runner:
             self._finished(session, "failed")
             session.outcome = self._halted(run_id)
         except BaseException:
-            if self._record_interruption(run_id):
+            if self._record_interruption(run_id, _SIGNALLED):
                 self._halted(run_id)
             raise
         else:
@@ -710,7 +692,7 @@ class Runner:
         )
         return outcome.passed
 
-    def _record_interruption(self, run_id: UUID) -> bool:
+    def _record_interruption(self, run_id: UUID, error: str) -> bool:
         """Records the attempt under way, if any, as interrupted; returns whether
         there was one."""
         view = self.app.view(run_id)
@@ -728,10 +710,10 @@ class Runner:
             outcome=StepOutcome(
                 passed=False,
                 duration_s=0.0,
-                error="the runner was interrupted (SIGINT or SIGTERM) during the batch",
+                error=error,
                 component=batch.component or "",
             ),
-            changed=(),
+            changed=self._changed(running.origin),
         )
         return True
 
@@ -926,3 +908,7 @@ class Runner:
 
 
 _HOST_CODE: Final = "host_code"
+_LOST: Final = (
+    "the runner stopped during this attempt (killed or crashed); its result is unknown"
+)
+_SIGNALLED: Final = "the runner was interrupted (SIGINT or SIGTERM) during the batch"
