@@ -389,12 +389,6 @@ CASES = [
         "batches[2].validation[1]",
         "a 'smoke' step needs 'imports' or 'run'",
     ),
-    Case(
-        "step-kind-without-runner",
-        add_step({"name": "surface", "kind": "surface", "modules": ["app"]}),
-        "batches[2].validation[2].kind",
-        "step kind 'surface' has no runner in this installation",
-    ),
 ]
 
 

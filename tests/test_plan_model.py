@@ -238,7 +238,7 @@ def test_plugin_step_kind_is_accepted_when_declared() -> None:
         parse_plan(raw)
     assert caught.value.problems == (
         "batches[1].validation[0].kind: unknown step kind 'typecheck' "
-        "(known: command, smoke, surface, syntax)",
+        "(known: command, lint, smoke, surface, syntax)",
     )
     plan = parse_plan(
         raw, step_kinds={"syntax", "typecheck", "command", "surface", "smoke"}
@@ -509,3 +509,16 @@ def test_plan_digest_changes_with_the_plan(change: str) -> None:
     else:
         other["batches"].reverse()
     assert plan_digest(other) != plan_digest(raw)
+
+
+def test_require_runners_names_each_step_without_a_runner() -> None:
+    """A plan whose step kinds this installation cannot run is refused before a
+    run records anything, naming each such step; one it can run passes."""
+    plan = parse_plan(rich_plan())
+    with pytest.raises(PlanError) as caught:
+        plan.require_runners({"command"})
+    assert any(
+        p.startswith("batches[") and "has no runner in this installation" in p
+        for p in caught.value.problems
+    )
+    plan.require_runners({"command", "lint", "smoke", "surface", "syntax"})

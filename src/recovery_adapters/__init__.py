@@ -7,7 +7,9 @@ from recovery_adapters.strategies import ManualGitStrategy, manual_git
 from recovery_adapters.validation import (
     command_step,
     default_step_runners,
+    lint_step,
     smoke_step,
+    surface_step,
     syntax_step,
 )
 
@@ -18,7 +20,9 @@ __all__ = [
     "WorkspaceError",
     "command_step",
     "default_step_runners",
+    "lint_step",
     "manual_git",
     "smoke_step",
+    "surface_step",
     "syntax_step",
 ]

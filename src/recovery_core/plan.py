@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 #: The step kinds that the design names. Plugins may add more.
-BUILTIN_STEP_KINDS: Final = frozenset({"command", "smoke", "surface", "syntax"})
+BUILTIN_STEP_KINDS: Final = frozenset({"command", "lint", "smoke", "surface", "syntax"})
 
 CommitStrategy = Literal["commit", "none"]
 BatchStatus = Literal["pending", "running", "verified", "failed", "skipped"]

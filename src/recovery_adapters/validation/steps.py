@@ -220,4 +220,13 @@ def smoke_step(step: Step, context: StepContext) -> StepOutcome:
 
 def default_step_runners() -> Mapping[str, StepRunner]:
     """The step runners this package provides, by kind."""
-    return {"command": command_step, "smoke": smoke_step, "syntax": syntax_step}
+    from recovery_adapters.validation.lint import lint_step
+    from recovery_adapters.validation.surface import surface_step
+
+    return {
+        "command": command_step,
+        "lint": lint_step,
+        "smoke": smoke_step,
+        "surface": surface_step,
+        "syntax": syntax_step,
+    }
