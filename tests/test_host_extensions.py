@@ -22,6 +22,7 @@ from recovery_core import (
     FailureState,
     FailureView,
     Halted,
+    Hooks,
     Notification,
     Notifier,
     Outcome,
@@ -235,3 +236,130 @@ def test_unknown_plugin_is_a_plugin_error() -> None:
     with pytest.raises(PluginError) as caught:
         get_strategy("nobody-registered-this")
     assert caught.value.exit_code == 2
+
+
+@attrs.frozen
+class Proposes:
+    """A strategy that proposes a fix (writing Usage into the README) and, when
+    ``can_apply``, applies it on a recover decision."""
+
+    can_apply: bool = True
+    name: str = "proposes"
+
+    def on_failure(self, context: FailureContext) -> RecoveryOutcome:
+        return RecoveryOutcome(
+            analysis="add a Usage section",
+            proposal=True,
+            details={"where": Path("README.md")},
+        )
+
+    def recover(self, context: FailureContext) -> None:
+        if not self.can_apply:
+            raise RuntimeError("the patch no longer applies")
+        (context.root / "README.md").write_text("# calc\n\n## Usage\n")
+
+
+def test_recover_decision_applies_the_proposed_fix(
+    repo: Path, doc_kind: StepRunner
+) -> None:
+    """recover runs the strategy's fix as the next attempt (build.recover), which
+    is then validated; details JSON cannot hold are recorded as text."""
+    app = RecoveryApp.open("memory://")
+    runner = app.runner(
+        parse_plan(PLAN), workspace=GitWorkspace(repo), strategy=Proposes()
+    )
+    with runner.batch("readme") as session:
+        (repo / "README.md").write_text("# calc\n")
+    halted = session.outcome
+    assert isinstance(halted, Halted)
+    assert halted.decisions == ("retry", "skip", "recover", "abort")
+    (attempted,) = [
+        e for e in app.history(halted.run_id) if isinstance(e, Run.RecoveryAttempted)
+    ]
+    assert attempted.outcome["details"] == {"where": "README.md"}
+    app.decide(halted.run_id, "readme", "recover", operator="ann")
+    outcome = runner.run()
+    assert outcome.view.state == "completed"
+    batch = outcome.view.batch("readme")
+    assert (batch.status, batch.attempts) == ("verified", 2)
+    assert batch.steps_passed == ("recover", "usage")
+
+
+def test_recover_that_cannot_be_applied_fails_the_attempt_and_asks_again(
+    repo: Path, doc_kind: StepRunner
+) -> None:
+    """A fix that cannot be applied is attempt 2's build.recover failure; the run
+    halts for a new decision instead of being stuck."""
+    app = RecoveryApp.open("memory://")
+    runner = app.runner(
+        parse_plan(PLAN),
+        workspace=GitWorkspace(repo),
+        strategy=Proposes(can_apply=False),
+    )
+    with runner.batch("readme") as session:
+        (repo / "README.md").write_text("# calc\n")
+    assert isinstance(session.outcome, Halted)
+    app.decide(session.outcome.run_id, "readme", "recover", operator="ann")
+    again = runner.run()
+    assert isinstance(again, Halted)
+    assert (again.failure.attempt, again.failure.phase, again.failure.step) == (
+        2,
+        "build",
+        "recover",
+    )
+    assert "the patch no longer applies" in again.failure.error
+    app.decide(again.run_id, "readme", "abort", operator="ann")
+    assert runner.run().view.state == "aborted"
+
+
+def test_failed_step_is_heard_before_the_operator_is_notified(
+    repo: Path, doc_kind: StepRunner
+) -> None:
+    """The step-result hook hears the failed step before the notification goes out,
+    so progress shows the failure before the halt."""
+    order: list[str] = []
+
+    class Pager:
+        channel = "pager"
+
+        def notify(self, notification: Notification) -> None:
+            order.append("notified")
+
+    app = RecoveryApp.open("memory://")
+    runner = app.runner(
+        parse_plan(PLAN),
+        workspace=GitWorkspace(repo),
+        notifiers=[Pager()],
+        hooks=Hooks(
+            on_step_result=lambda r: order.append(f"step {r.outcome.passed}"),
+            on_failure=lambda r: order.append("failure"),
+        ),
+    )
+    with runner.batch("readme"):
+        (repo / "README.md").write_text("nothing\n")
+    assert order == ["step False", "notified", "failure"]
+
+
+def test_a_batch_with_nothing_changed_makes_no_commit(repo: Path) -> None:
+    """commit_strategy commit with no change verifies the batch without an empty
+    commit."""
+    head = git(repo, "rev-parse", "HEAD")
+    app = RecoveryApp.open("memory://")
+    plan = parse_plan(
+        {
+            "plan_id": "p",
+            "batches": [
+                {
+                    "batch_id": "b",
+                    "commit_strategy": "commit",
+                    "validation": [{"name": "s", "kind": "syntax"}],
+                }
+            ],
+        }
+    )
+    runner = app.runner(plan, workspace=GitWorkspace(repo))
+    with runner.batch("b") as session:
+        pass
+    assert isinstance(session.outcome, Verified)
+    assert session.outcome.commit is None
+    assert git(repo, "rev-parse", "HEAD") == head

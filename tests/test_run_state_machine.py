@@ -224,10 +224,13 @@ class RunMachine(RuleBasedStateMachine):
         elif (
             m.running() is not None
             or batch_id != m.next_batch()
-            # A failure awaits a decision, and it is not (yet) a retry.
+            # A failure awaits a decision, and it is not (yet) a retry or recover.
             or (
                 m.state == "halted"
-                and (m.decision is None or m.decision.decision != "retry")
+                and (
+                    m.decision is None
+                    or m.decision.decision not in ("retry", "recover")
+                )
             )
         ):
             error = IllegalTransition
@@ -507,11 +510,9 @@ class RunMachine(RuleBasedStateMachine):
         elif m.state == "halted" and m.decision is not None:
             if m.decision.decision == "skip":
                 self.skip_batch()
-            elif m.decision.decision == "retry":
-                self.start_batch("right")
             else:
-                # No command carries out a recover decision yet: end the run.
-                self.abort(0)
+                # retry and recover both start the next attempt.
+                self.start_batch("right")
         elif m.next_batch() is not None:
             self.start_batch("right")
         else:

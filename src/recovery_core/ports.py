@@ -7,6 +7,7 @@ class needed.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -161,20 +162,28 @@ class RecoveryOutcome:
     hints: tuple[str, ...] = ()
 
     def as_event_data(self) -> dict[str, Any]:
-        """The outcome as recorded in ``RecoveryAttempted``."""
+        """The outcome as recorded in ``RecoveryAttempted``; ``details`` values
+        that JSON cannot hold are recorded as their text."""
+        details = json.loads(json.dumps(dict(self.details), default=str))
         return {
             "analysis": self.analysis,
             "proposal": self.proposal,
             "patch_digest": self.patch_digest,
             "prevalidation": self.prevalidation,
-            "details": dict(self.details),
+            "details": details,
             "hints": list(self.hints),
         }
 
 
 @runtime_checkable
 class RecoveryStrategy(Protocol):
-    """Answers failures; registered by name (see :mod:`recovery_core.strategies`)."""
+    """Answers failures; registered by name (see :mod:`recovery_core.strategies`).
+
+    A strategy that proposes fixes (``RecoveryOutcome.proposal``) also has
+    ``recover(context: FailureContext) -> None``, which applies its proposal to
+    the workspace when an operator decides ``recover``: the runner calls it as
+    the next attempt's change (step ``build.recover``) and validates the result.
+    A strategy without it fails that attempt, and the operator decides again."""
 
     @property
     def name(self) -> str:

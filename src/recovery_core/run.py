@@ -783,7 +783,8 @@ class Run(BaseAggregate[UUID]):
 
         Only the first batch that is neither verified nor skipped may start, and
         only when no failure awaits a decision; after a failure, only a ``retry``
-        decision lets the same batch start again.
+        or ``recover`` decision lets the same batch start again (for ``recover``,
+        the runner's strategy applies its proposed fix as the attempt's change).
         """
         self._require_live()
         batch = self._batch(batch_id)
@@ -808,10 +809,10 @@ class Run(BaseAggregate[UUID]):
                     f"batch {self.awaiting[0] if self.awaiting else batch_id} failed "
                     "and awaits an operator decision"
                 )
-            if decision.decision != "retry":
+            if decision.decision not in ("retry", "recover"):
                 raise IllegalTransition(
                     f"the decision for batch {decision.batch_id} is "
-                    f"{decision.decision}, not retry"
+                    f"{decision.decision}, not retry or recover"
                 )
         attempt = batch.attempts + 1
         self._trigger(

@@ -251,6 +251,9 @@ class Runner:
         )
         self.identity = identity or RunnerIdentity()
         self.run_id = run_id
+        # The failure whose proposed fix the next attempt applies (a recover
+        # decision being carried out).
+        self._recovering: FailureView | None = None
         plan.require_runners(self.step_runners)
 
     # -- set-up -------------------------------------------------------------
@@ -376,18 +379,21 @@ class Runner:
                     if self.app.view(run_id).state not in ("completed", "aborted"):
                         self._claim(run_id)
                     continue
-                if decision.decision == "recover":
+                recover = getattr(self.strategy, "recover", None)
+                if decision.decision == "recover" and not callable(recover):
                     raise IllegalTransition(
                         f"strategy {self.strategy.name} cannot carry out a recover "
-                        f"decision; decide retry, skip or abort for batch "
-                        f"{decision.batch_id}"
+                        f"decision; decide abort for batch {decision.batch_id}, "
+                        "or resume with the strategy that proposed the fix"
                     )
                 self._hook("on_decision", decision)
+                if decision.decision == "recover":
+                    self._recovering = view.batch(decision.batch_id).failure
                 if decision.decision == "skip":
                     self.app.update(run_id, lambda run: run.skip_batch())
                     self._project(run_id)
                     continue
-                # retry: the failed batch is the next to start.
+                # retry or recover: the failed batch is the next to start.
             next_id = next(
                 (
                     b.batch_id
@@ -438,6 +444,12 @@ class Runner:
         if found != batch_id:
             raise IllegalTransition(
                 f"batch {batch_id} cannot start: batch {found} comes first"
+            )
+        if self._recovering is not None:
+            self._recovering = None
+            raise IllegalTransition(
+                f"batch {batch_id} has a recover decision: run() carries it out by "
+                "applying the strategy's proposed fix"
             )
         session = self._start(run_id, batch)
         try:
@@ -505,7 +517,19 @@ class Runner:
         return session
 
     def _attempt(self, run_id: UUID, batch: Batch) -> BatchOutcome:
+        recovering, self._recovering = self._recovering, None
         session = self._start(run_id, batch)
+        if recovering is not None:
+            # A recover decision: the strategy's proposed fix is the attempt's
+            # change, in place of the batch's actions.
+            outcome = self._apply_fix(session, recovering)
+            step = Step(name=Identifier("recover"), kind=StepKind("recover"))
+            if not self._record_step(session, BUILD, step, outcome, None):
+                self._finished(session, "failed")
+                return self._failure_outcome(run_id, batch.batch_id)
+            if not self._guard(session, BUILD):
+                return self._failure_outcome(run_id, batch.batch_id)
+            return self._validate(session)
         context = self._context(session, BUILD, ())
         for action in batch.actions:
             step = Step(
@@ -541,6 +565,39 @@ class Runner:
         self._finished(session, "failed")
         return False
 
+    def _apply_fix(self, session: BatchSession, failure: FailureView) -> StepOutcome:
+        started = time.monotonic()
+        recover = getattr(self.strategy, "recover", None)
+        if not callable(recover):
+            return StepOutcome(
+                passed=False,
+                duration_s=0.0,
+                error=f"strategy {self.strategy.name} cannot apply a proposed fix "
+                "(it has no recover method); decide retry, skip or abort",
+            )
+        context = FailureContext(
+            run_id=session.run_id,
+            plan_id=self.plan.plan_id,
+            batch=session.batch,
+            attempt=failure.attempt,
+            failure=failure,
+            root=self.workspace.root,
+            baseline=session.baseline,
+            workspace=self.workspace,
+        )
+        try:
+            recover(context)
+        except Exception as exc:
+            text = traceback.format_exc()
+            return StepOutcome(
+                passed=False,
+                duration_s=time.monotonic() - started,
+                error=f"{type(exc).__name__}: {exc}",
+                component=component_from_traceback(text, self.workspace.root),
+                traceback=text,
+            )
+        return StepOutcome(passed=True, duration_s=time.monotonic() - started)
+
     def _context(
         self, session: BatchSession, phase: str, changed: tuple[str, ...]
     ) -> StepContext:
@@ -568,7 +625,7 @@ class Runner:
             return self._failure_outcome(run_id, batch.batch_id)
         self.app.update(run_id, lambda run: run.verify_batch(batch.batch_id, attempt))
         commit: str | None = None
-        if batch.commit_strategy == "commit":
+        if batch.commit_strategy == "commit" and changed:
             commit = self.workspace.commit(
                 baseline=session.origin,
                 files=changed,
@@ -655,6 +712,14 @@ class Runner:
     ) -> bool:
         run_id = UUID(session.run_id)
         batch, attempt = session.batch, session.attempt
+        result = StepResult(
+            run_id=session.run_id,
+            batch_id=batch.batch_id,
+            attempt=attempt,
+            phase=phase,
+            step=step.name,
+            outcome=outcome,
+        )
         if outcome.passed:
             self.app.update(
                 run_id,
@@ -666,6 +731,7 @@ class Runner:
                     duration_s=round(outcome.duration_s, 6),
                 ),
             )
+            self._hook("on_step_result", result)
         else:
             if changed is None:
                 changed = self._changed(session.origin)
@@ -678,18 +744,8 @@ class Runner:
                 kind=step.kind,
                 outcome=outcome,
                 changed=changed,
+                recorded=result,
             )
-        self._hook(
-            "on_step_result",
-            StepResult(
-                run_id=session.run_id,
-                batch_id=batch.batch_id,
-                attempt=attempt,
-                phase=phase,
-                step=step.name,
-                outcome=outcome,
-            ),
-        )
         return outcome.passed
 
     def _record_interruption(self, run_id: UUID, error: str) -> bool:
@@ -728,7 +784,11 @@ class Runner:
         kind: str,
         outcome: StepOutcome,
         changed: tuple[str, ...],
+        recorded: StepResult | None = None,
     ) -> None:
+        """Records a failed step and the halt in one save, then (each after its
+        events are saved) tells the step hooks, asks the strategy, notifies the
+        operators and tells the failure hooks."""
         error = outcome.error or f"{kind} step {name} failed"
         reason = f"{phase}.{name} failed: {_first_line(error)}"
         component = outcome.component or batch.component or ""
@@ -753,6 +813,8 @@ class Runner:
 
         self.app.update(run_id, record)
         self._project(run_id, failures=True)
+        if recorded is not None:
+            self._hook("on_step_result", recorded)
         view = self.app.view(run_id)
         failure = view.batch(batch.batch_id).failure
         assert failure is not None
