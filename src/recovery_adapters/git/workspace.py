@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -82,7 +83,34 @@ class _Guard:
     head: str | None
     branches: tuple[tuple[str, str], ...]
     config: bytes | None
-    hooks: tuple[tuple[str, bytes], ...]
+    hooks: tuple[tuple[str, _Hook], ...]
+
+
+@attrs.frozen
+class _Hook:
+    """A file in the hooks folder: its bytes and mode, or a symlink's target (git
+    follows links, and runs only executable hooks)."""
+
+    content: bytes
+    mode: int
+    link: bool
+
+    @classmethod
+    def read(cls, path: Path) -> _Hook:
+        if path.is_symlink():
+            return cls(os.fsencode(path.readlink()), 0, True)
+        return cls(path.read_bytes(), stat.S_IMODE(path.stat().st_mode), False)
+
+    def write(self, path: Path) -> None:
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.is_dir():
+            shutil.rmtree(path)
+        if self.link:
+            path.symlink_to(os.fsdecode(self.content))
+        else:
+            path.write_bytes(self.content)
+            path.chmod(self.mode)
 
 
 @attrs.frozen
@@ -255,6 +283,16 @@ class GitWorkspace:
             self._trees[snapshot] = tree
         return tree
 
+    def _ref_tree(self, ref: str) -> str | None:
+        """The tree of the commit at ``ref``, or None when there is no such ref."""
+        try:
+            return (
+                self._git("rev-parse", "--verify", "-q", f"{ref}^{{tree}}").strip()
+                or None
+            )
+        except WorkspaceError:
+            return None
+
     def _diff(self, old_tree: str, new_tree: str) -> tuple[str, ...]:
         out = self._git(
             "diff-tree", "-r", "--no-renames", "--name-only", "-z", old_tree, new_tree
@@ -267,9 +305,9 @@ class GitWorkspace:
         hooks = (
             tuple(
                 sorted(
-                    (p.name, p.read_bytes())
+                    (p.name, _Hook.read(p))
                     for p in hooks_dir.iterdir()
-                    if p.is_file() and not p.is_symlink()
+                    if p.is_file() or p.is_symlink()
                 )
             )
             if hooks_dir.is_dir()
@@ -389,12 +427,12 @@ class GitWorkspace:
         if now.hooks != before.hooks:
             problems.append("the repository's hooks were changed")
             hooks_dir = self._common_dir / "hooks"
-            saved = dict(before.hooks)
-            for name, _content in now.hooks:
-                if name not in saved:
-                    (hooks_dir / name).unlink()
-            for name, content in saved.items():
-                (hooks_dir / name).write_bytes(content)
+            saved, found = dict(before.hooks), dict(now.hooks)
+            for name in found.keys() - saved.keys():
+                (hooks_dir / name).unlink()
+            for name, hook in saved.items():
+                if found.get(name) != hook:
+                    hook.write(hooks_dir / name)
         return tuple(problems)
 
     def quarantine(
@@ -412,6 +450,12 @@ class GitWorkspace:
             f"recovery quarantine: run {run_id} batch {batch_id} attempt {attempt}",
         )
         self._git("update-ref", ref, commit)
+        if baseline not in self._indexes:
+            # Snapshot taken by another process (a runner that was killed): the
+            # user's staged state is in the attempt's index ref.
+            self._indexes[baseline] = self._ref_tree(
+                self._ref(run_id, batch_id, attempt, "index")
+            )
         self.restore(baseline, files)
         return Quarantined(ref=ref, commit=commit, tree_id=faulty, files=files)
 
@@ -419,9 +463,6 @@ class GitWorkspace:
         """Puts ``files`` back as they were in the snapshot ``baseline`` (removing
         those it did not have), then the user's index entries as they were."""
         wanted = self._entries(self._tree_of(baseline), files)
-        for path in files:
-            if path not in wanted:
-                self._remove(path)
         if wanted:
             with self._temporary_index(from_user=False) as env:
                 self._git("read-tree", self._tree_of(baseline), env=env)
@@ -435,7 +476,34 @@ class GitWorkspace:
                     env=env,
                     stdin="\0".join(wanted).encode() + b"\0",
                 )
+        # Removed only now that the baseline's ignore rules are back: a path they
+        # cover cannot be in any snapshot, so it may be the user's own ignored
+        # file (a batch that edits .gitignore un-ignores it); it stays.
+        gone = [path for path in files if path not in wanted]
+        ignored = self._ignored(gone)
+        for path in gone:
+            if path not in ignored:
+                self._remove(path)
         self._restore_index(baseline)
+
+    def _ignored(self, paths: Sequence[str]) -> set[str]:
+        """Those of ``paths`` that the ignore rules cover now, tracked or not."""
+        found: set[str] = set()
+        # An empty temporary index: ls-files --others then sees every file.
+        with self._temporary_index(from_user=False) as env:
+            for chunk in _chunks(paths):
+                out = self._git(
+                    "ls-files",
+                    "-z",
+                    "--others",
+                    "--ignored",
+                    "--exclude-standard",
+                    "--",
+                    *chunk,
+                    env={**env, "GIT_LITERAL_PATHSPECS": "1"},
+                )
+                found.update(p for p in out.split("\0") if p)
+        return found
 
     def _remove(self, path: str) -> None:
         target = self._root / path
@@ -501,8 +569,26 @@ class GitWorkspace:
         with self._temporary_index(from_user=False) as env:
             if head:
                 self._git("read-tree", head, env=env)
-            for chunk in _chunks(files):
-                self._git("add", "-A", "--", *chunk, env=env)
+            # update-index, not `git add`: a path the batch deleted that HEAD
+            # never had (the user's untracked file) is no pathspec error, a file
+            # under an ignore rule that the batch changed is still the batch's,
+            # and a file may take a folder's place (--replace) or a folder a
+            # file's (--force-remove).
+            present = [p for p in files if _is_file(self._root / p)]
+            gone = [p for p in files if not _is_file(self._root / p)]
+            for flags, paths in (
+                (("--force-remove",), gone),
+                (("--add", "--replace"), present),
+            ):
+                if paths:
+                    self._git(
+                        "update-index",
+                        *flags,
+                        "-z",
+                        "--stdin",
+                        env=env,
+                        stdin="\0".join(paths).encode() + b"\0",
+                    )
             tree = self._git("write-tree", env=env).strip()
         parents = ["-p", head] if head else []
         with tempfile.TemporaryDirectory(prefix="recovery-msg-") as folder:
@@ -574,6 +660,11 @@ class GitWorkspace:
         from recovery_adapters.strategies import ManualGitStrategy
 
         return ManualGitStrategy()
+
+
+def _is_file(path: Path) -> bool:
+    """A file or a symlink (as git tracks them), not a folder or nothing."""
+    return path.is_symlink() or path.is_file()
 
 
 def _chunks(paths: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:

@@ -4,8 +4,6 @@ at the change or bring it back."""
 
 from __future__ import annotations
 
-import shlex
-
 import attrs
 
 from recovery_core import FailureContext, RecoveryOutcome
@@ -41,11 +39,14 @@ class ManualGitStrategy:
         )
         failure = context.failure
         where = f" in {failure.component}" if failure.component else ""
-        files = " ".join(shlex.quote(f) for f in kept.files)
+        base = context.baseline[:12]
+        # Bringing the change back is its diff applied to the restored tree, not
+        # `git restore --source`: that fails on a path the batch deleted that git
+        # never tracked, and reads the paths as globs.
         hints = (
-            f"git diff {context.baseline[:12]} {kept.ref}",
-            f"git diff --stat {context.baseline[:12]} {kept.ref}",
-            f"git restore --source={kept.ref} -- {files}" if files else "",
+            f"git diff {base} {kept.ref}",
+            f"git diff --stat {base} {kept.ref}",
+            f"git diff --binary {base} {kept.ref} | git apply" if kept.files else "",
         )
         return RecoveryOutcome(
             analysis=(
