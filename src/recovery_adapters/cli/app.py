@@ -152,7 +152,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         get_strategy(args.strategy)
     notifiers = make_notifiers(args.notify)
     url = RecoveryApp.store_url(workspace.root, args.store)
-    workspace.prepare()
+    workspace.prepare(commits=any(b.commit_strategy == "commit" for b in plan.batches))
     app = RecoveryApp.open(url)
     runner = make_runner(
         app, plan, workspace=workspace, strategy=args.strategy, notifiers=notifiers

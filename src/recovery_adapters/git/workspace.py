@@ -404,7 +404,11 @@ class GitWorkspace:
             return ()
         now = self._guard()
         problems: list[str] = []
-        if (now.head_ref, now.head) != (before.head_ref, before.head):
+        if now.head_ref != before.head_ref or (
+            before.head_ref is None and now.head != before.head
+        ):
+            # A branch that moved under an unchanged HEAD is reported below, as
+            # the branch it is.
             problems.append(
                 f"HEAD moved from {before.head_ref or before.head} to "
                 f"{now.head_ref or now.head}"
