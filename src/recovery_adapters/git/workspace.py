@@ -161,6 +161,7 @@ class GitWorkspace:
         ).resolve()
         self.exclude = tuple(p for p in (self._relative(p) for p in exclude) if p)
         self._trees: dict[str, str] = {}
+        self._identity: dict[str, str] | None = None
         self._guards: dict[str, _Guard] = {}
         self._indexes: dict[str, str | None] = {}
 
@@ -217,7 +218,47 @@ class GitWorkspace:
                 shutil.copyfile(user_index, index)
             yield {"GIT_INDEX_FILE": str(index)}
 
+    def _read_refs(self) -> tuple[str | None, str | None, dict[str, str]] | None:
+        """HEAD's branch, HEAD's commit and every branch's commit, read from the
+        ref files, without starting git (a batch costs a handful of git runs, and
+        these are read several times per batch). None where the repository keeps
+        its refs in a way this does not read; callers then ask git."""
+        if (self._common_dir / "reftable").exists():
+            return None
+        try:
+            head_text = (self._git_dir / "HEAD").read_text(encoding="utf-8").strip()
+            branches: dict[str, str] = {}
+            packed = self._common_dir / "packed-refs"
+            if packed.is_file():
+                for line in packed.read_text(encoding="utf-8").splitlines():
+                    if not line or line[0] in "#^":
+                        continue
+                    sha, _, name = line.partition(" ")
+                    if name.startswith("refs/heads/"):
+                        branches[name] = sha
+            heads = self._common_dir / "refs" / "heads"
+            for path in heads.rglob("*") if heads.is_dir() else ():
+                if not path.is_file() or path.name.endswith(".lock"):
+                    continue
+                text = path.read_text(encoding="utf-8").strip()
+                if not re.fullmatch(r"[0-9a-f]{40}([0-9a-f]{24})?", text):
+                    return None
+                branches[f"refs/heads/{path.relative_to(heads).as_posix()}"] = text
+        except (OSError, UnicodeDecodeError):
+            return None
+        if head_text.startswith("ref: "):
+            head_ref = head_text[len("ref: ") :]
+            if not head_ref.startswith("refs/heads/"):
+                return None
+            return head_ref, branches.get(head_ref), branches
+        if not re.fullmatch(r"[0-9a-f]{40}([0-9a-f]{24})?", head_text):
+            return None
+        return None, head_text, branches
+
     def _head(self) -> str | None:
+        refs = self._read_refs()
+        if refs is not None:
+            return refs[1]
         try:
             return (
                 self._git("rev-parse", "--verify", "-q", "HEAD^{commit}").strip()
@@ -227,6 +268,9 @@ class GitWorkspace:
             return None
 
     def _head_ref(self) -> str | None:
+        refs = self._read_refs()
+        if refs is not None:
+            return refs[0]
         try:
             return self._git("symbolic-ref", "-q", "HEAD").strip() or None
         except WorkspaceError:
@@ -313,17 +357,18 @@ class GitWorkspace:
             if hooks_dir.is_dir()
             else ()
         )
-        listing = self._git(
-            "for-each-ref", "--format=%(refname) %(objectname)", "refs/heads/"
-        )
-        branches = []
-        for line in listing.splitlines():
-            name, _, sha = line.partition(" ")
-            branches.append((name, sha))
+        refs = self._read_refs()
+        if refs is None:
+            listing = self._git(
+                "for-each-ref", "--format=%(refname) %(objectname)", "refs/heads/"
+            )
+            found = dict(line.partition(" ")[::2] for line in listing.splitlines())
+            refs = (self._head_ref(), self._head(), found)
+        head_ref, head, branches = refs
         return _Guard(
-            head_ref=self._head_ref(),
-            head=self._head(),
-            branches=tuple(branches),
+            head_ref=head_ref,
+            head=head,
+            branches=tuple(sorted(branches.items())),
             config=config.read_bytes() if config.is_file() else None,
             hooks=hooks,
         )
@@ -652,12 +697,16 @@ class GitWorkspace:
                 self._git("update-index", "-q", "--refresh")
 
     def _author(self) -> dict[str, str]:
-        """The user's identity when git has one, else recovery-core's."""
-        try:
-            self._git("config", "user.email")
-        except WorkspaceError:
-            return dict(_IDENTITY)
-        return {}
+        """The user's identity when git has one, else recovery-core's (asked once
+        per workspace)."""
+        if self._identity is None:
+            try:
+                self._git("config", "user.email")
+            except WorkspaceError:
+                self._identity = dict(_IDENTITY)
+            else:
+                self._identity = {}
+        return dict(self._identity)
 
     def default_strategy(self) -> object:
         """The strategy a run in a git workspace gets by default: manual-git."""
