@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+import sysconfig
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,36 @@ def make_repo(root: Path) -> Path:
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "initial")
     return root
+
+
+STDLIB = Path(sysconfig.get_path("stdlib"))
+
+
+def copy_stdlib(
+    root: Path,
+    names: Sequence[str],
+    *,
+    package: str = "stdcopy",
+    package_init: str = "",
+    rewrite_imports: bool = False,
+) -> None:
+    """Copies standard-library modules into ``root/<package>/`` and their own
+    unittest files (where this Python has them) into ``root/tests/``; with
+    ``rewrite_imports``, the tests import the copies instead of the originals."""
+    (root / package).mkdir(parents=True, exist_ok=True)
+    (root / package / "__init__.py").write_text(package_init)
+    (root / "tests").mkdir(exist_ok=True)
+    for name in names:
+        shutil.copyfile(STDLIB / f"{name}.py", root / package / f"{name}.py")
+        test_file = STDLIB / "test" / f"test_{name}.py"
+        if not test_file.exists():
+            continue
+        text = test_file.read_text()
+        if rewrite_imports:
+            (root / "tests" / "__init__.py").write_text("")
+            text = text.replace(f"from {name} import", f"from {package}.{name} import")
+            text = text.replace(f"import {name}\n", f"from {package} import {name}\n")
+        (root / "tests" / f"test_{name}.py").write_text(text)
 
 
 def python_step(name: str, code: str, **extra: Any) -> dict[str, Any]:

@@ -5,17 +5,14 @@ the ways a batch fails, and run through the real command line."""
 from __future__ import annotations
 
 import json
-import shutil
 import sys
-import sysconfig
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from support import cli_json, git, run_cli, write_plan
+from support import STDLIB, cli_json, copy_stdlib, git, run_cli, write_plan
 
-STDLIB = Path(sysconfig.get_paths()["stdlib"])
 MODULES = ("colorsys", "textwrap")
 
 
@@ -26,16 +23,7 @@ def stdlib_repo(tmp_path: Path) -> Path:
     if not (STDLIB / "test" / "test_textwrap.py").exists():
         pytest.skip("this Python has no test package")
     root = tmp_path / "repo"
-    (root / "stdcopy").mkdir(parents=True)
-    (root / "tests").mkdir()
-    (root / "stdcopy" / "__init__.py").write_text("")
-    (root / "tests" / "__init__.py").write_text("")
-    for name in MODULES:
-        shutil.copy(STDLIB / f"{name}.py", root / "stdcopy" / f"{name}.py")
-        test = (STDLIB / "test" / f"test_{name}.py").read_text()
-        test = test.replace(f"from {name} import", f"from stdcopy.{name} import")
-        test = test.replace(f"import {name}\n", f"from stdcopy import {name}\n")
-        (root / "tests" / f"test_{name}.py").write_text(test)
+    copy_stdlib(root, MODULES, rewrite_imports=True)
     git(root, "init", "-q", "-b", "main")
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "stdlib copies")

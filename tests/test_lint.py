@@ -7,7 +7,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 
 import pytest
@@ -19,9 +18,8 @@ from recovery_core import RecoveryApp
 from recovery_core.plan import Batch, Identifier, Step, StepKind, parse_plan
 from recovery_core.ports import StepContext, StepOutcome
 from recovery_core.runner import Halted
-from support import git
+from support import copy_stdlib, git
 
-STDLIB = Path(sysconfig.get_path("stdlib"))
 COPIED = ("shlex", "textwrap", "colorsys", "fnmatch")
 #: The workspace's ruff configuration: pyflakes and one pyupgrade rule, which the
 #: copied shlex.py and textwrap.py break already (printf-style formatting).
@@ -41,17 +39,9 @@ def lintrepo(tmp_path: Path) -> Path:
     """A git repository with the package ``stdcopy`` (standard-library modules),
     their unittest files under ``tests/``, and a pyproject.toml configuring ruff."""
     root = tmp_path / "work"
-    package = root / "stdcopy"
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text("")
-    (root / "tests").mkdir()
+    copy_stdlib(root, COPIED)
     (root / "generated").mkdir()
     (root / "pyproject.toml").write_text(RUFF_CONFIG)
-    for name in COPIED:
-        shutil.copyfile(STDLIB / f"{name}.py", package / f"{name}.py")
-        test_file = STDLIB / "test" / f"test_{name}.py"
-        if test_file.exists():
-            shutil.copyfile(test_file, root / "tests" / f"test_{name}.py")
     git(root, "init", "-q", "-b", "main")
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "standard library copies")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import ast
 import json
 import shutil
-import sysconfig
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,9 +25,8 @@ from recovery_core import RecoveryApp
 from recovery_core.plan import Batch, Identifier, ModuleName, Step, StepKind, parse_plan
 from recovery_core.ports import StepContext, StepOutcome
 from recovery_core.runner import Halted
-from support import git
+from support import STDLIB, copy_stdlib, git
 
-STDLIB = Path(sysconfig.get_path("stdlib"))
 COPIED = ("shlex", "textwrap", "colorsys", "fnmatch")
 PACKAGE_INIT = (
     '"""Standard-library modules, copied."""\n\nfrom .textwrap import dedent, wrap\n'
@@ -41,15 +39,7 @@ def stdrepo(tmp_path: Path) -> Path:
     and fnmatch from this Python's standard library) and the standard library's
     own unittest files for them under ``tests/``, in one commit."""
     root = tmp_path / "work"
-    package = root / "stdcopy"
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text(PACKAGE_INIT)
-    (root / "tests").mkdir()
-    for name in COPIED:
-        shutil.copyfile(STDLIB / f"{name}.py", package / f"{name}.py")
-        test_file = STDLIB / "test" / f"test_{name}.py"
-        if test_file.exists():
-            shutil.copyfile(test_file, root / "tests" / f"test_{name}.py")
+    copy_stdlib(root, COPIED, package_init=PACKAGE_INIT)
     git(root, "init", "-q", "-b", "main")
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "standard library copies")
