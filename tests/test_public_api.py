@@ -57,3 +57,17 @@ def test_core_imports_nothing_that_touches_the_outside_world() -> None:
     for path in root.glob("*.py"):
         found = forbidden.search(path.read_text())
         assert found is None, f"{path.name}: {found.group(0) if found else ''}"
+
+
+@pytest.mark.parametrize(("name", "obj"), _public(), ids=[n for n, _ in _public()])
+def test_every_public_name_is_used_by_a_test(name: str, obj: object) -> None:
+    """Each public name is used by at least one test besides this file (as a host
+    or an integrator would use it), so none is exported untested."""
+    here = Path(__file__).resolve()
+    pattern = re.compile(rf"\b{re.escape(name)}\b")
+    users = [
+        path.name
+        for path in here.parent.glob("test_*.py")
+        if path != here and pattern.search(path.read_text())
+    ]
+    assert users, f"no test uses {name}"
