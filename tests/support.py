@@ -36,6 +36,20 @@ class CalcTest(unittest.TestCase):
 """
 
 
+GOOD_EXTRA = "def double(x: int) -> int:\n    return 2 * x\n"
+BUGGY_CALC = "def add(a: int, b: int) -> int:\n    return a - b\n"
+FIXED_CALC = "def add(a: int, b: int) -> int:\n    return b + a\n"
+
+# Code for an action: the buggy add() on attempt 1, the fixed one on later
+# attempts, as an agent told of its failure would.
+ATTEMPT_AWARE = (
+    "import os, pathlib; "
+    "attempt = int(os.environ['RECOVERY_ATTEMPT']); "
+    f"pathlib.Path('app/calc.py').write_text({BUGGY_CALC!r} if attempt == 1 "
+    f"else {FIXED_CALC!r})"
+)
+
+
 def git(cwd: Path, *args: str) -> str:
     """Runs git in ``cwd`` and returns its stdout; fails the test on error."""
     done = subprocess.run(

@@ -13,25 +13,16 @@ from typing import Any
 import pytest
 
 from support import (
+    ATTEMPT_AWARE,
+    BUGGY_CALC,
+    FIXED_CALC,
+    GOOD_EXTRA,
     cli_json,
     git,
     run_cli,
     unit_tests_step,
     write_file_action,
     write_plan,
-)
-
-GOOD_EXTRA = "def double(x: int) -> int:\n    return 2 * x\n"
-BUGGY_CALC = "def add(a: int, b: int) -> int:\n    return a - b\n"
-FIXED_CALC = "def add(a: int, b: int) -> int:\n    return b + a\n"
-
-# Writes the buggy calc on attempt 1 and the fixed one on later attempts, as an
-# agent told of its failure would.
-ATTEMPT_AWARE = (
-    "import os, pathlib; "
-    "attempt = int(os.environ['RECOVERY_ATTEMPT']); "
-    f"pathlib.Path('app/calc.py').write_text({BUGGY_CALC!r} if attempt == 1 "
-    f"else {FIXED_CALC!r})"
 )
 
 

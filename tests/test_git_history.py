@@ -15,6 +15,10 @@ import pytest
 
 from recovery_core import RecoveryApp
 from support import (
+    ATTEMPT_AWARE,
+    BUGGY_CALC,
+    FIXED_CALC,
+    GOOD_EXTRA,
     cli_json,
     git,
     make_repo,
@@ -24,16 +28,6 @@ from support import (
     write_plan,
 )
 
-GOOD_EXTRA = "def double(x: int) -> int:\n    return 2 * x\n"
-BUGGY_CALC = "def add(a: int, b: int) -> int:\n    return a - b\n"
-FIXED_CALC = "def add(a: int, b: int) -> int:\n    return b + a\n"
-# Attempt 1 writes a broken add(), later attempts the fixed one.
-ATTEMPT_AWARE = (
-    "import os, pathlib; "
-    "attempt = int(os.environ['RECOVERY_ATTEMPT']); "
-    f"pathlib.Path('app/calc.py').write_text({BUGGY_CALC!r} if attempt == 1 "
-    f"else {FIXED_CALC!r})"
-)
 # Paths the plan's batches write; everything else is the user's.
 BATCH_PATHS = {"app/extra.py", "app/calc.py", "docs/calc.md", "plan.json"}
 DIGEST = re.compile(r"[0-9a-f]{64}")

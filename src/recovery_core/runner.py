@@ -480,7 +480,7 @@ class Runner:
             if self._guard(session, RUNTIME):
                 session.outcome = self._validate(session)
             else:
-                session.outcome = self._failure_outcome(run_id, batch_id)
+                session.outcome = self._failure_outcome(run_id)
             if isinstance(session.outcome, Halted):
                 session.outcome = self._halted(run_id)
 
@@ -526,9 +526,9 @@ class Runner:
             step = Step(name=Identifier("recover"), kind=StepKind("recover"))
             if not self._record_step(session, BUILD, step, outcome, None):
                 self._finished(session, "failed")
-                return self._failure_outcome(run_id, batch.batch_id)
+                return self._failure_outcome(run_id)
             if not self._guard(session, BUILD):
-                return self._failure_outcome(run_id, batch.batch_id)
+                return self._failure_outcome(run_id)
             return self._validate(session)
         context = self._context(session, BUILD, ())
         for action in batch.actions:
@@ -541,9 +541,9 @@ class Runner:
             outcome = self._run_step(step, context)
             if not self._record_step(session, BUILD, step, outcome, None):
                 self._finished(session, "failed")
-                return self._failure_outcome(run_id, batch.batch_id)
+                return self._failure_outcome(run_id)
         if not self._guard(session, BUILD):
-            return self._failure_outcome(run_id, batch.batch_id)
+            return self._failure_outcome(run_id)
         return self._validate(session)
 
     def _guard(self, session: BatchSession, phase: str) -> bool:
@@ -620,9 +620,9 @@ class Runner:
             outcome = self._run_step(step, context)
             if not self._record_step(session, VALIDATION, step, outcome, changed):
                 self._finished(session, "failed")
-                return self._failure_outcome(run_id, batch.batch_id)
+                return self._failure_outcome(run_id)
         if not self._guard(session, VALIDATION):
-            return self._failure_outcome(run_id, batch.batch_id)
+            return self._failure_outcome(run_id)
         self.app.update(run_id, lambda run: run.verify_batch(batch.batch_id, attempt))
         commit: str | None = None
         if batch.commit_strategy == "commit" and changed:
@@ -650,7 +650,7 @@ class Runner:
             commit=commit,
         )
 
-    def _failure_outcome(self, run_id: UUID, batch_id: str) -> BatchOutcome:
+    def _failure_outcome(self, run_id: UUID) -> BatchOutcome:
         view = self.app.view(run_id)
         if view.state == "aborted":
             return Aborted(
