@@ -25,6 +25,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -578,6 +579,35 @@ def test_a_file_the_batch_made_in_a_new_folder_is_removed_with_its_folders(
         assert sorted(p.name for p in (repo / "keep").iterdir()) == ["user.txt"]
 
 
+def test_a_same_size_edit_in_the_second_the_file_was_staged_is_still_seen() -> None:
+    """Git trusts an index entry's stat data (whole seconds) only for files older
+    than the index itself. A batch that rewrites a file with as many bytes, in
+    the second the user staged it, is still a change: quarantine puts it back.
+    (The working copies of the user's index keep its timestamp; a copy stamped
+    later would make git trust the stale stat data and miss the edit.)"""
+    with fresh_repo() as repo:
+        git(repo, "config", "core.trustctime", "false")
+        write(repo, "calc.py", b"return a + b\n")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", "initial")
+        second = int(time.time()) - 5
+        os.utime(repo / "calc.py", ns=(second * 10**9, second * 10**9))
+        git(repo, "update-index", "--refresh")
+        index = repo / ".git" / "index"
+        os.utime(index, ns=(second * 10**9, second * 10**9 + 500_000_000))
+        workspace = GitWorkspace(repo)
+        baseline = workspace.snapshot(run_id="r", batch_id="b", attempt=1)
+        with (repo / "calc.py").open("r+b") as handle:
+            handle.write(b"return a - b\n")
+        os.utime(repo / "calc.py", ns=(second * 10**9, second * 10**9 + 1))
+        assert workspace.changed_files(baseline) == ("calc.py",)
+        kept = workspace.quarantine(
+            run_id="r", batch_id="b", attempt=1, baseline=baseline
+        )
+        assert kept.files == ("calc.py",)
+        assert (repo / "calc.py").read_bytes() == b"return a + b\n"
+
+
 def test_quarantine_by_a_restarted_runner_still_puts_back_the_users_index(
     tmp_path: Path,
 ) -> None:
@@ -636,6 +666,56 @@ def test_quarantine_undoes_a_file_and_a_folder_trading_places(swap: str) -> None
         assert working_files(repo) == files_before
         assert index_entries(repo) == index_before
         assert len(kept.files) >= 2
+
+
+@pytest.mark.parametrize("object_format", ["sha1", "sha256"])
+def test_snapshot_quarantine_and_commit_in_either_object_format(
+    object_format: str,
+) -> None:
+    """Objects and our refs are written in-process in a SHA-1 repository and by
+    git itself in a SHA-256 one (which the in-process path cannot write): both
+    quarantine a failed change back to the user's state and commit a verified
+    one with only its paths, the user's staged work left staged."""
+    with tempfile.TemporaryDirectory(prefix="recovery-format-") as folder:
+        repo = Path(folder)
+        git(repo, "init", "-q", "-b", "main", f"--object-format={object_format}")
+        write(repo, "a.txt", b"one\n")
+        write(repo, "d/b.txt", b"two\n")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", "initial")
+        write(repo, "a.txt", b"staged by the user\n")
+        git(repo, "add", "a.txt")
+        write(repo, "notes.txt", b"untracked\n")
+        files_before, index_before = working_files(repo), index_entries(repo)
+        workspace = GitWorkspace(repo)
+        assert workspace._in_process is (object_format == "sha1")
+
+        baseline = workspace.snapshot(run_id="r", batch_id="b", attempt=1)
+        write(repo, "d/b.txt", b"broken\n")
+        write(repo, "d/c.txt", b"new\n")
+        kept = workspace.quarantine(
+            run_id="r", batch_id="b", attempt=1, baseline=baseline
+        )
+        assert kept.files == ("d/b.txt", "d/c.txt")
+        assert working_files(repo) == files_before
+        assert index_entries(repo) == index_before
+        faulty = git(repo, "show", f"{kept.ref}:d/b.txt")
+        assert faulty == b"broken\n"
+
+        baseline = workspace.snapshot(run_id="r", batch_id="b", attempt=2)
+        write(repo, "d/b.txt", b"fixed\n")
+        commit = workspace.commit(
+            baseline=baseline,
+            files=workspace.changed_files(baseline),
+            message="b: verified",
+            trailers={"Recovery-Batch": "b"},
+        )
+        assert head(repo)[1] == commit
+        assert git(repo, "show", f"{commit}:d/b.txt") == b"fixed\n"
+        assert git(repo, "show", f"{commit}:a.txt") == b"one\n"
+        assert "Recovery-Batch: b" in git(repo, "log", "-1", "--format=%B").decode()
+        status = git(repo, "status", "--porcelain").decode().splitlines()
+        assert status == ["M  a.txt", "?? notes.txt"]
 
 
 def test_the_printed_commands_show_and_bring_back_the_faulty_change(

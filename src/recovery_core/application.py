@@ -49,6 +49,9 @@ __all__ = ["RecoveryApp", "RunSummary"]
 
 T = TypeVar("T")
 
+#: How many runs' latest views a RecoveryApp keeps.
+_VIEWS_KEPT = 64
+
 #: The shortest run id prefix accepted, as git accepts abbreviated hashes.
 MIN_PREFIX = 6
 
@@ -78,6 +81,10 @@ class RecoveryApp(Application[UUID]):
         # the store on each read spares replaying every event each time, and
         # still sees what other processes saved.
         super().__init__(env={"AGGREGATE_CACHE_MAXSIZE": "256", **store.settings})
+        # Each run's latest view with its version: a view is asked for several
+        # times per batch, and rebuilding it means a deep copy of the run from
+        # the cache; a one-row query tells whether the remembered one is current.
+        self._views: dict[UUID, tuple[int, RunView]] = {}
 
     def construct_env(self, name: str, env: Any = None) -> Environment:
         """The eventsourcing settings: those of the store URL, and nothing else."""
@@ -181,7 +188,15 @@ class RecoveryApp(Application[UUID]):
                     f"run {run_id} changed while this command ran (another runner or "
                     "operator wrote first); nothing of this command was recorded"
                 ) from None
+            self._remember(run)
         return result
+
+    def _remember(self, run: Run) -> RunView:
+        view = run.view()
+        if len(self._views) >= _VIEWS_KEPT and run.id not in self._views:
+            self._views.pop(next(iter(self._views)))
+        self._views[run.id] = (run.version, view)
+        return view
 
     def decide(
         self,
@@ -207,7 +222,13 @@ class RecoveryApp(Application[UUID]):
 
     def view(self, run_id: UUID | str) -> RunView:
         """The run's state as plain values."""
-        return self.get_run(run_id).view()
+        run_id = as_run_id(run_id)
+        remembered = self._views.get(run_id)
+        if remembered is not None:
+            latest = self.recorder.select_events(run_id, desc=True, limit=1)
+            if latest and latest[0].originator_version == remembered[0]:
+                return remembered[1]
+        return self._remember(self.get_run(run_id))
 
     def recorded_plan(self, run_id: UUID | str) -> ExecutionPlan:
         """The plan as the run recorded it when it started; its ``source`` is the

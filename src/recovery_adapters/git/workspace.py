@@ -20,13 +20,14 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Final
 
 import attrs
 import git
 
+from recovery_adapters.git.objects import Entry, ObjectStore
 from recovery_core import RecoveryError
 from recovery_core.store import RECOVERY_DIR
 
@@ -56,6 +57,7 @@ _IDENTITY: Final = {
     "GIT_COMMITTER_NAME": "recovery-core",
     "GIT_COMMITTER_EMAIL": "recovery-core@localhost",
 }
+_OUR_NAME: Final = "recovery-core <recovery-core@localhost>"
 
 
 class WorkspaceError(RecoveryError):
@@ -113,14 +115,6 @@ class _Hook:
             path.chmod(self.mode)
 
 
-@attrs.frozen
-class _Entry:
-    """One index or tree entry."""
-
-    mode: str
-    sha: str
-
-
 def _ref_part(value: str) -> str:
     if (
         not _REF_PART.fullmatch(value)
@@ -161,7 +155,13 @@ class GitWorkspace:
         ).resolve()
         self.exclude = tuple(p for p in (self._relative(p) for p in exclude) if p)
         self._trees: dict[str, str] = {}
-        self._identity: dict[str, str] | None = None
+        self._identity: tuple[str, str] | None = None
+        # Objects and our own refs are written in-process where the repository
+        # keeps SHA-1 objects and files refs (nearly always); git does it else.
+        self._objects = ObjectStore(self.repo, self._common_dir)
+        self._in_process = not (self._common_dir / "reftable").exists() and (
+            "objectformat" not in _read_text(self._common_dir / "config").lower()
+        )
         self._guards: dict[str, _Guard] = {}
         self._indexes: dict[str, str | None] = {}
 
@@ -209,13 +209,29 @@ class GitWorkspace:
                 ) from None
         return out
 
+    def _git_nul(
+        self,
+        *args: str,
+        paths: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        read: str = "--stdin",
+    ) -> str:
+        """Runs git with ``paths`` (or, with ``read="--index-info"``, index lines)
+        on its standard input, each ended by NUL: no path is read as an option."""
+        return self._git(
+            *args, "-z", read, env=env, stdin="\0".join(paths).encode() + b"\0"
+        )
+
     @contextmanager
     def _temporary_index(self, *, from_user: bool) -> Iterator[dict[str, str]]:
         with tempfile.TemporaryDirectory(prefix="recovery-index-") as folder:
             index = Path(folder) / "index"
             user_index = self._git_dir / "index"
             if from_user and user_index.exists():
-                shutil.copyfile(user_index, index)
+                # With its timestamp: git trusts an entry's stat data only when
+                # the file is older than the index, and a copy made now would
+                # hide a same-size edit made in the second the entry was staged.
+                shutil.copy2(user_index, index)
             yield {"GIT_INDEX_FILE": str(index)}
 
     def _read_refs(self) -> tuple[str | None, str | None, dict[str, str]] | None:
@@ -302,6 +318,11 @@ class GitWorkspace:
                 return None
 
     def _commit_tree(self, tree: str, parents: Sequence[str], message: str) -> str:
+        """A commit of ours (a snapshot's), by recovery-core."""
+        if self._in_process:
+            return self._objects.write_commit(
+                tree, parents, message, author=_OUR_NAME, committer=_OUR_NAME
+            )
         args: list[str] = []
         for parent in parents:
             args += ["-p", parent]
@@ -309,21 +330,31 @@ class GitWorkspace:
             "commit-tree", *args, "-m", message, tree, env=_IDENTITY
         ).strip()
 
-    def _entries(self, tree: str, paths: Sequence[str]) -> dict[str, _Entry]:
+    def _set_ref(self, ref: str, commit: str) -> None:
+        """Points one of our refs (under refs/recovery/) at ``commit``."""
+        if not (self._in_process and self._objects.set_ref(ref, commit)):
+            self._git("update-ref", ref, commit)
+
+    def _entries(self, tree: str, paths: Sequence[str]) -> dict[str, Entry]:
         """The entries of ``paths`` in ``tree`` (missing paths are left out)."""
-        found: dict[str, _Entry] = {}
+        if self._in_process:
+            return self._objects.entries(tree, paths)
+        found: dict[str, Entry] = {}
         for chunk in _chunks(paths):
             out = self._git("ls-tree", "-r", "-z", "--full-tree", tree, "--", *chunk)
             for record in filter(None, out.split("\0")):
                 meta, _, path = record.partition("\t")
                 mode, _kind, sha = meta.split()
-                found[path] = _Entry(mode, sha)
+                found[path] = Entry(mode, sha)
         return found
 
     def _tree_of(self, snapshot: str) -> str:
         tree = self._trees.get(snapshot)
         if tree is None:
-            tree = self._git("rev-parse", f"{snapshot}^{{tree}}").strip()
+            if self._in_process:
+                tree = self._objects.commit_tree(snapshot)
+            else:
+                tree = self._git("rev-parse", f"{snapshot}^{{tree}}").strip()
             self._trees[snapshot] = tree
         return tree
 
@@ -338,6 +369,8 @@ class GitWorkspace:
             return None
 
     def _diff(self, old_tree: str, new_tree: str) -> tuple[str, ...]:
+        if self._in_process:
+            return self._objects.diff(old_tree, new_tree)
         out = self._git(
             "diff-tree", "-r", "--no-renames", "--name-only", "-z", old_tree, new_tree
         )
@@ -418,16 +451,12 @@ class GitWorkspace:
             parents,
             f"recovery baseline: run {run_id} batch {batch_id} attempt {attempt}",
         )
-        self._git("update-ref", ref, commit)
+        self._set_ref(ref, commit)
         if index_tree is not None:
             index_commit = self._commit_tree(
                 index_tree, parents, f"recovery index: run {run_id} batch {batch_id}"
             )
-            self._git(
-                "update-ref",
-                self._ref(run_id, batch_id, attempt, "index"),
-                index_commit,
-            )
+            self._set_ref(self._ref(run_id, batch_id, attempt, "index"), index_commit)
         self._trees[commit] = tree
         self._guards[commit] = guard
         self._indexes[commit] = index_tree
@@ -498,7 +527,7 @@ class GitWorkspace:
             [baseline],
             f"recovery quarantine: run {run_id} batch {batch_id} attempt {attempt}",
         )
-        self._git("update-ref", ref, commit)
+        self._set_ref(ref, commit)
         if baseline not in self._indexes:
             # Snapshot taken by another process (a runner that was killed): the
             # user's staged state is in the attempt's index ref.
@@ -517,14 +546,7 @@ class GitWorkspace:
                 self._git("read-tree", self._tree_of(baseline), env=env)
                 for path in wanted:
                     self._clear_for(path)
-                self._git(
-                    "checkout-index",
-                    "-f",
-                    "-z",
-                    "--stdin",
-                    env=env,
-                    stdin="\0".join(wanted).encode() + b"\0",
-                )
+                self._git_nul("checkout-index", "-f", paths=list(wanted), env=env)
         # Removed only now that the baseline's ignore rules are back: a path they
         # cover cannot be in any snapshot, so it may be the user's own ignored
         # file (a batch that edits .gitignore un-ignores it); it stays.
@@ -588,12 +610,7 @@ class GitWorkspace:
             else f"0 {_NULL_SHA}\t{p}"
             for p in paths
         ]
-        self._git(
-            "update-index",
-            "-z",
-            "--index-info",
-            stdin="\0".join(lines).encode() + b"\0",
-        )
+        self._git_nul("update-index", paths=lines, read="--index-info")
 
     def commit(
         self,
@@ -615,6 +632,56 @@ class GitWorkspace:
             + "\n\n"
             + "".join(f"{k}: {v}\n" for k, v in trailers.items())
         )
+        if self._in_process:
+            commit = self._commit_in_process(head, files, body)
+        else:
+            commit = self._commit_with_git(head, files, body)
+        self._git(
+            "update-ref",
+            "-m",
+            "recovery: commit verified batch",
+            head_ref,
+            commit,
+            head or _NULL_SHA,
+        )
+        self._sync_index(head, commit, files)
+        return commit
+
+    def _working_entries(self, files: Sequence[str]) -> dict[str, Entry]:
+        """The entries ``files`` have in the working tree, as git would stage them
+        (content filters, modes, symlinks), through an empty temporary index;
+        paths that are no file there are left out."""
+        present = [p for p in files if _is_file(self._root / p)]
+        if not present:
+            return {}
+        with self._temporary_index(from_user=False) as env:
+            self._git_nul("update-index", "--add", paths=present, env=env)
+            out = self._git("ls-files", "-s", "-z", env=env)
+        found: dict[str, Entry] = {}
+        for record in filter(None, out.split("\0")):
+            meta, _, path = record.partition("\t")
+            mode, sha, _stage = meta.split()
+            found[path] = Entry(mode, sha)
+        return found
+
+    def _commit_in_process(
+        self, head: str | None, files: Sequence[str], body: str
+    ) -> str:
+        working = self._working_entries(files)
+        # A path that is no file in the working tree is removed (a folder in its
+        # place brings its files in as paths of their own).
+        changes = {path: working.get(path) for path in files}
+        tree = self._objects.with_changes(
+            self._objects.commit_tree(head) if head else None, changes
+        )
+        author, committer = self._author()
+        return self._objects.write_commit(
+            tree, [head] if head else [], body, author=author, committer=committer
+        )
+
+    def _commit_with_git(
+        self, head: str | None, files: Sequence[str], body: str
+    ) -> str:
         with self._temporary_index(from_user=False) as env:
             if head:
                 self._git("read-tree", head, env=env)
@@ -630,89 +697,104 @@ class GitWorkspace:
                 (("--add", "--replace"), present),
             ):
                 if paths:
-                    self._git(
-                        "update-index",
-                        *flags,
-                        "-z",
-                        "--stdin",
-                        env=env,
-                        stdin="\0".join(paths).encode() + b"\0",
-                    )
+                    self._git_nul("update-index", *flags, paths=paths, env=env)
             tree = self._git("write-tree", env=env).strip()
         parents = ["-p", head] if head else []
+        author, committer = self._author()
         with tempfile.TemporaryDirectory(prefix="recovery-msg-") as folder:
             message_file = Path(folder) / "message"
             message_file.write_text(body, encoding="utf-8")
-            commit = self._git(
+            return self._git(
                 "commit-tree",
                 *parents,
                 "-F",
                 str(message_file),
                 tree,
-                env=self._author(),
+                env=_ident_env(author, committer),
             ).strip()
-        self._git(
-            "update-ref",
-            "-m",
-            "recovery: commit verified batch",
-            head_ref,
-            commit,
-            head or _NULL_SHA,
-        )
-        self._sync_index(head, commit, files)
-        return commit
+
+    def _staged(self, files: Sequence[str]) -> dict[str, Entry] | None:
+        """The user's index entries of ``files``; None when any of them is
+        unmerged (then the index is left as it is)."""
+        found: dict[str, Entry] = {}
+        wanted = set(files)
+        for chunk in _chunks(files):
+            out = self._git("--literal-pathspecs", "ls-files", "-s", "-z", "--", *chunk)
+            for record in filter(None, out.split("\0")):
+                meta, _, path = record.partition("\t")
+                mode, sha, stage = meta.split()
+                if path not in wanted:
+                    continue  # a file below a listed folder
+                if stage != "0":
+                    return None
+                found[path] = Entry(mode, sha)
+        return found
 
     def _sync_index(self, old: str | None, new: str, files: Sequence[str]) -> None:
         """Moves the user's index entries of ``files`` from the old HEAD's to the new
         commit's, where the user had nothing staged in them; staged work stays."""
         if not files:
             return
-        index = self._index_tree()
-        if index is None:
+        staged = self._staged(files)
+        if staged is None:
             return
-        staged = self._entries(index, files)
         old_entries = self._entries(old, files) if old else {}
-        new_entries = self._entries(new, files)
-        lines = []
-        for path in files:
-            if staged.get(path) != old_entries.get(path):
-                continue  # the user staged something here: keep it staged
-            entry = new_entries.get(path)
-            lines.append(
-                f"{entry.mode} {entry.sha}\t{path}"
-                if entry
-                else f"0 {_NULL_SHA}\t{path}"
-            )
-        if lines:
-            self._git(
-                "update-index",
-                "-z",
-                "--index-info",
-                stdin="\0".join(lines).encode() + b"\0",
-            )
-            # Refresh the stat data of the paths we set, so that git status does
-            # not re-hash them and shows them clean; a path that still differs is
-            # the user's unstaged work, which --refresh reports and we keep.
-            with suppress(WorkspaceError):
-                self._git("update-index", "-q", "--refresh")
+        # The user staged nothing in these: they take what the commit has, which
+        # is the working tree's content (the commit was made from it), so git
+        # stages them from the working tree, with fresh stat data (git status
+        # then shows them clean without hashing them again).
+        # A path that is no file now leaves the index (git refuses to "update" a
+        # folder it has no entry for, and there is nothing to remove then).
+        paths = [
+            p
+            for p in files
+            if staged.get(p) == old_entries.get(p)
+            and (p in staged or _is_file(self._root / p))
+        ]
+        if paths:
+            self._git_nul("update-index", "--add", "--remove", "--replace", paths=paths)
 
-    def _author(self) -> dict[str, str]:
-        """The user's identity when git has one, else recovery-core's (asked once
-        per workspace)."""
+    def _author(self) -> tuple[str, str]:
+        """The author and committer (``Name <email>``) of a verified batch's commit:
+        the user's when git has an identity for them, else recovery-core's (asked
+        once per workspace)."""
         if self._identity is None:
             try:
                 self._git("config", "user.email")
+                author = self._git("var", "GIT_AUTHOR_IDENT")
+                committer = self._git("var", "GIT_COMMITTER_IDENT")
             except WorkspaceError:
-                self._identity = dict(_IDENTITY)
+                self._identity = (_OUR_NAME, _OUR_NAME)
             else:
-                self._identity = {}
-        return dict(self._identity)
+                self._identity = (_ident_name(author), _ident_name(committer))
+        return self._identity
 
     def default_strategy(self) -> object:
         """The strategy a run in a git workspace gets by default: manual-git."""
         from recovery_adapters.strategies import ManualGitStrategy
 
         return ManualGitStrategy()
+
+
+def _ident_name(ident: str) -> str:
+    """``Name <email>`` from git's ``Name <email> 1700000000 +0100``."""
+    return ident.strip().rsplit(" ", 2)[0]
+
+
+def _ident_env(author: str, committer: str) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for role, ident in (("AUTHOR", author), ("COMMITTER", committer)):
+        name, _, email = ident.rpartition(" <")
+        env[f"GIT_{role}_NAME"] = name
+        env[f"GIT_{role}_EMAIL"] = email.rstrip(">")
+    return env
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
 
 
 def _is_file(path: Path) -> bool:
