@@ -403,6 +403,7 @@ def test_quarantine_gives_back_the_users_exact_state_and_keeps_the_batch(
         make_batch_change(data, repo)
         files_faulty = working_files(repo)
         ignored_faulty = ignored_files(repo)
+        changed = workspace.changed_files(baseline)
         kept = workspace.quarantine(
             run_id="run-1", batch_id="b.1", attempt=1, baseline=baseline
         )
@@ -428,6 +429,9 @@ def test_quarantine_gives_back_the_users_exact_state_and_keeps_the_batch(
         }
         assert set(kept.files) == differing
         assert list(kept.files) == sorted(kept.files)
+        # changed_files asks git status against the snapshot's own index; it
+        # must find what comparing the trees finds.
+        assert changed == kept.files
 
 
 @given(data=st.data())
@@ -558,6 +562,28 @@ def test_a_batch_that_unignores_a_file_does_not_delete_the_users_ignored_file(
     assert ".gitignore" in kept.files and "app.py" in kept.files
 
 
+def test_a_batch_that_ignores_the_users_untracked_file_does_not_commit_it() -> None:
+    """A batch that adds an ignore rule covering the user's untracked file has
+    changed .gitignore, not that file: changed_files lists only .gitignore and
+    the commit leaves the user's file out (and in place)."""
+    with fresh_repo() as repo:
+        write(repo, ".gitignore", b"*.log\n")
+        write(repo, "app.py", b"print('ok')\n")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", "initial")
+        write(repo, "notes.tmp", b"the user's, untracked\n")
+        workspace = GitWorkspace(repo)
+        baseline = workspace.snapshot(run_id="r", batch_id="b", attempt=1)
+        write(repo, ".gitignore", b"*.log\n*.tmp\n")
+        changed = workspace.changed_files(baseline)
+        assert changed == (".gitignore",)
+        commit = workspace.commit(
+            baseline=baseline, files=changed, message="b", trailers={}
+        )
+        assert set(tree_entries(repo, commit)) == {".gitignore", "app.py"}
+        assert (repo / "notes.tmp").read_bytes() == b"the user's, untracked\n"
+
+
 @pytest.mark.parametrize("where", ["new.txt", "newdir/sub/new.txt"])
 def test_a_file_the_batch_made_in_a_new_folder_is_removed_with_its_folders(
     tmp_path: Path, where: str
@@ -583,8 +609,10 @@ def test_a_same_size_edit_in_the_second_the_file_was_staged_is_still_seen() -> N
     """Git trusts an index entry's stat data (whole seconds) only for files older
     than the index itself. A batch that rewrites a file with as many bytes, in
     the second the user staged it, is still a change: quarantine puts it back.
-    (The working copies of the user's index keep its timestamp; a copy stamped
-    later would make git trust the stale stat data and miss the edit.)"""
+    Quarantine copies the user's index after the edit: the copy keeps the
+    index's timestamp, since one stamped later would make git trust the stale
+    stat data and miss the edit. (The mtimes are set by hand to make that second
+    certain; the edit's is set back to it as a quick batch's would be.)"""
     with fresh_repo() as repo:
         git(repo, "config", "core.trustctime", "false")
         write(repo, "calc.py", b"return a + b\n")
@@ -594,13 +622,12 @@ def test_a_same_size_edit_in_the_second_the_file_was_staged_is_still_seen() -> N
         os.utime(repo / "calc.py", ns=(second * 10**9, second * 10**9))
         git(repo, "update-index", "--refresh")
         index = repo / ".git" / "index"
-        os.utime(index, ns=(second * 10**9, second * 10**9 + 500_000_000))
+        os.utime(index, ns=(second * 10**9, second * 10**9))
         workspace = GitWorkspace(repo)
         baseline = workspace.snapshot(run_id="r", batch_id="b", attempt=1)
         with (repo / "calc.py").open("r+b") as handle:
             handle.write(b"return a - b\n")
-        os.utime(repo / "calc.py", ns=(second * 10**9, second * 10**9 + 1))
-        assert workspace.changed_files(baseline) == ("calc.py",)
+        os.utime(repo / "calc.py", ns=(second * 10**9, second * 10**9))
         kept = workspace.quarantine(
             run_id="r", batch_id="b", attempt=1, baseline=baseline
         )

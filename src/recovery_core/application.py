@@ -85,6 +85,10 @@ class RecoveryApp(Application[UUID]):
         # times per batch, and rebuilding it means a deep copy of the run from
         # the cache; a one-row query tells whether the remembered one is current.
         self._views: dict[UUID, tuple[int, RunView]] = {}
+        # The run each update saved, to start the next update from when nobody
+        # has written since: a run from the repository is a deep copy of the
+        # cached one, which costs more than the rest of a command.
+        self._live: dict[UUID, Run] = {}
 
     def construct_env(self, name: str, env: Any = None) -> Environment:
         """The eventsourcing settings: those of the store URL, and nothing else."""
@@ -176,9 +180,15 @@ class RecoveryApp(Application[UUID]):
         """Runs ``command`` on the current run and saves what it triggered.
 
         A rule it breaks raises before anything is saved; a save that lost the
-        race with another writer raises :class:`ConflictError`.
+        race with another writer raises :class:`ConflictError`. ``command`` must
+        not keep the run it is given: return values from it instead.
         """
-        run = self.get_run(run_id)
+        run_id = as_run_id(run_id)
+        run = self._live.pop(run_id, None)
+        if run is None or self._latest_version(run_id) != run.version:
+            run = self.get_run(run_id)
+        # A command that raises, or a save that fails, leaves `run` out of
+        # _live: it may hold events that were never saved.
         result = command(run)
         if run.pending_events:
             try:
@@ -189,7 +199,15 @@ class RecoveryApp(Application[UUID]):
                     "operator wrote first); nothing of this command was recorded"
                 ) from None
             self._remember(run)
+        if len(self._live) >= _VIEWS_KEPT:
+            self._live.pop(next(iter(self._live)))
+        self._live[run_id] = run
         return result
+
+    def _latest_version(self, run_id: UUID) -> int | None:
+        """The version of the run's last stored event (None: no such run)."""
+        latest = self.recorder.select_events(run_id, desc=True, limit=1)
+        return latest[0].originator_version if latest else None
 
     def _remember(self, run: Run) -> RunView:
         view = run.view()
@@ -224,10 +242,8 @@ class RecoveryApp(Application[UUID]):
         """The run's state as plain values."""
         run_id = as_run_id(run_id)
         remembered = self._views.get(run_id)
-        if remembered is not None:
-            latest = self.recorder.select_events(run_id, desc=True, limit=1)
-            if latest and latest[0].originator_version == remembered[0]:
-                return remembered[1]
+        if remembered is not None and self._latest_version(run_id) == remembered[0]:
+            return remembered[1]
         return self._remember(self.get_run(run_id))
 
     def recorded_plan(self, run_id: UUID | str) -> ExecutionPlan:

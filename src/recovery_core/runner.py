@@ -286,6 +286,13 @@ class Runner:
 
     def _claim(self, run_id: UUID) -> None:
         ident = self.identity
+        view = self.app.view(run_id)
+        if (
+            view.claim is not None
+            and view.claim.runner_id == ident.runner_id
+            and view.state not in ("completed", "aborted")
+        ):
+            return  # held already (claiming again would record nothing)
 
         def claim(run: Run) -> None:
             held = run.claim

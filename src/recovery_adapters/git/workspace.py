@@ -58,6 +58,8 @@ _IDENTITY: Final = {
     "GIT_COMMITTER_EMAIL": "recovery-core@localhost",
 }
 _OUR_NAME: Final = "recovery-core <recovery-core@localhost>"
+#: How many snapshots' indexes a workspace keeps for `changed_files`.
+_KEPT_INDEXES: Final = 4
 
 
 class WorkspaceError(RecoveryError):
@@ -164,6 +166,14 @@ class GitWorkspace:
         )
         self._guards: dict[str, _Guard] = {}
         self._indexes: dict[str, str | None] = {}
+        # The temporary index each recent snapshot was made with (the baseline,
+        # with fresh stat data): `git status` against it lists what an attempt
+        # changed in one git run.
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
+        self._baseline_indexes: dict[str, Path] = {}
+        self._config: dict[str, str] | None = None
+        self._serial = 0
+        self._hook_cache: dict[str, tuple[tuple[int, ...], _Hook]] = {}
 
     def _relative(self, path: str | os.PathLike[str]) -> str:
         candidate = Path(path)
@@ -224,15 +234,25 @@ class GitWorkspace:
 
     @contextmanager
     def _temporary_index(self, *, from_user: bool) -> Iterator[dict[str, str]]:
-        with tempfile.TemporaryDirectory(prefix="recovery-index-") as folder:
-            index = Path(folder) / "index"
-            user_index = self._git_dir / "index"
-            if from_user and user_index.exists():
-                # With its timestamp: git trusts an entry's stat data only when
-                # the file is older than the index, and a copy made now would
-                # hide a same-size edit made in the second the entry was staged.
-                shutil.copy2(user_index, index)
+        self._serial += 1
+        index = self._scratch_dir() / f"temporary-{self._serial}.index"
+        user_index = self._git_dir / "index"
+        if from_user and user_index.exists():
+            # With its timestamp: git trusts an entry's stat data only when the
+            # file is older than the index, and a copy made now would hide a
+            # same-size edit made in the second the entry was staged.
+            shutil.copy2(user_index, index)
+        try:
             yield {"GIT_INDEX_FILE": str(index)}
+        finally:
+            index.unlink(missing_ok=True)
+            index.with_name(f"{index.name}.lock").unlink(missing_ok=True)
+
+    def _scratch_dir(self) -> Path:
+        """This workspace's folder for temporary indexes (removed with it)."""
+        if self._scratch is None:
+            self._scratch = tempfile.TemporaryDirectory(prefix="recovery-git-")
+        return Path(self._scratch.name)
 
     def _read_refs(self) -> tuple[str | None, str | None, dict[str, str]] | None:
         """HEAD's branch, HEAD's commit and every branch's commit, read from the
@@ -292,11 +312,17 @@ class GitWorkspace:
         except WorkspaceError:
             return None
 
-    def _tree_now(self) -> str:
-        """The tree of the whole working tree as it is now (ignored files aside)."""
+    def _tree_now(self, *, keep: Path | None = None) -> str:
+        """The tree of the whole working tree as it is now (ignored files aside);
+        the index it was made with is moved to ``keep`` when given."""
         with self._temporary_index(from_user=True) as env:
             self._git("add", "-A", "--", ".", env=env)
-            if self.exclude:
+            if self.exclude and self._in_process:
+                tree = self._git("write-tree", env=env).strip()
+                tree = self._objects.with_changes(
+                    tree, dict.fromkeys(self.exclude, None)
+                )
+            elif self.exclude:
                 self._git(
                     "rm",
                     "-q",
@@ -306,7 +332,19 @@ class GitWorkspace:
                     *self.exclude,
                     env=env,
                 )
-            return self._git("write-tree", env=env).strip()
+                tree = self._git("write-tree", env=env).strip()
+            else:
+                tree = self._git("write-tree", env=env).strip()
+            if keep is not None:
+                shutil.move(env["GIT_INDEX_FILE"], keep)
+            return tree
+
+    def _keep_index(self, name: str) -> Path:
+        """Where the index of the snapshot ``baseline`` is kept (the last few)."""
+        while len(self._baseline_indexes) >= _KEPT_INDEXES:
+            oldest = next(iter(self._baseline_indexes))
+            self._baseline_indexes.pop(oldest).unlink(missing_ok=True)
+        return self._scratch_dir() / f"{name}.index"
 
     def _index_tree(self) -> str | None:
         """The tree of what the user has staged (None when the index cannot be
@@ -376,13 +414,31 @@ class GitWorkspace:
         )
         return tuple(sorted(p for p in out.split("\0") if p))
 
+    def _read_hook(self, path: Path) -> _Hook:
+        """A hook as it is, read again only when its stat data changed (a batch
+        that rewrites a hook changes its size, times or inode)."""
+        info = path.lstat()
+        key = (
+            info.st_ino,
+            info.st_size,
+            info.st_mtime_ns,
+            info.st_ctime_ns,
+            info.st_mode,
+        )
+        cached = self._hook_cache.get(path.name)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        hook = _Hook.read(path)
+        self._hook_cache[path.name] = (key, hook)
+        return hook
+
     def _guard(self) -> _Guard:
         config = self._common_dir / "config"
         hooks_dir = self._common_dir / "hooks"
         hooks = (
             tuple(
                 sorted(
-                    (p.name, _Hook.read(p))
+                    (p.name, self._read_hook(p))
                     for p in hooks_dir.iterdir()
                     if p.is_file() or p.is_symlink()
                 )
@@ -443,7 +499,8 @@ class GitWorkspace:
         had staged under ``.../index``); returns the baseline commit's id."""
         ref = self._ref(run_id, batch_id, attempt, "baseline")
         guard = self._guard()
-        tree = self._tree_now()
+        kept = self._keep_index(ref.replace("/", "_"))
+        tree = self._tree_now(keep=kept)
         index_tree = self._index_tree()
         parents = [guard.head] if guard.head else []
         commit = self._commit_tree(
@@ -460,6 +517,7 @@ class GitWorkspace:
         self._trees[commit] = tree
         self._guards[commit] = guard
         self._indexes[commit] = index_tree
+        self._baseline_indexes[commit] = kept
         return commit
 
     def changed_files(self, baseline: str | None) -> tuple[str, ...]:
@@ -467,7 +525,27 @@ class GitWorkspace:
         tree now (added, modified, deleted, mode changes), sorted."""
         if baseline is None:
             return ()
-        return self._diff(self._tree_of(baseline), self._tree_now())
+        kept = self._baseline_indexes.get(baseline)
+        if kept is None or not kept.is_file():
+            # A snapshot another process took: compare trees.
+            return self._diff(self._tree_of(baseline), self._tree_now())
+        # The snapshot's own index holds the baseline with its stat data: what
+        # `git status` finds changed in the working tree, or new, is the change.
+        out = self._git(
+            "status",
+            "--porcelain",
+            "-z",
+            "--untracked-files=all",
+            "--no-renames",
+            "--ignore-submodules=dirty",
+            env={"GIT_INDEX_FILE": str(kept)},
+        )
+        changed = {
+            record[3:]
+            for record in out.split("\0")
+            if len(record) > 3 and (record[:2] == "??" or record[1] != " ")
+        }
+        return tuple(sorted(changed - set(self.exclude)))
 
     def check(self, baseline: str | None) -> tuple[str, ...]:
         """What the attempt since ``baseline`` changed in ``.git`` that a batch must
@@ -649,11 +727,20 @@ class GitWorkspace:
 
     def _working_entries(self, files: Sequence[str]) -> dict[str, Entry]:
         """The entries ``files`` have in the working tree, as git would stage them
-        (content filters, modes, symlinks), through an empty temporary index;
-        paths that are no file there are left out."""
+        (content filters, modes, symlinks); paths that are no file there are left
+        out."""
         present = [p for p in files if _is_file(self._root / p)]
         if not present:
             return {}
+        config = self._git_config()
+        if (
+            _config_true(config.get("core.filemode", "true"))
+            and _config_true(config.get("core.symlinks", "true"))
+            and not any("\n" in p or p.startswith('"') for p in present)
+        ):
+            return self._hashed_entries(present)
+        # Where git takes modes from the index (core.fileMode or core.symlinks
+        # off), or a name cannot go on a line: an empty temporary index.
         with self._temporary_index(from_user=False) as env:
             self._git_nul("update-index", "--add", paths=present, env=env)
             out = self._git("ls-files", "-s", "-z", env=env)
@@ -663,6 +750,42 @@ class GitWorkspace:
             mode, sha, _stage = meta.split()
             found[path] = Entry(mode, sha)
         return found
+
+    def _hashed_entries(self, present: Sequence[str]) -> dict[str, Entry]:
+        """Entries of existing files: blobs of regular files through one
+        ``git hash-object -w --stdin-paths`` (which applies the path's content
+        filters, as staging does), of symlinks from their targets; the mode from
+        the file as git takes it (executable by its owner or not)."""
+        found: dict[str, Entry] = {}
+        regular: list[str] = []
+        for path in present:
+            target = self._root / path
+            if target.is_symlink():
+                link = os.fsencode(target.readlink())
+                found[path] = Entry("120000", self._objects.write("blob", link))
+            else:
+                regular.append(path)
+        if regular:
+            out = self._git(
+                "hash-object",
+                "-w",
+                "--stdin-paths",
+                stdin="".join(f"{p}\n" for p in regular).encode(),
+            )
+            for path, sha in zip(regular, out.split(), strict=True):
+                executable = (self._root / path).stat().st_mode & stat.S_IXUSR
+                found[path] = Entry("100755" if executable else "100644", sha)
+        return found
+
+    def _git_config(self) -> dict[str, str]:
+        """The repository's git settings (lower-case keys), read once."""
+        if self._config is None:
+            out = self._git("config", "--list", "-z")
+            self._config = {}
+            for record in filter(None, out.split("\0")):
+                key, _, value = record.partition("\n")
+                self._config[key.lower()] = value
+        return self._config
 
     def _commit_in_process(
         self, head: str | None, files: Sequence[str], body: str
@@ -759,13 +882,11 @@ class GitWorkspace:
         the user's when git has an identity for them, else recovery-core's (asked
         once per workspace)."""
         if self._identity is None:
-            try:
-                self._git("config", "user.email")
-                author = self._git("var", "GIT_AUTHOR_IDENT")
-                committer = self._git("var", "GIT_COMMITTER_IDENT")
-            except WorkspaceError:
+            if "user.email" not in self._git_config():
                 self._identity = (_OUR_NAME, _OUR_NAME)
             else:
+                author = self._git("var", "GIT_AUTHOR_IDENT")
+                committer = self._git("var", "GIT_COMMITTER_IDENT")
                 self._identity = (_ident_name(author), _ident_name(committer))
         return self._identity
 
@@ -774,6 +895,11 @@ class GitWorkspace:
         from recovery_adapters.strategies import ManualGitStrategy
 
         return ManualGitStrategy()
+
+
+def _config_true(value: str) -> bool:
+    """A git boolean (a key with no value is true)."""
+    return value.strip().lower() not in ("false", "no", "off", "0")
 
 
 def _ident_name(ident: str) -> str:
