@@ -520,6 +520,14 @@ def test_commit_holds_exactly_the_batch_and_leaves_the_users_staging_alone(
             else:
                 assert index_after.get(path) == expected.get(path), path
 
+        # The workspace keeps the index's tree across its own update of the
+        # index: the next snapshot's index ref must be what git makes of it.
+        workspace.snapshot(run_id="run-1", batch_id="b.2", attempt=1)
+        index_ref = "refs/recovery/run-1/b.2/1/index"
+        assert tree_entries(repo, index_ref) == tree_entries(
+            repo, git(repo, "write-tree").decode().strip()
+        )
+
 
 def folder_clash(path: str, tree: dict[str, tuple[str, str]]) -> bool:
     """Whether ``tree`` has a folder where ``path`` is a file, or a file where

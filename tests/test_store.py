@@ -241,3 +241,35 @@ def test_two_operators_deciding_at_once_on_postgres(
         e for e in app.history(UUID(run_id)) if type(e).__name__ == "OperatorDecided"
     ]
     assert len(decided) == 1
+
+
+OPEN_AT_ONCE = """
+import sys, time
+from pathlib import Path
+go = Path(sys.argv[2])
+while not go.exists():
+    time.sleep(0.001)
+from recovery_core import RecoveryApp
+RecoveryApp.open(sys.argv[1]).close()
+"""
+
+
+def test_processes_opening_the_postgres_store_at_once_all_succeed(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Processes that open the store at the same moment race to create its
+    tables (PostgreSQL then fails one with a duplicate key in its catalog); the
+    loser tries again instead of failing the operator's command."""
+    for round_number in range(6):
+        go = tmp_path / f"go-{round_number}"
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", OPEN_AT_ONCE, postgres_url, str(go)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for _ in range(6)
+        ]
+        go.touch()
+        outs = [proc.communicate(timeout=120) for proc in procs]
+        assert [proc.returncode for proc in procs] == [0] * 6, outs

@@ -19,6 +19,7 @@ from uuid import UUID
 
 import attrs
 from eventsourcing.application import Application
+from eventsourcing.persistence import DatabaseError
 from eventsourcing.persistence import IntegrityError as RecordConflict
 from eventsourcing.utils import Environment
 
@@ -48,6 +49,9 @@ if TYPE_CHECKING:
 __all__ = ["RecoveryApp", "RunSummary"]
 
 T = TypeVar("T")
+
+#: How often opening a PostgreSQL store is tried while others create its tables.
+_SCHEMA_ATTEMPTS = 5
 
 #: How many runs' latest views a RecoveryApp keeps.
 _VIEWS_KEPT = 64
@@ -80,7 +84,19 @@ class RecoveryApp(Application[UUID]):
         # Runs are read many times per batch; a cache that fast-forwards from
         # the store on each read spares replaying every event each time, and
         # still sees what other processes saved.
-        super().__init__(env={"AGGREGATE_CACHE_MAXSIZE": "256", **store.settings})
+        env = {"AGGREGATE_CACHE_MAXSIZE": "256", **store.settings}
+        for attempt in range(_SCHEMA_ATTEMPTS):
+            try:
+                super().__init__(env=env)
+                break
+            except DatabaseError:
+                # Processes opening a new PostgreSQL store at once race to create
+                # its tables ("duplicate key ... pg_type", "tuple concurrently
+                # updated"); the loser's transaction is rolled back, and the
+                # tables are there when it tries again.
+                if store.kind != "postgres" or attempt == _SCHEMA_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
         # Each run's latest view with its version: a view is asked for several
         # times per batch, and rebuilding it means a deep copy of the run from
         # the cache; a one-row query tells whether the remembered one is current.

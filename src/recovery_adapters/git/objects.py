@@ -4,28 +4,33 @@ commits and loose refs written, without starting a git process for each.
 A batch's snapshot, diff and commit once took a score of git processes, each
 costing more than the work it did. Here reads go through GitPython's object
 database (one long-lived ``git cat-file --batch``), writes are loose objects
-through gitdb, and trees are immutable, so what was read once is kept. Only
-SHA-1 repositories with files refs take this path; :class:`GitWorkspace` asks
-git itself otherwise.
+(zlib-compressed, as git writes them; one already there is not written again),
+and trees are immutable, so what was read once is kept. Only SHA-1
+repositories with files refs take this path; :class:`GitWorkspace` asks git
+itself otherwise.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
 import time
+import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from io import BytesIO
 from pathlib import Path
 from typing import Final
 
 import attrs
 import git
-from gitdb import IStream, LooseObjectDB
 
-__all__ = ["TREE_MODE", "Entry", "ObjectStore"]
+__all__ = ["TREE_MODE", "Entry", "ObjectStore", "RefMoved"]
 
 #: The mode of a subtree in a tree object (``ls-tree`` prints it as 040000).
 TREE_MODE: Final = "40000"
+
+#: "Whatever the ref points at now" for a ref write that checks nothing.
+_ANY: Final = object()
 
 #: How many trees are kept once read (a tree is a few hundred bytes).
 _TREES_KEPT: Final = 20_000
@@ -58,9 +63,8 @@ class ObjectStore:
         self._repo = repo
         self._common_dir = common_dir
         self._trees: dict[str, dict[str, Entry]] = {}
-        # GitPython's own store() starts `git hash-object`; gitdb writes the
-        # loose object itself.
-        self._loose = LooseObjectDB(str(common_dir / "objects"))
+        self._objects_dir = common_dir / "objects"
+        self._written: set[str] = set()
 
     # -- reading ------------------------------------------------------------
 
@@ -168,13 +172,30 @@ class ObjectStore:
     # -- writing ------------------------------------------------------------
 
     def write(self, kind: str, data: bytes) -> str:
-        """Stores an object; returns its id."""
-        stream = self._loose.store(IStream(kind.encode(), len(data), BytesIO(data)))
-        return str(
-            stream.hexsha.decode()
-            if isinstance(stream.hexsha, bytes)
-            else stream.hexsha
-        )
+        """Stores an object as a loose object (unless it is one already);
+        returns its id."""
+        raw = f"{kind} {len(data)}\0".encode() + data
+        sha = hashlib.sha1(raw, usedforsecurity=False).hexdigest()
+        if sha in self._written:
+            return sha
+        folder = self._objects_dir / sha[:2]
+        target = folder / sha[2:]
+        if not target.exists():
+            folder.mkdir(exist_ok=True)
+            descriptor, name = tempfile.mkstemp(prefix="tmp_obj_", dir=folder)
+            temporary = Path(name)
+            try:
+                with os.fdopen(descriptor, "wb") as handle:
+                    handle.write(zlib.compress(raw))
+                    os.fchmod(handle.fileno(), 0o444)  # as git leaves objects
+                temporary.replace(target)
+            except BaseException:
+                temporary.unlink(missing_ok=True)
+                raise
+        if len(self._written) >= _TREES_KEPT:
+            self._written.clear()
+        self._written.add(sha)
+        return sha
 
     def write_tree(self, entries: Mapping[str, Entry]) -> str:
         """Writes a tree of ``entries`` (names to entries); returns its id."""
@@ -250,21 +271,98 @@ class ObjectStore:
         """Points the loose ref ``ref`` at ``sha`` (creating or replacing it, no
         reflog, as ``git update-ref`` does for refs outside ``refs/heads``);
         returns False where it cannot be written this way, for git to do it."""
+        return self._write_ref(ref, sha, old=_ANY, logs=(), line="")
+
+    def move_branch(
+        self,
+        ref: str,
+        new: str,
+        old: str | None,
+        *,
+        message: str,
+        committer: str,
+        head_log: Path | None,
+        log_all: bool,
+    ) -> bool:
+        """Moves the branch ``ref`` from ``old`` (None: it does not exist yet) to
+        ``new`` as ``git update-ref -m MESSAGE REF NEW OLD`` does in a files
+        repository: under the ref's lock, only if it still points at ``old``,
+        with a line in the branch's reflog and, when HEAD is on it, in HEAD's
+        (``head_log``). Returns False, having changed nothing, where git must
+        do it instead (a lock held, a symbolic or odd ref); raises
+        :class:`RefMoved` when the branch no longer points at ``old``."""
+        logs = [
+            log
+            for log in (self._common_dir / "logs" / ref, head_log)
+            if log is not None and (log_all or log.is_file())
+        ]
+        line = f"{old or '0' * 40} {new} {committer} {_timestamp()}\t{message}\n"
+        return self._write_ref(ref, new, old=old, logs=logs, line=line)
+
+    def _write_ref(
+        self,
+        ref: str,
+        new: str,
+        *,
+        old: object,
+        logs: Sequence[Path],
+        line: str,
+    ) -> bool:
         path = self._common_dir / ref
+        if path.is_symlink() or path.is_dir():
+            return False
         lock = path.with_name(f"{path.name}.lock")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             descriptor = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except OSError:
             return False
+        written = False
         try:
             with os.fdopen(descriptor, "w", encoding="ascii") as handle:
-                handle.write(f"{sha}\n")
+                if old is not _ANY:
+                    current = self._branch_value(path, ref)
+                    if current is False:
+                        return False
+                    if current != old:
+                        raise RefMoved(
+                            f"{ref} points at {current or 'nothing'}, not {old}"
+                        )
+                handle.write(f"{new}\n")
+            for log in logs:
+                log.parent.mkdir(parents=True, exist_ok=True)
+                with log.open("a", encoding="utf-8") as journal:
+                    journal.write(line)
             lock.replace(path)
+            written = True
         except OSError:
-            lock.unlink(missing_ok=True)
             return False
+        finally:
+            if not written:
+                lock.unlink(missing_ok=True)
         return True
+
+    def _branch_value(self, path: Path, ref: str) -> str | bool | None:
+        """What the branch points at (None: no such branch; False: a value this
+        does not read, such as a symbolic ref)."""
+        if path.is_file():
+            text = path.read_text(encoding="ascii", errors="replace").strip()
+            return text if _is_sha(text) else False
+        packed = self._common_dir / "packed-refs"
+        if packed.is_file():
+            for line in packed.read_text(encoding="utf-8").splitlines():
+                sha, _, name = line.partition(" ")
+                if name == ref and _is_sha(sha):
+                    return sha
+        return None
+
+
+class RefMoved(Exception):
+    """A branch no longer points where it was expected to."""
+
+
+def _is_sha(text: str) -> bool:
+    return len(text) == 40 and all(c in "0123456789abcdef" for c in text)
 
 
 def _timestamp() -> str:

@@ -2,14 +2,22 @@
 GitPython, never touching the user's index, branch or files except to put back
 what a batch changed or to commit a verified batch.
 
-Snapshots are made with a temporary index (a copy of the user's, so that git's
-stat cache spares re-hashing unchanged files), ``git add -A`` into it, and
-``write-tree``; they are kept as commits under
+Snapshots are made with a temporary index (a copy of the user's, timestamp
+and all, so that git's stat cache spares re-hashing unchanged files),
+``git add -A`` into it, and ``write-tree``; they are kept as commits under
 ``refs/recovery/<run>/<batch>/<attempt>/``: ``baseline`` (the working tree
-before the attempt), ``index`` (what the user had staged) and, after a failure,
-``quarantine`` (the faulty tree). Git runs with ``core.fsmonitor=false`` and
-hooks pointed away for every call of ours; no string from a plan reaches git as
-an option (``--`` comes before every path, ref names are checked).
+before the attempt), ``index`` (what the user had staged; HEAD itself when
+nothing was) and, after a failure, ``quarantine`` (the faulty tree). The
+snapshot's index is kept, so that what an attempt changed is one ``git status``
+against it. Git runs with ``core.fsmonitor=false`` and hooks pointed away for
+every call of ours; no string from a plan reaches git as an option (``--``
+comes before every path, ref names are checked).
+
+A passing batch with commit costs six git runs: ``add -A`` and ``write-tree``
+for the snapshot, ``status`` for the change, ``hash-object`` for the batch's
+files, ``update-ref`` to move the branch and ``update-index`` to bring the
+user's index along. Trees, commits and our own refs are read and written
+in-process (:mod:`recovery_adapters.git.objects`).
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from typing import BinaryIO, Final
 import attrs
 import git
 
-from recovery_adapters.git.objects import Entry, ObjectStore
+from recovery_adapters.git.objects import Entry, ObjectStore, RefMoved
 from recovery_core import RecoveryError
 from recovery_core.store import RECOVERY_DIR
 
@@ -173,6 +181,7 @@ class GitWorkspace:
         self._baseline_indexes: dict[str, Path] = {}
         self._config: dict[str, str] | None = None
         self._serial = 0
+        self._index_state: tuple[tuple[int, ...], str | None] | None = None
         self._hook_cache: dict[str, tuple[tuple[int, ...], _Hook]] = {}
 
     def _relative(self, path: str | os.PathLike[str]) -> str:
@@ -348,12 +357,30 @@ class GitWorkspace:
 
     def _index_tree(self) -> str | None:
         """The tree of what the user has staged (None when the index cannot be
-        written as a tree, e.g. unmerged paths); the user's index is not touched."""
+        written as a tree, e.g. unmerged paths); the user's index is not touched.
+
+        Known without git while the index file is as this workspace last saw
+        it: git replaces the file on every write, so its inode, size and times
+        change, and our own update of it (a commit's) records the tree it makes.
+        """
+        key = self._index_key()
+        if self._index_state is not None and self._index_state[0] == key:
+            return self._index_state[1]
         with self._temporary_index(from_user=True) as env:
             try:
-                return self._git("write-tree", env=env).strip()
+                tree: str | None = self._git("write-tree", env=env).strip()
             except WorkspaceError:
-                return None
+                tree = None
+        if self._index_key() == key:  # not rewritten while we read it
+            self._index_state = (key, tree)
+        return tree
+
+    def _index_key(self) -> tuple[int, ...]:
+        try:
+            info = (self._git_dir / "index").stat()
+        except FileNotFoundError:
+            return ()
+        return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
     def _commit_tree(self, tree: str, parents: Sequence[str], message: str) -> str:
         """A commit of ours (a snapshot's), by recovery-core."""
@@ -510,9 +537,14 @@ class GitWorkspace:
         )
         self._set_ref(ref, commit)
         if index_tree is not None:
-            index_commit = self._commit_tree(
-                index_tree, parents, f"recovery index: run {run_id} batch {batch_id}"
-            )
+            if guard.head and index_tree == self._tree_of(guard.head):
+                index_commit = guard.head  # nothing staged: HEAD says it all
+            else:
+                index_commit = self._commit_tree(
+                    index_tree,
+                    parents,
+                    f"recovery index: run {run_id} batch {batch_id}",
+                )
             self._set_ref(self._ref(run_id, batch_id, attempt, "index"), index_commit)
         self._trees[commit] = tree
         self._guards[commit] = guard
@@ -714,16 +746,32 @@ class GitWorkspace:
             commit = self._commit_in_process(head, files, body)
         else:
             commit = self._commit_with_git(head, files, body)
-        self._git(
-            "update-ref",
-            "-m",
-            "recovery: commit verified batch",
-            head_ref,
-            commit,
-            head or _NULL_SHA,
-        )
+        self._move_branch(head_ref, commit, head)
         self._sync_index(head, commit, files)
         return commit
+
+    def _move_branch(self, ref: str, commit: str, old: str | None) -> None:
+        """Moves the branch to the verified batch's commit, if it still points
+        at ``old``, with a reflog line as git writes one."""
+        message = "recovery: commit verified batch"
+        if self._in_process:
+            logging = self._git_config().get("core.logallrefupdates", "true")
+            try:
+                if self._objects.move_branch(
+                    ref,
+                    commit,
+                    old,
+                    message=message,
+                    committer=self._author()[1],
+                    head_log=self._git_dir / "logs" / "HEAD",
+                    log_all=logging.lower() == "always" or _config_true(logging),
+                ):
+                    return
+            except RefMoved as exc:
+                raise WorkspaceError(
+                    f"cannot commit the batch: {exc} (moved while the batch ran)"
+                ) from None
+        self._git("update-ref", "-m", message, ref, commit, old or _NULL_SHA)
 
     def _working_entries(self, files: Sequence[str]) -> dict[str, Entry]:
         """The entries ``files`` have in the working tree, as git would stage them
@@ -858,7 +906,12 @@ class GitWorkspace:
         commit's, where the user had nothing staged in them; staged work stays."""
         if not files:
             return
-        staged = self._staged(files)
+        index_tree = self._index_tree() if self._in_process else None
+        staged = (
+            self._entries(index_tree, files)
+            if index_tree is not None
+            else self._staged(files)
+        )
         if staged is None:
             return
         old_entries = self._entries(old, files) if old else {}
@@ -874,8 +927,19 @@ class GitWorkspace:
             if staged.get(p) == old_entries.get(p)
             and (p in staged or _is_file(self._root / p))
         ]
-        if paths:
-            self._git_nul("update-index", "--add", "--remove", "--replace", paths=paths)
+        if not paths:
+            return
+        self._git_nul("update-index", "--add", "--remove", "--replace", paths=paths)
+        if index_tree is not None:
+            # What git just staged is the commit's entries (both were taken from
+            # the working tree): the index's tree follows without asking git.
+            new_entries = self._entries(new, paths)
+            self._index_state = (
+                self._index_key(),
+                self._objects.with_changes(
+                    index_tree, {p: new_entries.get(p) for p in paths}
+                ),
+            )
 
     def _author(self) -> tuple[str, str]:
         """The author and committer (``Name <email>``) of a verified batch's commit:
