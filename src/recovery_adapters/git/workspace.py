@@ -247,10 +247,13 @@ class GitWorkspace:
         index = self._scratch_dir() / f"temporary-{self._serial}.index"
         user_index = self._git_dir / "index"
         if from_user and user_index.exists():
-            # With its timestamp: git trusts an entry's stat data only when the
-            # file is older than the index, and a copy made now would hide a
+            # A second name for the user's index, not a copy: git never writes
+            # an index in place (it writes index.lock and renames it), so the
+            # user's stays as it is; and it keeps the index's timestamp, which
+            # matters: git trusts an entry's stat data only when the file is
+            # older than the index, and a copy stamped now would hide a
             # same-size edit made in the second the entry was staged.
-            shutil.copy2(user_index, index)
+            _link_or_copy(user_index, index)
         try:
             yield {"GIT_INDEX_FILE": str(index)}
         finally:
@@ -380,7 +383,8 @@ class GitWorkspace:
             info = (self._git_dir / "index").stat()
         except FileNotFoundError:
             return ()
-        return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+        # Not the change time: our own hard links to the index change it.
+        return (info.st_ino, info.st_size, info.st_mtime_ns)
 
     def _commit_tree(self, tree: str, parents: Sequence[str], message: str) -> str:
         """A commit of ours (a snapshot's), by recovery-core."""
@@ -653,7 +657,14 @@ class GitWorkspace:
         wanted = self._entries(self._tree_of(baseline), files)
         if wanted:
             with self._temporary_index(from_user=False) as env:
-                self._git("read-tree", self._tree_of(baseline), env=env)
+                # Only the entries to put back, not the whole baseline tree: a
+                # restore costs what the change costs, whatever the repository.
+                self._git_nul(
+                    "update-index",
+                    paths=[f"{e.mode} {e.sha}\t{p}" for p, e in wanted.items()],
+                    read="--index-info",
+                    env=env,
+                )
                 for path in wanted:
                     self._clear_for(path)
                 self._git_nul("checkout-index", "-f", paths=list(wanted), env=env)
@@ -980,6 +991,13 @@ def _ident_env(author: str, committer: str) -> dict[str, str]:
     return env
 
 
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # a file system without hard links
+        shutil.copy2(source, target)
+
+
 def _read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8", errors="replace")
@@ -997,12 +1015,26 @@ def _chunks(paths: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
         yield paths[start : start + size]
 
 
+#: Standard input up to this size goes through a pipe, filled before git starts
+#: (a pipe holds at least 64 KiB on Linux); more goes through a temporary file.
+_PIPED: Final = 16 * 1024
+
+
 @contextmanager
 def _stdin_file(data: bytes | None) -> Iterator[BinaryIO | None]:
     """A file holding ``data`` for a git command's standard input (GitPython
     takes a file), or None."""
     if data is None:
         yield None
+        return
+    if len(data) <= _PIPED:
+        reading, writing = os.pipe()
+        try:
+            os.write(writing, data)
+        finally:
+            os.close(writing)
+        with os.fdopen(reading, "rb") as source:
+            yield source
         return
     with tempfile.TemporaryFile() as source:
         source.write(data)
