@@ -8,6 +8,7 @@ library's own git calls run no hooks."""
 from __future__ import annotations
 
 import json
+import os
 import stat
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from recovery_adapters.git import GitWorkspace
 from support import cli_json, git, run_cli, write_file_action, write_plan
 
 USER_EDIT = "# the user's own unstaged edit\n"
@@ -463,3 +465,37 @@ def test_the_librarys_own_commits_run_no_hooks(repo: Path) -> None:
     assert git(repo, "rev-parse", f"{commit}^").strip() == head
     assert git(repo, "show", "--name-only", "--format=", commit) == "app/new.py\n"
     assert not marker.exists()
+
+
+def children_commands() -> list[list[str]]:
+    """The command lines of this process's children (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == os.getpid():
+                raw = (entry / "cmdline").read_bytes()
+                found.append([part.decode() for part in raw.split(b"\0") if part])
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_the_long_lived_git_that_reads_trees_runs_with_the_safe_settings(
+    repo: Path,
+) -> None:
+    """Trees are read through GitPython's long-lived `git cat-file --batch`; it
+    too runs with core.fsmonitor off and hooks pointed away."""
+    workspace = GitWorkspace(repo)
+    baseline = workspace.snapshot(run_id="r", batch_id="b", attempt=1)
+    (repo / "app" / "new.py").write_text("X = 1\n")
+    workspace.quarantine(run_id="r", batch_id="b", attempt=1, baseline=baseline)
+    readers = [c for c in children_commands() if "cat-file" in c]
+    assert readers, children_commands()
+    for command in readers:
+        assert "core.fsmonitor=false" in command, command
+        assert f"core.hooksPath={os.devnull}" in command, command
+    workspace.repo.close()

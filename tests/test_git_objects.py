@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recovery_adapters.git.objects import Entry, ObjectStore, RefMoved
+from recovery_adapters.git.objects import Entry, ObjectError, ObjectStore, RefMoved
 
 IDENTITY = {
     "GIT_AUTHOR_NAME": "T",
@@ -187,3 +187,10 @@ def test_moving_a_branch_in_process_is_what_update_ref_does(packed: bool) -> Non
             newest = run_git(repo, "reflog", "-1", "--format=%H %gs", log)
             assert newest == f"{second} recovery: test\n"
         run_git(repo, "fsck", "--strict")
+
+
+def test_a_missing_object_is_a_recovery_error_naming_it() -> None:
+    with bare_store() as (_repo, store):
+        with pytest.raises(ObjectError, match="0123456789abcdef") as caught:
+            store.tree("0123456789abcdef0123456789abcdef01234567")
+        assert caught.value.exit_code == 2

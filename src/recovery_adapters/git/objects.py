@@ -24,7 +24,9 @@ from typing import Final
 import attrs
 import git
 
-__all__ = ["TREE_MODE", "Entry", "ObjectStore", "RefMoved"]
+from recovery_core import RecoveryError
+
+__all__ = ["TREE_MODE", "Entry", "ObjectError", "ObjectStore", "RefMoved"]
 
 #: The mode of a subtree in a tree object (``ls-tree`` prints it as 040000).
 TREE_MODE: Final = "40000"
@@ -70,7 +72,12 @@ class ObjectStore:
 
     def read(self, sha: str) -> tuple[str, bytes]:
         """The type and content of the object ``sha``."""
-        stream = self._repo.odb.stream(bytes.fromhex(sha))
+        try:
+            stream = self._repo.odb.stream(bytes.fromhex(sha))
+        except Exception as exc:  # gitdb's BadObject, a bad id, a dead cat-file
+            raise ObjectError(
+                f"cannot read git object {sha} in {self._common_dir}: {exc}"
+            ) from None
         kind = stream.type
         return (kind.decode() if isinstance(kind, bytes) else str(kind)), stream.read()
 
@@ -359,6 +366,12 @@ class ObjectStore:
 
 class RefMoved(Exception):
     """A branch no longer points where it was expected to."""
+
+
+class ObjectError(RecoveryError):
+    """A git object that should be there cannot be read."""
+
+    exit_code = 2
 
 
 def _is_sha(text: str) -> bool:

@@ -157,6 +157,11 @@ class GitWorkspace:
             ) from None
         if self.repo.bare or self.repo.working_tree_dir is None:
             raise WorkspaceError(f"{path} is a bare repository: it has no working tree")
+        # GitPython's own long-lived git (the cat-file that trees are read
+        # through) runs with the same safe settings as every call of ours.
+        self.repo.git.set_persistent_git_options(
+            c=[_SAFE_CONFIG[i] for i in range(1, len(_SAFE_CONFIG), 2)]
+        )
         self._root = Path(self.repo.working_tree_dir).resolve()
         self._git_dir = Path(self.repo.git_dir).resolve()
         common = Path(self.repo.common_dir)
