@@ -29,6 +29,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
@@ -527,6 +528,115 @@ def test_commit_holds_exactly_the_batch_and_leaves_the_users_staging_alone(
         assert tree_entries(repo, index_ref) == tree_entries(
             repo, git(repo, "write-tree").decode().strip()
         )
+
+
+@given(data=st.data())
+@EXAMPLES
+def test_a_watched_workspace_sees_the_tree_a_full_scan_sees(
+    data: st.DataObject,
+) -> None:
+    """After the first snapshot a workspace follows the working tree through
+    the file-system monitor instead of scanning it; round after round of
+    changes (the user's, the batch's, git add and git rm --cached among them),
+    its snapshots hold exactly the tree that a workspace scanning everything
+    takes, and the files it reports changed are the trees' differences."""
+    with fresh_repo() as repo:
+        build_history(data, repo)
+        make_user_state(data, repo)
+        watched = GitWorkspace(repo)
+        scanning = GitWorkspace(repo, monitor=False)
+        for round_number in range(3):
+            followed = watched.snapshot(
+                run_id="w", batch_id=f"b{round_number}", attempt=1
+            )
+            scanned = scanning.snapshot(
+                run_id="s", batch_id=f"b{round_number}", attempt=1
+            )
+            assert tree_entries(repo, followed) == tree_entries(repo, scanned)
+            make_batch_change(
+                data, repo, touch_index=data.draw(st.booleans(), label="touch index")
+            )
+            assert watched.changed_files(followed) == scanning.changed_files(scanned)
+        assert watched._monitor is not None  # the monitor was what was tested
+
+
+def _move_folder_then_edit(repo: Path) -> None:
+    (repo / "pkg").rename(repo / "moved")
+    (repo / "moved" / "sub" / "deep.py").write_text("edited after the move\n")
+    write(repo, "pkg/again.py", b"a new folder where the old one was\n")
+
+
+def _nested_folders_at_once(repo: Path) -> None:
+    write(repo, "new/a/b/c/d.txt", b"deep\n")
+    write(repo, "new/a/e.txt", b"e\n")
+    (repo / "new" / "empty").mkdir()
+
+
+def _delete_a_tree_and_make_a_file_of_it(repo: Path) -> None:
+    shutil.rmtree(repo / "pkg")
+    write(repo, "pkg", b"now a file\n")
+
+
+def _symlink_to_a_folder_and_a_mode_change(repo: Path) -> None:
+    (repo / "link").symlink_to("pkg")
+    (repo / "top.txt").chmod(0o755)
+
+
+def _a_folder_moved_in_from_outside(repo: Path) -> None:
+    outside = repo.parent / "outside"
+    write(outside, "inner/x.txt", b"x\n")
+    outside.rename(repo / "arrived")
+
+
+def _ignore_rules_change(repo: Path) -> None:
+    write(repo, ".gitignore", b"*.log\n*.txt\n")
+    write(repo, "notes.txt", b"now ignored\n")
+
+
+def _exclude_file_changes(repo: Path) -> None:
+    (repo / ".git" / "info").mkdir(exist_ok=True)
+    (repo / ".git" / "info" / "exclude").write_text("top.txt\n*.tmp\n")
+    write(repo, "scratch.tmp", b"excluded\n")
+    write(repo, "visible.md", b"not excluded\n")
+
+
+def _a_nested_repository_appears(repo: Path) -> None:
+    git(repo / "pkg", "init", "-q")
+    write(repo, "pkg/sub/other.py", b"x\n")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        _move_folder_then_edit,
+        _nested_folders_at_once,
+        _delete_a_tree_and_make_a_file_of_it,
+        _symlink_to_a_folder_and_a_mode_change,
+        _a_folder_moved_in_from_outside,
+        _ignore_rules_change,
+        _exclude_file_changes,
+        _a_nested_repository_appears,
+    ],
+)
+def test_the_monitor_follows_or_gives_way_to_a_scan(change: Any) -> None:
+    """Changes that are hard to follow (folders moved, made and removed at once,
+    symlinks, new ignore rules, a nested repository) give the tree a full scan
+    gives: followed where the monitor can vouch for them, scanned where not."""
+    with fresh_repo() as repo:
+        write(repo, ".gitignore", b"*.log\n")
+        write(repo, "top.txt", b"top\n")
+        write(repo, "pkg/mod.py", b"x = 1\n")
+        write(repo, "pkg/sub/deep.py", b"y = 2\n")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", "initial")
+        watched = GitWorkspace(repo)
+        scanning = GitWorkspace(repo, monitor=False)
+        before = watched.snapshot(run_id="w", batch_id="b0", attempt=1)
+        change(repo)
+        followed = watched.snapshot(run_id="w", batch_id="b1", attempt=1)
+        scanned = scanning.snapshot(run_id="s", batch_id="b1", attempt=1)
+        assert tree_entries(repo, followed) == tree_entries(repo, scanned)
+        assert watched.changed_files(before) != ()
 
 
 def folder_clash(path: str, tree: dict[str, tuple[str, str]]) -> bool:

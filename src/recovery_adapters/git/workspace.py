@@ -13,11 +13,13 @@ against it. Git runs with ``core.fsmonitor=false`` and hooks pointed away for
 every call of ours; no string from a plan reaches git as an option (``--``
 comes before every path, ref names are checked).
 
-A passing batch with commit costs six git runs: ``add -A`` and ``write-tree``
-for the snapshot, ``status`` for the change, ``hash-object`` for the batch's
-files, ``update-ref`` to move the branch and ``update-index`` to bring the
-user's index along. Trees, commits and our own refs are read and written
-in-process (:mod:`recovery_adapters.git.objects`).
+After the first snapshot, trees follow the paths a file-system watch saw
+change (:mod:`recovery_adapters.git.monitor`) instead of a full scan, whenever
+the watch can vouch for them. A passing batch with commit then costs three git
+runs: ``check-ignore`` and ``hash-object`` for the files it made and
+``update-index`` to bring the user's index along. Trees, commits, our own refs
+and the branch move are read and written in-process
+(:mod:`recovery_adapters.git.objects`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import BinaryIO, Final
 import attrs
 import git
 
+from recovery_adapters.git.monitor import TreeMonitor
 from recovery_adapters.git.objects import Entry, ObjectStore, RefMoved
 from recovery_core import RecoveryError
 from recovery_core.store import RECOVERY_DIR
@@ -141,6 +144,14 @@ class GitWorkspace:
     ``exclude`` lists paths (relative to the top of the working tree, or
     absolute) whose changes never belong to a batch, such as the plan file when
     it lives in the workspace: the library writes it, a batch does not.
+
+    With ``monitor`` (the default), the first snapshot scans the whole working
+    tree and starts a watch on it (Linux inotify); later trees are made from the
+    paths the watch saw change, so a snapshot costs what the change costs, not
+    what the repository holds. Whatever the watch cannot vouch for (an
+    overflow, changed ignore rules, attributes, settings or index, a nested
+    repository, another system) brings back a full scan. ``monitor=False``
+    scans every time.
     """
 
     def __init__(
@@ -148,6 +159,7 @@ class GitWorkspace:
         path: str | os.PathLike[str] = ".",
         *,
         exclude: Sequence[str | os.PathLike[str]] = (),
+        monitor: bool = True,
     ) -> None:
         try:
             self.repo = git.Repo(Path(path), search_parent_directories=True)
@@ -187,6 +199,13 @@ class GitWorkspace:
         self._config: dict[str, str] | None = None
         self._serial = 0
         self._index_state: tuple[tuple[int, ...], str | None] | None = None
+        # After the first full scan, a watch on the working tree (Linux) tells
+        # which paths changed, so later trees cost what the change costs; the
+        # tree last made, with what it depends on (ignore rules, attributes,
+        # settings, the user's index), is where they start from.
+        self._use_monitor = monitor and self._in_process
+        self._monitor: TreeMonitor | None = None
+        self._synced: tuple[str, tuple[object, ...]] | None = None
         self._hook_cache: dict[str, tuple[tuple[int, ...], _Hook]] = {}
 
     def _relative(self, path: str | os.PathLike[str]) -> str:
@@ -216,22 +235,27 @@ class GitWorkspace:
         *args: str,
         env: Mapping[str, str] | None = None,
         stdin: bytes | None = None,
+        codes: tuple[int, ...] = (0,),
     ) -> str:
         command = ["git", *_SAFE_CONFIG, *args]
         full_env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", **(env or {})}
         with _stdin_file(stdin) as source:
             try:
-                out: str = self.repo.git.execute(
+                status, out, err = self.repo.git.execute(
                     command,
                     env=full_env,
                     istream=source,
                     strip_newline_in_stdout=False,
+                    with_extended_output=True,
+                    with_exceptions=False,
                 )
-            except git.GitCommandError as exc:
-                raise WorkspaceError(
-                    f"git {args[0]} failed in {self._root}: {str(exc.stderr).strip()}"
-                ) from None
-        return out
+            except git.GitCommandError as exc:  # git could not be started
+                raise WorkspaceError(f"git {args[0]} failed: {exc}") from None
+        if status not in codes:
+            raise WorkspaceError(
+                f"git {args[0]} failed in {self._root}: {str(err).strip()}"
+            )
+        return str(out)
 
     def _git_nul(
         self,
@@ -330,8 +354,131 @@ class GitWorkspace:
             return None
 
     def _tree_now(self, *, keep: Path | None = None) -> str:
-        """The tree of the whole working tree as it is now (ignored files aside);
-        the index it was made with is moved to ``keep`` when given."""
+        """The tree of the whole working tree as it is now (ignored files aside),
+        from the last one and the paths the monitor saw change when it can
+        vouch for them, else by a full scan whose index is moved to ``keep``
+        when given."""
+        followed = self._followed_tree()
+        if followed is not None:
+            return followed
+        if self._monitor is not None:
+            self._monitor.changes()  # what the scan is about to see anyway
+        elif self._use_monitor:
+            self._monitor = TreeMonitor.start(self._root)
+            self._use_monitor = self._monitor is not None
+        context = self._context()
+        if self._synced is not None and context != self._synced[1]:
+            self._config = None  # the settings may have changed: read them again
+            context = self._context()
+        tree = self._scanned_tree(keep=keep)
+        self._synced = (tree, context) if self._monitor is not None else None
+        return tree
+
+    def _followed_tree(self) -> str | None:
+        """The tree now, from the last one and the monitor's changed paths, or
+        None where that cannot be vouched for."""
+        if self._monitor is None or self._synced is None:
+            return None
+        tree, context = self._synced
+        if self._context() != context:
+            return None
+        changed = self._monitor.changes()
+        if changed is None:
+            return None
+        if changed:
+            followed = self._follow(tree, changed)
+            if followed is None:
+                return None
+            tree = followed
+            self._synced = (tree, context)
+        return tree
+
+    def _context(self) -> tuple[object, ...]:
+        """What the tree of a working tree depends on besides its files: the
+        user's index (what is tracked), ignore rules and attributes outside
+        the tree, git's settings, and the paths this workspace leaves out."""
+        config = self._git_config()
+        home = Path.home()
+        xdg = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config") / "git"
+        files = [
+            self._common_dir / "info" / "exclude",
+            self._common_dir / "info" / "attributes",
+            self._common_dir / "config",
+            self._git_dir / "config.worktree",
+            home / ".gitconfig",
+            xdg / "config",
+            xdg / "ignore",
+            xdg / "attributes",
+            Path("/etc/gitconfig"),
+            Path("/etc/gitattributes"),
+        ]
+        for key in ("core.excludesfile", "core.attributesfile"):
+            if key in config:
+                files.append(Path(config[key]).expanduser())
+        return (self._index_key(), self.exclude, *map(_stat_key, files))
+
+    def _follow(self, tree: str, changed: set[str]) -> str | None:
+        """``tree`` with the ``changed`` paths (a folder standing for all below
+        it) as ``git add -A`` would take them now; None where it cannot say."""
+        if any(
+            part in (".git", ".gitignore", ".gitattributes")
+            for path in changed
+            for part in path.split("/")
+        ):
+            return None
+        present: set[str] = set()
+        gone: set[str] = set()
+        for path in changed:
+            full = self._root / path
+            if full.is_symlink() or full.is_file():
+                present.add(path)
+            elif full.is_dir():
+                found = _files_below(full, path)
+                if found is None:
+                    return None  # a nested repository
+                present.update(found)
+                gone.add(path)  # a file it replaced, if any
+            else:
+                gone.add(path)
+        # What the tree had below a changed path and is no longer there.
+        for path in list(gone):
+            entry = self._objects.entry(tree, path)
+            if entry is not None and entry.is_tree:
+                gone.update(self._objects.entries(tree, [path]))
+        gone -= present
+        index_tree = self._index_tree()
+        tracked = self._entries(index_tree, sorted(present)) if index_tree else {}
+        known = self._objects.entries(tree, sorted(present))
+        new = sorted(p for p in present if p not in known and p not in tracked)
+        ignored = self._check_ignored(new) if new else set()
+        kept = sorted(p for p in present if p not in ignored)
+        config = self._git_config()
+        if not (
+            _config_true(config.get("core.filemode", "true"))
+            and _config_true(config.get("core.symlinks", "true"))
+        ) or any("\n" in p or p.startswith('"') for p in kept):
+            return None
+        entries = self._hashed_entries(kept) if kept else {}
+        changes: dict[str, Entry | None] = dict.fromkeys(gone)
+        changes.update(entries)
+        changes.update(dict.fromkeys(self.exclude))
+        return self._objects.with_changes(tree, changes)
+
+    def _check_ignored(self, paths: Sequence[str]) -> set[str]:
+        """Those of ``paths`` (untracked) that the ignore rules cover."""
+        out = self._git(
+            "check-ignore",
+            "--no-index",
+            "-z",
+            "--stdin",
+            stdin="\0".join(paths).encode() + b"\0",
+            codes=(0, 1),  # 1: none of them is ignored
+        )
+        return {p for p in out.split("\0") if p}
+
+    def _scanned_tree(self, *, keep: Path | None = None) -> str:
+        """The tree of the whole working tree by a full scan (``git add -A`` into
+        a temporary index); the index is moved to ``keep`` when given."""
         with self._temporary_index(from_user=True) as env:
             self._git("add", "-A", "--", ".", env=env)
             if self.exclude and self._in_process:
@@ -796,6 +943,17 @@ class GitWorkspace:
         present = [p for p in files if _is_file(self._root / p)]
         if not present:
             return {}
+        # The tree the monitor follows has them as they are now, when it can
+        # vouch for it (nothing changed since, or only what it saw).
+        followed = self._followed_tree()
+        known = self._objects.entries(followed, present) if followed else {}
+        found = {p: known[p] for p in present if p in known}
+        if len(found) == len(present):
+            return found
+        return found | self._staged_entries([p for p in present if p not in found])
+
+    def _staged_entries(self, present: Sequence[str]) -> dict[str, Entry]:
+        """The entries of existing files as git would stage them."""
         config = self._git_config()
         if (
             _config_true(config.get("core.filemode", "true"))
@@ -945,7 +1103,13 @@ class GitWorkspace:
         ]
         if not paths:
             return
+        context = self._context()
         self._git_nul("update-index", "--add", "--remove", "--replace", paths=paths)
+        if self._synced is not None and self._synced[1] == context:
+            # The paths our update tracks now were in the followed tree already
+            # (it holds the working tree's untracked files that are not
+            # ignored): it still holds, under the index as it is now.
+            self._synced = (self._synced[0], self._context())
         if index_tree is not None:
             # What git just staged is the commit's entries (both were taken from
             # the working tree): the index's tree follows without asking git.
@@ -1001,6 +1165,32 @@ def _link_or_copy(source: Path, target: Path) -> None:
         os.link(source, target)
     except OSError:  # a file system without hard links
         shutil.copy2(source, target)
+
+
+def _stat_key(path: Path) -> tuple[int, int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return (info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def _files_below(folder: Path, relative: str) -> list[str] | None:
+    """The files (and symlinks) below ``folder``, as paths below ``relative``;
+    None when a nested repository is among them."""
+    found: list[str] = []
+    for current, folders, files in os.walk(folder):
+        if ".git" in folders or ".git" in files:
+            return None
+        inside = Path(current).relative_to(folder).as_posix()
+        prefix = relative if inside == "." else f"{relative}/{inside}"
+        for name in files:
+            found.append(f"{prefix}/{name}")
+        for name in list(folders):
+            if (Path(current) / name).is_symlink():
+                found.append(f"{prefix}/{name}")  # git keeps the link itself
+                folders.remove(name)
+    return found
 
 
 def _read_text(path: Path) -> str:
