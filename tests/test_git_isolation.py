@@ -639,6 +639,34 @@ def test_the_monitor_follows_or_gives_way_to_a_scan(change: Any) -> None:
         assert watched.changed_files(before) != ()
 
 
+def test_a_monitor_that_cannot_watch_every_folder_gives_way_to_scans(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """When the watch cannot cover a new folder (here: more folders than it
+    takes), the workspace drops it and scans from then on; trees stay right."""
+    monkeypatch.setattr("recovery_adapters.git.monitor.MAX_FOLDERS", 5)
+    with fresh_repo() as repo:
+        write(repo, "a.txt", b"a\n")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", "initial")
+        watched = GitWorkspace(repo)
+        scanning = GitWorkspace(repo, monitor=False)
+        watched.snapshot(run_id="w", batch_id="b0", attempt=1)
+        assert watched._monitor is not None
+        for number in range(8):
+            write(repo, f"many/f{number}/x.txt", b"x\n")
+        for round_number in (1, 2):
+            followed = watched.snapshot(
+                run_id="w", batch_id=f"b{round_number}", attempt=1
+            )
+            scanned = scanning.snapshot(
+                run_id="s", batch_id=f"b{round_number}", attempt=1
+            )
+            assert tree_entries(repo, followed) == tree_entries(repo, scanned)
+            write(repo, "many/f0/x.txt", b"changed\n")
+        assert watched._monitor is None
+
+
 def folder_clash(path: str, tree: dict[str, tuple[str, str]]) -> bool:
     """Whether ``tree`` has a folder where ``path`` is a file, or a file where
     ``path`` needs a folder."""

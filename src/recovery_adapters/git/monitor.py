@@ -12,6 +12,7 @@ before its watch was added is not lost.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
@@ -82,6 +83,7 @@ class TreeMonitor:
         self._fd = descriptor
         self._folders: dict[int, str] = {}
         self._uncertain = False
+        self.broken = False
 
     @classmethod
     def start(cls, root: Path) -> TreeMonitor | None:
@@ -109,7 +111,8 @@ class TreeMonitor:
             self._folders.clear()
 
     def __del__(self) -> None:
-        self.close()
+        with contextlib.suppress(Exception):  # late in interpreter shutdown
+            self.close()
 
     def changes(self) -> set[str] | None:
         """The paths that changed since the last call (a folder stands for
@@ -127,7 +130,7 @@ class TreeMonitor:
                 continue  # a watch already dropped (its folder moved or went)
             if mask & (_DELETE_SELF | _MOVE_SELF):
                 if folder == "":
-                    self._uncertain = True  # the top of the tree itself
+                    self.broken = True  # the top of the tree itself
                 continue  # its parent reports the path
             if not name:
                 continue
@@ -139,7 +142,11 @@ class TreeMonitor:
                 self._unwatch(path)
             made = mask & _ISDIR and mask & (_CREATE | _MOVED_TO)
             if made and not self._watch_tree(path):
-                self._uncertain = True
+                # Some folder goes unwatched from now on: this monitor can
+                # never vouch for a change again.
+                self.broken = True
+        if self.broken:
+            return None
         if self._uncertain:
             self._uncertain = False
             return None

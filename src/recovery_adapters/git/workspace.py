@@ -363,6 +363,9 @@ class GitWorkspace:
             return followed
         if self._monitor is not None:
             self._monitor.changes()  # what the scan is about to see anyway
+            if self._monitor.broken:
+                self._monitor.close()
+                self._monitor, self._use_monitor = None, False
         elif self._use_monitor:
             self._monitor = TreeMonitor.start(self._root)
             self._use_monitor = self._monitor is not None
@@ -384,6 +387,9 @@ class GitWorkspace:
             return None
         changed = self._monitor.changes()
         if changed is None:
+            if self._monitor.broken:
+                self._monitor.close()
+                self._monitor, self._use_monitor, self._synced = None, False, None
             return None
         if changed:
             followed = self._follow(tree, changed)
