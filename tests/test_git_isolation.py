@@ -667,6 +667,27 @@ def test_a_monitor_that_cannot_watch_every_folder_gives_way_to_scans(
         assert watched._monitor is None
 
 
+def test_the_stores_folder_stays_out_of_followed_trees() -> None:
+    """The store and the failure log live in .recovery/, which prepare() has git
+    ignore: written after every event, they never enter a followed tree."""
+    with fresh_repo() as repo:
+        write(repo, "a.txt", b"a\n")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", "initial")
+        watched = GitWorkspace(repo)
+        watched.prepare()
+        watched.snapshot(run_id="w", batch_id="b0", attempt=1)
+        write(repo, ".recovery/events.sqlite3", b"events\n")
+        write(repo, ".recovery/logs/bootstrap_errors.log", b"log\n")
+        write(repo, "b.txt", b"the batch's\n")
+        followed = watched.snapshot(run_id="w", batch_id="b1", attempt=1)
+        scanned = GitWorkspace(repo, monitor=False).snapshot(
+            run_id="s", batch_id="b1", attempt=1
+        )
+        assert set(tree_entries(repo, followed)) == {"a.txt", "b.txt"}
+        assert tree_entries(repo, followed) == tree_entries(repo, scanned)
+
+
 def folder_clash(path: str, tree: dict[str, tuple[str, str]]) -> bool:
     """Whether ``tree`` has a folder where ``path`` is a file, or a file where
     ``path`` needs a folder."""

@@ -456,7 +456,16 @@ class GitWorkspace:
         tracked = self._entries(index_tree, sorted(present)) if index_tree else {}
         known = self._objects.entries(tree, sorted(present))
         new = sorted(p for p in present if p not in known and p not in tracked)
-        ignored = self._check_ignored(new) if new else set()
+        # Our own folder (the store, the log) is ignored by the rule prepare()
+        # writes, and no rule can bring back what is below an ignored folder:
+        # no need to ask git about the store's files after every event.
+        ours = f"{RECOVERY_DIR}/"
+        if f"/{ours}" in _read_text(self._common_dir / "info" / "exclude").split():
+            ignored = {p for p in new if p.startswith(ours)}
+            new = [p for p in new if p not in ignored]
+        else:
+            ignored = set()
+        ignored |= self._check_ignored(new) if new else set()
         kept = sorted(p for p in present if p not in ignored)
         config = self._git_config()
         if not (
