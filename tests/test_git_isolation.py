@@ -600,6 +600,11 @@ def _exclude_file_changes(repo: Path) -> None:
     write(repo, "visible.md", b"not excluded\n")
 
 
+def _a_second_name_for_a_file(repo: Path) -> None:
+    (repo / "pkg" / "alias.txt").hardlink_to(repo / "top.txt")
+    write(repo, "top.txt", b"changed through the other name\n")
+
+
 def _a_nested_repository_appears(repo: Path) -> None:
     git(repo / "pkg", "init", "-q")
     write(repo, "pkg/sub/other.py", b"x\n")
@@ -616,6 +621,7 @@ def _a_nested_repository_appears(repo: Path) -> None:
         _ignore_rules_change,
         _exclude_file_changes,
         _a_nested_repository_appears,
+        _a_second_name_for_a_file,
     ],
 )
 def test_the_monitor_follows_or_gives_way_to_a_scan(change: Any) -> None:
@@ -665,6 +671,22 @@ def test_a_monitor_that_cannot_watch_every_folder_gives_way_to_scans(
             assert tree_entries(repo, followed) == tree_entries(repo, scanned)
             write(repo, "many/f0/x.txt", b"changed\n")
         assert watched._monitor is None
+
+
+def test_no_watch_over_a_tree_with_a_file_of_two_names() -> None:
+    """A file with a second name (a hard link) can change with no event for
+    the other name: such a tree is scanned every time, never watched."""
+    with fresh_repo() as repo:
+        write(repo, "a.txt", b"a\n")
+        (repo / "b.txt").hardlink_to(repo / "a.txt")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", "initial")
+        workspace = GitWorkspace(repo)
+        workspace.snapshot(run_id="w", batch_id="b0", attempt=1)
+        assert workspace._monitor is None
+        write(repo, "a.txt", b"both change\n")
+        baseline = workspace.snapshot(run_id="w", batch_id="b1", attempt=1)
+        assert git(repo, "show", f"{baseline}:b.txt") == b"both change\n"
 
 
 def test_the_stores_folder_stays_out_of_followed_trees() -> None:

@@ -3,9 +3,11 @@ it was last asked, so that a snapshot after the first costs what the change
 costs instead of a scan of every file.
 
 It is conservative: whatever it cannot vouch for (the kernel's queue overflowed,
-a watch could not be added, a nested repository appeared, the tree's top moved)
-makes :meth:`TreeMonitor.changes` answer None, and the caller scans the whole
-tree as before. It watches folders, never ``.git``; events are read only when
+a watch could not be added, a nested repository or a file with several names
+appeared, the tree's top moved) makes :meth:`TreeMonitor.changes` answer None,
+and the caller scans the whole tree as before. What inotify itself does not see
+it cannot report: writes through a memory mapping whose file was closed first,
+and changes made on another machine to a network file system. It watches folders, never ``.git``; events are read only when
 asked, and a folder created meanwhile is reported whole, so what happened in it
 before its watch was added is not lost.
 """
@@ -71,6 +73,17 @@ def _libc() -> ctypes.CDLL | None:
     except (OSError, AttributeError):
         return None
     return libc
+
+
+def _linked(entry: os.DirEntry[str]) -> bool:
+    """A file with another name too: a change made through that name is
+    reported for that name's folder only, maybe outside the tree."""
+    try:
+        return entry.is_file(follow_symlinks=False) and (
+            entry.stat(follow_symlinks=False).st_nlink > 1
+        )
+    except OSError:
+        return False
 
 
 class TreeMonitor:
@@ -204,6 +217,8 @@ class TreeMonitor:
                     continue
                 if entry.is_dir(follow_symlinks=False):
                     pending.append(f"{current}/{entry.name}" if current else entry.name)
+                elif _linked(entry):
+                    return False
         return True
 
     def _unwatch(self, relative: str) -> None:

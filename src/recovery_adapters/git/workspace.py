@@ -364,8 +364,7 @@ class GitWorkspace:
         if self._monitor is not None:
             self._monitor.changes()  # what the scan is about to see anyway
             if self._monitor.broken:
-                self._monitor.close()
-                self._monitor, self._use_monitor = None, False
+                self._monitor_broken()
         elif self._use_monitor:
             self._monitor = TreeMonitor.start(self._root)
             self._use_monitor = self._monitor is not None
@@ -388,8 +387,7 @@ class GitWorkspace:
         changed = self._monitor.changes()
         if changed is None:
             if self._monitor.broken:
-                self._monitor.close()
-                self._monitor, self._use_monitor, self._synced = None, False, None
+                self._monitor_broken()
             return None
         if changed:
             followed = self._follow(tree, changed)
@@ -398,6 +396,13 @@ class GitWorkspace:
             tree = followed
             self._synced = (tree, context)
         return tree
+
+    def _monitor_broken(self) -> None:
+        """Drops a monitor that cannot vouch for changes any more: every tree
+        of this workspace is a full scan from now on."""
+        if self._monitor is not None:
+            self._monitor.close()
+        self._monitor, self._use_monitor, self._synced = None, False, None
 
     def _context(self) -> tuple[object, ...]:
         """What the tree of a working tree depends on besides its files: the
@@ -446,6 +451,11 @@ class GitWorkspace:
                 gone.add(path)  # a file it replaced, if any
             else:
                 gone.add(path)
+        if any(_has_other_names(self._root / path) for path in present):
+            # A second name for a file: a change made through one is reported
+            # for that one only, so the watch cannot vouch for changes again.
+            self._monitor_broken()
+            return None
         # What the tree had below a changed path and is no longer there.
         for path in list(gone):
             entry = self._objects.entry(tree, path)
@@ -1188,6 +1198,14 @@ def _stat_key(path: Path) -> tuple[int, int, int] | None:
     except OSError:
         return None
     return (info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def _has_other_names(path: Path) -> bool:
+    try:
+        info = path.lstat()
+    except OSError:
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_nlink > 1
 
 
 def _files_below(folder: Path, relative: str) -> list[str] | None:
