@@ -35,7 +35,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from recovery_adapters.git import GitWorkspace
+from recovery_adapters.git import GitWorkspace, WorkspaceError
 from support import run_cli, write_plan
 
 # (bytes, permission bits) of every file in the working tree, by posix path.
@@ -671,6 +671,30 @@ def test_a_monitor_that_cannot_watch_every_folder_gives_way_to_scans(
             assert tree_entries(repo, followed) == tree_entries(repo, scanned)
             write(repo, "many/f0/x.txt", b"changed\n")
         assert watched._monitor is None
+
+
+def test_a_file_that_goes_while_it_is_read_brings_a_scan(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A file the watch saw that is gone again when git reads it (an editor's
+    temporary file) makes that one tree a full scan, not a failed snapshot."""
+    with fresh_repo() as repo:
+        write(repo, "a.txt", b"a\n")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", "initial")
+        workspace = GitWorkspace(repo)
+        workspace.snapshot(run_id="w", batch_id="b0", attempt=1)
+        write(repo, "b.txt", b"b\n")
+        reads = GitWorkspace._hashed_entries
+
+        def vanishing(self: GitWorkspace, present: Any) -> Any:
+            monkeypatch.setattr(GitWorkspace, "_hashed_entries", reads)
+            raise WorkspaceError("git hash-object failed: could not open 'b.txt'")
+
+        monkeypatch.setattr(GitWorkspace, "_hashed_entries", vanishing)
+        baseline = workspace.snapshot(run_id="w", batch_id="b1", attempt=1)
+        assert set(tree_entries(repo, baseline)) == {"a.txt", "b.txt"}
+        assert workspace._monitor is not None
 
 
 def test_no_watch_over_a_tree_with_a_file_of_two_names() -> None:

@@ -475,15 +475,18 @@ class GitWorkspace:
             new = [p for p in new if p not in ignored]
         else:
             ignored = set()
-        ignored |= self._check_ignored(new) if new else set()
-        kept = sorted(p for p in present if p not in ignored)
         config = self._git_config()
         if not (
             _config_true(config.get("core.filemode", "true"))
             and _config_true(config.get("core.symlinks", "true"))
-        ) or any("\n" in p or p.startswith('"') for p in kept):
+        ) or any("\n" in p or p.startswith('"') for p in present):
             return None
-        entries = self._hashed_entries(kept) if kept else {}
+        try:
+            ignored |= self._check_ignored(new) if new else set()
+            kept = sorted(p for p in present if p not in ignored)
+            entries = self._hashed_entries(kept) if kept else {}
+        except WorkspaceError:
+            return None  # a file went again while it was read: scan instead
         changes: dict[str, Entry | None] = dict.fromkeys(gone)
         changes.update(entries)
         changes.update(dict.fromkeys(self.exclude))
