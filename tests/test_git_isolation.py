@@ -95,6 +95,14 @@ def git(repo: Path, *args: str) -> bytes:
     return done.stdout
 
 
+def commit_files(repo: Path, files: dict[str, bytes]) -> None:
+    """Writes ``files`` and commits them (the repository's first commit)."""
+    for path, content in files.items():
+        write(repo, path, content)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "initial")
+
+
 @contextmanager
 def fresh_repo() -> Iterator[Path]:
     """An empty repository (branch ``main``) in a new temporary folder."""
@@ -652,9 +660,7 @@ def test_a_monitor_that_cannot_watch_every_folder_gives_way_to_scans(
     takes), the workspace drops it and scans from then on; trees stay right."""
     monkeypatch.setattr("recovery_adapters.git.monitor.MAX_FOLDERS", 5)
     with fresh_repo() as repo:
-        write(repo, "a.txt", b"a\n")
-        git(repo, "add", "-A")
-        git(repo, "commit", "-q", "-m", "initial")
+        commit_files(repo, {"a.txt": b"a\n"})
         watched = GitWorkspace(repo)
         scanning = GitWorkspace(repo, monitor=False)
         watched.snapshot(run_id="w", batch_id="b0", attempt=1)
@@ -679,9 +685,7 @@ def test_a_file_that_goes_while_it_is_read_brings_a_scan(
     """A file the watch saw that is gone again when git reads it (an editor's
     temporary file) makes that one tree a full scan, not a failed snapshot."""
     with fresh_repo() as repo:
-        write(repo, "a.txt", b"a\n")
-        git(repo, "add", "-A")
-        git(repo, "commit", "-q", "-m", "initial")
+        commit_files(repo, {"a.txt": b"a\n"})
         workspace = GitWorkspace(repo)
         workspace.snapshot(run_id="w", batch_id="b0", attempt=1)
         write(repo, "b.txt", b"b\n")
@@ -697,29 +701,38 @@ def test_a_file_that_goes_while_it_is_read_brings_a_scan(
         assert workspace._monitor is not None
 
 
-def test_no_watch_over_a_tree_with_a_file_of_two_names() -> None:
-    """A file with a second name (a hard link) can change with no event for
-    the other name: such a tree is scanned every time, never watched."""
+@pytest.mark.parametrize("why", ["a network file system", "a file of two names"])
+def test_no_watch_where_a_change_could_go_unseen(
+    why: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where inotify could miss a change, the tree is scanned every time: on a
+    file system where changes can come from another machine (here the tree's is
+    made to read as NFS), and where a file has a second name (a hard link),
+    since a change through one name is reported for that name only."""
     with fresh_repo() as repo:
-        write(repo, "a.txt", b"a\n")
-        (repo / "b.txt").hardlink_to(repo / "a.txt")
-        git(repo, "add", "-A")
-        git(repo, "commit", "-q", "-m", "initial")
+        commit_files(repo, {"a.txt": b"a\n"})
+        if why == "a network file system":
+            monkeypatch.setattr(
+                "recovery_adapters.git.monitor._filesystem_type",
+                lambda libc, path: 0x6969,
+            )
+        else:
+            (repo / "b.txt").hardlink_to(repo / "a.txt")
         workspace = GitWorkspace(repo)
         workspace.snapshot(run_id="w", batch_id="b0", attempt=1)
         assert workspace._monitor is None
-        write(repo, "a.txt", b"both change\n")
+        write(repo, "a.txt", b"changed\n")
         baseline = workspace.snapshot(run_id="w", batch_id="b1", attempt=1)
-        assert git(repo, "show", f"{baseline}:b.txt") == b"both change\n"
+        assert git(repo, "show", f"{baseline}:a.txt") == b"changed\n"
+        if why == "a file of two names":
+            assert git(repo, "show", f"{baseline}:b.txt") == b"changed\n"
 
 
 def test_the_stores_folder_stays_out_of_followed_trees() -> None:
     """The store and the failure log live in .recovery/, which prepare() has git
     ignore: written after every event, they never enter a followed tree."""
     with fresh_repo() as repo:
-        write(repo, "a.txt", b"a\n")
-        git(repo, "add", "-A")
-        git(repo, "commit", "-q", "-m", "initial")
+        commit_files(repo, {"a.txt": b"a\n"})
         watched = GitWorkspace(repo)
         watched.prepare()
         watched.snapshot(run_id="w", batch_id="b0", attempt=1)

@@ -5,11 +5,14 @@ costs instead of a scan of every file.
 It is conservative: whatever it cannot vouch for (the kernel's queue overflowed,
 a watch could not be added, a nested repository or a file with several names
 appeared, the tree's top moved) makes :meth:`TreeMonitor.changes` answer None,
-and the caller scans the whole tree as before. What inotify itself does not see
-it cannot report: writes through a memory mapping whose file was closed first,
-and changes made on another machine to a network file system. It watches folders, never ``.git``; events are read only when
-asked, and a folder created meanwhile is reported whole, so what happened in it
-before its watch was added is not lost.
+and the caller scans the whole tree as before. A tree on a network or shared
+file system (NFS, SMB, FUSE, 9P, ...), where changes can come from another
+machine, is not watched at all. What inotify does not see it cannot report:
+writes through a memory mapping whose file was closed first.
+
+It watches folders, never ``.git``; events are read only when asked, and a
+folder created meanwhile is reported whole, so what happened in it before its
+watch was added is not lost.
 """
 
 from __future__ import annotations
@@ -62,6 +65,22 @@ _MASK: Final = (
 _EVENT: Final = struct.Struct("iIII")
 #: More folders than this and the tree is scanned instead of watched.
 MAX_FOLDERS: Final = 20_000
+#: File systems where changes can come from elsewhere (another machine, the
+#: host of a virtual machine) without inotify seeing them: NFS, SMB/CIFS, FUSE
+#: (sshfs and the like), 9P (shared folders), AFS, Coda, Ceph.
+REMOTE_FILE_SYSTEMS: Final = frozenset(
+    {
+        0x6969,
+        0x517B,
+        0xFF534D42,
+        0xFE534D42,
+        0x65735546,
+        0x01021997,
+        0x5346414F,
+        0x73757245,
+        0x00C36400,
+    }
+)
 
 
 def _libc() -> ctypes.CDLL | None:
@@ -73,6 +92,15 @@ def _libc() -> ctypes.CDLL | None:
     except (OSError, AttributeError):
         return None
     return libc
+
+
+def _filesystem_type(libc: ctypes.CDLL, path: Path) -> int | None:
+    """The ``f_type`` that statfs(2) gives for ``path`` (the struct's first
+    field), or None when it cannot be asked."""
+    buffer = ctypes.create_string_buffer(256)
+    if libc.statfs(os.fsencode(path), buffer) != 0:
+        return None
+    return ctypes.c_ulong.from_buffer(buffer).value & 0xFFFFFFFF
 
 
 def _linked(entry: os.DirEntry[str]) -> bool:
@@ -104,7 +132,7 @@ class TreeMonitor:
         None where that cannot be done (not Linux, too many folders, a nested
         repository, no watch left)."""
         libc = _libc()
-        if libc is None:
+        if libc is None or _filesystem_type(libc, root) in REMOTE_FILE_SYSTEMS:
             return None
         descriptor = libc.inotify_init1(_NONBLOCK | _CLOEXEC)
         if descriptor < 0:
