@@ -637,12 +637,15 @@ def test_the_monitor_follows_or_gives_way_to_a_scan(change: Any) -> None:
     symlinks, new ignore rules, a nested repository) give the tree a full scan
     gives: followed where the monitor can vouch for them, scanned where not."""
     with fresh_repo() as repo:
-        write(repo, ".gitignore", b"*.log\n")
-        write(repo, "top.txt", b"top\n")
-        write(repo, "pkg/mod.py", b"x = 1\n")
-        write(repo, "pkg/sub/deep.py", b"y = 2\n")
-        git(repo, "add", "-A")
-        git(repo, "commit", "-q", "-m", "initial")
+        commit_files(
+            repo,
+            {
+                ".gitignore": b"*.log\n",
+                "top.txt": b"top\n",
+                "pkg/mod.py": b"x = 1\n",
+                "pkg/sub/deep.py": b"y = 2\n",
+            },
+        )
         watched = GitWorkspace(repo)
         scanning = GitWorkspace(repo, monitor=False)
         before = watched.snapshot(run_id="w", batch_id="b0", attempt=1)
@@ -767,10 +770,7 @@ def test_a_batch_that_unignores_a_file_does_not_delete_the_users_ignored_file(
     repo = tmp_path / "work"
     repo.mkdir()
     git(repo, "init", "-q", "-b", "main")
-    write(repo, ".gitignore", b".env\n*.log\n")
-    write(repo, "app.py", b"print('hi')\n")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "initial")
+    commit_files(repo, {".gitignore": b".env\n*.log\n", "app.py": b"print('hi')\n"})
     write(repo, ".env", b"SECRET=only-copy\n")
     write(repo, "old.log", b"user log\n")
     files_before = working_files(repo)
@@ -793,10 +793,7 @@ def test_a_batch_that_ignores_the_users_untracked_file_does_not_commit_it() -> N
     changed .gitignore, not that file: changed_files lists only .gitignore and
     the commit leaves the user's file out (and in place)."""
     with fresh_repo() as repo:
-        write(repo, ".gitignore", b"*.log\n")
-        write(repo, "app.py", b"print('ok')\n")
-        git(repo, "add", "-A")
-        git(repo, "commit", "-q", "-m", "initial")
+        commit_files(repo, {".gitignore": b"*.log\n", "app.py": b"print('ok')\n"})
         write(repo, "notes.tmp", b"the user's, untracked\n")
         workspace = GitWorkspace(repo)
         baseline = workspace.snapshot(run_id="r", batch_id="b", attempt=1)
@@ -817,9 +814,7 @@ def test_a_file_the_batch_made_in_a_new_folder_is_removed_with_its_folders(
     """A file the batch added is removed by quarantine, and so are the folders it
     made for it; folders that held the user's files stay."""
     with fresh_repo() as repo:
-        write(repo, "keep/user.txt", b"mine\n")
-        git(repo, "add", "-A")
-        git(repo, "commit", "-q", "-m", "initial")
+        commit_files(repo, {"keep/user.txt": b"mine\n"})
         workspace = GitWorkspace(repo)
         baseline = workspace.snapshot(run_id="r", batch_id="b", attempt=1)
         write(repo, where, b"batch\n")
@@ -841,9 +836,7 @@ def test_a_same_size_edit_in_the_second_the_file_was_staged_is_still_seen() -> N
     certain; the edit's is set back to it as a quick batch's would be.)"""
     with fresh_repo() as repo:
         git(repo, "config", "core.trustctime", "false")
-        write(repo, "calc.py", b"return a + b\n")
-        git(repo, "add", "-A")
-        git(repo, "commit", "-q", "-m", "initial")
+        commit_files(repo, {"calc.py": b"return a + b\n"})
         second = int(time.time()) - 5
         os.utime(repo / "calc.py", ns=(second * 10**9, second * 10**9))
         git(repo, "update-index", "--refresh")
@@ -870,10 +863,7 @@ def test_quarantine_by_a_restarted_runner_still_puts_back_the_users_index(
     repo = tmp_path / "work"
     repo.mkdir()
     git(repo, "init", "-q", "-b", "main")
-    write(repo, "a.txt", b"one\n")
-    write(repo, "b.txt", b"two\n")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "initial")
+    commit_files(repo, {"a.txt": b"one\n", "b.txt": b"two\n"})
     write(repo, "a.txt", b"staged by the user\n")
     git(repo, "add", "--", "a.txt")
     write(repo, "b.txt", b"unstaged by the user\n")
@@ -899,10 +889,7 @@ def test_quarantine_undoes_a_file_and_a_folder_trading_places(swap: str) -> None
     with its bytes and mode, and the index is as it was."""
     with fresh_repo() as repo:
         write(repo, "x", b"a file\n", executable=True)
-        write(repo, "d/one.txt", b"one\n")
-        write(repo, "d/sub/two.txt", b"two\n")
-        git(repo, "add", "-A")
-        git(repo, "commit", "-q", "-m", "initial")
+        commit_files(repo, {"d/one.txt": b"one\n", "d/sub/two.txt": b"two\n"})
         write(repo, "d/untracked.txt", b"the user's\n")
         files_before, index_before = working_files(repo), index_entries(repo)
         workspace = GitWorkspace(repo)
@@ -932,10 +919,7 @@ def test_snapshot_quarantine_and_commit_in_either_object_format(
     with tempfile.TemporaryDirectory(prefix="recovery-format-") as folder:
         repo = Path(folder)
         git(repo, "init", "-q", "-b", "main", f"--object-format={object_format}")
-        write(repo, "a.txt", b"one\n")
-        write(repo, "d/b.txt", b"two\n")
-        git(repo, "add", "-A")
-        git(repo, "commit", "-q", "-m", "initial")
+        commit_files(repo, {"a.txt": b"one\n", "d/b.txt": b"two\n"})
         write(repo, "a.txt", b"staged by the user\n")
         git(repo, "add", "a.txt")
         write(repo, "notes.txt", b"untracked\n")
@@ -982,10 +966,7 @@ def test_the_printed_commands_show_and_bring_back_the_faulty_change(
     repo = tmp_path / "work"
     repo.mkdir()
     git(repo, "init", "-q", "-b", "main")
-    write(repo, "app.py", b"print('ok')\n")
-    write(repo, "tool.sh", b"#!/bin/sh\n")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "initial")
+    commit_files(repo, {"app.py": b"print('ok')\n", "tool.sh": b"#!/bin/sh\n"})
     write(repo, "user notes.txt", b"the user's, untracked\n")
     code = (
         "import os, pathlib; "

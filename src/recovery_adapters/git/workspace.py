@@ -733,7 +733,8 @@ class GitWorkspace:
         self._trees[commit] = tree
         self._guards[commit] = guard
         self._indexes[commit] = index_tree
-        self._baseline_indexes[commit] = kept
+        if kept.is_file():  # a full scan's index (a followed tree has none)
+            self._baseline_indexes[commit] = kept
         return commit
 
     def changed_files(self, baseline: str | None) -> tuple[str, ...]:
