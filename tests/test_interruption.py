@@ -139,7 +139,8 @@ def test_a_live_runner_is_not_taken_over(repo: Path) -> None:
         before = cli_json("status", cwd=repo)
         second = run_cli("run", "plan.json", cwd=repo)
         assert second.returncode == 5, second.stderr
-        assert "is driven by runner" in second.stderr
+        assert "is in use by another runner" in second.stderr
+        assert f"process {proc.pid}" in second.stderr
         assert cli_json("status", cwd=repo) == before
     finally:
         proc.send_signal(signal.SIGINT)

@@ -32,6 +32,7 @@ from recovery_core.hooks import (
 )
 from recovery_core.plan import Action, Batch, ExecutionPlan, Step, load_plan, parse_plan
 from recovery_core.ports import (
+    Committed,
     FailureContext,
     Notification,
     Notifier,
@@ -83,6 +84,7 @@ __all__ = [
     "BatchStart",
     "BatchView",
     "ClaimView",
+    "Committed",
     "Completed",
     "ConflictError",
     "Decision",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -18,6 +19,7 @@ from recovery_core.plan import Batch, Step
 from recovery_core.run import FailureView
 
 __all__ = [
+    "Committed",
     "FailureContext",
     "Notification",
     "Notifier",
@@ -74,9 +76,31 @@ class StepRunner(Protocol):
         ...
 
 
+@attrs.frozen
+class Quarantine:
+    """Where a failed attempt's change was kept (recorded as
+    ``ChangesQuarantined``): the ref, the files it changed, the faulty tree and
+    the commit that holds it."""
+
+    ref: str
+    files: tuple[str, ...]
+    tree_id: str
+    commit: str = ""
+
+
+@attrs.frozen
+class Committed:
+    """What became of a verified batch's change: its ``commit``, or None with a
+    ``note`` saying why it was left uncommitted in the working tree."""
+
+    commit: str | None
+    note: str = ""
+
+
 @runtime_checkable
 class Workspace(Protocol):
-    """The working tree a plan changes."""
+    """The working tree a plan changes: everything a runner and a strategy ask
+    of it, so that neither needs to know it is git."""
 
     @property
     def root(self) -> Path:
@@ -88,6 +112,12 @@ class Workspace(Protocol):
         writes, such as the plan file's status keys)."""
         ...
 
+    def locked(self, holder: Mapping[str, str]) -> AbstractContextManager[None]:
+        """Holds the workspace for one runner in the block (``holder`` says who:
+        ``run``, ``plan``, ``host``, ``pid``); raises a ConflictError naming the
+        holder while another live runner holds it. Re-entrant for its holder."""
+        ...
+
     def prepare(self, *, commits: bool = False) -> None:
         """Checks that a run may start here (``commits``: batches will be
         committed) and sets up what it needs (such as keeping ``.recovery/`` out
@@ -97,7 +127,7 @@ class Workspace(Protocol):
 
     def check(self, baseline: str | None) -> tuple[str, ...]:
         """What the attempt since ``baseline`` changed that no batch may change
-        (for git: HEAD, branches, config, hooks), each put back; empty when
+        (for git: HEAD, branches, settings, hooks), each put back; empty when
         nothing was."""
         ...
 
@@ -110,6 +140,22 @@ class Workspace(Protocol):
         """The paths (relative, posix) that differ from the snapshot ``baseline``."""
         ...
 
+    def read(self, snapshot: str, paths: Sequence[str]) -> Mapping[str, bytes | None]:
+        """Each of ``paths`` as the snapshot had it; None for a path that was no
+        file there."""
+        ...
+
+    def quarantine(
+        self, *, run_id: str, batch_id: str, attempt: int, baseline: str
+    ) -> Quarantine:
+        """Keeps the tree as the failed attempt left it, then puts back exactly
+        the paths it changed since ``baseline``; the user's own work stays."""
+        ...
+
+    def restore(self, baseline: str, files: Sequence[str]) -> None:
+        """Puts ``files`` back as they were in the snapshot ``baseline``."""
+        ...
+
     def commit(
         self,
         *,
@@ -117,8 +163,10 @@ class Workspace(Protocol):
         files: Sequence[str],
         message: str,
         trailers: Mapping[str, str],
-    ) -> str:
-        """Makes one commit of exactly ``files`` as they are now; returns its id."""
+    ) -> Committed:
+        """Makes one commit of the batch's own change to ``files`` (since
+        ``baseline``) on top of the current branch, the user's uncommitted edits
+        left out; or says why it cannot."""
         ...
 
 
@@ -135,16 +183,6 @@ class FailureContext:
     root: Path
     baseline: str | None
     workspace: Workspace
-
-
-@attrs.frozen
-class Quarantine:
-    """Where a strategy kept a failed attempt's change (recorded as
-    ``ChangesQuarantined``)."""
-
-    ref: str
-    files: tuple[str, ...]
-    tree_id: str
 
 
 @attrs.frozen

@@ -161,6 +161,7 @@ class BatchView:
     attempts: int = 0
     failure_reason: str | None = None
     commit: str | None = None
+    uncommitted_reason: str | None = None
     baseline: str | None = None
     origin: str | None = None
     steps_passed: tuple[str, ...] = ()
@@ -284,6 +285,7 @@ def _batch_json(batch: BatchView) -> dict[str, Any]:
         "attempts": batch.attempts,
         "failure_reason": batch.failure_reason,
         "commit": batch.commit,
+        "uncommitted_reason": batch.uncommitted_reason,
         "baseline": batch.baseline,
         "failure": None
         if failure is None
@@ -577,6 +579,19 @@ class Run(BaseAggregate[UUID]):
         def apply(self, run: Any) -> None:
             super().apply(run)
             run._set_batch(self.batch_id, commit=self.commit)
+
+    class BatchLeftUncommitted(Event):
+        """A verified batch with ``commit_strategy: "commit"`` was not committed
+        (its change is left in the working tree), and why."""
+
+        TOPIC = "recovery:BatchLeftUncommitted"
+        batch_id: str
+        attempt: int
+        reason: str
+
+        def apply(self, run: Any) -> None:
+            super().apply(run)
+            run._set_batch(self.batch_id, uncommitted_reason=self.reason)
 
     class BatchSkipped(Event):
         """The operator's skip was carried out; the run goes on without the batch."""
@@ -1043,6 +1058,18 @@ class Run(BaseAggregate[UUID]):
             )
         self._trigger(
             self.BatchCommitted, batch_id=batch_id, attempt=attempt, commit=commit
+        )
+
+    def batch_left_uncommitted(self, batch_id: str, attempt: int, reason: str) -> None:
+        """Records that a verified batch was left uncommitted, and why."""
+        self._require_live()
+        batch = self._batch(batch_id)
+        if batch.status != "verified" or batch.attempts != attempt:
+            raise IllegalTransition(
+                f"batch {batch_id} attempt {attempt} is not verified"
+            )
+        self._trigger(
+            self.BatchLeftUncommitted, batch_id=batch_id, attempt=attempt, reason=reason
         )
 
     def abort(self, *, operator: str, reason: str) -> None:

@@ -332,7 +332,34 @@ class Runner:
         by ``recovery decide`` from anywhere that reaches the store, or by
         :meth:`RecoveryApp.decide`) and goes on; ``wait_timeout_s`` bounds it.
         """
-        run_id = self.open_run()
+        with self.workspace.locked(self._holder(self.run_id)):
+            run_id = self.open_run()
+            with self.workspace.locked(self._holder(run_id)):
+                return self._run(
+                    run_id, wait=wait, poll_s=poll_s, wait_timeout_s=wait_timeout_s
+                )
+
+    def _holder(self, run_id: UUID | None) -> dict[str, str]:
+        """Who holds the workspace, as the lock records it."""
+        ident = self.identity
+        holder = {
+            "plan": self.plan.plan_id,
+            "host": ident.host,
+            "pid": str(ident.pid),
+            "runner": ident.runner_id,
+        }
+        if run_id is not None:
+            holder["run"] = str(run_id)
+        return holder
+
+    def _run(
+        self,
+        run_id: UUID,
+        *,
+        wait: bool,
+        poll_s: float,
+        wait_timeout_s: float | None,
+    ) -> Outcome:
         view = self.app.view(run_id)
         if view.state in ("completed", "aborted"):
             return self._ended(view)
@@ -436,7 +463,13 @@ class Runner:
             raise IllegalTransition(
                 f"batch {batch_id} has actions: the runner runs them (use run())"
             )
-        run_id = self.open_run()
+        with self.workspace.locked(self._holder(self.run_id)):
+            run_id = self.open_run()
+            with self.workspace.locked(self._holder(run_id)):
+                yield from self._batch_block(run_id, batch)
+
+    def _batch_block(self, run_id: UUID, batch: Batch) -> Iterator[BatchSession]:
+        batch_id = batch.batch_id
         self._claim(run_id)
         found = self._advance(run_id, wait=False, poll_s=1.0, timeout_s=None)
         if not isinstance(found, str):
@@ -633,7 +666,7 @@ class Runner:
         self.app.update(run_id, lambda run: run.verify_batch(batch.batch_id, attempt))
         commit: str | None = None
         if batch.commit_strategy == "commit" and changed:
-            commit = self.workspace.commit(
+            result = self.workspace.commit(
                 baseline=session.origin,
                 files=changed,
                 message=f"{batch.batch_id}: {batch.description or 'verified batch'}",
@@ -643,10 +676,22 @@ class Runner:
                     "Recovery-Chain": self.app.view(run_id).head_digest,
                 },
             )
-            made = commit
-            self.app.update(
-                run_id, lambda run: run.batch_committed(batch.batch_id, attempt, made)
-            )
+            commit = result.commit
+            if commit is not None:
+                made = commit
+                self.app.update(
+                    run_id,
+                    lambda run: run.batch_committed(batch.batch_id, attempt, made),
+                )
+            else:
+                note = result.note or "not committed"
+                self.app.update(
+                    run_id,
+                    lambda run: run.batch_left_uncommitted(
+                        batch.batch_id, attempt, note
+                    ),
+                )
+                self._note(f"batch {batch.batch_id} verified but {note}")
         view = self._project(run_id)
         self._finished(session, "verified")
         return Verified(
@@ -740,6 +785,7 @@ class Runner:
             )
             self._hook("on_step_result", result)
         else:
+            outcome = self._with_guard(outcome, session.baseline)
             if changed is None:
                 changed = self._changed(session.origin)
             self._fail(
@@ -763,6 +809,9 @@ class Runner:
         if running is None:
             return False
         batch = self.plan.batch(running.batch_id)
+        outcome = StepOutcome(
+            passed=False, duration_s=0.0, error=error, component=batch.component or ""
+        )
         self._fail(
             run_id,
             batch,
@@ -770,15 +819,27 @@ class Runner:
             phase=RUNTIME,
             name="interrupted",
             kind="interrupt",
-            outcome=StepOutcome(
-                passed=False,
-                duration_s=0.0,
-                error=error,
-                component=batch.component or "",
-            ),
+            outcome=self._with_guard(outcome, running.baseline),
             changed=self._changed(running.origin),
         )
         return True
+
+    def _with_guard(self, outcome: StepOutcome, baseline: str | None) -> StepOutcome:
+        """A failed step's outcome, with what the attempt changed that no batch
+        may change (the workspace puts it back before anything else looks at
+        the attempt's change)."""
+        try:
+            problems = self.workspace.check(baseline)
+        except RecoveryError as exc:
+            self._note(f"could not check the workspace: {exc}")
+            return outcome
+        if not problems:
+            return outcome
+        return attrs.evolve(
+            outcome,
+            error=f"{outcome.error}; the attempt also changed what no batch may "
+            "change (put back): " + "; ".join(problems),
+        )
 
     def _fail(
         self,

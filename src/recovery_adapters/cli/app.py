@@ -11,6 +11,7 @@ import getpass
 import json
 import os
 import signal
+import socket
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -152,13 +153,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         get_strategy(args.strategy)
     notifiers = make_notifiers(args.notify)
     url = RecoveryApp.store_url(workspace.root, args.store)
-    workspace.prepare(commits=any(b.commit_strategy == "commit" for b in plan.batches))
-    app = RecoveryApp.open(url)
-    runner = make_runner(
-        app, plan, workspace=workspace, strategy=args.strategy, notifiers=notifiers
-    )
-    outcome = runner.run(wait=args.wait, poll_s=args.poll)
+    # The workspace is held before anything is written (its info/exclude, the
+    # store): a second runner here stops with exit 5, naming this one.
+    with workspace.locked(_holder(plan.plan_id)):
+        workspace.prepare(
+            commits=any(b.commit_strategy == "commit" for b in plan.batches)
+        )
+        app = RecoveryApp.open(url)
+        runner = make_runner(
+            app, plan, workspace=workspace, strategy=args.strategy, notifiers=notifiers
+        )
+        outcome = runner.run(wait=args.wait, poll_s=args.poll)
     return _report(app, outcome, args.json)
+
+
+def _holder(plan_id: str, run_id: str | None = None) -> dict[str, str]:
+    """This process, as the workspace lock names its holder."""
+    holder = {"plan": plan_id, "host": socket.gethostname(), "pid": str(os.getpid())}
+    if run_id is not None:
+        holder["run"] = run_id
+    return holder
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -182,8 +196,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
         notifiers=make_notifiers(args.notify),
         run_id=run_id,
     )
-    workspace.prepare()
-    outcome = runner.run(wait=args.wait, poll_s=args.poll)
+    with workspace.locked(_holder(plan.plan_id, str(run_id))):
+        workspace.prepare()
+        outcome = runner.run(wait=args.wait, poll_s=args.poll)
     return _report(app, outcome, args.json)
 
 
@@ -387,7 +402,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Runs ``recovery`` and returns its exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # SIGTERM (a stopped container) and SIGHUP (a closed terminal) end a runner
+    # as Ctrl-C does.
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
     try:
         code: int = args.func(args)
     except RecoveryError as exc:

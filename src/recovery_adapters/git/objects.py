@@ -1,41 +1,37 @@
-"""Git objects read and written in-process: trees walked, compared and rebuilt,
-commits and loose refs written, without starting a git process for each.
+"""Git objects, read and written through git's own plumbing.
 
-A batch's snapshot, diff and commit once took a score of git processes, each
-costing more than the work it did. Here reads go through GitPython's object
-database (one long-lived ``git cat-file --batch``), writes are loose objects
-(zlib-compressed, as git writes them; one already there is not written again),
-and trees are immutable, so what was read once is kept. Only SHA-1
-repositories with files refs take this path; :class:`GitWorkspace` asks git
-itself otherwise.
+Reads go through one long-lived ``git cat-file --batch`` per workspace (the
+snapshots, the diffs and the validation steps' baseline contents alike);
+trees are written by one ``git mktree --batch``, commits by one
+``git hash-object -t commit --stdin-paths``, and the blobs of working files by
+``git hash-object -w --stdin-paths`` (which applies the path's content filters,
+as staging does). Git writes and checks every object; trees are immutable, so
+what was read once is kept.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 import tempfile
 import time
-import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
 import attrs
-import git
 
-from recovery_core import RecoveryError
+from recovery_adapters.git.command import Git, GitError, Pipe
 
-__all__ = ["TREE_MODE", "Entry", "ObjectError", "ObjectStore", "RefMoved"]
+__all__ = ["TREE_MODE", "Entry", "ObjectError", "Objects"]
 
 #: The mode of a subtree in a tree object (``ls-tree`` prints it as 040000).
 TREE_MODE: Final = "40000"
-
-#: "Whatever the ref points at now" for a ref write that checks nothing.
-_ANY: Final = object()
-
 #: How many trees are kept once read (a tree is a few hundred bytes).
 _TREES_KEPT: Final = 20_000
+_KINDS: Final = {"40000": "tree", "160000": "commit"}
+
+
+class ObjectError(GitError):
+    """A git object that should be there cannot be read."""
 
 
 @attrs.frozen
@@ -50,43 +46,93 @@ class Entry:
         return self.mode == TREE_MODE
 
 
-def _name(raw: bytes) -> str:
+def name_of(raw: bytes) -> str:
+    """A path as git stores it, as text (undecodable bytes kept)."""
     return raw.decode("utf-8", "surrogateescape")
 
 
-def _raw(name: str) -> bytes:
+def raw_of(name: str) -> bytes:
     return name.encode("utf-8", "surrogateescape")
 
 
-class ObjectStore:
-    """Trees and commits of one repository, read and written in-process."""
+class _Server:
+    """A long-lived git process, started on first use and again after it died."""
 
-    def __init__(self, repo: git.Repo, common_dir: Path) -> None:
-        self._repo = repo
-        self._common_dir = common_dir
+    def __init__(self, git: Git, *args: str) -> None:
+        self._git, self._args = git, args
+        self._pipe: Pipe | None = None
+
+    def get(self) -> Pipe:
+        if self._pipe is None or not self._pipe.alive:
+            self.close()
+            self._pipe = self._git.pipe(*self._args)
+        return self._pipe
+
+    def close(self) -> None:
+        pipe, self._pipe = self._pipe, None
+        if pipe is not None:
+            pipe.close()
+
+    def ask(self, request: bytes) -> bytes:
+        """Sends ``request`` and returns the one line it is answered with."""
+        pipe = self.get()
+        try:
+            pipe.send(request)
+            return pipe.line()
+        except GitError:
+            self.close()
+            raise
+
+
+class Objects:
+    """The objects of one repository: read, compared, rebuilt and written."""
+
+    def __init__(self, git: Git, scratch: Path, *, id_bytes: int = 20) -> None:
+        self._git = git
+        self._scratch = scratch
+        self._id_bytes = id_bytes  # 20 for SHA-1 repositories, 32 for SHA-256
+        self._reader = _Server(git, "cat-file", "--batch")
+        self._trees_writer = _Server(git, "mktree", "--batch", "-z")
+        self._commits_writer = _Server(
+            git, "hash-object", "-w", "-t", "commit", "--no-filters", "--stdin-paths"
+        )
         self._trees: dict[str, dict[str, Entry]] = {}
-        self._objects_dir = common_dir / "objects"
-        self._written: set[str] = set()
+        self._serial = 0
+
+    def close(self) -> None:
+        """Ends the long-lived git processes."""
+        for server in (self._reader, self._trees_writer, self._commits_writer):
+            server.close()
 
     # -- reading ------------------------------------------------------------
 
-    def read(self, sha: str) -> tuple[str, bytes]:
-        """The type and content of the object ``sha``."""
+    def read(self, name: str) -> tuple[str, bytes] | None:
+        """The type and content of the object ``name`` (an id, or
+        ``commit:path``), or None when there is no such object."""
+        if "\n" in name:
+            raise ObjectError(f"cannot ask git for an object named {name!r}")
+        request = raw_of(name)
+        pipe = self._reader.get()
         try:
-            stream = self._repo.odb.stream(bytes.fromhex(sha))
-        except Exception as exc:  # gitdb's BadObject, a bad id, a dead cat-file
-            raise ObjectError(
-                f"cannot read git object {sha} in {self._common_dir}: {exc}"
-            ) from None
-        kind = stream.type
-        return (kind.decode() if isinstance(kind, bytes) else str(kind)), stream.read()
+            pipe.send(request + b"\n")
+            header = pipe.line()
+            if header == request + b" missing" or header.endswith(b" ambiguous"):
+                return None
+            parts = header.split(b" ")
+            if len(parts) != 3 or not parts[2].isdigit():
+                raise ObjectError(f"git cat-file answered {header[:200]!r}")
+            size = int(parts[2])
+            return parts[1].decode(), pipe.exact(size + 1)[:size]
+        except GitError as exc:
+            self._reader.close()
+            raise ObjectError(f"cannot read git object {name}: {exc}") from None
 
     def tree(self, sha: str) -> dict[str, Entry]:
-        """The entries of the tree ``sha`` by name."""
+        """The entries of the tree (or a commit's tree) ``sha`` by name."""
         found = self._trees.get(sha)
         if found is not None:
             return found
-        kind, data = self.read(sha)
+        kind, data = self._need(sha)
         if kind == "commit":
             return self.tree(self.commit_tree(sha))
         found = {}
@@ -94,10 +140,11 @@ class ObjectStore:
         while position < size:
             space = data.index(b" ", position)
             nul = data.index(b"\0", space)
-            found[_name(data[space + 1 : nul])] = Entry(
-                data[position:space].decode(), data[nul + 1 : nul + 21].hex()
+            end = nul + 1 + self._id_bytes
+            found[name_of(data[space + 1 : nul])] = Entry(
+                data[position:space].decode(), data[nul + 1 : end].hex()
             )
-            position = nul + 21
+            position = end
         if len(self._trees) >= _TREES_KEPT:
             self._trees.clear()
         self._trees[sha] = found
@@ -105,10 +152,26 @@ class ObjectStore:
 
     def commit_tree(self, commit: str) -> str:
         """The tree of the commit ``commit``."""
-        kind, data = self.read(commit)
+        kind, data = self._need(commit)
         if kind != "commit" or not data.startswith(b"tree "):
-            raise ValueError(f"{commit} is not a commit")
-        return data[5:45].decode()
+            raise ObjectError(f"{commit} is not a commit")
+        return data[5 : data.index(b"\n")].decode()
+
+    def blobs(self, commit: str, paths: Sequence[str]) -> dict[str, bytes | None]:
+        """The content of each of ``paths`` in ``commit``; None for a path that
+        is not a file there."""
+        if self._need(commit)[0] != "commit":
+            raise ObjectError(f"{commit} is not a commit")
+        found: dict[str, bytes | None] = {}
+        tree = self.commit_tree(commit)
+        for path in paths:
+            entry = self.entry(tree, path)
+            if entry is None or entry.is_tree or entry.mode == "160000":
+                found[path] = None
+                continue
+            answer = self.read(entry.sha)
+            found[path] = answer[1] if answer is not None else None
+        return found
 
     def entry(self, tree: str, path: str) -> Entry | None:
         """The entry at ``path`` in ``tree`` (a file's or a folder's), or None."""
@@ -131,9 +194,9 @@ class ObjectStore:
                 yield f"{prefix}{name}", entry
 
     def entries(self, tree: str, paths: Iterable[str]) -> dict[str, Entry]:
-        """The file entries of ``paths`` in ``tree``, as ``git ls-tree -r`` gives
-        them: a path that is a folder there gives every file below it; missing
-        paths are left out."""
+        """The file entries of ``paths`` in ``tree``, as ``git ls-tree -r``
+        gives them: a folder gives every file below it; missing paths are left
+        out."""
         found: dict[str, Entry] = {}
         for path in paths:
             entry = self.entry(tree, path)
@@ -146,8 +209,9 @@ class ObjectStore:
         return found
 
     def diff(self, old: str | None, new: str | None) -> tuple[str, ...]:
-        """The file paths that differ between two trees (added, modified, deleted,
-        mode changes), as ``git diff-tree -r --name-only`` lists them, sorted."""
+        """The file paths that differ between two trees (added, modified,
+        deleted, mode changes), as ``git diff-tree -r --name-only`` lists them,
+        sorted."""
         found: list[str] = []
         self._diff(old, new, "", found)
         return tuple(sorted(found))
@@ -176,58 +240,31 @@ class ObjectStore:
             if (was is not None and not was_tree) or (now is not None and not now_tree):
                 out.append(path)
 
-    # -- writing ------------------------------------------------------------
+    def _need(self, sha: str) -> tuple[str, bytes]:
+        answer = self.read(sha)
+        if answer is None:
+            raise ObjectError(f"git object {sha} is missing in {self._git.root}")
+        return answer
 
-    def write(self, kind: str, data: bytes) -> str:
-        """Stores an object as a loose object (unless it is one already);
-        returns its id."""
-        raw = f"{kind} {len(data)}\0".encode() + data
-        sha = hashlib.sha1(raw, usedforsecurity=False).hexdigest()
-        if sha in self._written:
-            return sha
-        folder = self._objects_dir / sha[:2]
-        target = folder / sha[2:]
-        if not target.exists():
-            folder.mkdir(exist_ok=True)
-            descriptor, name = tempfile.mkstemp(prefix="tmp_obj_", dir=folder)
-            temporary = Path(name)
-            try:
-                with os.fdopen(descriptor, "wb") as handle:
-                    handle.write(zlib.compress(raw))
-                    os.fchmod(handle.fileno(), 0o444)  # as git leaves objects
-                temporary.replace(target)
-            except BaseException:
-                temporary.unlink(missing_ok=True)
-                raise
-        if len(self._written) >= _TREES_KEPT:
-            self._written.clear()
-        self._written.add(sha)
-        return sha
+    # -- writing ------------------------------------------------------------
 
     def write_tree(self, entries: Mapping[str, Entry]) -> str:
         """Writes a tree of ``entries`` (names to entries); returns its id."""
-
-        def order(name: str) -> bytes:
-            # Git sorts a subtree as if its name ended with a slash.
-            return _raw(name) + (b"/" if entries[name].is_tree else b"")
-
-        data = b"".join(
-            entries[name].mode.encode()
-            + b" "
-            + _raw(name)
+        request = b"".join(
+            f"{e.mode} {_KINDS.get(e.mode, 'blob')} {e.sha}\t".encode()
+            + raw_of(name)
             + b"\0"
-            + bytes.fromhex(entries[name].sha)
-            for name in sorted(entries, key=order)
+            for name, e in entries.items()
         )
-        sha = self.write("tree", data)
+        sha = self._trees_writer.ask(request + b"\0").decode().strip()
         self._trees.setdefault(sha, dict(entries))
         return sha
 
     def with_changes(
         self, tree: str | None, changes: Mapping[str, Entry | None]
     ) -> str:
-        """The tree ``tree`` with each path of ``changes`` set to its file entry or,
-        for None, removed, written as ``git update-index --replace`` would: a file
+        """The tree ``tree`` with each path of ``changes`` set to its file entry
+        or, for None, removed, as ``git update-index --replace`` would: a file
         takes the place of a folder (and all below it) and the other way round;
         folders left empty go. Returns the new tree's id."""
         nested: dict[str, dict[str, Entry | None]] = {}
@@ -255,6 +292,8 @@ class ObjectStore:
                 current[name] = Entry(TREE_MODE, subtree)
             else:
                 current.pop(name, None)
+        if tree is not None and current == self.tree(tree):
+            return tree
         return self.write_tree(current)
 
     def write_commit(
@@ -272,110 +311,33 @@ class ObjectStore:
         lines += [f"parent {parent}" for parent in parents]
         lines += [f"author {author} {stamp}", f"committer {committer} {stamp}"]
         body = message if message.endswith("\n") else f"{message}\n"
-        return self.write("commit", ("\n".join(lines) + "\n\n" + body).encode())
-
-    def set_ref(self, ref: str, sha: str) -> bool:
-        """Points the loose ref ``ref`` at ``sha`` (creating or replacing it, no
-        reflog, as ``git update-ref`` does for refs outside ``refs/heads``);
-        returns False where it cannot be written this way, for git to do it."""
-        return self._write_ref(ref, sha, old=_ANY, logs=(), line="")
-
-    def move_branch(
-        self,
-        ref: str,
-        new: str,
-        old: str | None,
-        *,
-        message: str,
-        committer: str,
-        head_log: Path | None,
-        log_all: bool,
-    ) -> bool:
-        """Moves the branch ``ref`` from ``old`` (None: it does not exist yet) to
-        ``new`` as ``git update-ref -m MESSAGE REF NEW OLD`` does in a files
-        repository: under the ref's lock, only if it still points at ``old``,
-        with a line in the branch's reflog and, when HEAD is on it, in HEAD's
-        (``head_log``). Returns False, having changed nothing, where git must
-        do it instead (a lock held, a symbolic or odd ref); raises
-        :class:`RefMoved` when the branch no longer points at ``old``."""
-        logs = [
-            log
-            for log in (self._common_dir / "logs" / ref, head_log)
-            if log is not None and (log_all or log.is_file())
-        ]
-        line = f"{old or '0' * 40} {new} {committer} {_timestamp()}\t{message}\n"
-        return self._write_ref(ref, new, old=old, logs=logs, line=line)
-
-    def _write_ref(
-        self,
-        ref: str,
-        new: str,
-        *,
-        old: object,
-        logs: Sequence[Path],
-        line: str,
-    ) -> bool:
-        path = self._common_dir / ref
-        if path.is_symlink() or path.is_dir():
-            return False
-        lock = path.with_name(f"{path.name}.lock")
+        self._serial += 1
+        source = self._scratch / f"commit-{self._serial}"
+        source.write_bytes(("\n".join(lines) + "\n\n" + body).encode())
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except OSError:
-            return False
-        written = False
-        try:
-            with os.fdopen(descriptor, "w", encoding="ascii") as handle:
-                if old is not _ANY:
-                    current = self._branch_value(path, ref)
-                    if current is False:
-                        return False
-                    if current != old:
-                        raise RefMoved(
-                            f"{ref} points at {current or 'nothing'}, not {old}"
-                        )
-                handle.write(f"{new}\n")
-            for log in logs:
-                log.parent.mkdir(parents=True, exist_ok=True)
-                with log.open("a", encoding="utf-8") as journal:
-                    journal.write(line)
-            lock.replace(path)
-            written = True
-        except OSError:
-            return False
+            return self._commits_writer.ask(raw_of(str(source)) + b"\n").decode()
         finally:
-            if not written:
-                lock.unlink(missing_ok=True)
-        return True
+            source.unlink(missing_ok=True)
 
-    def _branch_value(self, path: Path, ref: str) -> str | bool | None:
-        """What the branch points at (None: no such branch; False: a value this
-        does not read, such as a symbolic ref)."""
-        if path.is_file():
-            text = path.read_text(encoding="ascii", errors="replace").strip()
-            return text if _is_sha(text) else False
-        packed = self._common_dir / "packed-refs"
-        if packed.is_file():
-            for line in packed.read_text(encoding="utf-8").splitlines():
-                sha, _, name = line.partition(" ")
-                if name == ref and _is_sha(sha):
-                    return sha
-        return None
+    def write_blob(self, data: bytes) -> str:
+        """Writes ``data`` as a blob, as it is (no content filters)."""
+        out = self._git.run("hash-object", "-w", "--no-filters", "--stdin", stdin=data)
+        return out.decode().strip()
 
-
-class RefMoved(Exception):
-    """A branch no longer points where it was expected to."""
-
-
-class ObjectError(RecoveryError):
-    """A git object that should be there cannot be read."""
-
-    exit_code = 2
-
-
-def _is_sha(text: str) -> bool:
-    return len(text) == 40 and all(c in "0123456789abcdef" for c in text)
+    def hash_files(self, paths: Sequence[str]) -> dict[str, str]:
+        """The blob ids of working files (written to the repository), through
+        the content filters their paths have, as staging does."""
+        if not paths:
+            return {}
+        if any("\n" in p for p in paths):
+            raise GitError("a file name with a newline cannot be hashed this way")
+        out = self._git.run(
+            "hash-object",
+            "-w",
+            "--stdin-paths",
+            stdin=b"".join(raw_of(p) + b"\n" for p in paths),
+        )
+        return dict(zip(paths, out.decode().split(), strict=True))
 
 
 def _timestamp() -> str:
@@ -384,3 +346,8 @@ def _timestamp() -> str:
     sign = "+" if offset >= 0 else "-"
     hours, minutes = divmod(abs(offset), 60)
     return f"{int(now)} {sign}{hours:02d}{minutes:02d}"
+
+
+def scratch_folder() -> tempfile.TemporaryDirectory[str]:
+    """A private folder for temporary indexes and object sources."""
+    return tempfile.TemporaryDirectory(prefix="recovery-git-")

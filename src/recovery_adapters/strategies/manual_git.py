@@ -7,7 +7,6 @@ from __future__ import annotations
 import attrs
 
 from recovery_core import FailureContext, RecoveryOutcome
-from recovery_core.ports import Quarantine
 
 __all__ = ["ManualGitStrategy", "manual_git"]
 
@@ -23,15 +22,12 @@ class ManualGitStrategy:
 
     def on_failure(self, context: FailureContext) -> RecoveryOutcome:
         """Quarantines and restores; returns where the change was kept."""
-        from recovery_adapters.git import GitWorkspace
-
-        workspace = context.workspace
-        if not isinstance(workspace, GitWorkspace) or context.baseline is None:
+        if context.baseline is None:
             return RecoveryOutcome(
-                analysis="manual-git needs a git workspace with a baseline snapshot; "
-                "the change was left in the working tree"
+                analysis="manual-git needs a workspace that takes baseline "
+                "snapshots; the change was left in the working tree"
             )
-        kept = workspace.quarantine(
+        kept = context.workspace.quarantine(
             run_id=context.run_id,
             batch_id=context.batch.batch_id,
             attempt=context.attempt,
@@ -54,7 +50,7 @@ class ManualGitStrategy:
                 f"({len(kept.files)} file(s)) was kept under {kept.ref} and the "
                 "workspace put back as it was before the attempt"
             ),
-            quarantine=Quarantine(ref=kept.ref, files=kept.files, tree_id=kept.tree_id),
+            quarantine=kept,
             hints=tuple(h for h in hints if h),
             details={"quarantine_commit": kept.commit, "baseline": context.baseline},
         )

@@ -1,0 +1,299 @@
+"""How every git process of ours is started: one place for the safety rules.
+
+Each git command runs for the workspace's own repository and work tree
+(``GIT_DIR`` and ``GIT_WORK_TREE`` given explicitly, so that a
+``core.worktree`` or a ``.git`` file a batch wrote cannot send it elsewhere),
+with no fsmonitor, no hooks and no replace objects, no terminal prompt, and in
+a session of its own: a terminal's Ctrl-C goes to the foreground process group,
+and a git process in it would die halfway through a quarantine or a restore.
+The runner, not git, decides what a signal means.
+
+Where spawning git per call is too slow, a :class:`Pipe` keeps one git process
+open for many requests (``cat-file --batch``, ``mktree --batch``,
+``hash-object --stdin-paths``, ``update-ref --stdin``), as GitPython keeps its
+own cat-file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Final
+
+from recovery_core import RecoveryError
+
+__all__ = [
+    "SAFE_SETTINGS",
+    "Git",
+    "GitError",
+    "Pipe",
+    "WorkspaceError",
+    "deferred_signals",
+    "discover",
+]
+
+#: Settings every git command of ours runs with, whatever the repository says.
+SAFE_SETTINGS: Final = (
+    "core.fsmonitor=false",
+    f"core.hooksPath={os.devnull}",
+    "core.quotepath=false",
+)
+#: Environment variables that would point git at another repository, index,
+#: object store or settings than the workspace's own.
+_REDIRECTING: Final = frozenset(
+    {
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "GIT_INDEX_FILE",
+        "GIT_OBJECT_DIRECTORY",
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+        "GIT_COMMON_DIR",
+        "GIT_NAMESPACE",
+        "GIT_CONFIG_PARAMETERS",
+        "GIT_CONFIG_COUNT",
+        "GIT_EXTERNAL_DIFF",
+        "GIT_REPLACE_REF_BASE",
+        "GIT_SHALLOW_FILE",
+        "GIT_GRAFT_FILE",
+    }
+)
+#: How long one request to a long-lived git process may take.
+DEFAULT_TIMEOUT_S: Final = 120.0
+
+
+class WorkspaceError(RecoveryError):
+    """The workspace cannot be used as it is (not a repository, an operation in
+    progress, git failed, ...); nothing was changed."""
+
+    exit_code = 2
+
+
+class GitError(WorkspaceError):
+    """A git command failed, or could not be started."""
+
+
+#: The signals that end a runner; they wait while git writes.
+_ENDING: Final = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+
+@contextlib.contextmanager
+def deferred_signals() -> Iterator[None]:
+    """Holds back SIGINT, SIGTERM and SIGHUP (for this thread) until the block
+    is done: a git command, a request to a long-lived git process or a write
+    of the repository's settings is never cut off halfway (which would leave
+    a lock file or half a file behind). The signal is delivered, and the
+    runner stops, right after."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _ENDING)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def discover(path: Path) -> tuple[Path, Path, Path, str]:
+    """The work tree's top, its git folder, the repository's common folder and
+    its object format (``sha1`` or ``sha256``) for a folder inside it."""
+    env = {k: v for k, v in os.environ.items() if k not in _REDIRECTING}
+    try:
+        done = subprocess.run(
+            [
+                "git",
+                "rev-parse",
+                "--is-bare-repository",
+                "--absolute-git-dir",
+                "--git-common-dir",
+                "--show-object-format",
+                "--show-toplevel",
+            ],
+            cwd=path,
+            capture_output=True,
+            env=env,
+            start_new_session=True,
+            check=False,
+        )
+    except OSError as exc:
+        raise WorkspaceError(f"cannot run git in {path}: {exc}") from None
+    lines = done.stdout.decode("utf-8", "surrogateescape").splitlines()
+    if done.returncode != 0 or len(lines) < 4:
+        if lines and lines[0] == "true":
+            raise WorkspaceError(f"{path} is a bare repository: it has no working tree")
+        raise WorkspaceError(f"{path.resolve()} is not inside a git repository")
+    if lines[0] == "true" or len(lines) < 5:
+        raise WorkspaceError(f"{path} is a bare repository: it has no working tree")
+    git_dir = Path(lines[1])
+    common = Path(lines[2])
+    common = common if common.is_absolute() else (path / common)
+    return Path(lines[4]).resolve(), git_dir.resolve(), common.resolve(), lines[3]
+
+
+class Git:
+    """Starts git for one repository (``git_dir``) and its work tree (``root``)."""
+
+    def __init__(self, root: Path, git_dir: Path) -> None:
+        self.root = root
+        self.git_dir = git_dir
+        self.calls = 0  # git processes started, for the benchmarks
+        base = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in _REDIRECTING
+            and not key.startswith(("GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_"))
+        }
+        self.env: Mapping[str, str] = {
+            **base,
+            "GIT_DIR": str(git_dir),
+            "GIT_WORK_TREE": str(root),
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_NO_REPLACE_OBJECTS": "1",
+            "GIT_FLUSH": "1",
+        }
+
+    def argv(self, args: Sequence[str]) -> list[str]:
+        command = ["git"]
+        for setting in SAFE_SETTINGS:
+            command += ["-c", setting]
+        return [*command, *args]
+
+    def run(
+        self,
+        *args: str,
+        stdin: bytes | None = None,
+        index: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        codes: tuple[int, ...] = (0,),
+    ) -> bytes:
+        """Runs one git command to its end; returns its standard output, or
+        raises :class:`GitError` with its message when its exit code is not
+        one of ``codes``."""
+        self.calls += 1
+        try:
+            with deferred_signals():
+                done = subprocess.run(
+                    self.argv(args),
+                    cwd=self.root,
+                    input=stdin,
+                    capture_output=True,
+                    env=self._env(index, env),
+                    start_new_session=True,
+                    check=False,
+                )
+        except OSError as exc:
+            raise GitError(f"cannot run git {args[0]}: {exc}") from None
+        if done.returncode not in codes:
+            message = done.stderr.decode(errors="replace").strip() or "no message"
+            raise GitError(f"git {args[0]} failed in {self.root}: {message}")
+        return done.stdout
+
+    def text(self, *args: str, **kwargs: object) -> str:
+        """:meth:`run`, decoded (paths as git wrote them, undecodable bytes kept)."""
+        out = self.run(*args, **kwargs)  # type: ignore[arg-type]
+        return out.decode("utf-8", "surrogateescape")
+
+    def pipe(self, *args: str, index: Path | None = None) -> Pipe:
+        """A long-lived git process for requests on its standard input."""
+        self.calls += 1
+        return Pipe(self.argv(args), cwd=self.root, env=self._env(index, None))
+
+    def _env(
+        self, index: Path | None, extra: Mapping[str, str] | None
+    ) -> dict[str, str]:
+        env = dict(self.env)
+        if index is not None:
+            env["GIT_INDEX_FILE"] = str(index)
+        env.update(extra or {})
+        return env
+
+
+class Pipe:
+    """One git process answering requests on its standard input; its errors go
+    to a file (they can never fill a pipe and stall it), and every read has a
+    deadline after which the process is ended."""
+
+    def __init__(self, argv: list[str], *, cwd: Path, env: Mapping[str, str]) -> None:
+        self._errors: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - kept open
+        self._buffer = bytearray()
+        self._what = argv[1 + 2 * len(SAFE_SETTINGS)]
+        try:
+            self._process = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=dict(env),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._errors,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            self._errors.close()
+            raise GitError(f"cannot run git {self._what}: {exc}") from None
+
+    @property
+    def alive(self) -> bool:
+        return self._process.poll() is None
+
+    def send(self, data: bytes) -> None:
+        stdin = self._process.stdin
+        assert stdin is not None
+        try:
+            stdin.write(data)
+            stdin.flush()
+        except OSError:
+            raise self._died() from None
+
+    def line(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> bytes:
+        """The next line the process writes, without its newline."""
+        deadline = time.monotonic() + timeout_s
+        while (end := self._buffer.find(b"\n")) < 0:
+            self._fill(deadline)
+        line = bytes(self._buffer[:end])
+        del self._buffer[: end + 1]
+        return line
+
+    def exact(self, size: int, timeout_s: float = DEFAULT_TIMEOUT_S) -> bytes:
+        """The next ``size`` bytes the process writes."""
+        deadline = time.monotonic() + timeout_s
+        while len(self._buffer) < size:
+            self._fill(deadline)
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data
+
+    def close(self) -> None:
+        """Ends the process (its standard input closed first, so it ends on its
+        own; killed if it does not)."""
+        for stream in (self._process.stdin, self._process.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        try:
+            self._process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._errors.close()
+
+    def _fill(self, deadline: float) -> None:
+        stdout = self._process.stdout
+        assert stdout is not None
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([stdout], [], [], remaining)[0]:
+            self._process.kill()
+            raise GitError(f"git {self._what} did not answer in time")
+        chunk = os.read(stdout.fileno(), 1 << 16)
+        if not chunk:
+            raise self._died()
+        self._buffer += chunk
+
+    def _died(self) -> GitError:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._process.wait(timeout=2)
+        self._errors.seek(0)
+        message = self._errors.read().decode(errors="replace").strip()
+        return GitError(f"git {self._what} stopped: {message or 'no message'}")

@@ -1,0 +1,185 @@
+"""The repository's own state, kept at a baseline and put back first.
+
+A batch is code nobody reviewed, and it runs with the user's repository at
+hand: it could plant ``core.fsmonitor``, a hook, a filter driver, a
+``core.worktree`` or an attributes file, move HEAD, or commit by itself. Each
+of those would make the next git command of ours (or the user's) run its
+code, or write somewhere else. So the settings files (``config``,
+``config.worktree``), ``info/`` and ``hooks/`` are kept byte for byte at the
+baseline and written back before any other git command of ours runs; HEAD and
+the branches are then put back through git. New branches are left in place
+and reported.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from pathlib import Path
+
+import attrs
+
+from recovery_adapters.git.refs import Refs, RefState
+
+__all__ = ["Guard", "RepositoryState"]
+
+
+@attrs.frozen
+class _File:
+    """A file's bytes and mode, or a symlink's target (git follows links)."""
+
+    content: bytes
+    mode: int
+    link: bool
+
+    @classmethod
+    def read(cls, path: Path) -> _File:
+        if path.is_symlink():
+            return cls(os.fsencode(path.readlink()), 0, True)
+        return cls(path.read_bytes(), stat.S_IMODE(path.stat().st_mode), False)
+
+    def write(self, path: Path) -> None:
+        _remove(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if self.link:
+            path.symlink_to(os.fsdecode(self.content))
+        else:
+            path.write_bytes(self.content)
+            path.chmod(self.mode)
+
+
+#: What a folder of ours holds: each file below it by relative path.
+_Files = tuple[tuple[str, _File], ...]
+
+
+@attrs.frozen
+class RepositoryState:
+    """What a batch must not change in the repository."""
+
+    files: tuple[tuple[str, _File | None], ...]
+    folders: tuple[tuple[str, _Files], ...]
+    refs: RefState
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
+
+
+def _read_folder(folder: Path) -> _Files:
+    if folder.is_symlink() or not folder.is_dir():
+        return ()
+    found: list[tuple[str, _File]] = []
+    for current, folders, names in os.walk(folder):
+        for name in names + [f for f in folders if (Path(current) / f).is_symlink()]:
+            path = Path(current) / name
+            found.append((path.relative_to(folder).as_posix(), _File.read(path)))
+    return tuple(sorted(found))
+
+
+class Guard:
+    """Keeps and puts back one repository's state. ``git_dir`` is the work
+    tree's own git folder, ``common_dir`` the repository's (they differ in a
+    linked worktree)."""
+
+    def __init__(
+        self, refs: Refs, *, root: Path, git_dir: Path, common_dir: Path
+    ) -> None:
+        self._refs = refs
+        self._files = {
+            "config": common_dir / "config",
+            "config.worktree": git_dir / "config.worktree",
+            ".git": root / ".git",  # a linked worktree's pointer file
+        }
+        self._folders = {"info": common_dir / "info", "hooks": common_dir / "hooks"}
+
+    def state(self) -> RepositoryState:
+        """The state now (files read as they are; refs through git)."""
+        return attrs.evolve(self.files(), refs=self._refs.state())
+
+    def files(self) -> RepositoryState:
+        """The state of the settings files and folders, without the refs."""
+        files = tuple(
+            (name, _File.read(path) if path.is_symlink() or path.is_file() else None)
+            for name, path in self._files.items()
+        )
+        folders = tuple(
+            (name, _read_folder(path)) for name, path in self._folders.items()
+        )
+        return RepositoryState(
+            files=files, folders=folders, refs=RefState(None, None, ())
+        )
+
+    def put_back(self, before: RepositoryState) -> tuple[str, ...]:
+        """Writes back whatever differs from ``before``, the files first (so
+        that the git commands that read the refs run with the settings as they
+        were); returns what was found changed."""
+        problems = list(self.put_back_files(before))
+        problems += self._put_back_refs(before.refs)
+        return tuple(problems)
+
+    def put_back_files(self, before: RepositoryState) -> list[str]:
+        """Writes back the settings files and folders that differ from
+        ``before``; returns what was found changed."""
+        now = self.files()
+        problems: list[str] = []
+        for (name, was), (_, found) in zip(before.files, now.files, strict=True):
+            if was == found:
+                continue
+            path = self._files[name]
+            problems.append(f"{_describe(name)} was changed")
+            if was is None:
+                _remove(path)
+            else:
+                was.write(path)
+        for (name, was_files), (_, found_files) in zip(
+            before.folders, now.folders, strict=True
+        ):
+            if was_files == found_files:
+                continue
+            problems.append(_FOLDER_CHANGED[name])
+            folder = self._folders[name]
+            saved, present = dict(was_files), dict(found_files)
+            for relative in present.keys() - saved.keys():
+                _remove(folder / relative)
+            for relative, content in saved.items():
+                if present.get(relative) != content:
+                    content.write(folder / relative)
+        return problems
+
+    def _put_back_refs(self, before: RefState) -> list[str]:
+        now = self._refs.state()
+        problems: list[str] = []
+        if now.head_ref != before.head_ref or (
+            before.head_ref is None and now.head != before.head
+        ):
+            # A branch that moved under an unchanged HEAD is reported below, as
+            # the branch it is.
+            problems.append(
+                f"HEAD moved from {before.head_ref or before.head} to "
+                f"{now.head_ref or now.head}"
+            )
+            self._refs.put_head(before)
+        old, new = dict(before.branches), dict(now.branches)
+        for name, sha in old.items():
+            if new.get(name) != sha:
+                problems.append(f"branch {name} was rewritten or deleted")
+                self._refs.put_branch(name, sha)
+        for name in sorted(new.keys() - old.keys()):
+            problems.append(f"branch {name} was created (left in place)")
+        return problems
+
+
+_FOLDER_CHANGED = {
+    "hooks": "the repository's hooks were changed",
+    "info": "the repository's info/ files (exclude, attributes) were changed",
+}
+
+
+def _describe(name: str) -> str:
+    if name == ".git":
+        return "the work tree's .git file"
+    return f"the repository's git {name}"

@@ -1,0 +1,155 @@
+"""Refs, read and written by git: ``for-each-ref`` to read them, one
+long-lived ``update-ref --stdin`` to write them in transactions
+(start/prepare/commit), so that git's own locking, reflogs, packed refs and
+fsync rules apply. A branch moves only if it still points where it did
+(compare-and-swap); a failed transaction changes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Final
+
+import attrs
+
+from recovery_adapters.git.command import Git, GitError, Pipe, WorkspaceError
+
+__all__ = ["RefMoved", "RefState", "RefUpdate", "Refs", "ref_part"]
+
+_REF_PART: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_ID: Final = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
+
+
+class RefMoved(WorkspaceError):
+    """A ref no longer points where it was expected to; nothing was written."""
+
+    exit_code = 5
+
+
+def ref_part(value: str) -> str:
+    """``value``, checked to be safe as one part of a ref name of ours."""
+    if (
+        not _REF_PART.fullmatch(value)
+        or ".." in value
+        or value.endswith((".lock", "."))
+    ):
+        raise WorkspaceError(f"{value!r} cannot be part of a git ref name")
+    return value
+
+
+@attrs.frozen
+class RefState:
+    """HEAD (the branch it names, or None when detached; the commit it is at,
+    or None on an unborn branch) and every branch."""
+
+    head_ref: str | None
+    head: str | None
+    branches: tuple[tuple[str, str], ...]
+
+
+@attrs.frozen
+class RefUpdate:
+    """Set ``ref`` to ``new``; with ``old`` given, only if it points there now
+    (``""``: only if it does not exist)."""
+
+    ref: str
+    new: str
+    old: str | None = None
+
+
+class Refs:
+    """The refs of one repository."""
+
+    def __init__(self, git: Git, *, null: str = "0" * 40) -> None:
+        self._git = git
+        self._null = null
+        self._writer: Pipe | None = None
+
+    def close(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
+
+    def state(self) -> RefState:
+        """HEAD and the branches, as git reads them now."""
+        out = self._git.text(
+            "for-each-ref", "--format=%(HEAD) %(objectname) %(refname)", "refs/heads/"
+        )
+        branches: list[tuple[str, str]] = []
+        head_ref: str | None = None
+        head: str | None = None
+        for line in out.splitlines():
+            mark, sha, name = (
+                line[0],
+                line[2:].partition(" ")[0],
+                line[2:].partition(" ")[2],
+            )
+            branches.append((name, sha))
+            if mark == "*":
+                head_ref, head = name, sha
+        if head_ref is None:  # detached, or on a branch with no commit yet
+            head_ref = (
+                self._git.text("symbolic-ref", "-q", "HEAD", codes=(0, 1)).strip()
+                or None
+            )
+            if head_ref is None:
+                found = self._git.text(
+                    "rev-parse", "-q", "--verify", "HEAD^{commit}", codes=(0, 1)
+                ).strip()
+                head = found if _ID.fullmatch(found) else None
+        return RefState(head_ref=head_ref, head=head, branches=tuple(sorted(branches)))
+
+    def update(self, updates: Sequence[RefUpdate]) -> None:
+        """Writes ``updates`` in one transaction: all of them, or none (then
+        :class:`RefMoved` when a ref was not where it was expected)."""
+        lines = []
+        for update in updates:
+            if not update.ref.startswith("refs/") or not _ID.fullmatch(update.new):
+                raise WorkspaceError(f"refusing to write ref {update.ref!r}")
+            old = "" if update.old is None else f" {update.old or self._null}"
+            lines.append(f"update {update.ref} {update.new}{old}\n")
+        writer = self._pipe()
+        try:
+            self._expect(writer, "start\n", "start: ok")
+            writer.send("".join(lines).encode())
+            self._expect(writer, "prepare\n", "prepare: ok")
+            self._expect(writer, "commit\n", "commit: ok")
+        except GitError as exc:
+            self.close()
+            if "but expected" in str(exc) or "reference already exists" in str(exc):
+                raise RefMoved(str(exc)) from None
+            raise
+
+    def put_head(self, state: RefState) -> None:
+        """Points HEAD back where ``state`` had it."""
+        if state.head_ref is not None:
+            self._git.run("symbolic-ref", "HEAD", state.head_ref)
+        elif state.head is not None:
+            self._git.run(
+                "update-ref",
+                "--no-deref",
+                "-m",
+                "recovery: put back",
+                "HEAD",
+                state.head,
+            )
+
+    def put_branch(self, name: str, sha: str) -> None:
+        """Points the branch ``name`` back at ``sha``."""
+        self._git.run("update-ref", "-m", "recovery: put back", name, sha)
+
+    def _pipe(self) -> Pipe:
+        if self._writer is None or not self._writer.alive:
+            self.close()
+            self._writer = self._git.pipe(
+                "update-ref", "--stdin", "-m", "recovery: commit verified batch"
+            )
+        return self._writer
+
+    @staticmethod
+    def _expect(writer: Pipe, command: str, answer: str) -> None:
+        writer.send(command.encode())
+        line = writer.line().decode(errors="replace")
+        if line != answer:
+            raise GitError(f"git update-ref answered {line!r} to {command.strip()}")

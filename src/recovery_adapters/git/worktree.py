@@ -1,0 +1,463 @@
+"""The working tree as git sees it: its tree now, the entries its files would
+be staged as, and the user's index, none of them touching what the user has.
+
+A tree of the whole working tree is ``git add -A`` into a temporary index
+(a second name for the user's, so git's stat cache spares re-hashing unchanged
+files) and ``write-tree``. That is always right, and it costs what the
+repository holds. A :class:`~recovery_adapters.git.tracker.Tracker` may say
+which paths changed since the last tree; then the new tree is the last one
+with those paths hashed again, and costs what the change costs. The tracker
+only ever narrows which paths are looked at: whenever it cannot vouch (or what
+a tree depends on besides its files changed: ignore rules, attributes,
+settings, the user's index), the full scan runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Final
+
+from recovery_adapters.git.command import Git, GitError
+from recovery_adapters.git.objects import Entry, Objects, name_of, raw_of
+from recovery_adapters.git.tracker import Tracker
+from recovery_core.store import RECOVERY_DIR
+
+__all__ = ["WorkingTree", "is_file"]
+
+_NULL: Final = "0" * 40
+
+
+def is_file(path: Path) -> bool:
+    """A file or a symlink (as git tracks them), not a folder or nothing."""
+    return path.is_symlink() or path.is_file()
+
+
+class WorkingTree:
+    """The working tree at ``root`` and the user's index, read through git."""
+
+    def __init__(
+        self,
+        git: Git,
+        objects: Objects,
+        *,
+        common_dir: Path,
+        scratch: Path,
+        exclude: Sequence[str],
+        tracker: Callable[[Path], Tracker | None] | None,
+    ) -> None:
+        self._git = git
+        self._objects = objects
+        self.root = git.root
+        self._index = git.git_dir / "index"
+        self._common_dir = common_dir
+        self._scratch = scratch
+        self.exclude = tuple(exclude)
+        self._start_tracker = tracker
+        self._tracker: Tracker | None = None
+        # The last tree made while a tracker watched, with what it depends on.
+        self._followed: tuple[str, tuple[object, ...]] | None = None
+        self._index_state: tuple[tuple[int, ...], str | None] | None = None
+        self._settings: dict[str, str] | None = None
+        self._serial = 0
+
+    @property
+    def tracking(self) -> bool:
+        """Whether a tracker narrows the trees made now."""
+        return self._tracker is not None
+
+    def close(self) -> None:
+        if self._tracker is not None:
+            self._tracker.close()
+            self._tracker = None
+
+    # -- settings -----------------------------------------------------------
+
+    def settings(self) -> dict[str, str]:
+        """The repository's git settings (lower-case keys), read once a tree's
+        context is known to be unchanged."""
+        if self._settings is None:
+            out = self._git.text("config", "--list", "-z")
+            self._settings = {}
+            for record in filter(None, out.split("\0")):
+                key, _, value = record.partition("\n")
+                self._settings[key.lower()] = value
+        return self._settings
+
+    def forget_settings(self) -> None:
+        self._settings = None
+
+    def _modes_from_files(self) -> bool:
+        """Whether git takes modes and links from the files themselves."""
+        settings = self.settings()
+        return _true(settings.get("core.filemode", "true")) and _true(
+            settings.get("core.symlinks", "true")
+        )
+
+    # -- trees --------------------------------------------------------------
+
+    def tree(self) -> str:
+        """The tree of the whole working tree now (ignored files and the
+        excluded paths aside)."""
+        followed = self._follow()
+        if followed is not None:
+            return followed
+        if self._tracker is not None:
+            self._tracker.changes()  # what the scan is about to see anyway
+            if not self._tracker.usable:
+                self._drop_tracker()
+        elif self._start_tracker is not None:
+            self._tracker = self._start_tracker(self.root)
+            if self._tracker is None:
+                self._start_tracker = None
+        self.forget_settings()
+        context = self._context()
+        tree = self._scan()
+        self._followed = (tree, context) if self._tracker is not None else None
+        return tree
+
+    def _scan(self) -> str:
+        with self.temporary_index(from_user=True) as index:
+            self._git.run("add", "-A", "--", ".", index=index)
+            tree = self._git.text("write-tree", index=index).strip()
+        if self.exclude:
+            tree = self._objects.with_changes(tree, dict.fromkeys(self.exclude))
+        return tree
+
+    def _follow(self) -> str | None:
+        """The tree now, from the last one and the tracker's changed paths, or
+        None where that cannot be vouched for."""
+        if self._tracker is None or self._followed is None:
+            return None
+        tree, context = self._followed
+        if self._context() != context:
+            return None
+        changed = self._tracker.changes()
+        if changed is None:
+            if not self._tracker.usable:
+                self._drop_tracker()
+            return None
+        if changed:
+            followed = self._with_changed(tree, changed)
+            if followed is None:
+                return None
+            tree = followed
+            self._followed = (tree, context)
+        return tree
+
+    def _drop_tracker(self) -> None:
+        """A tracker that can never vouch again: full scans from now on."""
+        self.close()
+        self._start_tracker, self._followed = None, None
+
+    def _context(self) -> tuple[object, ...]:
+        """What the tree of a working tree depends on besides its files: the
+        user's index (what is tracked), ignore rules and attributes outside
+        the tree, git's settings, and the paths left out."""
+        home = Path.home()
+        xdg = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config") / "git"
+        files = [
+            self._common_dir / "info" / "exclude",
+            self._common_dir / "info" / "attributes",
+            self._common_dir / "config",
+            self._git.git_dir / "config.worktree",
+            Path(os.environ.get("GIT_CONFIG_GLOBAL") or home / ".gitconfig"),
+            xdg / "config",
+            xdg / "ignore",
+            xdg / "attributes",
+            Path("/etc/gitconfig"),
+            Path("/etc/gitattributes"),
+        ]
+        settings = self.settings()
+        for key in ("core.excludesfile", "core.attributesfile"):
+            if key in settings:
+                files.append(Path(settings[key]).expanduser())
+        return (self.index_key(), self.exclude, *map(_stat_key, files))
+
+    def _with_changed(self, tree: str, changed: set[str]) -> str | None:
+        """``tree`` with the ``changed`` paths (a folder standing for all below
+        it) as ``git add -A`` would take them now; None where it cannot say."""
+        if (
+            any(
+                part in (".git", ".gitignore", ".gitattributes")
+                for path in changed
+                for part in path.split("/")
+            )
+            or not self._modes_from_files()
+        ):
+            return None
+        found = self._present_and_gone(tree, changed)
+        if found is None:
+            return None
+        present, gone = found
+        index_tree = self.index_tree()
+        tracked = (
+            self._objects.entries(index_tree, sorted(present)) if index_tree else {}
+        )
+        known = self._objects.entries(tree, sorted(present))
+        new = sorted(p for p in present if p not in known and p not in tracked)
+        # Our own folder (the store, the log) is ignored by the rule prepare()
+        # writes, and no rule brings back what is below an ignored folder: no
+        # need to ask git about the store's files after every event.
+        ours = f"{RECOVERY_DIR}/"
+        ignored = (
+            {p for p in new if p.startswith(ours)} if self._ours_ignored() else set()
+        )
+        try:
+            ignored |= self.ignored(
+                [p for p in new if p not in ignored], untracked=True
+            )
+            kept = sorted(p for p in present if p not in ignored)
+            entries = self.entries_of(kept)
+        except GitError:
+            return None  # a file went again while it was read: scan instead
+        changes: dict[str, Entry | None] = dict.fromkeys(gone)
+        changes.update(entries)
+        changes.update(dict.fromkeys(self.exclude))
+        return self._objects.with_changes(tree, changes)
+
+    def _present_and_gone(
+        self, tree: str, changed: set[str]
+    ) -> tuple[set[str], set[str]] | None:
+        present: set[str] = set()
+        gone: set[str] = set()
+        for path in changed:
+            full = self.root / path
+            if is_file(full):
+                present.add(path)
+            elif full.is_dir():
+                below = _files_below(full, path)
+                if below is None:
+                    return None  # a nested repository
+                present.update(below)
+                gone.add(path)  # a file it replaced, if any
+            else:
+                gone.add(path)
+        if any(_has_other_names(self.root / path) for path in present):
+            # A second name for a file: a change made through one is reported
+            # for that one only, so the tracker cannot vouch for changes again.
+            self._drop_tracker()
+            return None
+        for path in list(gone):
+            entry = self._objects.entry(tree, path)
+            if entry is not None and entry.is_tree:
+                gone.update(self._objects.entries(tree, [path]))
+        return present, gone - present
+
+    def _ours_ignored(self) -> bool:
+        exclude = self._common_dir / "info" / "exclude"
+        try:
+            return f"/{RECOVERY_DIR}/" in exclude.read_text(errors="replace").split()
+        except OSError:
+            return False
+
+    # -- files --------------------------------------------------------------
+
+    def entries_of(self, files: Sequence[str]) -> dict[str, Entry]:
+        """The entries ``files`` have in the working tree, as git would stage
+        them (content filters, modes, symlinks); paths that are no file there
+        are left out."""
+        present = [p for p in files if is_file(self.root / p)]
+        if not present:
+            return {}
+        if not self._modes_from_files() or any(
+            "\n" in p or p.startswith('"') for p in present
+        ):
+            return self._staged_entries(present)
+        found: dict[str, Entry] = {}
+        regular: list[str] = []
+        for path in present:
+            target = self.root / path
+            if target.is_symlink():
+                link = os.fsencode(target.readlink())
+                found[path] = Entry("120000", self._objects.write_blob(link))
+            else:
+                regular.append(path)
+        for path, sha in self._objects.hash_files(regular).items():
+            executable = (self.root / path).stat().st_mode & stat.S_IXUSR
+            found[path] = Entry("100755" if executable else "100644", sha)
+        return found
+
+    def _staged_entries(self, present: Sequence[str]) -> dict[str, Entry]:
+        """Entries as staging makes them where git takes modes from the index
+        (core.fileMode or core.symlinks off), or a name cannot go on a line."""
+        with self.temporary_index(from_user=False) as index:
+            self._git.run(
+                "update-index",
+                "--add",
+                "-z",
+                "--stdin",
+                index=index,
+                stdin=_nul(present),
+            )
+            out = self._git.run("ls-files", "-s", "-z", index=index)
+        return dict(_index_records(out))
+
+    def ignored(self, paths: Sequence[str], *, untracked: bool = False) -> set[str]:
+        """Those of ``paths`` that the ignore rules cover now, tracked or not
+        (``untracked``: paths known to be untracked, asked more cheaply)."""
+        if not paths:
+            return set()
+        if untracked:
+            out = self._git.run(
+                "check-ignore",
+                "--no-index",
+                "-z",
+                "--stdin",
+                stdin=_nul(paths),
+                codes=(0, 1),
+            )
+            return {name_of(p) for p in out.split(b"\0") if p}
+        found: set[str] = set()
+        # An empty temporary index: ls-files --others then sees every file.
+        with self.temporary_index(from_user=False) as index:
+            for chunk in _chunks(paths):
+                out = self._git.run(
+                    "--literal-pathspecs",
+                    "ls-files",
+                    "-z",
+                    "--others",
+                    "--ignored",
+                    "--exclude-standard",
+                    "--",
+                    *chunk,
+                    index=index,
+                )
+                found.update(name_of(p) for p in out.split(b"\0") if p)
+        return found
+
+    # -- the user's index ---------------------------------------------------
+
+    @contextmanager
+    def temporary_index(self, *, from_user: bool) -> Iterator[Path]:
+        """A temporary index, empty or a second name for the user's: git never
+        writes an index in place (it writes a new file and renames it), so the
+        user's stays as it is, and the link keeps the index's timestamp, which
+        matters: git trusts an entry's stat data only when the file is older
+        than the index, and a copy stamped now would hide a same-size edit made
+        in the second the entry was staged."""
+        self._serial += 1
+        index = self._scratch / f"temporary-{self._serial}.index"
+        if from_user and self._index.exists():
+            try:
+                os.link(self._index, index)
+            except OSError:  # a file system without hard links
+                shutil.copy2(self._index, index)
+        try:
+            yield index
+        finally:
+            for leftover in self._scratch.glob(f"{index.name}*"):
+                leftover.unlink(missing_ok=True)
+
+    def index_key(self) -> tuple[int, ...]:
+        try:
+            info = self._index.stat()
+        except FileNotFoundError:
+            return ()
+        # Not the change time: our own hard links to the index change it.
+        return (info.st_ino, info.st_size, info.st_mtime_ns)
+
+    def index_tree(self) -> str | None:
+        """The tree of what the user has staged (None when it cannot be written
+        as a tree, e.g. unmerged paths); the user's index is not touched. Known
+        without git while the index file is as last seen: git replaces the
+        file on every write, so its inode, size and times change."""
+        key = self.index_key()
+        if self._index_state is not None and self._index_state[0] == key:
+            return self._index_state[1]
+        with self.temporary_index(from_user=True) as index:
+            try:
+                tree: str | None = self._git.text("write-tree", index=index).strip()
+            except GitError:
+                tree = None
+        if self.index_key() == key:  # not rewritten while it was read
+            self._index_state = (key, tree)
+        return tree
+
+    def set_index_entries(self, entries: dict[str, Entry | None]) -> None:
+        """Sets the user's index entries of these paths (None: removed)."""
+        lines = [
+            f"{e.mode} {e.sha}\t{p}" if e is not None else f"0 {_NULL}\t{p}"
+            for p, e in entries.items()
+        ]
+        self._git.run("update-index", "-z", "--index-info", stdin=_nul(lines))
+
+    def stage_from_files(self, paths: Sequence[str], *, tree: str | None) -> None:
+        """Stages ``paths`` in the user's index from the working tree (fresh stat
+        data, so ``git status`` shows them clean without hashing them again);
+        ``tree`` is the index's tree afterwards, when the caller knows it."""
+        before = self._followed
+        context = self._context() if before is not None else None
+        self._git.run(
+            "update-index",
+            "--add",
+            "--remove",
+            "--replace",
+            "-z",
+            "--stdin",
+            stdin=_nul(paths),
+        )
+        if before is not None and before[1] == context:
+            # What the tracker follows was in the tree already: it still holds,
+            # under the index as it is now.
+            self._followed = (before[0], self._context())
+        if tree is not None:
+            self._index_state = (self.index_key(), tree)
+
+
+def _true(value: str) -> bool:
+    """A git boolean (a key with no value is true)."""
+    return value.strip().lower() not in ("false", "no", "off", "0")
+
+
+def _nul(items: Sequence[str]) -> bytes:
+    return b"".join(raw_of(item) + b"\0" for item in items)
+
+
+def _index_records(out: bytes) -> Iterator[tuple[str, Entry]]:
+    for record in filter(None, out.split(b"\0")):
+        meta, _, path = record.partition(b"\t")
+        mode, sha, _stage = meta.decode().split()
+        yield name_of(path), Entry(mode, sha)
+
+
+def _stat_key(path: Path) -> tuple[int, int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return (info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def _has_other_names(path: Path) -> bool:
+    try:
+        info = path.lstat()
+    except OSError:
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_nlink > 1
+
+
+def _files_below(folder: Path, relative: str) -> list[str] | None:
+    """The files (and symlinks) below ``folder``, as paths below ``relative``;
+    None when a nested repository is among them."""
+    found: list[str] = []
+    for current, folders, files in os.walk(folder):
+        if ".git" in folders or ".git" in files:
+            return None
+        inside = Path(current).relative_to(folder).as_posix()
+        prefix = relative if inside == "." else f"{relative}/{inside}"
+        found.extend(f"{prefix}/{name}" for name in files)
+        for name in list(folders):
+            if (Path(current) / name).is_symlink():
+                found.append(f"{prefix}/{name}")  # git keeps the link itself
+                folders.remove(name)
+    return found
+
+
+def _chunks(paths: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
+    for start in range(0, len(paths), size):
+        yield paths[start : start + size]

@@ -1,0 +1,569 @@
+"""Holes in the git layer, each shown through the real `recovery` command in a
+real repository: a signal sent to the whole process group (as a terminal does),
+two runners in one workspace, the user's uncommitted edit in a file the batch
+commits, and a batch that plants git settings (fsmonitor, hooks, filter drivers,
+core.worktree) or moves HEAD before it fails. Each test states the safe
+behaviour the git layer must have."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from support import APP_CALC, FIXED_CALC, cli_json, git, make_repo, run_cli, write_plan
+
+CLI = (sys.executable, "-m", "recovery_adapters.cli")
+MUL = "def mul(a, b):\n    return a * b\n"
+USER_NOTE = "# user's note\n"
+
+
+# -- helpers --------------------------------------------------------------------
+
+
+def action(name: str, code: str, *args: str, timeout_s: float = 60) -> dict[str, Any]:
+    """An action that runs Python ``code`` (with ``args`` as sys.argv[1:])."""
+    return {
+        "name": name,
+        "run": [sys.executable, "-c", code, *args],
+        "timeout_s": timeout_s,
+    }
+
+
+def one_batch_plan(
+    plan_id: str,
+    *actions: dict[str, Any],
+    batch_id: str = "b1",
+    commit_strategy: str = "none",
+    validation: Sequence[dict[str, Any]] = (),
+) -> dict[str, Any]:
+    """A plan of one batch doing ``actions``."""
+    return {
+        "plan_id": plan_id,
+        "batches": [
+            {
+                "batch_id": batch_id,
+                "description": f"batch of {plan_id}",
+                "actions": list(actions),
+                "validation": list(validation),
+                "commit_strategy": commit_strategy,
+            }
+        ],
+    }
+
+
+def touch_command(path: Path) -> str:
+    """A shell command (as git runs its settings) that creates ``path``."""
+    code = f"import pathlib; pathlib.Path({str(path)!r}).touch()"
+    return shlex.join([sys.executable, "-c", code])
+
+
+def git_rc(repo: Path, *args: str) -> int:
+    """The exit code of a git command in ``repo``."""
+    return subprocess.run(
+        ["git", *args], cwd=repo, capture_output=True, check=False, timeout=60
+    ).returncode
+
+
+def head(repo: Path) -> str:
+    """The commit HEAD points at."""
+    return git(repo, "rev-parse", "HEAD").strip()
+
+
+def recovery_refs(repo: Path) -> list[str]:
+    """Every ref under refs/recovery/."""
+    return git(repo, "for-each-ref", "--format=%(refname)", "refs/recovery/").split()
+
+
+def quarantine_refs(repo: Path, batch_id: str) -> list[str]:
+    """The quarantine refs of ``batch_id``, any run, any attempt."""
+    return [
+        ref
+        for ref in recovery_refs(repo)
+        if ref.endswith("/quarantine") and ref.split("/")[-3] == batch_id
+    ]
+
+
+def start_cli(
+    *args: str | os.PathLike[str], cwd: Path, new_session: bool = False
+) -> subprocess.Popen[str]:
+    """Starts the real `recovery` command without waiting for it."""
+    return subprocess.Popen(
+        [*CLI, *map(str, args)],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=new_session,
+    )
+
+
+def wait_for(path: Path, proc: subprocess.Popen[str], seconds: float = 20) -> None:
+    """Waits until ``path`` exists while ``proc`` still runs."""
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"exited {proc.returncode} first:\n{out}\n{err}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"{path} never appeared")
+        time.sleep(0.02)
+
+
+def stop(proc: subprocess.Popen[str], *, group: bool = False) -> None:
+    """Kills ``proc`` (and its process group) if it still runs, and reaps it."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            if group:
+                os.killpg(proc.pid, signal.SIGKILL)
+            else:
+                proc.kill()
+    with contextlib.suppress(subprocess.TimeoutExpired, ValueError):
+        proc.communicate(timeout=30)
+
+
+def kill_pid_in(marker: Path) -> None:
+    """Kills the process whose pid an action wrote into ``marker``, if alive."""
+    try:
+        pid = int(marker.read_text().strip())
+    except (OSError, ValueError):
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def pwned(folder: Path) -> list[str]:
+    """The PWNED_* markers that git settings planted by a batch left in ``folder``."""
+    return sorted(p.name for p in folder.glob("PWNED_*"))
+
+
+# -- 1. a signal to the whole process group ---------------------------------------
+
+SLOW_HALF_CHANGE = """\
+import os, pathlib, sys, time
+pathlib.Path('app/half.py').write_text('HALF = 1\\n')
+calc = pathlib.Path('app/calc.py')
+calc.write_text(calc.read_text() + 'BROKEN = True\\n')
+pathlib.Path(sys.argv[1]).write_text(str(os.getpid()))
+time.sleep(30)
+"""
+
+
+@pytest.mark.parametrize(
+    "sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name
+)
+def test_a_signal_to_the_whole_process_group_halts_and_puts_the_files_back(
+    repo: Path, tmp_path: Path, sig: signal.Signals
+) -> None:
+    """Ctrl-C in a terminal (and SIGTERM or SIGHUP, as a closed terminal or a
+    service manager sends) reaches the runner's whole process group, the git
+    processes it started included. The interrupted attempt must still be
+    recorded as the batch's failure (exit 3) with no crash (no Broken pipe, no
+    ObjectError, no traceback); its new file is removed and its edit undone,
+    its change kept under a quarantine ref; and `decide skip` + `resume` then
+    complete the run without bringing the half-made file back."""
+    marker = tmp_path / "action-started"
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan(
+            "interrupted",
+            action("generate", SLOW_HALF_CHANGE, str(marker)),
+            validation=[{"name": "syntax_check", "kind": "syntax"}],
+        ),
+    )
+    proc = start_cli("run", plan, cwd=repo, new_session=True)
+    try:
+        wait_for(marker, proc)
+        os.killpg(proc.pid, sig)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        stop(proc, group=True)
+        kill_pid_in(marker)
+    assert proc.returncode == 3, err
+    for crash in ("Broken pipe", "BrokenPipe", "ObjectError", "Traceback"):
+        assert crash not in err, err
+    assert not (repo / "app" / "half.py").exists()
+    assert (repo / "app" / "calc.py").read_text() == APP_CALC
+    assert quarantine_refs(repo, "b1"), recovery_refs(repo)
+    status = cli_json("status", "latest", cwd=repo)
+    (batch,) = status["batches"]
+    assert (batch["status"], batch["verified"], batch["attempts"]) == (
+        "failed",
+        False,
+        1,
+    )
+    assert status["state"] == "halted"
+
+    decided = run_cli("decide", "latest", "b1", "skip", cwd=repo, timeout=60)
+    assert decided.returncode == 0, decided.stderr
+    resumed = run_cli("resume", "latest", cwd=repo, timeout=60)
+    assert resumed.returncode == 0, resumed.stderr
+    assert not (repo / "app" / "half.py").exists()
+    assert (repo / "app" / "calc.py").read_text() == APP_CALC
+    assert cli_json("status", "latest", cwd=repo)["state"] == "completed"
+
+
+# -- 2. two runners in one workspace ----------------------------------------------
+
+WAIT_FOR_GO = """\
+import os, pathlib, sys, time
+pathlib.Path(sys.argv[1]).write_text(str(os.getpid()))
+go = pathlib.Path(sys.argv[2])
+deadline = time.monotonic() + 30
+while not go.exists() and time.monotonic() < deadline:
+    time.sleep(0.02)
+path = pathlib.Path(sys.argv[3])
+path.parent.mkdir(parents=True, exist_ok=True)
+path.write_text(sys.argv[4])
+"""
+
+
+def waiting_plan(
+    plan_id: str, marker: Path, go: Path, path: str, content: str
+) -> dict[str, Any]:
+    """One committing batch that says it started, waits for ``go``, then writes
+    ``path``."""
+    return one_batch_plan(
+        plan_id,
+        action("generate", WAIT_FOR_GO, str(marker), str(go), path, content),
+        commit_strategy="commit",
+        validation=[{"name": "syntax_check", "kind": "syntax"}],
+    )
+
+
+def test_a_second_run_in_a_busy_workspace_exits_5_naming_the_holder(
+    repo: Path, tmp_path: Path
+) -> None:
+    """While run A of one plan works in the workspace, `recovery run` of another
+    plan in the same workspace must refuse at once with exit 5, name who holds
+    the workspace (A's run id, its pid and host), and record nothing: it starts
+    no run in the store, writes no file, makes no commit. A then finishes
+    alone: one new commit on main, holding app/a.py."""
+    initial = head(repo)
+    marker, go = tmp_path / "a-started", tmp_path / "a-go"
+    plan_a = write_plan(
+        tmp_path / "plan_a.json",
+        waiting_plan("plan-a", marker, go, "app/a.py", "A = 1\n"),
+    )
+    plan_b = write_plan(
+        tmp_path / "plan_b.json",
+        one_batch_plan(
+            "plan-b",
+            action(
+                "generate",
+                "import pathlib; pathlib.Path('app/b.py').write_text('B = 1\\n')",
+            ),
+            commit_strategy="commit",
+            validation=[{"name": "syntax_check", "kind": "syntax"}],
+        ),
+    )
+    proc = start_cli("run", plan_a, cwd=repo)
+    try:
+        wait_for(marker, proc)
+        # Only A exists yet, so `latest` is A.
+        run_a = cli_json("status", "latest", cwd=repo)["run_id"]
+        second = run_cli("run", plan_b, cwd=repo, timeout=30)
+        go.touch()
+        _out, err_a = proc.communicate(timeout=60)
+    finally:
+        go.touch()
+        stop(proc)
+        kill_pid_in(marker)
+    assert second.returncode == 5, second.stdout + second.stderr
+    assert "workspace" in second.stderr
+    assert run_a in second.stderr
+    assert str(proc.pid) in second.stderr
+    assert socket.gethostname() in second.stderr
+    assert proc.returncode == 0, err_a
+
+    assert git(repo, "rev-list", f"{initial}..main").split() == [head(repo)]
+    assert git(repo, "show", "--name-only", "--format=", "main") == "app/a.py\n"
+    assert not (repo / "app" / "b.py").exists()
+    latest = cli_json("status", "latest", cwd=repo)
+    assert (latest["run_id"], latest["plan_id"]) == (run_a, "plan-a")
+    assert json.loads(plan_b.read_text())["batches"][0].get("status", "pending") == (
+        "pending"
+    )
+
+
+def test_two_runs_started_at_once_in_a_fresh_workspace_one_wins(
+    tmp_path: Path,
+) -> None:
+    """Two `recovery run` of two plans started at the same instant in a fresh
+    repository (no .recovery folder, no store yet): in every one of 5 rounds
+    exactly one exits 0 and the other exits 5, and only the winner's file and
+    commit exist. (Each action waits until one of the two commands has ended,
+    or both actions run at once, so that the two runs surely overlap.)"""
+    for round_ in range(5):
+        repo = make_repo(tmp_path / f"round{round_}")
+        initial = head(repo)
+        go = tmp_path / f"round{round_}-go"
+        markers = {name: tmp_path / f"round{round_}-{name}-started" for name in "ab"}
+        procs: dict[str, subprocess.Popen[str]] = {}
+        try:
+            for name in "ab":
+                plan = write_plan(
+                    tmp_path / f"round{round_}-{name}.json",
+                    waiting_plan(
+                        f"plan-{name}", markers[name], go, f"app/{name}.py", "X = 1\n"
+                    ),
+                )
+                procs[name] = start_cli("run", plan, cwd=repo)
+            deadline = time.monotonic() + 30
+            while (
+                all(p.poll() is None for p in procs.values())
+                and not all(m.exists() for m in markers.values())
+                and time.monotonic() < deadline
+            ):
+                time.sleep(0.02)
+            go.touch()
+            outputs = {name: p.communicate(timeout=60) for name, p in procs.items()}
+        finally:
+            go.touch()
+            for p in procs.values():
+                stop(p)
+            for m in markers.values():
+                kill_pid_in(m)
+        codes = {name: p.returncode for name, p in procs.items()}
+        detail = f"round {round_}: exit codes {codes}; output {outputs}"
+        assert sorted(codes.values()) == [0, 5], detail
+        winner = next(name for name, code in codes.items() if code == 0)
+        loser = "b" if winner == "a" else "a"
+        assert (repo / "app" / f"{winner}.py").exists(), detail
+        assert not (repo / "app" / f"{loser}.py").exists(), detail
+        assert len(git(repo, "rev-list", f"{initial}..main").split()) == 1, detail
+        assert cli_json("status", "latest", cwd=repo)["plan_id"] == f"plan-{winner}"
+
+
+# -- 3. the user's uncommitted edit in a file the batch commits -------------------
+
+APPEND_MUL = (
+    "import pathlib; p = pathlib.Path('app/calc.py'); "
+    f"p.write_text(p.read_text() + {MUL!r})"
+)
+REWRITE_RETURN = (
+    "import pathlib; p = pathlib.Path('app/calc.py'); "
+    "lines = p.read_text().splitlines(keepends=True); "
+    "lines[1] = '    return b + a\\n'; p.write_text(''.join(lines))"
+)
+
+
+def test_the_users_uncommitted_edit_stays_out_of_the_batchs_commit(
+    repo: Path, tmp_path: Path
+) -> None:
+    """The user added an uncommitted first line to app/calc.py; the batch appends
+    a function to the same file and is committed. The commit must hold the
+    batch's change only (HEAD's file plus `mul`, without the user's line); the
+    working file keeps both; the user's line is still an unstaged change, the
+    only difference between HEAD and the working tree."""
+    initial = head(repo)
+    (repo / "app" / "calc.py").write_text(USER_NOTE + APP_CALC)
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan(
+            "user-edit",
+            action("generate", APPEND_MUL),
+            commit_strategy="commit",
+            validation=[{"name": "syntax_check", "kind": "syntax"}],
+        ),
+    )
+    done = run_cli("run", plan, cwd=repo, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert git(repo, "rev-parse", "HEAD~1").strip() == initial
+    committed = git(repo, "show", "HEAD:app/calc.py")
+    assert "def mul" in committed
+    assert "# user's note" not in committed
+    assert committed == APP_CALC + MUL
+    assert (repo / "app" / "calc.py").read_text() == USER_NOTE + APP_CALC + MUL
+    diff = git(repo, "diff", "HEAD", "--", "app/calc.py").splitlines()
+    added = [line for line in diff if line.startswith("+") and line[:3] != "+++"]
+    removed = [line for line in diff if line.startswith("-") and line[:3] != "---"]
+    assert (added, removed) == (["+# user's note"], [])
+    assert git(repo, "status", "--porcelain") == " M app/calc.py\n"
+
+
+def test_a_batch_that_overlaps_the_users_edit_is_verified_but_not_committed(
+    repo: Path, tmp_path: Path
+) -> None:
+    """The user changed `return a + b` (uncommitted) and the batch rewrites that
+    same line: the batch's change cannot be committed without the user's work
+    in it. The batch is verified (exit 0) but nothing is committed: HEAD stays
+    at the initial commit, the working tree keeps the batch's content, and the
+    output says it was not committed and names the file."""
+    initial = head(repo)
+    user = APP_CALC.replace("    return a + b\n", "    return a + b  # user\n")
+    (repo / "app" / "calc.py").write_text(user)
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan(
+            "overlap",
+            action("generate", REWRITE_RETURN),
+            commit_strategy="commit",
+            validation=[{"name": "syntax_check", "kind": "syntax"}],
+        ),
+    )
+    done = run_cli("run", plan, cwd=repo, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert head(repo) == initial
+    assert git(repo, "symbolic-ref", "HEAD").strip() == "refs/heads/main"
+    assert (repo / "app" / "calc.py").read_text() == FIXED_CALC
+    status = cli_json("status", "latest", cwd=repo)
+    (batch,) = status["batches"]
+    assert (batch["status"], batch["verified"], batch["commit"]) == (
+        "verified",
+        True,
+        None,
+    )
+    assert status["state"] == "completed"
+    assert "not committed" in done.stderr.lower(), done.stderr
+    assert "app/calc.py" in done.stderr, done.stderr
+
+
+# -- 4. a batch that plants fsmonitor and a hook and moves HEAD -------------------
+
+PLANT_AND_MOVE = """\
+import pathlib, subprocess, sys
+fsmonitor, hook_command, code = sys.argv[1], sys.argv[2], int(sys.argv[3])
+subprocess.run(['git', 'config', 'core.fsmonitor', fsmonitor], check=True)
+hook = pathlib.Path('.git/hooks/pre-commit')
+hook.write_text('#!/bin/sh\\n' + hook_command + '\\n')
+hook.chmod(0o755)
+safe = ['-c', 'core.fsmonitor=false', '-c', 'core.hooksPath=/dev/null']
+subprocess.run(['git', *safe, 'checkout', '-q', '-b', 'evil'], check=True)
+subprocess.run(['git', *safe, 'commit', '-q', '--allow-empty', '-m', 'evil'], check=True)
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize("action_exit", [1, 0], ids=["action-fails", "action-passes"])
+def test_fsmonitor_hook_and_head_planted_by_a_batch_are_put_back(
+    repo: Path, tmp_path: Path, action_exit: int
+) -> None:
+    """A batch sets core.fsmonitor and a pre-commit hook (each would create a
+    PWNED file outside the repository when git runs it), checks out a new
+    branch and commits on it. Whether its action then fails or passes, the run
+    halts (exit 3: a failure, or the guard's failure), and the repository is
+    put back: no fsmonitor setting, no pre-commit hook, HEAD on refs/heads/main
+    at the initial commit. Neither PWNED file is made during the run, nor when
+    the user afterwards runs `git status` and `git commit`."""
+    initial = head(repo)
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan(
+            "planted",
+            action(
+                "plant",
+                PLANT_AND_MOVE,
+                touch_command(tmp_path / "PWNED_fsmonitor"),
+                touch_command(tmp_path / "PWNED_hook"),
+                str(action_exit),
+            ),
+            commit_strategy="commit",
+        ),
+    )
+    done = run_cli("run", plan, cwd=repo, timeout=60)
+    assert done.returncode == 3, done.stderr
+    assert pwned(tmp_path) == [], done.stderr
+    (batch,) = cli_json("status", "latest", cwd=repo)["batches"]
+    assert batch["status"] == "failed"
+    if action_exit == 0:
+        assert batch["failure"]["step"] == "build.workspace_guard"
+        assert batch["failure"]["kind"] == "guard"
+    assert git_rc(repo, "config", "--get", "core.fsmonitor") == 1
+    assert not (repo / ".git" / "hooks" / "pre-commit").exists()
+    assert git(repo, "symbolic-ref", "HEAD").strip() == "refs/heads/main"
+    assert head(repo) == initial
+    git(repo, "status")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "x")
+    assert pwned(tmp_path) == []
+
+
+# -- 5. filter drivers planted by a failing batch ---------------------------------
+
+PLANT_FILTERS = """\
+import pathlib, subprocess, sys
+subprocess.run(['git', 'config', 'filter.x.clean', sys.argv[1]], check=True)
+subprocess.run(['git', 'config', 'filter.x.smudge', sys.argv[2]], check=True)
+pathlib.Path('.gitattributes').write_text('* filter=x\\n')
+calc = pathlib.Path('app/calc.py')
+calc.write_text(calc.read_text() + 'BROKEN = True\\n')
+sys.exit(1)
+"""
+
+
+def test_filter_drivers_planted_by_a_failing_batch_never_run(
+    repo: Path, tmp_path: Path
+) -> None:
+    """A failing batch defines a clean and a smudge filter (each would create a
+    PWNED file outside the repository, then pass the content through) and a
+    .gitattributes applying them to every file, and edits app/calc.py. Putting
+    the workspace back must run neither filter; app/calc.py has its committed
+    content again, the new .gitattributes is gone, and the filter settings are
+    removed from the config."""
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan(
+            "filters",
+            action(
+                "plant",
+                PLANT_FILTERS,
+                touch_command(tmp_path / "PWNED_clean") + "; cat",
+                touch_command(tmp_path / "PWNED_smudge") + "; cat",
+            ),
+        ),
+    )
+    done = run_cli("run", plan, cwd=repo, timeout=60)
+    assert done.returncode == 3, done.stderr
+    assert pwned(tmp_path) == [], done.stderr
+    assert (repo / "app" / "calc.py").read_text() == APP_CALC
+    assert not (repo / ".gitattributes").exists()
+    assert git_rc(repo, "config", "--get", "filter.x.clean") == 1
+    assert git_rc(repo, "config", "--get", "filter.x.smudge") == 1
+    assert quarantine_refs(repo, "b1"), recovery_refs(repo)
+
+
+# -- 6. core.worktree redirects the restore ---------------------------------------
+
+REDIRECT_WORKTREE = """\
+import pathlib, subprocess, sys
+subprocess.run(['git', 'config', 'core.worktree', sys.argv[1]], check=True)
+calc = pathlib.Path('app/calc.py')
+calc.write_text(calc.read_text() + 'BROKEN = True\\n')
+pathlib.Path('app/new.py').write_text('NEW = 1\\n')
+sys.exit(1)
+"""
+
+
+def test_core_worktree_set_by_a_failing_batch_does_not_redirect_the_restore(
+    repo: Path, tmp_path: Path
+) -> None:
+    """A failing batch points core.worktree at an empty folder outside the
+    repository, edits app/calc.py and adds app/new.py. The restore must work on
+    the real working tree: the outside folder stays empty, app/calc.py has its
+    committed content again, app/new.py is gone, and core.worktree is removed
+    from the config."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan(
+            "worktree", action("redirect", REDIRECT_WORKTREE, str(elsewhere))
+        ),
+    )
+    done = run_cli("run", plan, cwd=repo, timeout=60)
+    assert done.returncode == 3, done.stderr
+    assert sorted(p.name for p in elsewhere.iterdir()) == []
+    assert (repo / "app" / "calc.py").read_text() == APP_CALC
+    assert not (repo / "app" / "new.py").exists()
+    assert git_rc(repo, "config", "--get", "core.worktree") == 1
