@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import shutil
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import attrs
 import pytest
 
 from recovery_adapters import GitWorkspace
-from recovery_adapters.validation import _git, surface
+from recovery_adapters.validation import surface
 from recovery_adapters.validation.surface import (
     CACHE_DIR,
     FileSurface,
@@ -68,6 +70,7 @@ class Attempt:
             baseline=self.baseline,
             changed_files=self.workspace.changed_files(self.baseline),
             phase="post_build_validation",
+            workspace=self.workspace,
         )
 
     def check(
@@ -477,12 +480,12 @@ def test_only_changed_files_are_parsed_and_cached(
     assert not outcome.passed
     assert parses == ["stdcopy/shlex.py", "stdcopy/shlex.py"]
     keys = {p.parent.name + p.stem for p in cache_entries(stdrepo)}
-    assert keys == {_git.blob_id(before), _git.blob_id(shlex_py.read_bytes())}
+    assert keys == {surface.blob_id(before), surface.blob_id(shlex_py.read_bytes())}
     assert (
-        _git.blob_id(before)
+        surface.blob_id(before)
         == git(stdrepo, "rev-parse", "HEAD:stdcopy/shlex.py").strip()
     )
-    assert _git.blob_id(shlex_py.read_bytes()) == (
+    assert surface.blob_id(shlex_py.read_bytes()) == (
         git(stdrepo, "hash-object", "--no-filters", "stdcopy/shlex.py").strip()
     )
     assert "1 changed file(s) examined (2 parsed, 0 from the cache)" in (
@@ -608,21 +611,37 @@ def test_surface_step_in_a_run_halts_the_batch_with_the_symbol(
     assert failure.component.startswith("stdcopy/textwrap.py:")
 
 
+def _children_running(what: str) -> list[int]:
+    """The pids of this process's children whose command line holds ``what``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid() and what.encode() in command:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 def test_baseline_reader_survives_a_killed_git_process(stdrepo: Path) -> None:
-    """The long-lived ``git cat-file`` that reads the baseline is replaced when it
-    dies between steps: the next step still gets the right answer."""
+    """The workspace's long-lived ``git cat-file`` that reads the baseline is
+    replaced when it dies between steps: the next step still gets the right
+    answer."""
     attempt = Attempt(stdrepo)
     assert attempt.baseline is not None
     remove_definition(stdrepo / "stdcopy" / "fnmatch.py", "filter")
     first = attempt.check()
-    reader = _git._reader(attempt.workspace.root)
-    process = reader._process
-    assert process is not None
-    process.kill()
-    process.wait()
+    readers = _children_running("cat-file --batch")
+    assert len(readers) == 1, readers
+    os.kill(readers[0], signal.SIGKILL)
     again = attempt.check()
     assert (again.passed, again.error) == (first.passed, first.error)
-    assert reader._process is not None and reader._process.pid != process.pid
+    assert _children_running("cat-file --batch") not in ([], readers)
 
 
 def test_baseline_paths_with_spaces_and_newlines_are_read(stdrepo: Path) -> None:
@@ -635,7 +654,8 @@ def test_baseline_paths_with_spaces_and_newlines_are_read(stdrepo: Path) -> None
     git(stdrepo, "commit", "-q", "-m", "odd names")
     head = git(stdrepo, "rev-parse", "HEAD").strip()
     names = [*odd, "stdcopy/absent.py", "stdcopy"]
-    found = _git.read_at(stdrepo, head, names)
+    workspace = GitWorkspace(stdrepo)
+    found = workspace.read(head, names)
     assert found == {
         "stdcopy/two words.py": b"VALUE = 0\n",
         "stdcopy/new\nline.py": b"VALUE = 1\n",
@@ -643,7 +663,7 @@ def test_baseline_paths_with_spaces_and_newlines_are_read(stdrepo: Path) -> None
         "stdcopy/absent.py": None,
         "stdcopy": None,
     }
-    assert _git.read_at(stdrepo, head, odd[:1]) == {odd[0]: b"VALUE = 0\n"}
+    assert workspace.read(head, odd[:1]) == {odd[0]: b"VALUE = 0\n"}
 
 
 def test_baseline_that_is_not_a_commit_fails_the_step(stdrepo: Path) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import socket
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -34,7 +33,7 @@ from recovery_core.projections import (
     failure_log_entries,
     write_failure_log,
 )
-from recovery_core.run import DecisionView, Run, RunView
+from recovery_core.run import DecisionView, Run, RunView, new_runner_id
 from recovery_core.store import (
     STORE_ENV,
     StoreSpec,
@@ -480,8 +479,3 @@ def as_run_id(run_id: UUID | str) -> UUID:
         return UUID(run_id)
     except ValueError:
         raise UnknownRun(f"{run_id!r} is not a run id") from None
-
-
-def new_runner_id() -> str:
-    """A fresh id for one runner process."""
-    return uuid.uuid4().hex[:12]

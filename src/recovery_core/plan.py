@@ -27,6 +27,7 @@ from cattrs.errors import (
 )
 
 from recovery_core.errors import PlanError
+from recovery_core.steps import BUILTIN_STEP_KINDS, STEP_KINDS
 
 __all__ = [
     "BUILTIN_STEP_KINDS",
@@ -43,7 +44,6 @@ __all__ = [
 ]
 
 #: The step kinds that the design names. Plugins may add more.
-BUILTIN_STEP_KINDS: Final = frozenset({"command", "lint", "smoke", "surface", "syntax"})
 
 CommitStrategy = Literal["commit", "none"]
 BatchStatus = Literal["pending", "running", "verified", "failed", "skipped"]
@@ -423,9 +423,6 @@ def plan_digest(raw: Mapping[str, Any]) -> str:
 
 
 def _registered_kinds() -> frozenset[str]:
-    # Imported here: the registry's module needs this one's types.
-    from recovery_core.steps import STEP_KINDS
-
     return frozenset(STEP_KINDS.names())
 
 

@@ -39,7 +39,8 @@ class StepContext:
 
     ``baseline`` is the workspace's snapshot (for git: a commit id) that the
     batch's changes are measured against, and ``changed_files`` the paths that
-    differ from it (relative, posix), the plan file aside."""
+    differ from it (relative, posix), the plan file aside. ``workspace`` reads
+    files as the baseline had them (:meth:`Workspace.read`)."""
 
     root: Path
     run_id: str
@@ -48,6 +49,7 @@ class StepContext:
     baseline: str | None
     changed_files: tuple[str, ...]
     phase: str
+    workspace: Workspace | None = None
 
 
 @attrs.frozen

@@ -1103,3 +1103,8 @@ class Run(BaseAggregate[UUID]):
                 "attempts": sum(self.batches[b].attempts for b in self.batch_order),
             },
         )
+
+
+def new_runner_id() -> str:
+    """A fresh id for one runner process."""
+    return uuid4().hex[:12]

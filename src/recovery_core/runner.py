@@ -26,12 +26,11 @@ import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 from uuid import UUID
 
 import attrs
 
-from recovery_core.application import RecoveryApp, new_runner_id
 from recovery_core.errors import IllegalTransition, RecoveryError
 from recovery_core.hooks import (
     BatchEnd,
@@ -62,7 +61,10 @@ from recovery_core.ports import (
     Workspace,
 )
 from recovery_core.projections import default_failure_log, plan_status_fields
-from recovery_core.run import FailureView, Run, RunView
+from recovery_core.run import FailureView, Run, RunView, new_runner_id
+
+if TYPE_CHECKING:  # the application makes runners; a runner only uses one
+    from recovery_core.application import RecoveryApp
 
 __all__ = [
     "BUILD",
@@ -649,6 +651,7 @@ class Runner:
             baseline=session.origin,
             changed_files=changed,
             phase=phase,
+            workspace=self.workspace,
         )
 
     def _validate(self, session: BatchSession) -> BatchOutcome:

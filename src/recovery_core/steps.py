@@ -9,13 +9,15 @@ one with :func:`register_step_kind`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from recovery_core.plan import BUILTIN_STEP_KINDS
-from recovery_core.ports import StepRunner
 from recovery_core.registry import Registry
 
+if TYPE_CHECKING:  # the plan and the ports need the kinds, not the other way round
+    from recovery_core.ports import StepRunner
+
 __all__ = [
+    "BUILTIN_STEP_KINDS",
     "ENTRY_POINT_GROUP",
     "STEP_KINDS",
     "known_step_kinds",
@@ -25,8 +27,13 @@ __all__ = [
 
 ENTRY_POINT_GROUP: Final = "recovery_core.steps"
 
+#: The kinds the design names; their runners come from recovery_adapters.
+BUILTIN_STEP_KINDS: Final = frozenset({"command", "lint", "smoke", "surface", "syntax"})
+
 #: The step runners by kind.
-STEP_KINDS: Final = Registry[StepRunner]("step kind", ENTRY_POINT_GROUP, check=callable)
+STEP_KINDS: Final[Registry[StepRunner]] = Registry(
+    "step kind", ENTRY_POINT_GROUP, check=callable
+)
 
 
 def register_step_kind(kind: str, runner: StepRunner) -> None:

@@ -17,22 +17,18 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, get_args
-from uuid import UUID
 
-from recovery_adapters.cli.output import ProgressPrinter, format_table, status_text
+from recovery_adapters.cli.output import format_table, status_text
+from recovery_adapters.cli.wiring import UsageError, make_notifiers, make_runner
 from recovery_adapters.git import GitWorkspace
-from recovery_adapters.notify import ConsoleNotifier
 from recovery_core import (
     Aborted,
     Completed,
     Decision,
-    ExecutionPlan,
     Halted,
-    Notifier,
     Outcome,
     RecoveryApp,
     RecoveryError,
-    Runner,
     RunView,
     available_strategies,
     get_strategy,
@@ -46,14 +42,7 @@ EXIT_INTERNAL = 1
 EXIT_BAD_INPUT = 2
 EXIT_ABORTED = 4
 
-NOTIFIER_KINDS = ("console",)
 DECISIONS: tuple[str, ...] = get_args(Decision)
-
-
-class UsageError(RecoveryError):
-    """A command line that asks for something that cannot be done."""
-
-    exit_code = 2
 
 
 def operator_name(explicit: str | None) -> str:
@@ -67,41 +56,6 @@ def operator_name(explicit: str | None) -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
-
-
-def make_notifiers(specs: Sequence[str]) -> list[Notifier]:
-    """Notifiers from ``--notify`` specs; console when none is given."""
-    notifiers: list[Notifier] = []
-    for spec in specs or ["console"]:
-        kind, _, _arg = spec.partition(":")
-        if kind == "console":
-            notifiers.append(ConsoleNotifier())
-        else:
-            raise UsageError(
-                f"--notify {spec!r}: unknown notifier {kind!r} "
-                f"(available: {', '.join(NOTIFIER_KINDS)})"
-            )
-    return notifiers
-
-
-def make_runner(
-    app: RecoveryApp,
-    plan: ExecutionPlan,
-    *,
-    workspace: GitWorkspace,
-    strategy: str | None,
-    notifiers: Sequence[Notifier],
-    run_id: UUID | None = None,
-) -> Runner:
-    """A runner with the registered step runners, printing its progress."""
-    return app.runner(
-        plan,
-        workspace=workspace,
-        strategy=None if strategy is None else get_strategy(strategy),
-        notifiers=notifiers,
-        hooks=ProgressPrinter().hooks(),
-        run_id=run_id,
-    )
 
 
 def _print_json(value: Any) -> None:

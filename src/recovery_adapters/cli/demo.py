@@ -11,8 +11,8 @@ import textwrap
 from pathlib import Path
 from uuid import UUID
 
-from recovery_adapters.cli.app import UsageError, make_notifiers, make_runner
 from recovery_adapters.cli.output import status_text
+from recovery_adapters.cli.wiring import UsageError, make_notifiers, make_runner
 from recovery_adapters.git import GitWorkspace
 from recovery_core import Completed, Halted, RecoveryApp, load_plan
 

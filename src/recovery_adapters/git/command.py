@@ -23,6 +23,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Final
@@ -233,6 +234,9 @@ class Pipe:
         except OSError as exc:
             self._errors.close()
             raise GitError(f"cannot run git {self._what}: {exc}") from None
+        # Ended when dropped, or at exit: a Popen left to the garbage collector
+        # keeps its pipes open, and git would wait on them for ever.
+        self._end = weakref.finalize(self, _end, self._process, self._errors)
 
     @property
     def alive(self) -> bool:
@@ -268,16 +272,7 @@ class Pipe:
     def close(self) -> None:
         """Ends the process (its standard input closed first, so it ends on its
         own; killed if it does not)."""
-        for stream in (self._process.stdin, self._process.stdout):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
-        try:
-            self._process.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-        self._errors.close()
+        self._end()
 
     def _fill(self, deadline: float) -> None:
         stdout = self._process.stdout
@@ -297,3 +292,16 @@ class Pipe:
         self._errors.seek(0)
         message = self._errors.read().decode(errors="replace").strip()
         return GitError(f"git {self._what} stopped: {message or 'no message'}")
+
+
+def _end(process: subprocess.Popen[bytes], errors: IO[bytes]) -> None:
+    for stream in (process.stdin, process.stdout):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+    try:
+        process.wait(timeout=2)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    errors.close()

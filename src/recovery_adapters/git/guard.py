@@ -69,15 +69,57 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
 
 
-def _read_folder(folder: Path) -> _Files:
-    if folder.is_symlink() or not folder.is_dir():
-        return ()
-    found: list[tuple[str, _File]] = []
-    for current, folders, names in os.walk(folder):
-        for name in names + [f for f in folders if (Path(current) / f).is_symlink()]:
-            path = Path(current) / name
-            found.append((path.relative_to(folder).as_posix(), _File.read(path)))
-    return tuple(sorted(found))
+class _Reader:
+    """Reads files again only when their stat data changed: a write, a
+    chmod or a rename always changes the change time, which no program can set
+    back, so an unchanged (inode, size, times, mode) is an unchanged file."""
+
+    def __init__(self) -> None:
+        self._seen: dict[Path, tuple[tuple[int, ...], _File]] = {}
+
+    def file(self, path: Path) -> _File | None:
+        try:
+            info = path.lstat()
+        except OSError:
+            return None
+        return self._known(path, info)
+
+    def _known(self, path: Path, info: os.stat_result) -> _File | None:
+        if not (stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode)):
+            return None
+        key = (
+            info.st_ino,
+            info.st_size,
+            info.st_mtime_ns,
+            info.st_ctime_ns,
+            info.st_mode,
+        )
+        seen = self._seen.get(path)
+        if seen is not None and seen[0] == key:
+            return seen[1]
+        found = _File.read(path)
+        self._seen[path] = (key, found)
+        return found
+
+    def folder(self, folder: Path, prefix: str = "") -> _Files:
+        """Every file (and symlink) below ``folder``, by relative path; a
+        folder that is a symlink holds nothing of ours."""
+        if not prefix and folder.is_symlink():
+            return ()
+        try:
+            entries = list(os.scandir(folder))
+        except (NotADirectoryError, FileNotFoundError):
+            return ()
+        found: list[tuple[str, _File]] = []
+        for entry in entries:
+            info = entry.stat(follow_symlinks=False)
+            if stat.S_ISDIR(info.st_mode):
+                found += self.folder(Path(entry.path), f"{prefix}{entry.name}/")
+                continue
+            content = self._known(Path(entry.path), info)
+            if content is not None:
+                found.append((f"{prefix}{entry.name}", content))
+        return tuple(sorted(found))
 
 
 class Guard:
@@ -95,6 +137,7 @@ class Guard:
             ".git": root / ".git",  # a linked worktree's pointer file
         }
         self._folders = {"info": common_dir / "info", "hooks": common_dir / "hooks"}
+        self._reader = _Reader()
 
     def state(self) -> RepositoryState:
         """The state now (files read as they are; refs through git)."""
@@ -103,11 +146,10 @@ class Guard:
     def files(self) -> RepositoryState:
         """The state of the settings files and folders, without the refs."""
         files = tuple(
-            (name, _File.read(path) if path.is_symlink() or path.is_file() else None)
-            for name, path in self._files.items()
+            (name, self._reader.file(path)) for name, path in self._files.items()
         )
         folders = tuple(
-            (name, _read_folder(path)) for name, path in self._folders.items()
+            (name, self._reader.folder(path)) for name, path in self._folders.items()
         )
         return RepositoryState(
             files=files, folders=folders, refs=RefState(None, None, ())
@@ -142,6 +184,8 @@ class Guard:
                 continue
             problems.append(_FOLDER_CHANGED[name])
             folder = self._folders[name]
+            if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+                _remove(folder)  # a link would send what is put back elsewhere
             saved, present = dict(was_files), dict(found_files)
             for relative in present.keys() - saved.keys():
                 _remove(folder / relative)

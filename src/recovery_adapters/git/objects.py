@@ -92,7 +92,11 @@ class Objects:
         self._scratch = scratch
         self._id_bytes = id_bytes  # 20 for SHA-1 repositories, 32 for SHA-256
         self._reader = _Server(git, "cat-file", "--batch")
-        self._trees_writer = _Server(git, "mktree", "--batch", "-z")
+        # --missing: mktree would otherwise look each entry up with a quick
+        # lookup that never rescans packs, and miss an object that a repack
+        # (a background `gc --auto`) moved since it started. Every entry we
+        # write comes from git, so it exists.
+        self._trees_writer = _Server(git, "mktree", "--batch", "-z", "--missing")
         self._commits_writer = _Server(
             git, "hash-object", "-w", "-t", "commit", "--no-filters", "--stdin-paths"
         )
@@ -160,8 +164,9 @@ class Objects:
     def blobs(self, commit: str, paths: Sequence[str]) -> dict[str, bytes | None]:
         """The content of each of ``paths`` in ``commit``; None for a path that
         is not a file there."""
-        if self._need(commit)[0] != "commit":
-            raise ObjectError(f"{commit} is not a commit")
+        answer = self.read(commit)
+        if answer is None or answer[0] != "commit":
+            raise ObjectError(f"{commit} is not a commit in {self._git.root}")
         found: dict[str, bytes | None] = {}
         tree = self.commit_tree(commit)
         for path in paths:

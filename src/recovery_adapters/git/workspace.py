@@ -125,6 +125,7 @@ class GitWorkspace:
         self._lock = WorkspaceLock(git_dir, root)
         self._baselines: dict[str, _Baseline] = {}
         self._found: dict[str, tuple[str, ...]] = {}
+        self._checked: dict[str, RefState] = {}
         self._identity: tuple[str, str] | None = None
 
     # -- what it is ---------------------------------------------------------
@@ -321,6 +322,10 @@ class GitWorkspace:
         moved, a branch rewritten, the settings, ``info/`` or a hook changed),
         each put back as it was; empty when nothing was."""
         self._put_back(baseline, refs=True)
+        known = self._baselines.get(baseline or "")
+        if known is not None and known.state is not None:
+            # HEAD and the branches are as they were at the baseline now.
+            self._checked[baseline or ""] = known.state.refs
         return self._found.pop(baseline or "", ())
 
     # -- what an attempt changed --------------------------------------------
@@ -466,7 +471,9 @@ class GitWorkspace:
         user's edit and the batch's change cannot be separated, nothing is
         committed and ``Committed.note`` says why."""
         self._put_back(baseline, refs=False)
-        state = self._refs.state()
+        # HEAD as the guard just saw it (the branch moves only if it is still
+        # there, so a stale view fails safe).
+        state = self._checked.pop(baseline or "", None) or self._refs.state()
         if state.head_ref is None:
             raise WorkspaceError("cannot commit on a detached HEAD")
         head = state.head

@@ -212,7 +212,7 @@ class WorkingTree:
                 [p for p in new if p not in ignored], untracked=True
             )
             kept = sorted(p for p in present if p not in ignored)
-            entries = self.entries_of(kept)
+            entries = self._hash_entries(kept)
         except GitError:
             return None  # a file went again while it was read: scan instead
         changes: dict[str, Entry | None] = dict.fromkeys(gone)
@@ -260,8 +260,19 @@ class WorkingTree:
     def entries_of(self, files: Sequence[str]) -> dict[str, Entry]:
         """The entries ``files`` have in the working tree, as git would stage
         them (content filters, modes, symlinks); paths that are no file there
-        are left out."""
+        are left out. Taken from the tree the tracker follows where it vouches
+        for them (nothing changed since), else hashed."""
         present = [p for p in files if is_file(self.root / p)]
+        if not present:
+            return {}
+        followed = self._follow()
+        known = self._objects.entries(followed, present) if followed else {}
+        found = {p: known[p] for p in present if p in known}
+        rest = [p for p in present if p not in found]
+        return found | self._hash_entries(rest) if rest else found
+
+    def _hash_entries(self, present: Sequence[str]) -> dict[str, Entry]:
+        """The entries of existing files, hashed (and written) by git."""
         if not present:
             return {}
         if not self._modes_from_files() or any(

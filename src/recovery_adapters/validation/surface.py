@@ -40,7 +40,8 @@ passing a check that looked at nothing.
 Only the files the batch changed that lie under the named modules are read: an
 unchanged file has an unchanged surface. Each changed file is compared with its
 content in the baseline snapshot (``StepContext.baseline``, a commit), read
-through a long-lived ``git cat-file --batch`` of the workspace: a file absent
+through the workspace (``StepContext.workspace.read``; for git, its one
+long-lived ``git cat-file --batch``): a file absent
 from the baseline is all additions, a deleted file is all removals. Without a
 baseline the step fails: it cannot vouch for what it could not compare.
 Removed or changed public names fail the step unless the batch lists them in
@@ -64,19 +65,20 @@ leaves behind is already known when the next batch compares against it.
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Final, Literal
 
 import attrs
 import cattrs
 
-from recovery_adapters.validation._git import GitReadError, blob_id, read_at
+from recovery_core.errors import RecoveryError
 from recovery_core.plan import Step
 from recovery_core.ports import StepContext, StepOutcome
 from recovery_core.store import RECOVERY_DIR
@@ -89,6 +91,7 @@ __all__ = [
     "SurfaceCache",
     "SurfaceChange",
     "Symbol",
+    "blob_id",
     "extract_surface",
     "surface_step",
 ]
@@ -96,6 +99,16 @@ __all__ = [
 #: Bumped whenever what :func:`extract_surface` records changes, so that entries
 #: written by an older version are never read as if they were current.
 CACHE_FORMAT: Final = 1
+
+
+def blob_id(content: bytes) -> str:
+    """The id git gives ``content`` as a blob: what ``git hash-object
+    --no-filters`` prints, computed here so that hashing a working file costs
+    no process."""
+    header = b"blob %d\0" % len(content)
+    return hashlib.sha1(header + content, usedforsecurity=False).hexdigest()
+
+
 #: Where the cache lives, relative to the workspace's top.
 CACHE_DIR: Final = Path(RECOVERY_DIR) / "cache" / "surface"
 #: The source roots a dotted module name is looked for under.
@@ -864,11 +877,11 @@ class _Report:
 
 def _compare(
     root: Path,
+    read: Callable[[str, Sequence[str]], Mapping[str, bytes | None]],
     modules: Sequence[str],
     baseline: str,
     changed: Sequence[str],
     expected: frozenset[str],
-    timeout_s: float | None,
 ) -> _Report:
     files = [f for f in (_module_files(p, modules) for p in changed) if f is not None]
     notes: list[str] = []
@@ -887,12 +900,7 @@ def _compare(
                 )
             )
     cache = SurfaceCache(root / CACHE_DIR)
-    if files:
-        before_content = read_at(
-            root, baseline, [f.path for f in files], timeout_s=timeout_s
-        )
-    else:
-        before_content = {}
+    before_content = read(baseline, [f.path for f in files]) if files else {}
     sides: dict[str, tuple[_Side, _Side]] = {}
     unreadable: set[str] = set()
     for file in files:
@@ -987,7 +995,7 @@ def surface_step(step: Step, context: StepContext) -> StepOutcome:
             duration_s=time.monotonic() - started,
             error="a surface step needs 'modules' (the dotted names to check)",
         )
-    if context.baseline is None:
+    if context.baseline is None or context.workspace is None:
         # Failing closed: without a snapshot there is nothing to compare with, and
         # a pass here would vouch for a surface nobody looked at.
         return StepOutcome(
@@ -999,13 +1007,13 @@ def surface_step(step: Step, context: StepContext) -> StepOutcome:
     try:
         report = _compare(
             context.root,
+            context.workspace.read,
             step.modules,
             context.baseline,
             context.changed_files,
             frozenset(context.batch.expected_surface_changes),
-            step.timeout_s,
         )
-    except GitReadError as exc:
+    except RecoveryError as exc:
         return StepOutcome(
             passed=False,
             duration_s=time.monotonic() - started,

@@ -1,0 +1,194 @@
+"""The git boundary as a host sees it: the workspace lock, commits that keep the
+user's edits out, and git's own housekeeping (repacks) under a long-lived
+workspace."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from recovery_adapters.git import GitWorkspace
+from recovery_adapters.git.lock import WorkspaceInUse
+from recovery_core import Committed, ConflictError
+from support import APP_CALC, git
+
+
+def test_a_second_holder_of_the_workspace_is_refused_with_its_holder_named(
+    repo: Path,
+) -> None:
+    """While one workspace object holds the lock, another (even for another
+    plan) gets WorkspaceInUse (a ConflictError, exit 5) naming the holder's
+    run, host and process; once it is released, the other may take it."""
+    first, second = GitWorkspace(repo), GitWorkspace(repo)
+    holder = {"run": "run-a", "plan": "plan-a", "host": "here", "pid": "123"}
+    with first.locked(holder):
+        with pytest.raises(WorkspaceInUse) as refused, second.locked({}):
+            pytest.fail("two holders at once")
+        assert isinstance(refused.value, ConflictError)
+        assert refused.value.exit_code == 5
+        for part in ("run run-a", "plan plan-a", "host here", "process 123"):
+            assert part in str(refused.value)
+        with first.locked({**holder, "run": "run-a2"}):  # re-entrant
+            pass
+        with pytest.raises(WorkspaceInUse), second.locked({}):
+            pass
+    with (
+        second.locked({"plan": "plan-b"}),
+        pytest.raises(WorkspaceInUse, match="plan plan-b"),
+        first.locked({}),
+    ):
+        pass
+
+
+def test_a_lock_left_by_a_killed_process_is_taken_over(repo: Path) -> None:
+    """A process that held the workspace and was killed (SIGKILL: no clean-up
+    of its own) holds nothing: the next holder gets the lock at once."""
+    code = textwrap.dedent(
+        f"""
+        import sys, time
+        from recovery_adapters.git import GitWorkspace
+        workspace = GitWorkspace({str(repo)!r})
+        with workspace.locked({{"plan": "doomed"}}):
+            print("held", flush=True)
+            time.sleep(60)
+        """
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "held"
+        with (
+            pytest.raises(WorkspaceInUse, match="plan doomed"),
+            GitWorkspace(repo).locked({}),
+        ):
+            pass
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
+        with GitWorkspace(repo).locked({"plan": "next"}):
+            pass
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_users_edit_in_a_file_the_batch_changes_stays_out_of_the_commit(
+    repo: Path,
+) -> None:
+    """commit() of a batch that appends to a file the user had edited (at its
+    top, apart from the batch's hunk) commits HEAD's file plus the batch's hunk
+    only; the working tree keeps both, and the user's edit shows as unstaged."""
+    calc = repo / "app" / "calc.py"
+    calc.write_text("# the user's note\n" + APP_CALC)
+    workspace = GitWorkspace(repo)
+    workspace.prepare(commits=True)
+    baseline = workspace.snapshot(run_id="r", batch_id="b", attempt=1)
+    with calc.open("a") as handle:
+        handle.write("\n\ndef mul(a: int, b: int) -> int:\n    return a * b\n")
+    changed = workspace.changed_files(baseline)
+    assert changed == ("app/calc.py",)
+    assert workspace.check(baseline) == ()
+    result = workspace.commit(
+        baseline=baseline, files=changed, message="b: mul", trailers={}
+    )
+    assert isinstance(result, Committed)
+    assert result.commit is not None and result.note == ""
+    committed = git(repo, "show", f"{result.commit}:app/calc.py")
+    assert (
+        committed
+        == APP_CALC + "\n\ndef mul(a: int, b: int) -> int:\n    return a * b\n"
+    )
+    assert calc.read_text().startswith("# the user's note\n")
+    assert "def mul" in calc.read_text()
+    assert git(repo, "status", "--porcelain") == " M app/calc.py\n"
+    diff = git(repo, "diff", "HEAD", "--", "app/calc.py").splitlines()
+    added = [line for line in diff if line.startswith("+") and line[:3] != "+++"]
+    assert added == ["+# the user's note"]
+
+
+def test_an_edit_that_overlaps_the_users_is_left_uncommitted_with_a_reason(
+    repo: Path,
+) -> None:
+    """Where the batch rewrites the very line the user had edited, the two
+    cannot be told apart: commit() makes no commit, says why (naming the
+    file), and leaves HEAD, the index and the working tree as they are."""
+    calc = repo / "app" / "calc.py"
+    calc.write_text(APP_CALC.replace("a + b", "a + b  # user"))
+    workspace = GitWorkspace(repo)
+    baseline = workspace.snapshot(run_id="r", batch_id="b", attempt=1)
+    calc.write_text(APP_CALC.replace("a + b", "b + a"))
+    head = git(repo, "rev-parse", "HEAD")
+    index = git(repo, "ls-files", "-s")
+    result = workspace.commit(
+        baseline=baseline,
+        files=workspace.changed_files(baseline),
+        message="b",
+        trailers={},
+    )
+    assert result.commit is None
+    assert result.note.startswith("not committed:")
+    assert "app/calc.py" in result.note
+    assert git(repo, "rev-parse", "HEAD") == head
+    assert git(repo, "ls-files", "-s") == index
+    assert "b + a" in calc.read_text()
+
+
+def test_a_repack_under_a_long_lived_workspace_changes_nothing(repo: Path) -> None:
+    """git's housekeeping (a repack that moves loose objects into a pack and
+    prunes them, as a background `gc --auto` does) between a snapshot and the
+    quarantine does not disturb the workspace's long-lived git processes."""
+    workspace = GitWorkspace(repo)
+    baseline = workspace.snapshot(run_id="r", batch_id="b", attempt=1)
+    (repo / "app" / "new.py").write_text("X = 1\n")
+    (repo / "app" / "calc.py").write_text("broken(\n")
+    assert workspace.changed_files(baseline) == ("app/calc.py", "app/new.py")
+    git(repo, "gc", "-q", "--prune=now")
+    assert not list((repo / ".git" / "objects").glob("[0-9a-f][0-9a-f]/*"))
+    (repo / "app" / "other.py").write_text("Y = 2\n")
+    kept = workspace.quarantine(run_id="r", batch_id="b", attempt=1, baseline=baseline)
+    assert kept.files == ("app/calc.py", "app/new.py", "app/other.py")
+    assert (repo / "app" / "calc.py").read_text() == APP_CALC
+    assert git(repo, "status", "--porcelain") == ""
+    assert git(repo, "show", f"{kept.ref}:app/other.py") == "Y = 2\n"
+
+
+def test_closing_a_workspace_ends_its_git_processes(repo: Path) -> None:
+    """The long-lived git processes end with close() (and when the workspace
+    is dropped), so a host making many workspaces does not pile them up."""
+    before = _git_children()
+    workspace = GitWorkspace(repo)
+    baseline = workspace.snapshot(run_id="r", batch_id="b", attempt=1)
+    assert workspace.read(baseline, ["app/calc.py"]) == {
+        "app/calc.py": APP_CALC.encode()
+    }
+    mine = _git_children() - before
+    assert mine, "the workspace keeps git processes for its reads and writes"
+    workspace.close()
+    deadline = time.monotonic() + 10
+    while mine & _git_children() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not mine & _git_children()
+
+
+def _git_children() -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        alive = fields[0] not in ("Z", "X")
+        if alive and int(fields[1]) == os.getpid() and command[0] == b"git":
+            found.add(int(entry.name))
+    return found
