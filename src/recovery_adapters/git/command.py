@@ -35,6 +35,7 @@ __all__ = [
     "Git",
     "GitError",
     "Pipe",
+    "Server",
     "WorkspaceError",
     "deferred_signals",
     "discover",
@@ -212,6 +213,41 @@ class Git:
         return env
 
 
+class Server:
+    """A long-lived git process for one kind of request, started on first use
+    and again after it died; a request cut off halfway (an error, a signal)
+    ends it, since its answers would be out of step from then on."""
+
+    def __init__(self, git: Git, *args: str) -> None:
+        self._git, self._args = git, args
+        self._pipe: Pipe | None = None
+
+    def get(self) -> Pipe:
+        if self._pipe is None or not self._pipe.alive:
+            self.close()
+            self._pipe = self._git.pipe(*self._args)
+        return self._pipe
+
+    def close(self) -> None:
+        pipe, self._pipe = self._pipe, None
+        if pipe is not None:
+            pipe.close()
+
+    def ask(
+        self, request: bytes, *, answers: int = 1, end: bytes = b"\n"
+    ) -> list[bytes]:
+        """Sends ``request``; returns the ``answers`` records (each up to
+        ``end``) it is answered with."""
+        pipe = self.get()
+        try:
+            with deferred_signals():
+                pipe.send(request)
+                return [pipe.until(end) for _ in range(answers)]
+        except BaseException:
+            self.close()
+            raise
+
+
 class Pipe:
     """One git process answering requests on its standard input; its errors go
     to a file (they can never fill a pipe and stall it), and every read has a
@@ -253,12 +289,16 @@ class Pipe:
 
     def line(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> bytes:
         """The next line the process writes, without its newline."""
+        return self.until(b"\n", timeout_s)
+
+    def until(self, end: bytes, timeout_s: float = DEFAULT_TIMEOUT_S) -> bytes:
+        """What the process writes up to the next ``end`` (left out)."""
         deadline = time.monotonic() + timeout_s
-        while (end := self._buffer.find(b"\n")) < 0:
+        while (found := self._buffer.find(end)) < 0:
             self._fill(deadline)
-        line = bytes(self._buffer[:end])
-        del self._buffer[: end + 1]
-        return line
+        record = bytes(self._buffer[:found])
+        del self._buffer[: found + len(end)]
+        return record
 
     def exact(self, size: int, timeout_s: float = DEFAULT_TIMEOUT_S) -> bytes:
         """The next ``size`` bytes the process writes."""

@@ -19,7 +19,7 @@ from typing import Final
 
 import attrs
 
-from recovery_adapters.git.command import Git, GitError, Pipe
+from recovery_adapters.git.command import Git, GitError, Server, deferred_signals
 
 __all__ = ["TREE_MODE", "Entry", "ObjectError", "Objects"]
 
@@ -55,35 +55,6 @@ def raw_of(name: str) -> bytes:
     return name.encode("utf-8", "surrogateescape")
 
 
-class _Server:
-    """A long-lived git process, started on first use and again after it died."""
-
-    def __init__(self, git: Git, *args: str) -> None:
-        self._git, self._args = git, args
-        self._pipe: Pipe | None = None
-
-    def get(self) -> Pipe:
-        if self._pipe is None or not self._pipe.alive:
-            self.close()
-            self._pipe = self._git.pipe(*self._args)
-        return self._pipe
-
-    def close(self) -> None:
-        pipe, self._pipe = self._pipe, None
-        if pipe is not None:
-            pipe.close()
-
-    def ask(self, request: bytes) -> bytes:
-        """Sends ``request`` and returns the one line it is answered with."""
-        pipe = self.get()
-        try:
-            pipe.send(request)
-            return pipe.line()
-        except GitError:
-            self.close()
-            raise
-
-
 class Objects:
     """The objects of one repository: read, compared, rebuilt and written."""
 
@@ -91,22 +62,35 @@ class Objects:
         self._git = git
         self._scratch = scratch
         self._id_bytes = id_bytes  # 20 for SHA-1 repositories, 32 for SHA-256
-        self._reader = _Server(git, "cat-file", "--batch")
+        self._reader = Server(git, "cat-file", "--batch")
         # --missing: mktree would otherwise look each entry up with a quick
         # lookup that never rescans packs, and miss an object that a repack
         # (a background `gc --auto`) moved since it started. Every entry we
         # write comes from git, so it exists.
-        self._trees_writer = _Server(git, "mktree", "--batch", "-z", "--missing")
-        self._commits_writer = _Server(
+        self._trees_writer = Server(git, "mktree", "--batch", "-z", "--missing")
+        self._commits_writer = Server(
             git, "hash-object", "-w", "-t", "commit", "--no-filters", "--stdin-paths"
         )
+        # Reads the attributes (content filters) once per directory and keeps
+        # them: restarted by forget_filters() whenever they may have changed.
+        self._hasher = Server(git, "hash-object", "-w", "--stdin-paths")
         self._trees: dict[str, dict[str, Entry]] = {}
         self._serial = 0
 
     def close(self) -> None:
         """Ends the long-lived git processes."""
-        for server in (self._reader, self._trees_writer, self._commits_writer):
+        for server in (
+            self._reader,
+            self._trees_writer,
+            self._commits_writer,
+            self._hasher,
+        ):
             server.close()
+
+    def forget_filters(self) -> None:
+        """Ends the hasher, so that the next one reads the attributes and
+        settings (content filters) as they are then."""
+        self._hasher.close()
 
     # -- reading ------------------------------------------------------------
 
@@ -116,20 +100,24 @@ class Objects:
         if "\n" in name:
             raise ObjectError(f"cannot ask git for an object named {name!r}")
         request = raw_of(name)
-        pipe = self._reader.get()
         try:
-            pipe.send(request + b"\n")
-            header = pipe.line()
-            if header == request + b" missing" or header.endswith(b" ambiguous"):
-                return None
-            parts = header.split(b" ")
-            if len(parts) != 3 or not parts[2].isdigit():
-                raise ObjectError(f"git cat-file answered {header[:200]!r}")
-            size = int(parts[2])
-            return parts[1].decode(), pipe.exact(size + 1)[:size]
+            with deferred_signals():
+                pipe = self._reader.get()
+                pipe.send(request + b"\n")
+                header = pipe.line()
+                if header == request + b" missing" or header.endswith(b" ambiguous"):
+                    return None
+                parts = header.split(b" ")
+                if len(parts) != 3 or not parts[2].isdigit():
+                    raise ObjectError(f"git cat-file answered {header[:200]!r}")
+                size = int(parts[2])
+                return parts[1].decode(), pipe.exact(size + 1)[:size]
         except GitError as exc:
             self._reader.close()
             raise ObjectError(f"cannot read git object {name}: {exc}") from None
+        except BaseException:
+            self._reader.close()  # cut off halfway: its answers are out of step
+            raise
 
     def tree(self, sha: str) -> dict[str, Entry]:
         """The entries of the tree (or a commit's tree) ``sha`` by name."""
@@ -261,7 +249,7 @@ class Objects:
             + b"\0"
             for name, e in entries.items()
         )
-        sha = self._trees_writer.ask(request + b"\0").decode().strip()
+        sha = self._trees_writer.ask(request + b"\0")[0].decode().strip()
         self._trees.setdefault(sha, dict(entries))
         return sha
 
@@ -320,7 +308,7 @@ class Objects:
         source = self._scratch / f"commit-{self._serial}"
         source.write_bytes(("\n".join(lines) + "\n\n" + body).encode())
         try:
-            return self._commits_writer.ask(raw_of(str(source)) + b"\n").decode()
+            return self._commits_writer.ask(raw_of(str(source)) + b"\n")[0].decode()
         finally:
             source.unlink(missing_ok=True)
 
@@ -334,15 +322,11 @@ class Objects:
         the content filters their paths have, as staging does."""
         if not paths:
             return {}
-        if any("\n" in p for p in paths):
+        if any("\n" in p or p.startswith('"') for p in paths):
             raise GitError("a file name with a newline cannot be hashed this way")
-        out = self._git.run(
-            "hash-object",
-            "-w",
-            "--stdin-paths",
-            stdin=b"".join(raw_of(p) + b"\n" for p in paths),
-        )
-        return dict(zip(paths, out.decode().split(), strict=True))
+        request = b"".join(raw_of(p) + b"\n" for p in paths)
+        shas = self._hasher.ask(request, answers=len(paths))
+        return dict(zip(paths, (sha.decode() for sha in shas), strict=True))
 
 
 def _timestamp() -> str:

@@ -13,7 +13,13 @@ from typing import Final
 
 import attrs
 
-from recovery_adapters.git.command import Git, GitError, Pipe, WorkspaceError
+from recovery_adapters.git.command import (
+    Git,
+    GitError,
+    Pipe,
+    WorkspaceError,
+    deferred_signals,
+)
 
 __all__ = ["RefMoved", "RefState", "RefUpdate", "Refs", "ref_part"]
 
@@ -111,14 +117,18 @@ class Refs:
             lines.append(f"update {update.ref} {update.new}{old}\n")
         writer = self._pipe()
         try:
-            self._expect(writer, "start\n", "start: ok")
-            writer.send("".join(lines).encode())
-            self._expect(writer, "prepare\n", "prepare: ok")
-            self._expect(writer, "commit\n", "commit: ok")
+            with deferred_signals():
+                self._expect(writer, "start\n", "start: ok")
+                writer.send("".join(lines).encode())
+                self._expect(writer, "prepare\n", "prepare: ok")
+                self._expect(writer, "commit\n", "commit: ok")
         except GitError as exc:
             self.close()
             if "but expected" in str(exc) or "reference already exists" in str(exc):
                 raise RefMoved(str(exc)) from None
+            raise
+        except BaseException:
+            self.close()
             raise
 
     def put_head(self, state: RefState) -> None:

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
 
-from recovery_adapters.git.command import Git, GitError
+from recovery_adapters.git.command import Git, GitError, Server
 from recovery_adapters.git.objects import Entry, Objects, name_of, raw_of
 from recovery_adapters.git.tracker import Tracker
 from recovery_core.store import RECOVERY_DIR
@@ -64,6 +64,17 @@ class WorkingTree:
         self._index_state: tuple[tuple[int, ...], str | None] | None = None
         self._settings: dict[str, str] | None = None
         self._serial = 0
+        # Reads the ignore rules once per directory and keeps them: restarted
+        # with each full scan, which is what any change of those rules brings.
+        self._ignorer = Server(
+            git,
+            "check-ignore",
+            "--no-index",
+            "-z",
+            "--stdin",
+            "--non-matching",
+            "--verbose",
+        )
 
     @property
     def tracking(self) -> bool:
@@ -71,6 +82,7 @@ class WorkingTree:
         return self._tracker is not None
 
     def close(self) -> None:
+        self._ignorer.close()
         if self._tracker is not None:
             self._tracker.close()
             self._tracker = None
@@ -115,6 +127,8 @@ class WorkingTree:
             if self._tracker is None:
                 self._start_tracker = None
         self.forget_settings()
+        self._ignorer.close()
+        self._objects.forget_filters()
         context = self._context()
         tree = self._scan()
         self._followed = (tree, context) if self._tracker is not None else None
@@ -314,15 +328,12 @@ class WorkingTree:
         if not paths:
             return set()
         if untracked:
-            out = self._git.run(
-                "check-ignore",
-                "--no-index",
-                "-z",
-                "--stdin",
-                stdin=_nul(paths),
-                codes=(0, 1),
-            )
-            return {name_of(p) for p in out.split(b"\0") if p}
+            # Four fields a path: the rule's source, line and pattern (empty
+            # when none matches), then the path.
+            fields = self._ignorer.ask(_nul(paths), answers=4 * len(paths), end=b"\0")
+            return {
+                name_of(fields[i + 3]) for i in range(0, len(fields), 4) if fields[i]
+            }
         found: set[str] = set()
         # An empty temporary index: ls-files --others then sees every file.
         with self.temporary_index(from_user=False) as index:
