@@ -332,6 +332,7 @@ def test_cli_reference_is_complete() -> None:
 def error_classes() -> list[type[errors.RecoveryError]]:
     """Every RecoveryError subclass the package defines."""
     import recovery_adapters.cli.app
+    import recovery_adapters.cli.wiring
     import recovery_adapters.git.workspace
 
     seen: list[type[errors.RecoveryError]] = []
@@ -340,7 +341,8 @@ def error_classes() -> list[type[errors.RecoveryError]]:
         cls = stack.pop()
         seen.append(cls)
         stack.extend(cls.__subclasses__())
-    assert recovery_adapters.cli.app.UsageError in seen
+    assert recovery_adapters.cli.app.main is not None  # every command's errors
+    assert recovery_adapters.cli.wiring.UsageError in seen
     assert recovery_adapters.git.workspace.WorkspaceError in seen
     return [
         c

@@ -1,14 +1,16 @@
-"""The git guards, through the real command line in a real repository: a batch
-that moves HEAD, rewrites a branch, or changes ``.git/config`` or the hooks fails
-with its own ``workspace_guard`` step and is put back; a run refuses to start in
-the middle of a merge, rebase, cherry-pick or bisect, or on a detached HEAD when
-it is to commit; plan ids that would be bad ref names are refused; and the
-library's own git calls run no hooks."""
+"""The git guards, through the real command line and the workspace in real
+repositories: a batch that moves HEAD, rewrites a branch, or changes
+``.git/config``, ``config.worktree``, ``info/``, the hooks or a linked
+worktree's ``.git`` file fails with its own ``workspace_guard`` step and is put
+back; a run refuses to start in the middle of a merge, rebase, cherry-pick or
+bisect, or on a detached HEAD when it is to commit; plan ids that would be bad
+ref names are refused; and the library's own git commands (the long-lived ones
+too) run no hooks, no fsmonitor and no filter driver a batch planted, and work
+on the workspace's own work tree whatever ``core.worktree`` a batch set."""
 
 from __future__ import annotations
 
 import json
-import os
 import stat
 import sys
 from pathlib import Path
@@ -467,35 +469,282 @@ def test_the_librarys_own_commits_run_no_hooks(repo: Path) -> None:
     assert not marker.exists()
 
 
-def children_commands() -> list[list[str]]:
-    """The command lines of this process's children (Linux /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) == os.getpid():
-                raw = (entry / "cmdline").read_bytes()
-                found.append([part.decode() for part in raw.split(b"\0") if part])
-        except (OSError, IndexError, ValueError):
-            continue
-    return found
+# -- what a batch plants never runs ----------------------------------------------
 
 
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
-def test_the_long_lived_git_that_reads_trees_runs_with_the_safe_settings(
-    repo: Path,
+def executable(path: Path, text: str) -> Path:
+    """Writes an executable shell script."""
+    path.write_text(text)
+    path.chmod(0o755)
+    return path
+
+
+def plant(repo: Path, what: str, marker: Path) -> None:
+    """Plants something git would run, each run adding a line to ``marker``:
+    ``core.fsmonitor`` (run when git refreshes an index), or the
+    ``reference-transaction`` and ``post-index-change`` hooks (run when a ref
+    is written, as ``update-ref --stdin`` does, and when an index is)."""
+    if what == "core.fsmonitor":
+        script = executable(
+            repo.parent / "fsmonitor.sh", f"#!/bin/sh\necho fsmonitor >> '{marker}'\n"
+        )
+        git(repo, "config", "core.fsmonitor", str(script))
+        return
+    for hook in ("reference-transaction", "post-index-change"):
+        executable(
+            repo / ".git" / "hooks" / hook, f"#!/bin/sh\necho {hook} >> '{marker}'\n"
+        )
+
+
+def unplant(repo: Path, what: str) -> None:
+    """Takes away what :func:`plant` planted."""
+    if what == "core.fsmonitor":
+        git(repo, "config", "--unset", "core.fsmonitor")
+    else:
+        for hook in ("reference-transaction", "post-index-change"):
+            (repo / ".git" / "hooks" / hook).unlink()
+
+
+def proves_it_runs(repo: Path, what: str, marker: Path) -> None:
+    """A user's own git runs what was planted: the setup works."""
+    if what == "core.fsmonitor":
+        git(repo, "status", "--short")
+    else:
+        git(repo, "update-ref", "refs/probe", "HEAD")
+        git(repo, "update-ref", "-d", "refs/probe")
+        git(repo, "add", "-A")
+    assert marker.exists()
+    marker.unlink()
+
+
+@pytest.mark.parametrize("what", ["core.fsmonitor", "hooks"])
+@pytest.mark.parametrize("who", ["the user", "a batch"])
+def test_a_planted_fsmonitor_or_hook_never_runs_in_the_workspaces_git(
+    repo: Path, what: str, who: str
 ) -> None:
-    """Trees are read through GitPython's long-lived `git cat-file --batch`; it
-    too runs with core.fsmonitor off and hooks pointed away."""
-    workspace = GitWorkspace(repo)
-    baseline = workspace.snapshot(run_id="r", batch_id="b", attempt=1)
-    (repo / "app" / "new.py").write_text("X = 1\n")
-    workspace.quarantine(run_id="r", batch_id="b", attempt=1, baseline=baseline)
-    readers = [c for c in children_commands() if "cat-file" in c]
-    assert readers, children_commands()
-    for command in readers:
-        assert "core.fsmonitor=false" in command, command
-        assert f"core.hooksPath={os.devnull}" in command, command
-    workspace.repo.close()
+    """A ``core.fsmonitor`` command, or ``reference-transaction`` and
+    ``post-index-change`` hooks, which a user's git runs, never run in any git
+    command of the workspace (snapshot, changed_files, quarantine, restore,
+    commit, the long-lived ``cat-file``, ``mktree``, ``hash-object`` and
+    ``update-ref`` processes among them): neither when the user's repository
+    has them before the workspace starts its processes, nor when a batch plants
+    them after a snapshot (then the guard reports the change and puts it
+    back)."""
+    marker = repo.parent / "ran"
+    plant(repo, what, marker)
+    proves_it_runs(repo, what, marker)
+    if who == "a batch":
+        unplant(repo, what)
+    with GitWorkspace(repo) as workspace:
+        workspace.prepare(commits=True)
+        baseline = workspace.snapshot(run_id="r", batch_id="b", attempt=1)
+        if who == "a batch":
+            plant(repo, what, marker)
+        (repo / "app" / "calc.py").write_text("def add(a, b):\n    return a - b\n")
+        (repo / "app" / "new.py").write_text("X = 1\n")
+        assert workspace.changed_files(baseline) == ("app/calc.py", "app/new.py")
+        kept = workspace.quarantine(
+            run_id="r", batch_id="b", attempt=1, baseline=baseline
+        )
+        assert kept.files == ("app/calc.py", "app/new.py")
+        assert not (repo / "app" / "new.py").exists()
+        found = workspace.check(baseline)
+        assert bool(found) is (who == "a batch"), found
+
+        baseline = workspace.snapshot(run_id="r", batch_id="b", attempt=2)
+        if who == "a batch":
+            plant(repo, what, marker)
+        (repo / "app" / "new.py").write_text("X = 2\n")
+        changed = workspace.changed_files(baseline)
+        assert bool(workspace.check(baseline)) is (who == "a batch")
+        if who == "a batch":
+            plant(repo, what, marker)  # again, for commit to find
+        committed = workspace.commit(
+            baseline=baseline, files=changed, message="b: verified", trailers={}
+        )
+        assert committed.commit is not None, committed
+        assert git(repo, "rev-parse", "HEAD").strip() == committed.commit
+    assert not marker.exists(), marker.read_text()
+    assert git(repo, "status", "--porcelain", "--untracked-files=no") == ""
+
+
+def test_a_core_worktree_the_batch_sets_sends_no_git_command_elsewhere(
+    repo: Path, tmp_path: Path
+) -> None:
+    """A batch that points ``core.worktree`` at another folder (a user's git
+    then takes that folder for the work tree) changes nothing there: the config
+    is put back before changed_files and quarantine run, which list and put
+    back exactly the batch's files in the workspace itself, and the other
+    folder stays empty."""
+    other = tmp_path / "other"
+    other.mkdir()
+    config = (repo / ".git" / "config").read_bytes()
+    calc = (repo / "app" / "calc.py").read_bytes()
+    with GitWorkspace(repo) as workspace:
+        baseline = workspace.snapshot(run_id="r", batch_id="b", attempt=1)
+        (repo / "app" / "calc.py").write_text("def add(a, b):\n    return a - b\n")
+        (repo / "app" / "new.py").write_text("X = 1\n")
+        git(repo, "config", "core.worktree", str(other))
+        assert git(repo, "rev-parse", "--show-toplevel").strip() == str(other)
+        assert workspace.changed_files(baseline) == ("app/calc.py", "app/new.py")
+        assert (repo / ".git" / "config").read_bytes() == config
+        git(repo, "config", "core.worktree", str(other))
+        kept = workspace.quarantine(
+            run_id="r", batch_id="b", attempt=1, baseline=baseline
+        )
+        found = workspace.check(baseline)
+    assert kept.files == ("app/calc.py", "app/new.py")
+    assert list(other.iterdir()) == []
+    assert (repo / "app" / "calc.py").read_bytes() == calc
+    assert not (repo / "app" / "new.py").exists()
+    assert (repo / ".git" / "config").read_bytes() == config
+    assert "the repository's git config was changed" in found
+    assert git(repo, "status", "--porcelain") == ""
+
+
+@pytest.mark.parametrize("attributes", [".gitattributes", ".git/info/attributes"])
+def test_a_filter_driver_the_batch_plants_never_runs(
+    repo: Path, attributes: str
+) -> None:
+    """A batch that defines a filter driver (``filter.x.clean`` and ``.smudge``,
+    which a user's git runs on staging and checkout) and gives every path that
+    filter (in ``.gitattributes`` or ``.git/info/attributes``): none of
+    changed_files, quarantine (which checks files out), or changed_files and
+    commit (which hashes them as staging does) runs it, and the config is put
+    back."""
+    marker = repo.parent / "filter-ran"
+    script = executable(
+        repo.parent / "filter.sh", f"#!/bin/sh\necho ran >> '{marker}'\ncat\n"
+    )
+    config = (repo / ".git" / "config").read_bytes()
+
+    def plant_filter() -> None:
+        git(repo, "config", "filter.x.clean", str(script))
+        git(repo, "config", "filter.x.smudge", str(script))
+        target = repo / attributes
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("* filter=x\n")
+
+    plant_filter()
+    git(repo, "hash-object", "app/calc.py")  # a user's git runs it
+    assert marker.exists()
+    marker.unlink()
+    (repo / ".git" / "config").write_bytes(config)
+    (repo / attributes).unlink()
+
+    with GitWorkspace(repo) as workspace:
+        baseline = workspace.snapshot(run_id="r", batch_id="b", attempt=1)
+        plant_filter()
+        (repo / "app" / "calc.py").write_text("def add(a, b):\n    return a - b\n")
+        batch_files = sorted({"app/calc.py", attributes} - {".git/info/attributes"})
+        assert list(workspace.changed_files(baseline)) == batch_files
+        kept = workspace.quarantine(
+            run_id="r", batch_id="b", attempt=1, baseline=baseline
+        )
+        assert list(kept.files) == batch_files
+        assert git(repo, "status", "--porcelain") == ""
+
+        baseline = workspace.snapshot(run_id="r", batch_id="b", attempt=2)
+        plant_filter()
+        (repo / "app" / "calc.py").write_text("def add(a, b):\n    return b + a\n")
+        committed = workspace.commit(
+            baseline=baseline,
+            files=workspace.changed_files(baseline),
+            message="b: verified",
+            trailers={},
+        )
+        assert committed.commit is not None, committed
+        shown = git(repo, "show", f"{committed.commit}:app/calc.py")
+        assert shown == "def add(a, b):\n    return b + a\n"
+    assert not marker.exists(), marker.read_text()
+    assert (repo / ".git" / "config").read_bytes() == config
+
+
+# -- the guard covers info/, config.worktree and a linked worktree's .git ---------
+
+
+@pytest.mark.parametrize(
+    ("path", "words"),
+    [
+        ("info/exclude", "info/ files"),
+        ("info/attributes", "info/ files"),
+        ("config.worktree", "git config.worktree was changed"),
+        ("config", "git config was changed"),
+        ("hooks/pre-commit", "hooks were changed"),
+    ],
+)
+def test_check_reports_and_puts_back_each_settings_file(
+    repo: Path, path: str, words: str
+) -> None:
+    """A batch that writes ``.git/info/exclude``, ``.git/info/attributes``,
+    ``.git/config.worktree``, ``.git/config`` or a hook is reported by check()
+    (once), and the file is back as it was byte for byte (gone where it was
+    not there)."""
+    target = repo / ".git" / path
+    before = target.read_bytes() if target.exists() else None
+    with GitWorkspace(repo) as workspace:
+        baseline = workspace.snapshot(run_id="r", batch_id="b", attempt=1)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(b"[core]\n\tpager = evil\n*.py\n")
+        (found,) = workspace.check(baseline)
+        assert words in found
+        assert (target.read_bytes() if target.exists() else None) == before
+        assert workspace.check(baseline) == ()
+
+
+def test_a_batch_that_rewrites_a_linked_worktrees_git_file_is_put_back(
+    repo: Path, tmp_path: Path
+) -> None:
+    """In a linked worktree, a batch that points its ``.git`` file at another
+    repository has it put back before changed_files runs: the changes are the
+    batch's in this worktree, nothing is written to the other repository, and
+    check() names the ``.git`` file."""
+    linked = tmp_path / "linked"
+    git(repo, "worktree", "add", "-q", "-b", "side", str(linked))
+    decoy = tmp_path / "decoy"
+    decoy.mkdir()
+    git(decoy, "init", "-q")
+    pointer = (linked / ".git").read_bytes()
+    with GitWorkspace(linked) as workspace:
+        baseline = workspace.snapshot(run_id="r", batch_id="b", attempt=1)
+        (linked / "app" / "new.py").write_text("X = 1\n")
+        (linked / ".git").write_text(f"gitdir: {decoy / '.git'}\n")
+        assert workspace.changed_files(baseline) == ("app/new.py",)
+        assert (linked / ".git").read_bytes() == pointer
+        (linked / ".git").write_text(f"gitdir: {decoy / '.git'}\n")
+        kept = workspace.quarantine(
+            run_id="r", batch_id="b", attempt=1, baseline=baseline
+        )
+        found = workspace.check(baseline)
+    assert kept.files == ("app/new.py",)
+    assert (linked / ".git").read_bytes() == pointer
+    assert not (linked / "app" / "new.py").exists()
+    assert "the work tree's .git file was changed" in found
+    assert git(decoy, "for-each-ref") == ""
+    assert git(repo, "show", f"{kept.ref}:app/new.py") == "X = 1\n"
+
+
+def test_quarantine_puts_a_moved_branch_back_before_it_keeps_the_change(
+    dirty_repo: Path,
+) -> None:
+    """A batch that commits (moving the branch) and is quarantined without a
+    check() first: the branch is back at its commit, the user's unstaged edit
+    is back unstaged, the batch's file is kept under the quarantine ref (on
+    the baseline) and removed, and check() then names the rewritten branch."""
+    repo = dirty_repo
+    before, files = git_state(repo), user_files(repo)
+    index = git(repo, "ls-files", "-s")
+    with GitWorkspace(repo) as workspace:
+        baseline = workspace.snapshot(run_id="r", batch_id="b1", attempt=1)
+        (repo / "app" / "new.py").write_text("X = 1\n")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", "sneaky")
+        kept = workspace.quarantine(
+            run_id="r", batch_id="b1", attempt=1, baseline=baseline
+        )
+        found = workspace.check(baseline)
+    assert kept.files == ("app/new.py",)
+    assert_put_back(repo, before, files, index)
+    assert git(repo, "rev-parse", f"{kept.commit}^").strip() == baseline
+    assert "branch refs/heads/main was rewritten or deleted" in found
+    assert git(repo, "diff", "--name-only") == "README.md\n"

@@ -9,8 +9,11 @@ an ignored path, which no snapshot holds).
 After a failed batch, ``quarantine`` must give the user back exactly what they
 had (every file's bytes and mode, ignored ones included, ``git ls-files -s`` and
 HEAD) and keep exactly the batch's result under the quarantine ref. After a
-verified batch, ``commit`` must commit exactly the batch's paths and leave what
-the user staged elsewhere staged.
+verified batch, ``commit`` must commit HEAD plus exactly the batch's own change
+(merged per file, as ``git merge-file`` merges, where the user had uncommitted
+edits in the same file; nothing at all where the two cannot be told apart) and
+leave what the user staged elsewhere staged. A workspace that follows the tree
+through its tracker must see what one scanning everything sees.
 
 Each example builds its own repository in a fresh temporary folder (Hypothesis
 runs many examples per test function, so ``tmp_path`` would be shared)."""
@@ -26,16 +29,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
-from recovery_adapters.git import GitWorkspace, WorkspaceError
+from recovery_adapters.git import GitWorkspace
+from recovery_adapters.git.tracker import InotifyTracker, Tracker, start_tracker
 from support import run_cli, write_plan
 
 # (bytes, permission bits) of every file in the working tree, by posix path.
@@ -261,11 +264,14 @@ USER_OPS = (
     "rm_cached",
     "rename",
     "chmod",
+    "prepend_line",
 )
 
 
 def make_user_state(data: st.DataObject, repo: Path) -> None:
-    """The user's uncommitted work: a sequence of everyday operations."""
+    """The user's uncommitted work: a sequence of everyday operations (a line
+    added at the top of a file among them, which a batch's line at the end
+    merges with)."""
     for number in range(data.draw(st.integers(0, 10), label="user operations")):
         op = data.draw(st.sampled_from(USER_OPS), label=f"user op {number}")
         tracked = sorted(tracked_files(repo) - {".gitignore"})
@@ -310,6 +316,9 @@ def make_user_state(data: st.DataObject, repo: Path) -> None:
         elif op == "chmod":
             mode = stat.S_IMODE((repo / path).stat().st_mode)
             (repo / path).chmod(0o644 if mode & 0o100 else 0o755)
+        elif op == "prepend_line":  # merges with a batch's line at the end
+            content = (repo / path).read_bytes()
+            (repo / path).write_bytes(b"the user's line\n" + content)
 
 
 BATCH_OPS = (
@@ -319,6 +328,7 @@ BATCH_OPS = (
     "chmod",
     "file_to_dir",
     "dir_to_file",
+    "append_line",
     "git_add",
     "git_add_all",
     "rm_cached",
@@ -335,10 +345,11 @@ def make_batch_change(
     data: st.DataObject, repo: Path, *, touch_index: bool = True
 ) -> None:
     """The batch's change: edits of any visible file (the user's edited, staged
-    and untracked ones too), new files and folders, deletions, mode changes and,
+    and untracked ones too; whole new contents, or a line added at the end),
+    new files and folders, deletions, mode changes and,
     with ``touch_index``, ``git add`` / ``git rm --cached`` into the user's
     index. Ignored paths are left alone."""
-    ops = BATCH_OPS if touch_index else BATCH_OPS[:6]
+    ops = BATCH_OPS if touch_index else BATCH_OPS[:7]
     for number in range(data.draw(st.integers(1, 8), label="batch operations")):
         op = data.draw(st.sampled_from(ops), label=f"batch op {number}")
         visible = visible_files(repo)
@@ -363,6 +374,9 @@ def make_batch_change(
             continue  # gone with a folder an earlier operation replaced
         if op == "modify":
             (repo / path).write_bytes(data.draw(contents, label="content"))
+        elif op == "append_line":
+            with (repo / path).open("ab") as handle:
+                handle.write(b"\nthe batch's line\n")
         elif op == "delete":
             (repo / path).unlink()
         elif op == "chmod":
@@ -438,9 +452,79 @@ def test_quarantine_gives_back_the_users_exact_state_and_keeps_the_batch(
         }
         assert set(kept.files) == differing
         assert list(kept.files) == sorted(kept.files)
-        # changed_files asks git status against the snapshot's own index; it
-        # must find what comparing the trees finds.
+        # changed_files, after the batch and before the quarantine, must find
+        # what comparing the two trees finds.
         assert changed == kept.files
+        workspace.close()
+
+
+# Tree entries: (mode, object id).
+TreeEntry = tuple[str, str]
+REGULAR = ("100644", "100755")
+
+
+def merge_file(
+    repo: Path, ours: TreeEntry, base: TreeEntry, theirs: TreeEntry
+) -> bytes | None:
+    """``git merge-file -p ours base theirs`` of three blobs: the merged bytes,
+    or None when git finds conflicts or refuses (binary files)."""
+    with tempfile.TemporaryDirectory(prefix="recovery-merge-") as folder:
+        names = []
+        for label, entry in (("ours", ours), ("base", base), ("theirs", theirs)):
+            target = Path(folder) / label
+            target.write_bytes(git(repo, "cat-file", "blob", entry[1]))
+            names.append(str(target))
+        done = subprocess.run(
+            ["git", "merge-file", "-p", "--", *names],
+            cwd=repo,
+            capture_output=True,
+            check=False,
+        )
+    return done.stdout if done.returncode == 0 else None
+
+
+def batch_entry(
+    repo: Path,
+    at_head: TreeEntry | None,
+    before: TreeEntry | None,
+    now: TreeEntry | None,
+) -> tuple[bool, TreeEntry | None]:
+    """What a verified batch's commit holds for one changed path (HEAD's entry,
+    the baseline's, the working tree's now): ``(True, now)`` where the user had
+    no uncommitted edit there (or the batch left HEAD's file), ``(True, merged)``
+    for HEAD's file with the batch's change merged in by ``git merge-file``, and
+    ``(False, None)`` where the two cannot be told apart (a conflict, a file
+    missing on one side, not a regular file)."""
+    if before == at_head or now == at_head:
+        return True, now
+    if at_head is None or before is None or now is None:
+        return False, None
+    if {at_head[0], before[0], now[0]} - set(REGULAR):
+        return False, None
+    merged = merge_file(repo, at_head, before, now)
+    if merged is None:
+        return False, None
+    # The mode merges three ways too: the batch's change of it, else HEAD's.
+    mode = at_head[0] if now[0] == before[0] else now[0]
+    return True, (mode, blob_id(merged))
+
+
+def with_changes(
+    tree: dict[str, TreeEntry], changes: dict[str, TreeEntry | None]
+) -> dict[str, TreeEntry]:
+    """``tree`` with each path of ``changes`` set or removed, as
+    ``git update-index --replace`` does: a file takes the place of a folder
+    (everything below it goes) and of a file where its folder must be."""
+    result = dict(tree)
+    for path, entry in changes.items():
+        if entry is None:
+            result.pop(path, None)
+            continue
+        for other in list(result):
+            if other.startswith(f"{path}/") or path.startswith(f"{other}/"):
+                del result[other]
+        result[path] = entry
+    return result
 
 
 @given(data=st.data())
@@ -448,12 +532,18 @@ def test_quarantine_gives_back_the_users_exact_state_and_keeps_the_batch(
 def test_commit_holds_exactly_the_batch_and_leaves_the_users_staging_alone(
     data: st.DataObject,
 ) -> None:
-    """commit(files=changed_files(baseline)) after a verified batch makes one
-    commit on the branch whose tree is the old HEAD's with exactly the batch's
-    paths as the working tree has them (the user's unrelated staged and unstaged
-    work is not in it); the working tree is untouched; what the user had staged
-    in other paths stays staged, entry for entry; the batch's paths where the
-    user had nothing staged match the new commit (clean)."""
+    """commit(files=changed_files(baseline)) after a verified batch commits HEAD
+    plus the batch's own change: each changed path as the working tree has it
+    where the user had no uncommitted edit in it, else HEAD's file with the
+    batch's change merged in as ``git merge-file`` (run here as the oracle)
+    merges it, so the user's staged and unstaged work stays out. It is one
+    commit on the branch, on the old HEAD, with the trailers; the working tree
+    is untouched; what the user had staged in other paths stays staged, entry
+    for entry; the batch's paths where the user had nothing staged match the
+    new commit. Where a merge conflicts (or a side is missing or no regular
+    file) nothing is committed, ``note`` says which paths, and HEAD, the index
+    and the working tree stay as they were; so too, with "HEAD has the change
+    already", when the result is HEAD's tree."""
     with fresh_repo() as repo:
         build_history(data, repo)
         make_user_state(data, repo)
@@ -465,69 +555,85 @@ def test_commit_holds_exactly_the_batch_and_leaves_the_users_staging_alone(
         staged_before = {e[3]: (e[0], e[1]) for e in index_before}
 
         baseline = workspace.snapshot(run_id="run-1", batch_id="b.1", attempt=1)
+        baseline_tree = tree_entries(repo, baseline)
         make_batch_change(data, repo, touch_index=False)
         files_after = working_files(repo)
         changed = workspace.changed_files(baseline)
         assert workspace.check(baseline) == ()
-        commit = workspace.commit(
+
+        now_tree = as_tree(files_after, ignored_files(repo))
+        changes: dict[str, TreeEntry | None] = {}
+        tangled: list[str] = []
+        for path in changed:
+            separable, entry = batch_entry(
+                repo, old_tree.get(path), baseline_tree.get(path), now_tree.get(path)
+            )
+            if separable:
+                changes[path] = entry
+            else:
+                tangled.append(path)
+        expected = with_changes(old_tree, changes)
+        # What the examples cover (shown by --hypothesis-show-statistics).
+        if tangled:
+            event("not committed: tangled with the user's edits")
+        elif expected == old_tree:
+            event("not committed: HEAD has the change already")
+        elif any(baseline_tree.get(p) != old_tree.get(p) for p in changes):
+            event("committed, in files the user had edited too")
+        else:
+            event("committed, in files the user had not edited")
+
+        committed = workspace.commit(
             baseline=baseline,
             files=changed,
             message="b.1: verified",
             trailers={"Recovery-Run": "run-1", "Recovery-Batch": "b.1"},
         )
-
-        new_ref, new_head = head(repo)
-        assert (new_ref, new_head) == (old_ref, commit)
-        parents = git(repo, "rev-list", "--parents", "-n", "1", commit).decode()
-        assert parents.split() == [commit, old_head]
-        message = git(repo, "log", "-1", "--format=%B", commit).decode()
-        assert "Recovery-Run: run-1\nRecovery-Batch: b.1\n" in message
-
-        now_tree = as_tree(files_after, ignored_files(repo))
-        expected = dict(old_tree)
-        for path in changed:
-            if path in now_tree:
-                expected[path] = now_tree[path]
-            else:
-                expected.pop(path, None)
-        # A tree cannot hold a file and a folder of the same name: where the batch
-        # made a file of a folder, what HEAD had below it goes (even paths the
-        # batch did not list, such as ones the user had already deleted).
-        expected = {
-            path: entry
-            for path, entry in expected.items()
-            if not any(
-                "/".join(path.split("/")[:cut]) in expected
-                for cut in range(1, path.count("/") + 1)
-            )
-        }
-        assert tree_entries(repo, commit) == expected
         assert working_files(repo) == files_after
-
-        index_after = {e[3]: (e[0], e[1]) for e in index_entries(repo)}
-        assert all(e[2] == "0" for e in index_entries(repo))
-        for path in staged_before.keys() | index_after.keys():
-            if path not in changed:
-                if any(
-                    "/".join(path.split("/")[:cut]) in changed
-                    and "/".join(path.split("/")[:cut]) in expected
-                    for cut in range(1, path.count("/") + 1)
-                ):
-                    # The batch made a file of a folder this path is in: an index
-                    # cannot hold both, so the entry goes with the folder.
-                    assert path not in index_after, path
-                else:
-                    assert index_after.get(path) == staged_before.get(path), path
-            elif staged_before.get(path) != old_tree.get(path):
-                if folder_clash(path, expected):
-                    # The batch made a folder of the user's staged file, or a
-                    # file of its folder: the index follows the commit.
-                    assert path not in index_after, path
-                else:
-                    # The user had staged something here: it stays staged.
-                    assert index_after.get(path) == staged_before.get(path), path
+        if tangled or expected == old_tree:
+            assert committed.commit is None, (tangled, committed)
+            assert committed.note.startswith("not committed:")
+            if tangled:
+                assert all(path in committed.note for path in tangled)
             else:
-                assert index_after.get(path) == expected.get(path), path
+                assert committed.note == "not committed: HEAD has the change already"
+            assert head(repo) == (old_ref, old_head)
+            assert index_entries(repo) == index_before
+        else:
+            commit = committed.commit
+            assert commit is not None, committed
+            new_ref, new_head = head(repo)
+            assert (new_ref, new_head) == (old_ref, commit)
+            parents = git(repo, "rev-list", "--parents", "-n", "1", commit).decode()
+            assert parents.split() == [commit, old_head]
+            message = git(repo, "log", "-1", "--format=%B", commit).decode()
+            assert "Recovery-Run: run-1\nRecovery-Batch: b.1\n" in message
+            assert tree_entries(repo, commit) == expected
+
+            index_after = {e[3]: (e[0], e[1]) for e in index_entries(repo)}
+            assert all(e[2] == "0" for e in index_entries(repo))
+            for path in staged_before.keys() | index_after.keys():
+                if path not in changed:
+                    if any(
+                        "/".join(path.split("/")[:cut]) in changed
+                        and "/".join(path.split("/")[:cut]) in expected
+                        for cut in range(1, path.count("/") + 1)
+                    ):
+                        # The batch made a file of a folder this path is in: an
+                        # index cannot hold both, so the entry goes with it.
+                        assert path not in index_after, path
+                    else:
+                        assert index_after.get(path) == staged_before.get(path), path
+                elif staged_before.get(path) != old_tree.get(path):
+                    if folder_clash(path, expected):
+                        # The batch made a folder of the user's staged file, or
+                        # a file of its folder: the index follows the commit.
+                        assert path not in index_after, path
+                    else:
+                        # The user had staged something here: it stays staged.
+                        assert index_after.get(path) == staged_before.get(path), path
+                else:
+                    assert index_after.get(path) == expected.get(path), path
 
         # The workspace keeps the index's tree across its own update of the
         # index: the next snapshot's index ref must be what git makes of it.
@@ -536,6 +642,7 @@ def test_commit_holds_exactly_the_batch_and_leaves_the_users_staging_alone(
         assert tree_entries(repo, index_ref) == tree_entries(
             repo, git(repo, "write-tree").decode().strip()
         )
+        workspace.close()
 
 
 @given(data=st.data())
@@ -544,28 +651,32 @@ def test_a_watched_workspace_sees_the_tree_a_full_scan_sees(
     data: st.DataObject,
 ) -> None:
     """After the first snapshot a workspace follows the working tree through
-    the file-system monitor instead of scanning it; round after round of
-    changes (the user's, the batch's, git add and git rm --cached among them),
-    its snapshots hold exactly the tree that a workspace scanning everything
-    takes, and the files it reports changed are the trees' differences."""
+    its tracker (inotify) instead of scanning it; round after round of changes
+    (the user's, the batch's, git add and git rm --cached among them), its
+    snapshots hold exactly the tree that a workspace with ``tracker=False``
+    (a full scan every time) takes, and the files it reports changed are the
+    same."""
     with fresh_repo() as repo:
         build_history(data, repo)
         make_user_state(data, repo)
         watched = GitWorkspace(repo)
-        scanning = GitWorkspace(repo, monitor=False)
-        for round_number in range(3):
-            followed = watched.snapshot(
-                run_id="w", batch_id=f"b{round_number}", attempt=1
-            )
-            scanned = scanning.snapshot(
-                run_id="s", batch_id=f"b{round_number}", attempt=1
-            )
-            assert tree_entries(repo, followed) == tree_entries(repo, scanned)
-            make_batch_change(
-                data, repo, touch_index=data.draw(st.booleans(), label="touch index")
-            )
-            assert watched.changed_files(followed) == scanning.changed_files(scanned)
-        assert watched._monitor is not None  # the monitor was what was tested
+        scanning = GitWorkspace(repo, tracker=False)
+        with watched, scanning:
+            for round_number in range(3):
+                followed = watched.snapshot(
+                    run_id="w", batch_id=f"b{round_number}", attempt=1
+                )
+                scanned = scanning.snapshot(
+                    run_id="s", batch_id=f"b{round_number}", attempt=1
+                )
+                assert tree_entries(repo, followed) == tree_entries(repo, scanned)
+                touch_index = data.draw(st.booleans(), label="touch index")
+                make_batch_change(data, repo, touch_index=touch_index)
+                assert watched.changed_files(followed) == scanning.changed_files(
+                    scanned
+                )
+                assert watched.tracking  # the tracker was what was tested
+                assert not scanning.tracking
 
 
 def _move_folder_then_edit(repo: Path) -> None:
@@ -619,23 +730,28 @@ def _a_nested_repository_appears(repo: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "change",
+    ("change", "still_tracking"),
     [
-        _move_folder_then_edit,
-        _nested_folders_at_once,
-        _delete_a_tree_and_make_a_file_of_it,
-        _symlink_to_a_folder_and_a_mode_change,
-        _a_folder_moved_in_from_outside,
-        _ignore_rules_change,
-        _exclude_file_changes,
-        _a_nested_repository_appears,
-        _a_second_name_for_a_file,
+        (_move_folder_then_edit, True),
+        (_nested_folders_at_once, True),
+        (_delete_a_tree_and_make_a_file_of_it, True),
+        (_symlink_to_a_folder_and_a_mode_change, True),
+        (_a_folder_moved_in_from_outside, True),
+        (_ignore_rules_change, True),
+        (_exclude_file_changes, True),
+        (_a_nested_repository_appears, None),
+        (_a_second_name_for_a_file, False),
     ],
 )
-def test_the_monitor_follows_or_gives_way_to_a_scan(change: Any) -> None:
+def test_the_tracker_follows_or_gives_way_to_a_scan(
+    change: Callable[[Path], None], still_tracking: bool | None
+) -> None:
     """Changes that are hard to follow (folders moved, made and removed at once,
-    symlinks, new ignore rules, a nested repository) give the tree a full scan
-    gives: followed where the monitor can vouch for them, scanned where not."""
+    symlinks, new ignore rules, a nested repository, a second name for a file)
+    give the tree a full scan gives: followed where the tracker can vouch for
+    them, scanned where not; the tracker stays in use through the ones it can
+    follow (or that only need one scan), and is dropped for good where a file
+    has a second name (None: either way)."""
     with fresh_repo() as repo:
         commit_files(
             repo,
@@ -646,89 +762,153 @@ def test_the_monitor_follows_or_gives_way_to_a_scan(change: Any) -> None:
                 "pkg/sub/deep.py": b"y = 2\n",
             },
         )
-        watched = GitWorkspace(repo)
-        scanning = GitWorkspace(repo, monitor=False)
-        before = watched.snapshot(run_id="w", batch_id="b0", attempt=1)
-        change(repo)
-        followed = watched.snapshot(run_id="w", batch_id="b1", attempt=1)
-        scanned = scanning.snapshot(run_id="s", batch_id="b1", attempt=1)
-        assert tree_entries(repo, followed) == tree_entries(repo, scanned)
-        assert watched.changed_files(before) != ()
-
-
-def test_a_monitor_that_cannot_watch_every_folder_gives_way_to_scans(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """When the watch cannot cover a new folder (here: more folders than it
-    takes), the workspace drops it and scans from then on; trees stay right."""
-    monkeypatch.setattr("recovery_adapters.git.monitor.MAX_FOLDERS", 5)
-    with fresh_repo() as repo:
-        commit_files(repo, {"a.txt": b"a\n"})
-        watched = GitWorkspace(repo)
-        scanning = GitWorkspace(repo, monitor=False)
-        watched.snapshot(run_id="w", batch_id="b0", attempt=1)
-        assert watched._monitor is not None
-        for number in range(8):
-            write(repo, f"many/f{number}/x.txt", b"x\n")
-        for round_number in (1, 2):
-            followed = watched.snapshot(
-                run_id="w", batch_id=f"b{round_number}", attempt=1
-            )
-            scanned = scanning.snapshot(
-                run_id="s", batch_id=f"b{round_number}", attempt=1
-            )
+        with (
+            GitWorkspace(repo) as watched,
+            GitWorkspace(repo, tracker=False) as scanning,
+        ):
+            before = watched.snapshot(run_id="w", batch_id="b0", attempt=1)
+            assert watched.tracking
+            change(repo)
+            followed = watched.snapshot(run_id="w", batch_id="b1", attempt=1)
+            scanned = scanning.snapshot(run_id="s", batch_id="b1", attempt=1)
             assert tree_entries(repo, followed) == tree_entries(repo, scanned)
-            write(repo, "many/f0/x.txt", b"changed\n")
-        assert watched._monitor is None
+            assert watched.changed_files(before) != ()
+            assert watched.changed_files(before) == scanning.changed_files(before)
+            if still_tracking is not None:
+                assert watched.tracking is still_tracking
 
 
-def test_a_file_that_goes_while_it_is_read_brings_a_scan(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A file the watch saw that is gone again when git reads it (an editor's
-    temporary file) makes that one tree a full scan, not a failed snapshot."""
+def small_tracker(root: Path) -> Tracker | None:
+    """An inotify tracker that gives up beyond five folders."""
+    return InotifyTracker.start(root, max_folders=5)
+
+
+def test_a_tracker_that_cannot_watch_every_folder_gives_way_to_scans() -> None:
+    """When the watch cannot cover a new folder (here: more folders than the
+    tracker the workspace was given takes), the workspace drops it and scans
+    from then on; trees stay right."""
     with fresh_repo() as repo:
         commit_files(repo, {"a.txt": b"a\n"})
-        workspace = GitWorkspace(repo)
-        workspace.snapshot(run_id="w", batch_id="b0", attempt=1)
-        write(repo, "b.txt", b"b\n")
-        reads = GitWorkspace._hashed_entries
+        watched = GitWorkspace(repo, tracker=small_tracker)
+        scanning = GitWorkspace(repo, tracker=False)
+        with watched, scanning:
+            watched.snapshot(run_id="w", batch_id="b0", attempt=1)
+            tracking_at_first = watched.tracking
+            assert tracking_at_first
+            for number in range(8):
+                write(repo, f"many/f{number}/x.txt", b"x\n")
+            for round_number in (1, 2):
+                followed = watched.snapshot(
+                    run_id="w", batch_id=f"b{round_number}", attempt=1
+                )
+                scanned = scanning.snapshot(
+                    run_id="s", batch_id=f"b{round_number}", attempt=1
+                )
+                assert tree_entries(repo, followed) == tree_entries(repo, scanned)
+                assert not watched.tracking
+                write(repo, "many/f0/x.txt", b"changed\n")
 
-        def vanishing(self: GitWorkspace, present: Any) -> Any:
-            monkeypatch.setattr(GitWorkspace, "_hashed_entries", reads)
-            raise WorkspaceError("git hash-object failed: could not open 'b.txt'")
 
-        monkeypatch.setattr(GitWorkspace, "_hashed_entries", vanishing)
-        baseline = workspace.snapshot(run_id="w", batch_id="b1", attempt=1)
-        assert set(tree_entries(repo, baseline)) == {"a.txt", "b.txt"}
-        assert workspace._monitor is not None
+class MeddlingTracker:
+    """An inotify tracker that, when asked, first does ``meddle`` to the tree
+    (as a process racing the snapshot would) and may add ``extra`` paths to
+    what it reports: the workspace must make the right tree all the same."""
+
+    def __init__(
+        self, inner: InotifyTracker, meddle: Callable[[], None], extra: set[str]
+    ) -> None:
+        self._inner = inner
+        self._meddle = meddle
+        self._extra = extra
+        self.asked = 0
+
+    @property
+    def usable(self) -> bool:
+        return self._inner.usable
+
+    def changes(self) -> set[str] | None:
+        found = self._inner.changes()
+        self.asked += 1
+        self._meddle()
+        return None if found is None else found | self._extra
+
+    def close(self) -> None:
+        self._inner.close()
 
 
-@pytest.mark.parametrize("why", ["a network file system", "a file of two names"])
-def test_no_watch_where_a_change_could_go_unseen(
-    why: str, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("how", ["gone before it is read", "git refuses to read it"])
+def test_a_path_the_tracker_reports_that_cannot_be_read_is_no_failed_snapshot(
+    how: str,
 ) -> None:
-    """Where inotify could miss a change, the tree is scanned every time: on a
-    file system where changes can come from another machine (here the tree's is
-    made to read as NFS), and where a file has a second name (a hard link),
-    since a change through one name is reported for that name only."""
+    """A file the tracker saw that is gone again by the time the tree is made
+    (an editor's temporary file), or a reported path git refuses to read (here
+    one beyond a symbolic link, where the followed tree's git command fails),
+    gives the tree a full scan gives, not a failed snapshot; the tracker stays
+    in use."""
+    with fresh_repo() as repo:
+        commit_files(repo, {"a.txt": b"a\n", "pkg/x.txt": b"x\n"})
+        made: list[MeddlingTracker] = []
+
+        def factory(root: Path) -> Tracker | None:
+            inner = InotifyTracker.start(root)
+            assert inner is not None
+            if how == "gone before it is read":
+                tracker = MeddlingTracker(
+                    inner, lambda: (repo / "b.txt").unlink(missing_ok=True), set()
+                )
+            else:
+                tracker = MeddlingTracker(inner, lambda: None, {"link/x.txt"})
+            made.append(tracker)
+            return tracker
+
+        with (
+            GitWorkspace(repo, tracker=factory) as workspace,
+            GitWorkspace(repo, tracker=False) as scanning,
+        ):
+            workspace.snapshot(run_id="w", batch_id="b0", attempt=1)
+            write(repo, "b.txt", b"b\n")
+            if how == "git refuses to read it":
+                (repo / "link").symlink_to("pkg")
+            baseline = workspace.snapshot(run_id="w", batch_id="b1", attempt=1)
+            scanned = scanning.snapshot(run_id="s", batch_id="b1", attempt=1)
+            assert made[0].asked >= 1  # the second tree was asked of the tracker
+            assert tree_entries(repo, baseline) == tree_entries(repo, scanned)
+            wanted = {"a.txt", "pkg/x.txt"}
+            if how == "git refuses to read it":
+                wanted |= {"b.txt", "link"}
+            assert set(tree_entries(repo, baseline)) == wanted
+            assert workspace.tracking
+
+
+@pytest.mark.parametrize("why", ["no tracker for this tree", "a file of two names"])
+def test_no_watch_where_a_change_could_go_unseen(why: str) -> None:
+    """Where a change could go unseen, the tree is scanned every time: where
+    the tracker factory finds nothing to watch with (as start_tracker does on a
+    network file system, see test_tracker.py), and where a file has a second
+    name (a hard link), since a change through one name is reported for that
+    name only. ``tracking`` is False, the factory is asked once, and every
+    snapshot holds the tree as it is."""
     with fresh_repo() as repo:
         commit_files(repo, {"a.txt": b"a\n"})
-        if why == "a network file system":
-            monkeypatch.setattr(
-                "recovery_adapters.git.monitor._filesystem_type",
-                lambda libc, path: 0x6969,
-            )
-        else:
-            (repo / "b.txt").hardlink_to(repo / "a.txt")
-        workspace = GitWorkspace(repo)
-        workspace.snapshot(run_id="w", batch_id="b0", attempt=1)
-        assert workspace._monitor is None
-        write(repo, "a.txt", b"changed\n")
-        baseline = workspace.snapshot(run_id="w", batch_id="b1", attempt=1)
-        assert git(repo, "show", f"{baseline}:a.txt") == b"changed\n"
+        asked: list[Path] = []
+
+        def factory(root: Path) -> Tracker | None:
+            asked.append(root)
+            return None if why == "no tracker for this tree" else start_tracker(root)
+
         if why == "a file of two names":
-            assert git(repo, "show", f"{baseline}:b.txt") == b"changed\n"
+            (repo / "b.txt").hardlink_to(repo / "a.txt")
+        with GitWorkspace(repo, tracker=factory) as workspace:
+            workspace.snapshot(run_id="w", batch_id="b0", attempt=1)
+            assert not workspace.tracking
+            for content in (b"changed\n", b"changed again\n"):
+                write(repo, "a.txt", content)
+                baseline = workspace.snapshot(run_id="w", batch_id="b1", attempt=1)
+                assert git(repo, "show", f"{baseline}:a.txt") == content
+                if why == "a file of two names":
+                    assert git(repo, "show", f"{baseline}:b.txt") == content
+                assert not workspace.tracking
+            assert asked == [repo.resolve()]
 
 
 def test_the_stores_folder_stays_out_of_followed_trees() -> None:
@@ -736,18 +916,20 @@ def test_the_stores_folder_stays_out_of_followed_trees() -> None:
     ignore: written after every event, they never enter a followed tree."""
     with fresh_repo() as repo:
         commit_files(repo, {"a.txt": b"a\n"})
-        watched = GitWorkspace(repo)
-        watched.prepare()
-        watched.snapshot(run_id="w", batch_id="b0", attempt=1)
-        write(repo, ".recovery/events.sqlite3", b"events\n")
-        write(repo, ".recovery/logs/bootstrap_errors.log", b"log\n")
-        write(repo, "b.txt", b"the batch's\n")
-        followed = watched.snapshot(run_id="w", batch_id="b1", attempt=1)
-        scanned = GitWorkspace(repo, monitor=False).snapshot(
-            run_id="s", batch_id="b1", attempt=1
-        )
-        assert set(tree_entries(repo, followed)) == {"a.txt", "b.txt"}
-        assert tree_entries(repo, followed) == tree_entries(repo, scanned)
+        with (
+            GitWorkspace(repo) as watched,
+            GitWorkspace(repo, tracker=False) as scanning,
+        ):
+            watched.prepare()
+            watched.snapshot(run_id="w", batch_id="b0", attempt=1)
+            write(repo, ".recovery/events.sqlite3", b"events\n")
+            write(repo, ".recovery/logs/bootstrap_errors.log", b"log\n")
+            write(repo, "b.txt", b"the batch's\n")
+            followed = watched.snapshot(run_id="w", batch_id="b1", attempt=1)
+            assert watched.tracking
+            scanned = scanning.snapshot(run_id="s", batch_id="b1", attempt=1)
+            assert set(tree_entries(repo, followed)) == {"a.txt", "b.txt"}
+            assert tree_entries(repo, followed) == tree_entries(repo, scanned)
 
 
 def folder_clash(path: str, tree: dict[str, tuple[str, str]]) -> bool:
@@ -802,7 +984,8 @@ def test_a_batch_that_ignores_the_users_untracked_file_does_not_commit_it() -> N
         assert changed == (".gitignore",)
         commit = workspace.commit(
             baseline=baseline, files=changed, message="b", trailers={}
-        )
+        ).commit
+        assert commit is not None
         assert set(tree_entries(repo, commit)) == {".gitignore", "app.py"}
         assert (repo / "notes.tmp").read_bytes() == b"the user's, untracked\n"
 
@@ -912,10 +1095,11 @@ def test_quarantine_undoes_a_file_and_a_folder_trading_places(swap: str) -> None
 def test_snapshot_quarantine_and_commit_in_either_object_format(
     object_format: str,
 ) -> None:
-    """Objects and our refs are written in-process in a SHA-1 repository and by
-    git itself in a SHA-256 one (which the in-process path cannot write): both
+    """A SHA-1 and a SHA-256 repository (``git init --object-format``) go
+    through the one same path: both snapshot, read a snapshot's files back,
     quarantine a failed change back to the user's state and commit a verified
-    one with only its paths, the user's staged work left staged."""
+    one with only its paths, the user's staged work left staged; every id is
+    of the repository's format and ``git fsck`` finds nothing wrong."""
     with tempfile.TemporaryDirectory(prefix="recovery-format-") as folder:
         repo = Path(folder)
         git(repo, "init", "-q", "-b", "main", f"--object-format={object_format}")
@@ -924,35 +1108,76 @@ def test_snapshot_quarantine_and_commit_in_either_object_format(
         git(repo, "add", "a.txt")
         write(repo, "notes.txt", b"untracked\n")
         files_before, index_before = working_files(repo), index_entries(repo)
-        workspace = GitWorkspace(repo)
-        assert workspace._in_process is (object_format == "sha1")
-
-        baseline = workspace.snapshot(run_id="r", batch_id="b", attempt=1)
-        write(repo, "d/b.txt", b"broken\n")
-        write(repo, "d/c.txt", b"new\n")
-        kept = workspace.quarantine(
-            run_id="r", batch_id="b", attempt=1, baseline=baseline
+        assert git(repo, "rev-parse", "--show-object-format").decode().strip() == (
+            object_format
         )
-        assert kept.files == ("d/b.txt", "d/c.txt")
-        assert working_files(repo) == files_before
-        assert index_entries(repo) == index_before
-        faulty = git(repo, "show", f"{kept.ref}:d/b.txt")
-        assert faulty == b"broken\n"
+        width = 64 if object_format == "sha256" else 40
+        with GitWorkspace(repo) as workspace:
+            baseline = workspace.snapshot(run_id="r", batch_id="b", attempt=1)
+            assert len(baseline) == width
+            write(repo, "d/b.txt", b"broken\n")
+            write(repo, "d/c.txt", b"new\n")
+            kept = workspace.quarantine(
+                run_id="r", batch_id="b", attempt=1, baseline=baseline
+            )
+            assert kept.files == ("d/b.txt", "d/c.txt")
+            assert len(kept.tree_id) == len(kept.commit) == width
+            assert working_files(repo) == files_before
+            assert index_entries(repo) == index_before
+            faulty = git(repo, "show", f"{kept.ref}:d/b.txt")
+            assert faulty == b"broken\n"
+            assert git(repo, "rev-parse", kept.ref).decode().strip() == kept.commit
+            assert workspace.read(kept.commit, ["d/b.txt", "d/c.txt"]) == {
+                "d/b.txt": b"broken\n",
+                "d/c.txt": b"new\n",
+            }
 
-        baseline = workspace.snapshot(run_id="r", batch_id="b", attempt=2)
-        write(repo, "d/b.txt", b"fixed\n")
-        commit = workspace.commit(
-            baseline=baseline,
-            files=workspace.changed_files(baseline),
-            message="b: verified",
-            trailers={"Recovery-Batch": "b"},
-        )
+            baseline = workspace.snapshot(run_id="r", batch_id="b", attempt=2)
+            assert workspace.read(baseline, ["a.txt", "notes.txt", "d", "none"]) == {
+                "a.txt": b"staged by the user\n",
+                "notes.txt": b"untracked\n",
+                "d": None,
+                "none": None,
+            }
+            write(repo, "d/b.txt", b"fixed\n")
+            committed = workspace.commit(
+                baseline=baseline,
+                files=workspace.changed_files(baseline),
+                message="b: verified",
+                trailers={"Recovery-Batch": "b"},
+            )
+        commit = committed.commit
+        assert commit is not None and len(commit) == width, committed
         assert head(repo)[1] == commit
         assert git(repo, "show", f"{commit}:d/b.txt") == b"fixed\n"
         assert git(repo, "show", f"{commit}:a.txt") == b"one\n"
         assert "Recovery-Batch: b" in git(repo, "log", "-1", "--format=%B").decode()
         status = git(repo, "status", "--porcelain").decode().splitlines()
         assert status == ["M  a.txt", "?? notes.txt"]
+        git(repo, "fsck", "--strict", "--no-dangling")
+
+
+def test_commit_leaves_out_the_users_uncommitted_mode_change() -> None:
+    """The user made a file executable (uncommitted) and the batch edited a
+    line of it: the batch's commit holds the batch's edit on HEAD's file, with
+    HEAD's mode, since the mode change is the user's; it stays uncommitted in
+    the working tree."""
+    with fresh_repo() as repo:
+        commit_files(repo, {"tool.sh": b"one\ntwo\nthree\n"})
+        (repo / "tool.sh").chmod(0o755)  # the user's, not committed
+        with GitWorkspace(repo) as workspace:
+            baseline = workspace.snapshot(run_id="r", batch_id="b", attempt=1)
+            write(repo, "tool.sh", b"one\ntwo\nTHREE\n", executable=True)
+            changed = workspace.changed_files(baseline)
+            committed = workspace.commit(
+                baseline=baseline, files=changed, message="b", trailers={}
+            )
+        assert committed.commit is not None, committed
+        assert git(repo, "show", f"{committed.commit}:tool.sh") == b"one\ntwo\nTHREE\n"
+        assert tree_entries(repo, committed.commit)["tool.sh"][0] == "100644"
+        assert git(repo, "diff", "--summary").decode().strip() == (
+            "mode change 100644 => 100755 tool.sh"
+        )
 
 
 def test_the_printed_commands_show_and_bring_back_the_faulty_change(

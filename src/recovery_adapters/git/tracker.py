@@ -49,34 +49,11 @@ MAX_FOLDERS: Final = 20_000
 #: File systems where changes can come from elsewhere (another machine, the
 #: host of a virtual machine, a cluster node) without inotify seeing them.
 #: Every FUSE file system counts too, as the statfs check before did.
-_REMOTE_FILE_SYSTEMS: Final = frozenset(
-    {
-        "9p",
-        "afs",
-        "beegfs",
-        "ceph",
-        "cifs",
-        "coda",
-        "davfs",
-        "fuse",
-        "fuseblk",
-        "gfs2",
-        "glusterfs",
-        "gpfs",
-        "lustre",
-        "ncpfs",
-        "nfs",
-        "nfs4",
-        "ocfs2",
-        "orangefs",
-        "prl_fs",
-        "smb3",
-        "smbfs",
-        "vboxsf",
-        "virtiofs",
-        "vmhgfs",
-    }
+_REMOTE: Final = (
+    "9p afs beegfs ceph cifs coda davfs fuse fuseblk gfs2 glusterfs gpfs lustre "
+    "ncpfs nfs nfs4 ocfs2 orangefs prl_fs smb3 smbfs vboxsf virtiofs vmhgfs"
 )
+_REMOTE_FILE_SYSTEMS: Final = frozenset(_REMOTE.split())
 _MOUNTINFO: Final = Path("/proc/self/mountinfo")
 _OCTAL_ESCAPE: Final = re.compile(r"\\([0-7]{3})")
 
@@ -180,19 +157,12 @@ def _watch_mask() -> int:
     """The events asked for on every folder. ONLYDIR and DONT_FOLLOW: a file or
     a symbolic link found where a folder was is not watched, its parent reports
     it; EXCL_UNLINK: nothing from files still open but already deleted."""
-    return int(
-        flags.MODIFY
-        | flags.ATTRIB
-        | flags.CLOSE_WRITE
-        | masks.MOVE
-        | flags.CREATE
-        | flags.DELETE
-        | flags.DELETE_SELF
-        | flags.MOVE_SELF
-        | flags.ONLYDIR
-        | flags.DONT_FOLLOW
-        | flags.EXCL_UNLINK
-    )
+    names = "MODIFY ATTRIB CLOSE_WRITE CREATE DELETE DELETE_SELF MOVE_SELF"
+    names += " ONLYDIR DONT_FOLLOW EXCL_UNLINK"
+    mask = masks.MOVE
+    for name in names.split():
+        mask |= getattr(flags, name)
+    return int(mask)
 
 
 def _linked(entry: os.DirEntry[str]) -> bool:

@@ -507,8 +507,21 @@ class GitWorkspace:
             raise WorkspaceError(
                 f"cannot commit the batch: {exc} (moved while the batch ran)"
             ) from None
+        self._moved(baseline, state, commit)
         self._sync_index(state, head_tree, changes)
         return Committed(commit=commit)
+
+    def _moved(self, baseline: str | None, state: RefState, commit: str) -> None:
+        """Our own branch move is part of the state a later check keeps."""
+        known = self._baselines.get(baseline or "")
+        if known is None or known.state is None or state.head_ref is None:
+            return
+        branches = dict(known.state.refs.branches)
+        branches[state.head_ref] = commit
+        refs = RefState(state.head_ref, commit, tuple(sorted(branches.items())))
+        self._baselines[baseline or ""] = attrs.evolve(
+            known, state=attrs.evolve(known.state, refs=refs)
+        )
 
     def _batch_change(
         self, base: str | None, head: str | None, files: Sequence[str]
@@ -554,7 +567,9 @@ class GitWorkspace:
             merged = self._git.run("merge-file", "-p", "-q", "--", *names)
         except GitError:
             return None  # overlapping hunks (exit > 0), or binary files
-        return Entry(theirs.mode, self._objects.write_blob(merged))
+        # The mode merges the same way: the batch's change of it, else HEAD's.
+        mode = ours.mode if theirs.mode == base.mode else theirs.mode
+        return Entry(mode, self._objects.write_blob(merged))
 
     def _sync_index(
         self,
