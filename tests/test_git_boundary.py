@@ -192,3 +192,28 @@ def _git_children() -> set[int]:
         if alive and int(fields[1]) == os.getpid() and command[0] == b"git":
             found.add(int(entry.name))
     return found
+
+
+@pytest.mark.parametrize("object_format", ["sha1", "sha256"])
+def test_a_file_the_batch_staged_leaves_the_users_index_again(
+    tmp_path: Path, object_format: str
+) -> None:
+    """A failing batch that `git add`s a new file: the quarantine takes the
+    file out of the working tree and out of the user's index, in either
+    object format (the null id that removes an index entry differs)."""
+    repo = tmp_path / "work"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main", f"--object-format={object_format}")
+    (repo / "a.txt").write_text("a\n")
+    git(repo, "add", "a.txt")
+    git(repo, "commit", "-q", "-m", "a")
+    index_before = git(repo, "ls-files", "-s")
+    workspace = GitWorkspace(repo)
+    baseline = workspace.snapshot(run_id="r", batch_id="b", attempt=1)
+    (repo / "new.txt").write_text("staged by the batch\n")
+    git(repo, "add", "new.txt")
+    kept = workspace.quarantine(run_id="r", batch_id="b", attempt=1, baseline=baseline)
+    assert kept.files == ("new.txt",)
+    assert not (repo / "new.txt").exists()
+    assert git(repo, "ls-files", "-s") == index_before
+    assert git(repo, "status", "--porcelain") == ""

@@ -1,17 +1,12 @@
 """How every git process of ours is started: one place for the safety rules.
 
-Each git command runs for the workspace's own repository and work tree
-(``GIT_DIR`` and ``GIT_WORK_TREE`` given explicitly, so that a
-``core.worktree`` or a ``.git`` file a batch wrote cannot send it elsewhere),
-with no fsmonitor, no hooks and no replace objects, no terminal prompt, and in
-a session of its own: a terminal's Ctrl-C goes to the foreground process group,
-and a git process in it would die halfway through a quarantine or a restore.
-The runner, not git, decides what a signal means.
-
-Where spawning git per call is too slow, a :class:`Pipe` keeps one git process
-open for many requests (``cat-file --batch``, ``mktree --batch``,
-``hash-object --stdin-paths``, ``update-ref --stdin``), as GitPython keeps its
-own cat-file.
+Each runs for the workspace's own repository and work tree (``GIT_DIR`` and
+``GIT_WORK_TREE`` given, so that a ``core.worktree`` or a ``.git`` file a batch
+wrote cannot send it elsewhere), with no fsmonitor, hooks, replace objects or
+terminal prompt, and in a session of its own: a terminal's Ctrl-C goes to the
+whole foreground process group, and would kill git halfway through a
+quarantine. A :class:`Server` keeps one git process for many requests
+(``cat-file --batch``, ``mktree --batch``, ``update-ref --stdin``, ...).
 """
 
 from __future__ import annotations
@@ -49,23 +44,13 @@ SAFE_SETTINGS: Final = (
 )
 #: Environment variables that would point git at another repository, index,
 #: object store or settings than the workspace's own.
-_REDIRECTING: Final = frozenset(
-    {
-        "GIT_DIR",
-        "GIT_WORK_TREE",
-        "GIT_INDEX_FILE",
-        "GIT_OBJECT_DIRECTORY",
-        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-        "GIT_COMMON_DIR",
-        "GIT_NAMESPACE",
-        "GIT_CONFIG_PARAMETERS",
-        "GIT_CONFIG_COUNT",
-        "GIT_EXTERNAL_DIFF",
-        "GIT_REPLACE_REF_BASE",
-        "GIT_SHALLOW_FILE",
-        "GIT_GRAFT_FILE",
-    }
+_REDIRECTING_NAMES: Final = (
+    "GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE GIT_OBJECT_DIRECTORY GIT_COMMON_DIR "
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES GIT_NAMESPACE GIT_CONFIG_PARAMETERS "
+    "GIT_CONFIG_COUNT GIT_EXTERNAL_DIFF GIT_REPLACE_REF_BASE GIT_SHALLOW_FILE "
+    "GIT_GRAFT_FILE"
 )
+_REDIRECTING: Final = frozenset(_REDIRECTING_NAMES.split())
 #: How long one request to a long-lived git process may take.
 DEFAULT_TIMEOUT_S: Final = 120.0
 
@@ -102,18 +87,12 @@ def deferred_signals() -> Iterator[None]:
 def discover(path: Path) -> tuple[Path, Path, Path, str]:
     """The work tree's top, its git folder, the repository's common folder and
     its object format (``sha1`` or ``sha256``) for a folder inside it."""
+    asked = "--is-bare-repository --absolute-git-dir --git-common-dir"
+    argv = ["git", "rev-parse", *asked.split(), "--show-object-format"]
     env = {k: v for k, v in os.environ.items() if k not in _REDIRECTING}
     try:
         done = subprocess.run(
-            [
-                "git",
-                "rev-parse",
-                "--is-bare-repository",
-                "--absolute-git-dir",
-                "--git-common-dir",
-                "--show-object-format",
-                "--show-toplevel",
-            ],
+            [*argv, "--show-toplevel"],
             cwd=path,
             capture_output=True,
             env=env,
@@ -123,16 +102,12 @@ def discover(path: Path) -> tuple[Path, Path, Path, str]:
     except OSError as exc:
         raise WorkspaceError(f"cannot run git in {path}: {exc}") from None
     lines = done.stdout.decode("utf-8", "surrogateescape").splitlines()
-    if done.returncode != 0 or len(lines) < 4:
-        if lines and lines[0] == "true":
-            raise WorkspaceError(f"{path} is a bare repository: it has no working tree")
-        raise WorkspaceError(f"{path.resolve()} is not inside a git repository")
-    if lines[0] == "true" or len(lines) < 5:
+    if lines[:1] == ["true"] or (done.returncode == 0 and len(lines) < 5):
         raise WorkspaceError(f"{path} is a bare repository: it has no working tree")
-    git_dir = Path(lines[1])
-    common = Path(lines[2])
-    common = common if common.is_absolute() else (path / common)
-    return Path(lines[4]).resolve(), git_dir.resolve(), common.resolve(), lines[3]
+    if done.returncode != 0 or len(lines) < 5:
+        raise WorkspaceError(f"{path.resolve()} is not inside a git repository")
+    common = path / lines[2]  # relative to path, unless absolute
+    return Path(lines[4]).resolve(), Path(lines[1]), common.resolve(), lines[3]
 
 
 class Git:
@@ -142,14 +117,13 @@ class Git:
         self.root = root
         self.git_dir = git_dir
         self.calls = 0  # git processes started, for the benchmarks
-        base = {
-            key: value
-            for key, value in os.environ.items()
-            if key not in _REDIRECTING
-            and not key.startswith(("GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_"))
-        }
         self.env: Mapping[str, str] = {
-            **base,
+            **{
+                key: value
+                for key, value in os.environ.items()
+                if key not in _REDIRECTING
+                and not key.startswith(("GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_"))
+            },
             "GIT_DIR": str(git_dir),
             "GIT_WORK_TREE": str(root),
             "GIT_TERMINAL_PROMPT": "0",
@@ -158,10 +132,8 @@ class Git:
         }
 
     def argv(self, args: Sequence[str]) -> list[str]:
-        command = ["git"]
-        for setting in SAFE_SETTINGS:
-            command += ["-c", setting]
-        return [*command, *args]
+        settings = [part for setting in SAFE_SETTINGS for part in ("-c", setting)]
+        return ["git", *settings, *args]
 
     def run(
         self,
@@ -206,11 +178,8 @@ class Git:
     def _env(
         self, index: Path | None, extra: Mapping[str, str] | None
     ) -> dict[str, str]:
-        env = dict(self.env)
-        if index is not None:
-            env["GIT_INDEX_FILE"] = str(index)
-        env.update(extra or {})
-        return env
+        named = {"GIT_INDEX_FILE": str(index)} if index is not None else {}
+        return {**self.env, **named, **(extra or {})}
 
 
 class Server:

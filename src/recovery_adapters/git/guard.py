@@ -1,14 +1,13 @@
 """The repository's own state, kept at a baseline and put back first.
 
-A batch is code nobody reviewed, and it runs with the user's repository at
-hand: it could plant ``core.fsmonitor``, a hook, a filter driver, a
-``core.worktree`` or an attributes file, move HEAD, or commit by itself. Each
-of those would make the next git command of ours (or the user's) run its
-code, or write somewhere else. So the settings files (``config``,
-``config.worktree``), ``info/`` and ``hooks/`` are kept byte for byte at the
-baseline and written back before any other git command of ours runs; HEAD and
-the branches are then put back through git. New branches are left in place
-and reported.
+A batch is code nobody reviewed, run with the user's repository at hand: it
+could plant ``core.fsmonitor``, a hook, a filter driver, a ``core.worktree``
+or an attributes file, move HEAD, or commit by itself, and the next git command
+of ours (or the user's) would run its code or write somewhere else. So the
+settings files (``config``, ``config.worktree``), ``info/`` and ``hooks/`` are
+kept byte for byte and written back before any other git command of ours runs;
+HEAD and the branches are then put back through git. New branches are left in
+place and reported.
 """
 
 from __future__ import annotations
@@ -62,6 +61,16 @@ class RepositoryState:
     refs: RefState
 
 
+#: What is reported when a file or folder of ours differs from its baseline.
+_CHANGED = {
+    "config": "the repository's git config was changed",
+    "config.worktree": "the repository's git config.worktree was changed",
+    ".git": "the work tree's .git file was changed",
+    "info": "the repository's info/ files (exclude, attributes) were changed",
+    "hooks": "the repository's hooks were changed",
+}
+
+
 def _remove(path: Path) -> None:
     if path.is_symlink() or path.is_file():
         path.unlink()
@@ -70,30 +79,22 @@ def _remove(path: Path) -> None:
 
 
 class _Reader:
-    """Reads files again only when their stat data changed: a write, a
-    chmod or a rename always changes the change time, which no program can set
-    back, so an unchanged (inode, size, times, mode) is an unchanged file."""
+    """Reads files again only when their stat data changed: a write, a chmod
+    or a rename always changes the change time, which no program can set back,
+    so an unchanged (inode, size, times, mode) is an unchanged file."""
 
     def __init__(self) -> None:
         self._seen: dict[Path, tuple[tuple[int, ...], _File]] = {}
 
-    def file(self, path: Path) -> _File | None:
+    def file(self, path: Path, st: os.stat_result | None = None) -> _File | None:
+        """The file or symlink at ``path`` (``st``: its lstat), else None."""
         try:
-            info = path.lstat()
+            st = path.lstat() if st is None else st
         except OSError:
             return None
-        return self._known(path, info)
-
-    def _known(self, path: Path, info: os.stat_result) -> _File | None:
-        if not (stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode)):
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
             return None
-        key = (
-            info.st_ino,
-            info.st_size,
-            info.st_mtime_ns,
-            info.st_ctime_ns,
-            info.st_mode,
-        )
+        key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode)
         seen = self._seen.get(path)
         if seen is not None and seen[0] == key:
             return seen[1]
@@ -112,12 +113,10 @@ class _Reader:
             return ()
         found: list[tuple[str, _File]] = []
         for entry in entries:
-            info = entry.stat(follow_symlinks=False)
-            if stat.S_ISDIR(info.st_mode):
+            st = entry.stat(follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
                 found += self.folder(Path(entry.path), f"{prefix}{entry.name}/")
-                continue
-            content = self._known(Path(entry.path), info)
-            if content is not None:
+            elif (content := self.file(Path(entry.path), st)) is not None:
                 found.append((f"{prefix}{entry.name}", content))
         return tuple(sorted(found))
 
@@ -145,23 +144,16 @@ class Guard:
 
     def files(self) -> RepositoryState:
         """The state of the settings files and folders, without the refs."""
-        files = tuple(
-            (name, self._reader.file(path)) for name, path in self._files.items()
-        )
-        folders = tuple(
-            (name, self._reader.folder(path)) for name, path in self._folders.items()
-        )
-        return RepositoryState(
-            files=files, folders=folders, refs=RefState(None, None, ())
-        )
+        read = self._reader
+        files = tuple((n, read.file(p)) for n, p in self._files.items())
+        folders = tuple((n, read.folder(p)) for n, p in self._folders.items())
+        return RepositoryState(files, folders, RefState(None, None, ()))
 
     def put_back(self, before: RepositoryState) -> tuple[str, ...]:
         """Writes back whatever differs from ``before``, the files first (so
         that the git commands that read the refs run with the settings as they
         were); returns what was found changed."""
-        problems = list(self.put_back_files(before))
-        problems += self._put_back_refs(before.refs)
-        return tuple(problems)
+        return (*self.put_back_files(before), *self._put_back_refs(before.refs))
 
     def put_back_files(self, before: RepositoryState) -> list[str]:
         """Writes back the settings files and folders that differ from
@@ -169,27 +161,22 @@ class Guard:
         now = self.files()
         problems: list[str] = []
         for (name, was), (_, found) in zip(before.files, now.files, strict=True):
-            if was == found:
+            if was != found:
+                problems.append(_CHANGED[name])
+                if was is None:
+                    _remove(self._files[name])
+                else:
+                    was.write(self._files[name])
+        for (name, saved), (_, there) in zip(before.folders, now.folders, strict=True):
+            if saved == there:
                 continue
-            path = self._files[name]
-            problems.append(f"{_describe(name)} was changed")
-            if was is None:
-                _remove(path)
-            else:
-                was.write(path)
-        for (name, was_files), (_, found_files) in zip(
-            before.folders, now.folders, strict=True
-        ):
-            if was_files == found_files:
-                continue
-            problems.append(_FOLDER_CHANGED[name])
-            folder = self._folders[name]
+            problems.append(_CHANGED[name])
+            folder, present = self._folders[name], dict(there)
             if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
                 _remove(folder)  # a link would send what is put back elsewhere
-            saved, present = dict(was_files), dict(found_files)
-            for relative in present.keys() - saved.keys():
+            for relative in present.keys() - dict(saved).keys():
                 _remove(folder / relative)
-            for relative, content in saved.items():
+            for relative, content in saved:
                 if present.get(relative) != content:
                     content.write(folder / relative)
         return problems
@@ -197,15 +184,11 @@ class Guard:
     def _put_back_refs(self, before: RefState) -> list[str]:
         now = self._refs.state()
         problems: list[str] = []
-        if now.head_ref != before.head_ref or (
-            before.head_ref is None and now.head != before.head
-        ):
-            # A branch that moved under an unchanged HEAD is reported below, as
-            # the branch it is.
-            problems.append(
-                f"HEAD moved from {before.head_ref or before.head} to "
-                f"{now.head_ref or now.head}"
-            )
+        # HEAD is the branch it names, or the commit when detached: a branch
+        # that moved under an unchanged HEAD is reported below, as that branch.
+        head_was, head_now = before.head_ref or before.head, now.head_ref or now.head
+        if head_was != head_now:
+            problems.append(f"HEAD moved from {head_was} to {head_now}")
             self._refs.put_head(before)
         old, new = dict(before.branches), dict(now.branches)
         for name, sha in old.items():
@@ -215,15 +198,3 @@ class Guard:
         for name in sorted(new.keys() - old.keys()):
             problems.append(f"branch {name} was created (left in place)")
         return problems
-
-
-_FOLDER_CHANGED = {
-    "hooks": "the repository's hooks were changed",
-    "info": "the repository's info/ files (exclude, attributes) were changed",
-}
-
-
-def _describe(name: str) -> str:
-    if name == ".git":
-        return "the work tree's .git file"
-    return f"the repository's git {name}"

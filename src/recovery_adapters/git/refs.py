@@ -13,13 +13,7 @@ from typing import Final
 
 import attrs
 
-from recovery_adapters.git.command import (
-    Git,
-    GitError,
-    Pipe,
-    WorkspaceError,
-    deferred_signals,
-)
+from recovery_adapters.git.command import Git, GitError, Server, WorkspaceError
 
 __all__ = ["RefMoved", "RefState", "RefUpdate", "Refs", "ref_part"]
 
@@ -70,12 +64,12 @@ class Refs:
     def __init__(self, git: Git, *, null: str = "0" * 40) -> None:
         self._git = git
         self._null = null
-        self._writer: Pipe | None = None
+        self._writer = Server(
+            git, "update-ref", "--stdin", "-m", "recovery: commit verified batch"
+        )
 
     def close(self) -> None:
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            writer.close()
+        self._writer.close()
 
     def state(self) -> RefState:
         """HEAD and the branches, as git reads them now."""
@@ -115,21 +109,17 @@ class Refs:
                 raise WorkspaceError(f"refusing to write ref {update.ref!r}")
             old = "" if update.old is None else f" {update.old or self._null}"
             lines.append(f"update {update.ref} {update.new}{old}\n")
-        writer = self._pipe()
+        request = ["start\n", *lines, "prepare\n", "commit\n"]
         try:
-            with deferred_signals():
-                self._expect(writer, "start\n", "start: ok")
-                writer.send("".join(lines).encode())
-                self._expect(writer, "prepare\n", "prepare: ok")
-                self._expect(writer, "commit\n", "commit: ok")
+            # git ends at a failed prepare, having written nothing.
+            answers = self._writer.ask("".join(request).encode(), answers=3)
         except GitError as exc:
-            self.close()
             if "but expected" in str(exc) or "reference already exists" in str(exc):
                 raise RefMoved(str(exc)) from None
             raise
-        except BaseException:
-            self.close()
-            raise
+        if answers != [b"start: ok", b"prepare: ok", b"commit: ok"]:
+            self._writer.close()
+            raise GitError(f"git update-ref answered {answers!r}")
 
     def put_head(self, state: RefState) -> None:
         """Points HEAD back where ``state`` had it."""
@@ -148,18 +138,3 @@ class Refs:
     def put_branch(self, name: str, sha: str) -> None:
         """Points the branch ``name`` back at ``sha``."""
         self._git.run("update-ref", "-m", "recovery: put back", name, sha)
-
-    def _pipe(self) -> Pipe:
-        if self._writer is None or not self._writer.alive:
-            self.close()
-            self._writer = self._git.pipe(
-                "update-ref", "--stdin", "-m", "recovery: commit verified batch"
-            )
-        return self._writer
-
-    @staticmethod
-    def _expect(writer: Pipe, command: str, answer: str) -> None:
-        writer.send(command.encode())
-        line = writer.line().decode(errors="replace")
-        if line != answer:
-            raise GitError(f"git update-ref answered {line!r} to {command.strip()}")

@@ -1,23 +1,15 @@
-"""Which paths of a working tree changed since the last time it was asked, as
-Linux inotify reports them (through the ``inotify_simple`` package), so that a
-snapshot after the first costs what the change costs instead of a scan of every
-file.
+"""Which paths of a working tree changed since last asked, from Linux inotify
+(through ``inotify_simple``), so that a snapshot after the first costs what the
+change costs instead of a scan of every file.
 
-It is conservative: whatever it cannot vouch for makes
-:meth:`Tracker.changes` answer None, and the caller scans the whole tree as
-before. Once a tracker can never vouch again (a folder it could not watch, too
-many folders, the top of the tree moved or went), :attr:`Tracker.usable` turns
-False and the caller drops it for good.
+It is conservative: when it cannot vouch for what changed, :meth:`Tracker.changes`
+answers None and the caller scans the whole tree; once it can never vouch again,
+:attr:`Tracker.usable` turns False and the caller drops it for good.
 
-Limits: what inotify does not see it cannot report, namely writes through a
-memory mapping whose file was closed first. A tree on a network or shared file
-system (NFS, SMB, FUSE, 9P, virtiofs, ...), where changes can come from another
-machine or from the host of a virtual machine, is not watched at all; nor is a
-tree with a nested repository or with a file that has several names.
-
-It watches folders, never ``.git`` at the top; events are read only when asked,
-and a folder created or moved in meanwhile is reported whole, so what happened
-in it before its watch was added is not lost.
+Limits: inotify misses writes through a memory mapping whose file was closed
+first. Not watched at all: a tree on a network or shared file system (NFS, SMB,
+FUSE, 9P, virtiofs, ...), where changes can come from another machine or a virtual
+machine's host, or one with a nested repository or a file of several names.
 """
 
 from __future__ import annotations
@@ -27,14 +19,13 @@ import errno
 import os
 import re
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Final, Protocol
 
 try:
-    from inotify_simple import INotify, flags, masks  # type: ignore[import-untyped]
+    from inotify_simple import INotify, flags  # type: ignore[import-untyped]
 except ImportError:  # not Linux (it needs termios and fcntl), or not installed
-    INotify = flags = masks = None
+    INotify = flags = None
 
 __all__ = [
     "MAX_FOLDERS",
@@ -46,14 +37,20 @@ __all__ = [
 
 #: More folders than this and the tree is scanned instead of watched.
 MAX_FOLDERS: Final = 20_000
-#: File systems where changes can come from elsewhere (another machine, the
-#: host of a virtual machine, a cluster node) without inotify seeing them.
-#: Every FUSE file system counts too, as the statfs check before did.
+#: Where changes can come from elsewhere (another machine, the host of a virtual
+#: machine, a cluster node) without inotify seeing them; every ``fuse.*`` too.
 _REMOTE: Final = (
     "9p afs beegfs ceph cifs coda davfs fuse fuseblk gfs2 glusterfs gpfs lustre "
     "ncpfs nfs nfs4 ocfs2 orangefs prl_fs smb3 smbfs vboxsf virtiofs vmhgfs"
 )
 _REMOTE_FILE_SYSTEMS: Final = frozenset(_REMOTE.split())
+#: Asked of every folder. ONLYDIR and DONT_FOLLOW: a file or symbolic link found
+#: where a folder was is not watched, its parent reports it; EXCL_UNLINK: nothing
+#: from files deleted but still open.
+_EVENTS: Final = (
+    "MODIFY ATTRIB CLOSE_WRITE CREATE DELETE DELETE_SELF MOVE_SELF MOVED_FROM "
+    "MOVED_TO ONLYDIR DONT_FOLLOW EXCL_UNLINK"
+)
 _MOUNTINFO: Final = Path("/proc/self/mountinfo")
 _OCTAL_ESCAPE: Final = re.compile(r"\\([0-7]{3})")
 
@@ -66,17 +63,14 @@ class Tracker(Protocol):
     @property
     def usable(self) -> bool:
         """False once it can never vouch again; the caller then drops it."""
-        ...
 
     def changes(self) -> set[str] | None:
         """The paths (relative to the root, ``/``-separated, a folder standing
         for everything below it) that changed since the last call, or None when
         it cannot vouch for them this time or is not usable."""
-        ...
 
     def close(self) -> None:
         """Stops watching."""
-        ...
 
 
 class _Inotify(Protocol):
@@ -89,80 +83,60 @@ class _Inotify(Protocol):
 
 
 def start_tracker(root: Path) -> Tracker | None:
-    """A tracker for the working tree at ``root``, or None where it cannot be
-    watched."""
+    """A tracker for the working tree at ``root``, or None where it cannot watch."""
     return InotifyTracker.start(root)
 
 
 def is_remote_mount(mountinfo: str, path: Path) -> bool:
-    """Whether ``path`` lies on a network or shared file system, from the text
-    of ``/proc/self/mountinfo``: the mount whose mount point is the longest
-    prefix of the resolved path decides (the last one listed when several are
-    stacked on the same point, as that one is on top)."""
-    return _is_remote(_mount_type(mountinfo, str(path.resolve())))
+    """Whether ``path`` lies on a network or shared file system, going by the
+    text of ``/proc/self/mountinfo``."""
+    return _remote_at(_mounts(mountinfo), str(path.resolve()))
 
 
-def _mount_type(mountinfo: str, target: str) -> str:
-    """The file system type of the mount holding the resolved path ``target``,
-    or "" when mountinfo lists none."""
-    length, kind = -1, ""
-    for point, fs_type in _mounts(mountinfo):
-        if _is_below(target, point) and len(point) >= length:
-            length, kind = len(point), fs_type
-    return kind
-
-
-def _mounts(mountinfo: str) -> Iterator[tuple[str, str]]:
-    """The mount point and file system type of each line of mountinfo: the
-    fifth field, and the first after the ``-`` that ends the optional fields."""
+def _mounts(mountinfo: str) -> list[tuple[str, bool]]:
+    """Each mount point (the fifth field) and whether its file system type (the
+    first field after the ``-`` that ends the optional fields) is remote."""
+    mounts = []
     for line in mountinfo.split("\n"):
-        before, separator, after = line.partition(" - ")
-        fields, rest = before.split(), after.split()
-        if separator and len(fields) >= 5 and rest:
-            yield _OCTAL_ESCAPE.sub(_unescape, fields[4]), rest[0]
+        before, _, after = line.partition(" - ")
+        fields, kind = before.split(), after.split()[:1]
+        if len(fields) >= 5 and kind:
+            # The kernel writes space, tab, newline and backslash as octal escapes.
+            point = _OCTAL_ESCAPE.sub(lambda match: chr(int(match[1], 8)), fields[4])
+            remote = kind[0] in _REMOTE_FILE_SYSTEMS or kind[0].startswith("fuse.")
+            mounts.append((point, remote))
+    return mounts
 
 
-def _unescape(match: re.Match[str]) -> str:
-    # The kernel writes space, tab, newline and backslash as octal escapes.
-    return chr(int(match.group(1), 8))
+def _remote_at(mounts: list[tuple[str, bool]], target: str) -> bool:
+    """Whether the mount holding ``target`` is remote: the longest mount point
+    above it, of several stacked there the last listed (it is on top)."""
+    length, remote = -1, False
+    for point, point_remote in mounts:
+        if len(point) >= length and _is_below(target, point):
+            length, remote = len(point), point_remote
+    return remote
 
 
 def _is_below(path: str, point: str) -> bool:
     return path == point or path.startswith(point.rstrip("/") + "/")
 
 
-def _is_remote(fs_type: str) -> bool:
-    return fs_type in _REMOTE_FILE_SYSTEMS or fs_type.startswith("fuse.")
-
-
 def _mount_refused(root: Path) -> bool:
-    """Whether ``root``, or a mount inside it, is on a remote file system (or
-    its path cannot even be resolved); an unreadable mountinfo counts as all
-    local."""
+    """Whether ``root``, or a mount inside it, is remote (or ``root`` cannot even
+    be resolved); an unreadable mountinfo counts as all local."""
     try:
-        mountinfo = _MOUNTINFO.read_text(encoding="utf-8", errors="surrogateescape")
+        text = _MOUNTINFO.read_text(encoding="utf-8", errors="surrogateescape")
     except OSError:
         return False
     try:
         top = str(root.resolve())
     except (OSError, RuntimeError):  # a loop of symbolic links: nothing to watch
         return True
-    inside = (p for p, kind in _mounts(mountinfo) if _is_remote(kind))
-    return _is_remote(_mount_type(mountinfo, top)) or any(
-        _is_below(point, top) for point in inside
+    mounts = _mounts(text)
+    return _remote_at(mounts, top) or any(
+        remote and _is_below(point, top) for point, remote in mounts
     )
-
-
-def _watch_mask() -> int:
-    """The events asked for on every folder. ONLYDIR and DONT_FOLLOW: a file or
-    a symbolic link found where a folder was is not watched, its parent reports
-    it; EXCL_UNLINK: nothing from files still open but already deleted."""
-    names = "MODIFY ATTRIB CLOSE_WRITE CREATE DELETE DELETE_SELF MOVE_SELF"
-    names += " ONLYDIR DONT_FOLLOW EXCL_UNLINK"
-    mask = masks.MOVE
-    for name in names.split():
-        mask |= getattr(flags, name)
-    return int(mask)
 
 
 def _linked(entry: os.DirEntry[str]) -> bool:
@@ -177,29 +151,27 @@ def _linked(entry: os.DirEntry[str]) -> bool:
 
 
 class InotifyTracker:
-    """The changed paths below ``root`` (relative, ``/``-separated), as inotify
-    reports them, since the last call of :meth:`changes`. Made by
-    :meth:`start`."""
+    """The changed paths below ``root`` since the last call of :meth:`changes`,
+    as inotify reports them. Made by :meth:`start`."""
 
     def __init__(self, root: Path, inotify: _Inotify, max_folders: int) -> None:
         self.root = root
         self._inotify = inotify
         self._max_folders = max_folders
-        self._mask = _watch_mask()
+        self._mask = 0
+        for name in _EVENTS.split():
+            self._mask |= int(getattr(flags, name))
         self._folders: dict[int, str] = {}
-        self._uncertain = False
-        self._broken = False
-        self._closed = False
+        self._uncertain = self._broken = self._closed = False
 
     @classmethod
     def start(
         cls, root: Path, *, max_folders: int = MAX_FOLDERS
     ) -> InotifyTracker | None:
-        """A tracker watching every folder below ``root`` (``.git`` aside), or
-        None where it cannot watch: not Linux or inotify_simple not importable,
-        a remote or shared file system, a nested repository (a ``.git`` below
-        the top), a regular file with several hard links, more than
-        ``max_folders`` folders, no watch left."""
+        """A tracker watching every folder below ``root`` but ``.git``, or None
+        where it cannot: off Linux or without inotify_simple, on a remote file
+        system, with a nested repository or a hard-linked file, over
+        ``max_folders`` folders, or with no watch left."""
         if INotify is None or not sys.platform.startswith("linux"):
             return None
         if _mount_refused(root):
@@ -209,7 +181,9 @@ class InotifyTracker:
         except OSError:  # no inotify instance left for this user
             return None
         tracker = cls(root, inotify, max_folders)
-        if not tracker._watch_top():
+        # A root that is missing or not a folder is skipped like a folder gone
+        # meanwhile, which would leave nothing watched to vouch for anything.
+        if not (tracker._watch_tree("") and tracker._folders):
             tracker.close()
             return None
         return tracker
@@ -221,8 +195,7 @@ class InotifyTracker:
         return not (self._broken or self._closed)
 
     def changes(self) -> set[str] | None:
-        """The paths that changed since the last call (a folder stands for
-        everything below it), or None when it cannot vouch for them."""
+        """As :meth:`Tracker.changes` says."""
         if not self.usable:
             return None
         changed: set[str] = set()
@@ -249,22 +222,16 @@ class InotifyTracker:
         except Exception:  # noqa: S110
             pass
 
-    # -- inside -------------------------------------------------------------
-
     def _read(self) -> list[_Event]:
         """Every event queued so far, without waiting for more."""
         events: list[_Event] = []
-        while True:
-            try:
-                batch = self._inotify.read(timeout=0)
-            except BlockingIOError:
-                break
-            except OSError:
-                self._uncertain = True
-                break
-            if not batch:
-                break
-            events.extend(batch)
+        try:
+            while batch := self._inotify.read(timeout=0):
+                events.extend(batch)
+        except BlockingIOError:
+            pass
+        except OSError:
+            self._uncertain = True
         return events
 
     def _take(self, wd: int, mask: int, name: str, changed: set[str]) -> None:
@@ -282,28 +249,20 @@ class InotifyTracker:
         if mask & (flags.DELETE_SELF | flags.MOVE_SELF):
             # Below the top its parent reports the path; the top itself is
             # no longer where the caller looks.
-            self._broken = self._broken or folder == ""
+            self._broken |= folder == ""
             return
         if not name or (folder == "" and name == ".git"):
             return
         path = f"{folder}/{name}" if folder else name
+        # A folder made or moved in is reported whole: what happened in it
+        # before its watch was added went unseen.
         changed.add(path)
-        if mask & flags.ISDIR:
-            self._follow_folder(path, mask)
-
-    def _follow_folder(self, path: str, mask: int) -> None:
+        if not mask & flags.ISDIR:
+            return
         if mask & flags.MOVED_FROM:
             self._unwatch(path)
-        made = mask & (flags.CREATE | flags.MOVED_TO)
-        if made and not self._watch_tree(path):
-            # Some folder goes unwatched from now on: this tracker can never
-            # vouch for a change again.
-            self._broken = True
-
-    def _watch_top(self) -> bool:
-        # A root that is missing or not a folder would be skipped like a folder
-        # gone meanwhile, leaving nothing watched that vouches for anything.
-        return self._watch_tree("") and bool(self._folders)
+        if mask & (flags.CREATE | flags.MOVED_TO) and not self._watch_tree(path):
+            self._broken = True  # some folder goes unwatched from now on
 
     def _watch_tree(self, relative: str) -> bool:
         """Watches ``relative`` and every folder below it, each before its
@@ -318,8 +277,7 @@ class InotifyTracker:
                 if entry.name == ".git":
                     if current:
                         return False  # a nested repository: git sees a gitlink
-                    continue
-                if entry.is_dir(follow_symlinks=False):
+                elif entry.is_dir(follow_symlinks=False):
                     pending.append(f"{current}/{entry.name}" if current else entry.name)
                 elif _linked(entry):
                     return False
@@ -328,7 +286,7 @@ class InotifyTracker:
     def _watch_folder(self, relative: str) -> list[os.DirEntry[str]] | None:
         """Watches one folder, then lists it: its entries, none when it went
         again already (its parent reports it), None when it cannot be watched."""
-        full = self.root / relative if relative else self.root
+        full = self.root / relative  # the root itself for ""
         try:
             wd = self._inotify.add_watch(full, self._mask)
         except OSError as error:
@@ -344,9 +302,8 @@ class InotifyTracker:
             return None
 
     def _unwatch(self, relative: str) -> None:
-        prefix = f"{relative}/"
         for wd, folder in list(self._folders.items()):
-            if folder == relative or folder.startswith(prefix):
-                self._folders.pop(wd)
+            if _is_below(folder, relative):
+                del self._folders[wd]
                 with contextlib.suppress(OSError):  # the kernel dropped it already
                     self._inotify.rm_watch(wd)

@@ -1,25 +1,15 @@
 """GitWorkspace: the :class:`~recovery_core.ports.Workspace` port for a git
-working tree.
-
-Where each thing happens:
-
-- :meth:`GitWorkspace.snapshot`: the tree of the whole working tree (the
-  user's index untouched) as a commit under
-  ``refs/recovery/<run>/<batch>/<attempt>/baseline``, what the user had staged
-  under ``.../index``, and the repository's own state (settings, hooks, HEAD,
-  branches) kept in memory;
-- :meth:`GitWorkspace.changed_files`: what differs from the baseline now;
-- :meth:`GitWorkspace.quarantine`: the faulty tree under ``.../quarantine``,
-  then :meth:`GitWorkspace.restore` of exactly the paths the attempt changed;
-- :meth:`GitWorkspace.commit`: HEAD plus the batch's own change, merged per
-  file where the user had uncommitted edits in the same file;
-- :meth:`GitWorkspace.check`: the guards (HEAD, branches, settings, hooks).
-
-Before any git command of ours after a snapshot, whatever a batch changed in
-the repository's settings, ``info/`` and hooks is put back
-(:mod:`recovery_adapters.git.guard`); every git command runs as
-:mod:`recovery_adapters.git.command` says (this work tree only, no fsmonitor,
-no hooks, in a session of its own).
+working tree. Where each thing happens: :meth:`~GitWorkspace.snapshot` (the
+whole working tree, the user's index untouched, under
+``refs/recovery/<run>/<batch>/<attempt>/baseline``; what the user staged under
+``.../index``; the repository's own state in memory),
+:meth:`~GitWorkspace.changed_files`, :meth:`~GitWorkspace.quarantine` (the
+faulty tree under ``.../quarantine``, then :meth:`~GitWorkspace.restore` of
+exactly the paths the attempt changed), :meth:`~GitWorkspace.commit` (HEAD plus
+the batch's own change) and :meth:`~GitWorkspace.check` (the guards). Before
+any git command of ours after a snapshot, what a batch changed in the
+repository's settings, ``info/`` and hooks is put back
+(:mod:`~recovery_adapters.git.guard`).
 """
 
 from __future__ import annotations
@@ -41,7 +31,7 @@ from recovery_adapters.git.command import (
 )
 from recovery_adapters.git.guard import Guard, RepositoryState
 from recovery_adapters.git.lock import WorkspaceLock
-from recovery_adapters.git.objects import Entry, Objects, scratch_folder
+from recovery_adapters.git.objects import Entry, ObjectError, Objects, scratch_folder
 from recovery_adapters.git.refs import RefMoved, Refs, RefState, RefUpdate, ref_part
 from recovery_adapters.git.tracker import Tracker, start_tracker
 from recovery_adapters.git.worktree import WorkingTree, is_file
@@ -121,6 +111,7 @@ class GitWorkspace:
             scratch=scratch,
             exclude=[p for p in (self._relative(p) for p in exclude) if p],
             tracker=start_tracker if tracker is True else (tracker or None),
+            null="0" * (2 * width),
         )
         self._lock = WorkspaceLock(git_dir, root)
         self._baselines: dict[str, _Baseline] = {}
@@ -260,37 +251,18 @@ class GitWorkspace:
             self._baselines.pop(next(iter(self._baselines)))
         self._baselines[commit] = baseline
 
-    def _baseline(self, commit: str) -> _Baseline:
-        """What is known of the snapshot ``commit`` (one another process took:
-        its tree and its attempt's index ref, read from git)."""
+    def _baseline(self, commit: str, index_ref: str = "") -> _Baseline:
+        """What is known of the snapshot ``commit``; of one another process
+        took, its tree, and what the user had staged from ``index_ref``."""
         known = self._baselines.get(commit)
-        if known is not None:
-            return known
-        tree = self._objects.commit_tree(commit)
-        index_tree = self._index_ref_tree(commit)
-        found = _Baseline(tree, index_tree, None)
-        self._remember(commit, found)
-        return found
-
-    def _index_ref_tree(self, baseline: str) -> str | None:
-        """The user's staged tree at ``baseline``, from its attempt's index ref
-        (found by its baseline ref pointing at ``baseline``)."""
-        out = self._git.text(
-            "for-each-ref",
-            "--format=%(objectname) %(refname)",
-            "--points-at",
-            baseline,
-            "refs/recovery/",
-        )
-        for line in out.splitlines():
-            _sha, _, ref = line.partition(" ")
-            if ref.endswith("/baseline"):
-                index_ref = ref[: -len("baseline")] + "index"
-                found = self._git.text(
-                    "rev-parse", "-q", "--verify", f"{index_ref}^{{tree}}", codes=(0, 1)
-                ).strip()
-                return found or None
-        return None
+        if known is None:
+            try:
+                staged = self._objects.commit_tree(index_ref) if index_ref else None
+            except ObjectError:
+                staged = None
+            known = _Baseline(self._objects.commit_tree(commit), staged, None)
+            self._remember(commit, known)
+        return known
 
     def _write_commit(self, tree: str, parents: Sequence[str], message: str) -> str:
         return self._objects.write_commit(
@@ -372,7 +344,7 @@ class GitWorkspace:
         attempt changed back as they were at ``baseline``, and the user's staged
         entries back as they were; nothing else is touched."""
         self._put_back(baseline, refs=True)
-        known = self._baseline(baseline)
+        known = self._baseline(baseline, self._ref(run_id, batch_id, attempt, "index"))
         faulty = self._tree.tree()
         files = self._changed(known.tree, faulty)
         ref = self._ref(run_id, batch_id, attempt, "quarantine")

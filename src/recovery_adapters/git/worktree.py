@@ -1,15 +1,15 @@
-"""The working tree as git sees it: its tree now, the entries its files would
-be staged as, and the user's index, none of them touching what the user has.
+"""The working tree as git sees it (its tree now, the entries its files would
+be staged as) and the user's index, read without touching what the user has.
 
-A tree of the whole working tree is ``git add -A`` into a temporary index
-(a second name for the user's, so git's stat cache spares re-hashing unchanged
-files) and ``write-tree``. That is always right, and it costs what the
-repository holds. A :class:`~recovery_adapters.git.tracker.Tracker` may say
-which paths changed since the last tree; then the new tree is the last one
-with those paths hashed again, and costs what the change costs. The tracker
-only ever narrows which paths are looked at: whenever it cannot vouch (or what
-a tree depends on besides its files changed: ignore rules, attributes,
-settings, the user's index), the full scan runs.
+A tree of the whole working tree is ``git add -A`` into a temporary index (a
+second name for the user's, so git's stat cache spares re-hashing unchanged
+files) and ``write-tree``: always right, at the cost of what the repository
+holds. A :class:`~recovery_adapters.git.tracker.Tracker` may say which paths
+changed since the last tree; the new tree is then the last one with those
+paths hashed again, at the cost of the change. The tracker only narrows what
+is looked at: whenever it cannot vouch, or something else a tree depends on
+changed (ignore rules, attributes, settings, the user's index), a full scan
+runs.
 """
 
 from __future__ import annotations
@@ -18,9 +18,8 @@ import os
 import shutil
 import stat
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Final
 
 from recovery_adapters.git.command import Git, GitError, Server
 from recovery_adapters.git.objects import Entry, Objects, name_of, raw_of
@@ -28,8 +27,6 @@ from recovery_adapters.git.tracker import Tracker
 from recovery_core.store import RECOVERY_DIR
 
 __all__ = ["WorkingTree", "is_file"]
-
-_NULL: Final = "0" * 40
 
 
 def is_file(path: Path) -> bool:
@@ -49,13 +46,13 @@ class WorkingTree:
         scratch: Path,
         exclude: Sequence[str],
         tracker: Callable[[Path], Tracker | None] | None,
+        null: str = "0" * 40,
     ) -> None:
-        self._git = git
-        self._objects = objects
+        self._git, self._objects = git, objects
+        self._null = null  # the id that removes an index entry (SHA-1 or -256)
         self.root = git.root
         self._index = git.git_dir / "index"
-        self._common_dir = common_dir
-        self._scratch = scratch
+        self._common_dir, self._scratch = common_dir, scratch
         self.exclude = tuple(exclude)
         self._start_tracker = tracker
         self._tracker: Tracker | None = None
@@ -64,17 +61,10 @@ class WorkingTree:
         self._index_state: tuple[tuple[int, ...], str | None] | None = None
         self._settings: dict[str, str] | None = None
         self._serial = 0
-        # Reads the ignore rules once per directory and keeps them: restarted
-        # with each full scan, which is what any change of those rules brings.
-        self._ignorer = Server(
-            git,
-            "check-ignore",
-            "--no-index",
-            "-z",
-            "--stdin",
-            "--non-matching",
-            "--verbose",
-        )
+        # Keeps each folder's ignore rules once read: restarted with each full
+        # scan, which is what any change of those rules brings.
+        asks = ["--no-index", "-z", "--stdin", "--non-matching", "--verbose"]
+        self._ignorer = Server(git, "check-ignore", *asks)
 
     @property
     def tracking(self) -> bool:
@@ -90,14 +80,12 @@ class WorkingTree:
     # -- settings -----------------------------------------------------------
 
     def settings(self) -> dict[str, str]:
-        """The repository's git settings (lower-case keys), read once a tree's
-        context is known to be unchanged."""
+        """The repository's git settings (lower-case keys), read once and kept
+        until :meth:`forget_settings` (which every full scan calls)."""
         if self._settings is None:
-            out = self._git.text("config", "--list", "-z")
-            self._settings = {}
-            for record in filter(None, out.split("\0")):
-                key, _, value = record.partition("\n")
-                self._settings[key.lower()] = value
+            records = self._git.text("config", "--list", "-z").split("\0")
+            pairs = (record.partition("\n") for record in records if record)
+            self._settings = {key.lower(): value for key, _, value in pairs}
         return self._settings
 
     def forget_settings(self) -> None:
@@ -106,8 +94,9 @@ class WorkingTree:
     def _modes_from_files(self) -> bool:
         """Whether git takes modes and links from the files themselves."""
         settings = self.settings()
-        return _true(settings.get("core.filemode", "true")) and _true(
-            settings.get("core.symlinks", "true")
+        return not any(  # a git boolean is true unless it says no (a bare key too)
+            settings.get(key, "").strip().lower() in ("false", "no", "off", "0")
+            for key in ("core.filemode", "core.symlinks")
         )
 
     # -- trees --------------------------------------------------------------
@@ -126,20 +115,17 @@ class WorkingTree:
             self._tracker = self._start_tracker(self.root)
             if self._tracker is None:
                 self._start_tracker = None
+        # Ignore rules, attributes or settings may have changed: read them anew.
         self.forget_settings()
         self._ignorer.close()
         self._objects.forget_filters()
         context = self._context()
-        tree = self._scan()
-        self._followed = (tree, context) if self._tracker is not None else None
-        return tree
-
-    def _scan(self) -> str:
         with self.temporary_index(from_user=True) as index:
             self._git.run("add", "-A", "--", ".", index=index)
             tree = self._git.text("write-tree", index=index).strip()
         if self.exclude:
             tree = self._objects.with_changes(tree, dict.fromkeys(self.exclude))
+        self._followed = (tree, context) if self._tracker is not None else None
         return tree
 
     def _follow(self) -> str | None:
@@ -155,13 +141,12 @@ class WorkingTree:
             if not self._tracker.usable:
                 self._drop_tracker()
             return None
-        if changed:
-            followed = self._with_changed(tree, changed)
-            if followed is None:
-                return None
-            tree = followed
-            self._followed = (tree, context)
-        return tree
+        if not changed:
+            return tree
+        new = self._with_changed(tree, changed)
+        if new is not None:
+            self._followed = (new, context)
+        return new
 
     def _drop_tracker(self) -> None:
         """A tracker that can never vouch again: full scans from now on."""
@@ -174,65 +159,40 @@ class WorkingTree:
         the tree, git's settings, and the paths left out."""
         home = Path.home()
         xdg = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config") / "git"
-        files = [
-            self._common_dir / "info" / "exclude",
-            self._common_dir / "info" / "attributes",
-            self._common_dir / "config",
-            self._git.git_dir / "config.worktree",
-            Path(os.environ.get("GIT_CONFIG_GLOBAL") or home / ".gitconfig"),
-            xdg / "config",
-            xdg / "ignore",
-            xdg / "attributes",
-            Path("/etc/gitconfig"),
-            Path("/etc/gitattributes"),
-        ]
+        common = self._common_dir
+        files = [common / "info" / "exclude", common / "info" / "attributes"]
+        files += [common / "config", self._git.git_dir / "config.worktree"]
+        files.append(Path(os.environ.get("GIT_CONFIG_GLOBAL") or home / ".gitconfig"))
+        files += [xdg / "config", xdg / "ignore", xdg / "attributes"]
+        files += [Path("/etc/gitconfig"), Path("/etc/gitattributes")]
         settings = self.settings()
-        for key in ("core.excludesfile", "core.attributesfile"):
-            if key in settings:
-                files.append(Path(settings[key]).expanduser())
+        named = ("core.excludesfile", "core.attributesfile")
+        files += [Path(settings[key]).expanduser() for key in named if key in settings]
         return (self.index_key(), self.exclude, *map(_stat_key, files))
 
     def _with_changed(self, tree: str, changed: set[str]) -> str | None:
         """``tree`` with the ``changed`` paths (a folder standing for all below
         it) as ``git add -A`` would take them now; None where it cannot say."""
-        if (
-            any(
-                part in (".git", ".gitignore", ".gitattributes")
-                for path in changed
-                for part in path.split("/")
-            )
-            or not self._modes_from_files()
-        ):
+        special = {".git", ".gitignore", ".gitattributes"}
+        if any(special.intersection(path.split("/")) for path in changed):
+            return None  # what is tracked, or how, may have changed: scan
+        if not self._modes_from_files():
             return None
         found = self._present_and_gone(tree, changed)
         if found is None:
             return None
         present, gone = found
+        paths = sorted(present)
         index_tree = self.index_tree()
-        tracked = (
-            self._objects.entries(index_tree, sorted(present)) if index_tree else {}
-        )
-        known = self._objects.entries(tree, sorted(present))
-        new = sorted(p for p in present if p not in known and p not in tracked)
-        # Our own folder (the store, the log) is ignored by the rule prepare()
-        # writes, and no rule brings back what is below an ignored folder: no
-        # need to ask git about the store's files after every event.
-        ours = f"{RECOVERY_DIR}/"
-        ignored = (
-            {p for p in new if p.startswith(ours)} if self._ours_ignored() else set()
-        )
+        known = self._objects.entries(index_tree, paths) if index_tree else {}
+        known |= self._objects.entries(tree, paths)
         try:
-            ignored |= self.ignored(
-                [p for p in new if p not in ignored], untracked=True
-            )
-            kept = sorted(p for p in present if p not in ignored)
-            entries = self._hash_entries(kept)
-        except GitError:
+            ignored = self._ignored_untracked([p for p in paths if p not in known])
+            entries = self._hash_entries([p for p in paths if p not in ignored])
+        except (GitError, OSError):
             return None  # a file went again while it was read: scan instead
-        changes: dict[str, Entry | None] = dict.fromkeys(gone)
-        changes.update(entries)
-        changes.update(dict.fromkeys(self.exclude))
-        return self._objects.with_changes(tree, changes)
+        changes: dict[str, Entry | None] = {**dict.fromkeys(gone), **entries}
+        return self._objects.with_changes(tree, changes | dict.fromkeys(self.exclude))
 
     def _present_and_gone(
         self, tree: str, changed: set[str]
@@ -243,31 +203,33 @@ class WorkingTree:
             full = self.root / path
             if is_file(full):
                 present.add(path)
-            elif full.is_dir():
+                continue
+            gone.add(path)  # for a folder, a file it replaced, if any
+            if full.is_dir():
                 below = _files_below(full, path)
                 if below is None:
                     return None  # a nested repository
                 present.update(below)
-                gone.add(path)  # a file it replaced, if any
-            else:
-                gone.add(path)
         if any(_has_other_names(self.root / path) for path in present):
             # A second name for a file: a change made through one is reported
             # for that one only, so the tracker cannot vouch for changes again.
             self._drop_tracker()
             return None
-        for path in list(gone):
-            entry = self._objects.entry(tree, path)
-            if entry is not None and entry.is_tree:
-                gone.update(self._objects.entries(tree, [path]))
+        gone.update(self._objects.entries(tree, list(gone)))  # files below folders
         return present, gone - present
 
-    def _ours_ignored(self) -> bool:
-        exclude = self._common_dir / "info" / "exclude"
-        try:
-            return f"/{RECOVERY_DIR}/" in exclude.read_text(errors="replace").split()
-        except OSError:
-            return False
+    def _ignored_untracked(self, untracked: Sequence[str]) -> set[str]:
+        """Those of the ``untracked`` paths the ignore rules cover. Our own
+        folder (the store, the log) is ignored by the rule prepare() writes,
+        and no rule brings back what is below an ignored folder: no need to ask
+        git about the store's files after every event."""
+        ours: set[str] = set()
+        with suppress(OSError):
+            rules = (self._common_dir / "info" / "exclude").read_text(errors="replace")
+            if f"/{RECOVERY_DIR}/" in rules.split():
+                ours = {p for p in untracked if p.startswith(f"{RECOVERY_DIR}/")}
+        rest = [p for p in untracked if p not in ours]
+        return ours | self.ignored(rest, untracked=True)
 
     # -- files --------------------------------------------------------------
 
@@ -282,8 +244,7 @@ class WorkingTree:
         followed = self._follow()
         known = self._objects.entries(followed, present) if followed else {}
         found = {p: known[p] for p in present if p in known}
-        rest = [p for p in present if p not in found]
-        return found | self._hash_entries(rest) if rest else found
+        return found | self._hash_entries([p for p in present if p not in found])
 
     def _hash_entries(self, present: Sequence[str]) -> dict[str, Entry]:
         """The entries of existing files, hashed (and written) by git."""
@@ -308,19 +269,18 @@ class WorkingTree:
         return found
 
     def _staged_entries(self, present: Sequence[str]) -> dict[str, Entry]:
-        """Entries as staging makes them where git takes modes from the index
+        """Entries as staging makes them: where git takes modes from the index
         (core.fileMode or core.symlinks off), or a name cannot go on a line."""
         with self.temporary_index(from_user=False) as index:
-            self._git.run(
-                "update-index",
-                "--add",
-                "-z",
-                "--stdin",
-                index=index,
-                stdin=_nul(present),
-            )
+            stage = ["update-index", "--add", "-z", "--stdin"]
+            self._git.run(*stage, index=index, stdin=_nul(present))
             out = self._git.run("ls-files", "-s", "-z", index=index)
-        return dict(_index_records(out))
+        found: dict[str, Entry] = {}
+        for record in filter(None, out.split(b"\0")):
+            meta, _, path = record.partition(b"\t")
+            mode, sha, _stage = meta.decode().split()
+            found[name_of(path)] = Entry(mode, sha)
+        return found
 
     def ignored(self, paths: Sequence[str], *, untracked: bool = False) -> set[str]:
         """Those of ``paths`` that the ignore rules cover now, tracked or not
@@ -331,37 +291,30 @@ class WorkingTree:
             # Four fields a path: the rule's source, line and pattern (empty
             # when none matches), then the path.
             fields = self._ignorer.ask(_nul(paths), answers=4 * len(paths), end=b"\0")
-            return {
-                name_of(fields[i + 3]) for i in range(0, len(fields), 4) if fields[i]
-            }
-        found: set[str] = set()
-        # An empty temporary index: ls-files --others then sees every file.
+            found = zip(fields[::4], fields[3::4], strict=True)
+            return {name_of(path) for source, path in found if source}
+        # An empty temporary index: ls-files --others then sees every file. A
+        # few hundred paths a command keep within the command line's limit.
+        listing = ["-z", "--others", "--ignored", "--exclude-standard"]
+        ignored: set[str] = set()
         with self.temporary_index(from_user=False) as index:
-            for chunk in _chunks(paths):
-                out = self._git.run(
-                    "--literal-pathspecs",
-                    "ls-files",
-                    "-z",
-                    "--others",
-                    "--ignored",
-                    "--exclude-standard",
-                    "--",
-                    *chunk,
-                    index=index,
-                )
-                found.update(name_of(p) for p in out.split(b"\0") if p)
-        return found
+            for start in range(0, len(paths), 500):
+                chunk = paths[start : start + 500]
+                args = ("--literal-pathspecs", "ls-files", *listing, "--", *chunk)
+                out = self._git.run(*args, index=index)
+                ignored.update(name_of(p) for p in out.split(b"\0") if p)
+        return ignored
 
     # -- the user's index ---------------------------------------------------
 
     @contextmanager
     def temporary_index(self, *, from_user: bool) -> Iterator[Path]:
-        """A temporary index, empty or a second name for the user's: git never
-        writes an index in place (it writes a new file and renames it), so the
-        user's stays as it is, and the link keeps the index's timestamp, which
-        matters: git trusts an entry's stat data only when the file is older
-        than the index, and a copy stamped now would hide a same-size edit made
-        in the second the entry was staged."""
+        """A temporary index, empty or a second name for the user's. Git writes
+        an index anew and renames it into place, so the user's stays as it is;
+        and the link keeps the index's timestamp, which matters: git trusts an
+        entry's stat data only when the file is older than the index, so a copy
+        stamped now would hide a same-size edit made in the second the entry
+        was staged."""
         self._serial += 1
         index = self._scratch / f"temporary-{self._serial}.index"
         if from_user and self._index.exists():
@@ -403,7 +356,7 @@ class WorkingTree:
     def set_index_entries(self, entries: dict[str, Entry | None]) -> None:
         """Sets the user's index entries of these paths (None: removed)."""
         lines = [
-            f"{e.mode} {e.sha}\t{p}" if e is not None else f"0 {_NULL}\t{p}"
+            f"{e.mode} {e.sha}\t{p}" if e is not None else f"0 {self._null}\t{p}"
             for p, e in entries.items()
         ]
         self._git.run("update-index", "-z", "--index-info", stdin=_nul(lines))
@@ -414,15 +367,8 @@ class WorkingTree:
         ``tree`` is the index's tree afterwards, when the caller knows it."""
         before = self._followed
         context = self._context() if before is not None else None
-        self._git.run(
-            "update-index",
-            "--add",
-            "--remove",
-            "--replace",
-            "-z",
-            "--stdin",
-            stdin=_nul(paths),
-        )
+        stage = ["update-index", "--add", "--remove", "--replace", "-z", "--stdin"]
+        self._git.run(*stage, stdin=_nul(paths))
         if before is not None and before[1] == context:
             # What the tracker follows was in the tree already: it still holds,
             # under the index as it is now.
@@ -431,20 +377,8 @@ class WorkingTree:
             self._index_state = (self.index_key(), tree)
 
 
-def _true(value: str) -> bool:
-    """A git boolean (a key with no value is true)."""
-    return value.strip().lower() not in ("false", "no", "off", "0")
-
-
 def _nul(items: Sequence[str]) -> bytes:
     return b"".join(raw_of(item) + b"\0" for item in items)
-
-
-def _index_records(out: bytes) -> Iterator[tuple[str, Entry]]:
-    for record in filter(None, out.split(b"\0")):
-        meta, _, path = record.partition(b"\t")
-        mode, sha, _stage = meta.decode().split()
-        yield name_of(path), Entry(mode, sha)
 
 
 def _stat_key(path: Path) -> tuple[int, int, int] | None:
@@ -472,14 +406,7 @@ def _files_below(folder: Path, relative: str) -> list[str] | None:
             return None
         inside = Path(current).relative_to(folder).as_posix()
         prefix = relative if inside == "." else f"{relative}/{inside}"
-        found.extend(f"{prefix}/{name}" for name in files)
-        for name in list(folders):
-            if (Path(current) / name).is_symlink():
-                found.append(f"{prefix}/{name}")  # git keeps the link itself
-                folders.remove(name)
+        # A link to a folder is kept as the link itself (os.walk does not follow it).
+        links = [name for name in folders if (Path(current) / name).is_symlink()]
+        found.extend(f"{prefix}/{name}" for name in [*files, *links])
     return found
-
-
-def _chunks(paths: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
-    for start in range(0, len(paths), size):
-        yield paths[start : start + size]
