@@ -196,6 +196,36 @@ def test_batch_starts_only_after_previous_is_verified(
     assert [b.status for b in view.batches] == ["verified", "running", "pending"]
 
 
+def test_a_verified_batch_left_uncommitted_says_why(
+    app: RecoveryApp, run_id: UUID
+) -> None:
+    """BatchLeftUncommitted is accepted only for the verified attempt; the
+    batch stays verified, with no commit and the reason in its view."""
+    attempt = start(app, run_id, "b1")
+    refused(
+        app,
+        run_id,
+        lambda run: run.batch_left_uncommitted("b1", attempt, "too early"),
+        IllegalTransition,
+    )
+    app.update(
+        run_id,
+        lambda run: run.step_passed("b1", attempt, step="s", phase="p", duration_s=0),
+    )
+    app.update(run_id, lambda run: run.verify_batch("b1", attempt))
+    refused(
+        app,
+        run_id,
+        lambda run: run.batch_left_uncommitted("b1", attempt + 1, "wrong attempt"),
+        IllegalTransition,
+    )
+    app.update(run_id, lambda run: run.batch_left_uncommitted("b1", attempt, "overlap"))
+    batch = app.view(run_id).batch("b1")
+    assert (batch.status, batch.verified, batch.commit) == ("verified", True, None)
+    assert batch.uncommitted_reason == "overlap"
+    assert topics(app, run_id)[-1] == "recovery:BatchLeftUncommitted"
+
+
 def test_batch_starts_after_previous_is_skipped(app: RecoveryApp, run_id: UUID) -> None:
     """A skipped batch counts as done: the next batch starts after it, and the
     skipped batch itself cannot start again."""
@@ -517,6 +547,9 @@ def _every_command() -> dict[str, Callable[[Run], object]]:
         "skip_batch": lambda run: run.skip_batch(),
         "verify_batch": lambda run: run.verify_batch("b1", 1),
         "batch_committed": lambda run: run.batch_committed("b1", 1, "abc"),
+        "batch_left_uncommitted": lambda run: run.batch_left_uncommitted(
+            "b1", 1, "overlap"
+        ),
         "complete": lambda run: run.complete(),
         "abort": lambda run: run.abort(operator="x", reason="again"),
         "claim_runner same": lambda run: run.claim_runner(

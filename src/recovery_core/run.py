@@ -1050,27 +1050,25 @@ class Run(BaseAggregate[UUID]):
 
     def batch_committed(self, batch_id: str, attempt: int, commit: str) -> None:
         """Records the commit that a verified batch became."""
-        self._require_live()
-        batch = self._batch(batch_id)
-        if batch.status != "verified" or batch.attempts != attempt:
-            raise IllegalTransition(
-                f"batch {batch_id} attempt {attempt} is not verified"
-            )
+        self._require_verified(batch_id, attempt)
         self._trigger(
             self.BatchCommitted, batch_id=batch_id, attempt=attempt, commit=commit
         )
 
     def batch_left_uncommitted(self, batch_id: str, attempt: int, reason: str) -> None:
         """Records that a verified batch was left uncommitted, and why."""
+        self._require_verified(batch_id, attempt)
+        self._trigger(
+            self.BatchLeftUncommitted, batch_id=batch_id, attempt=attempt, reason=reason
+        )
+
+    def _require_verified(self, batch_id: str, attempt: int) -> None:
         self._require_live()
         batch = self._batch(batch_id)
         if batch.status != "verified" or batch.attempts != attempt:
             raise IllegalTransition(
                 f"batch {batch_id} attempt {attempt} is not verified"
             )
-        self._trigger(
-            self.BatchLeftUncommitted, batch_id=batch_id, attempt=attempt, reason=reason
-        )
 
     def abort(self, *, operator: str, reason: str) -> None:
         """Ends the run without completing it."""
