@@ -217,3 +217,47 @@ def test_a_file_the_batch_staged_leaves_the_users_index_again(
     assert not (repo / "new.txt").exists()
     assert git(repo, "ls-files", "-s") == index_before
     assert git(repo, "status", "--porcelain") == ""
+
+
+def test_a_ctrl_c_during_a_quarantine_lets_it_finish_first(repo: Path) -> None:
+    """SIGINT arriving while the quarantine runs (many files: it takes a
+    while) is held back until the quarantine is whole: the faulty tree is kept
+    under its ref and the working tree put back, then the interrupt is
+    raised."""
+    code = textwrap.dedent(
+        f"""
+        import pathlib, sys
+        from recovery_adapters.git import GitWorkspace
+        root = pathlib.Path({str(repo)!r})
+        workspace = GitWorkspace(root)
+        baseline = workspace.snapshot(run_id="r", batch_id="b", attempt=1)
+        for n in range(3000):
+            folder = root / "made" / f"d{{n // 100}}"
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"f{{n}}.py").write_text(f"X = {{n}}\\n")
+        print("quarantining", flush=True)
+        try:
+            workspace.quarantine(run_id="r", batch_id="b", attempt=1, baseline=baseline)
+        except KeyboardInterrupt:
+            print("interrupted after", flush=True)
+        else:
+            print("not interrupted", flush=True)
+        """
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "quarantining"
+        time.sleep(0.05)
+        child.send_signal(signal.SIGINT)
+        assert child.stdout.readline().strip() == "interrupted after"
+        assert child.wait(timeout=60) == 0
+    finally:
+        child.kill()
+        child.wait()
+    assert not (repo / "made").exists()
+    assert git(repo, "status", "--porcelain") == ""
+    kept = git(repo, "ls-tree", "-r", "--name-only", "refs/recovery/r/b/1/quarantine")
+    assert len([p for p in kept.splitlines() if p.startswith("made/")]) == 3000

@@ -12,6 +12,7 @@ quarantine. A :class:`Server` keeps one git process for many requests
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import select
 import signal
@@ -19,9 +20,9 @@ import subprocess
 import tempfile
 import time
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Final
+from typing import IO, Final, ParamSpec, TypeVar
 
 from recovery_core import RecoveryError
 
@@ -34,7 +35,11 @@ __all__ = [
     "WorkspaceError",
     "deferred_signals",
     "discover",
+    "uninterrupted",
 ]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 #: Settings every git command of ours runs with, whatever the repository says.
 SAFE_SETTINGS: Final = (
@@ -82,6 +87,19 @@ def deferred_signals() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def uninterrupted(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``method`` under :func:`deferred_signals` as a whole: a quarantine, a
+    restore or a commit is never left halfway by Ctrl-C (the faulty change
+    kept but not taken out, the branch moved but not the user's index)."""
+
+    @functools.wraps(method)
+    def whole(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with deferred_signals():
+            return method(*args, **kwargs)
+
+    return whole
 
 
 def discover(path: Path) -> tuple[Path, Path, Path, str]:

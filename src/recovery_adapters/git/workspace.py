@@ -28,6 +28,7 @@ from recovery_adapters.git.command import (
     WorkspaceError,
     deferred_signals,
     discover,
+    uninterrupted,
 )
 from recovery_adapters.git.guard import Guard, RepositoryState
 from recovery_adapters.git.lock import WorkspaceLock
@@ -337,6 +338,7 @@ class GitWorkspace:
 
     # -- after a failure ----------------------------------------------------
 
+    @uninterrupted
     def quarantine(
         self, *, run_id: str, batch_id: str, attempt: int, baseline: str
     ) -> Quarantine:
@@ -357,6 +359,7 @@ class GitWorkspace:
         self.restore(baseline, files)
         return Quarantine(ref=ref, files=files, tree_id=faulty, commit=commit)
 
+    @uninterrupted
     def restore(self, baseline: str, files: Sequence[str]) -> None:
         """Puts ``files`` back as they were in the snapshot ``baseline``
         (removing those it did not have), then the user's index entries as
@@ -428,6 +431,7 @@ class GitWorkspace:
 
     # -- after a pass -------------------------------------------------------
 
+    @uninterrupted
     def commit(
         self,
         *,
