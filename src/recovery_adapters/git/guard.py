@@ -39,13 +39,19 @@ class _File:
         return cls(path.read_bytes(), stat.S_IMODE(path.stat().st_mode), False)
 
     def write(self, path: Path) -> None:
-        _remove(path)
+        """Puts the file back whole: written beside it and renamed over it, so
+        that a kill halfway never leaves the user's settings half written."""
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.recovery-{os.getpid()}")
+        _remove(temporary)
         if self.link:
-            path.symlink_to(os.fsdecode(self.content))
+            temporary.symlink_to(os.fsdecode(self.content))
         else:
-            path.write_bytes(self.content)
-            path.chmod(self.mode)
+            temporary.write_bytes(self.content)
+            temporary.chmod(self.mode)
+        temporary.replace(path)
 
 
 #: What a folder of ours holds: each file below it by relative path.

@@ -201,8 +201,9 @@ class GitWorkspace:
         if line not in text.splitlines():
             exclude.parent.mkdir(parents=True, exist_ok=True)
             sep = "" if not text or text.endswith("\n") else "\n"
-            with deferred_signals():
-                exclude.write_text(f"{text}{sep}{line}\n", encoding="utf-8")
+            temporary = exclude.with_name(f".exclude.recovery-{os.getpid()}")
+            temporary.write_text(f"{text}{sep}{line}\n", encoding="utf-8")
+            temporary.replace(exclude)  # whole or not at all: the user's rules
 
     # -- snapshots ----------------------------------------------------------
 
