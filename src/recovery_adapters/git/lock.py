@@ -40,10 +40,6 @@ class WorkspaceLock:
         self._fd: int | None = None
         self._depth = 0
 
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
-
     @contextlib.contextmanager
     def hold(self, holder: Mapping[str, str]) -> Iterator[None]:
         """Holds the lock in the block (saying ``holder`` holds it); raises
