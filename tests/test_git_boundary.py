@@ -261,3 +261,25 @@ def test_a_ctrl_c_during_a_quarantine_lets_it_finish_first(repo: Path) -> None:
     assert git(repo, "status", "--porcelain") == ""
     kept = git(repo, "ls-tree", "-r", "--name-only", "refs/recovery/r/b/1/quarantine")
     assert len([p for p in kept.splitlines() if p.startswith("made/")]) == 3000
+
+
+def test_what_the_user_changes_between_attempts_is_kept(repo: Path) -> None:
+    """The repository's state is kept at the latest snapshot: a setting and a
+    hook the user adds between a failed attempt and its retry are not put back
+    when the retry's change is measured against the first attempt's baseline
+    (as the runner does), nor reported by the retry's guard."""
+    workspace = GitWorkspace(repo)
+    first = workspace.snapshot(run_id="r", batch_id="b", attempt=1)
+    (repo / "app" / "calc.py").write_text("broken(\n")
+    workspace.quarantine(run_id="r", batch_id="b", attempt=1, baseline=first)
+    git(repo, "config", "user.note", "set by the user between attempts")
+    hook = repo / ".git" / "hooks" / "pre-push"
+    hook.write_text("#!/bin/sh\nexit 0\n")
+    second = workspace.snapshot(run_id="r", batch_id="b", attempt=2)
+    (repo / "app" / "extra.py").write_text("X = 1\n")
+    assert workspace.changed_files(first) == ("app/extra.py",)
+    assert workspace.check(second) == ()
+    assert git(repo, "config", "--get", "user.note").strip() == (
+        "set by the user between attempts"
+    )
+    assert hook.read_text() == "#!/bin/sh\nexit 0\n"

@@ -58,12 +58,10 @@ _REGULAR: Final = ("100644", "100755")
 
 @attrs.frozen
 class _Baseline:
-    """A snapshot: its tree, the user's index tree then, and (when this
-    workspace took it) the repository's state then."""
+    """A snapshot: its tree, and the user's index tree then."""
 
     tree: str
     index_tree: str | None
-    state: RepositoryState | None
 
 
 class GitWorkspace:
@@ -116,8 +114,13 @@ class GitWorkspace:
         )
         self._lock = WorkspaceLock(git_dir, root)
         self._baselines: dict[str, _Baseline] = {}
-        self._found: dict[str, tuple[str, ...]] = {}
-        self._checked: dict[str, RefState] = {}
+        # The repository's own state at the latest snapshot (what a batch may
+        # not change: put back to it, never to an older one, which would undo
+        # what the user changed between attempts), what was found changed
+        # since, and HEAD as the last check left it.
+        self._state: RepositoryState | None = None
+        self._found: tuple[str, ...] = ()
+        self._checked: RefState | None = None
         self._identity: tuple[str, str] | None = None
 
     # -- what it is ---------------------------------------------------------
@@ -242,10 +245,8 @@ class GitWorkspace:
                 RefUpdate(self._ref(run_id, batch_id, attempt, "index"), index_commit)
             )
         self._refs.update(updates)
-        self._remember(
-            commit,
-            _Baseline(tree, index_tree, state),
-        )
+        self._remember(commit, _Baseline(tree, index_tree))
+        self._state, self._found, self._checked = state, (), None
         return commit
 
     def _remember(self, commit: str, baseline: _Baseline) -> None:
@@ -262,7 +263,7 @@ class GitWorkspace:
                 staged = self._objects.commit_tree(index_ref) if index_ref else None
             except ObjectError:
                 staged = None
-            known = _Baseline(self._objects.commit_tree(commit), staged, None)
+            known = _Baseline(self._objects.commit_tree(commit), staged)
             self._remember(commit, known)
         return known
 
@@ -273,34 +274,33 @@ class GitWorkspace:
 
     # -- the repository's own state, put back first --------------------------
 
-    def _put_back(self, baseline: str | None, *, refs: bool) -> None:
-        """Puts back what a batch changed in the repository since ``baseline``
-        (its settings files first, then, with ``refs``, HEAD and branches),
-        before any other git command of ours; what was found is kept for
-        :meth:`check`."""
-        known = self._baselines.get(baseline or "")
-        if known is None or known.state is None:
+    def _put_back(self, *, refs: bool) -> None:
+        """Puts back what a batch changed in the repository since the latest
+        snapshot (its settings files first, then, with ``refs``, HEAD and
+        branches), before any other git command of ours; what was found is
+        kept for :meth:`check`."""
+        if self._state is None:
             return
         with deferred_signals():
             found = (
-                self._guard.put_back(known.state)
+                self._guard.put_back(self._state)
                 if refs
-                else tuple(self._guard.put_back_files(known.state))
+                else tuple(self._guard.put_back_files(self._state))
             )
         if found:
             self._tree.forget_settings()
-            self._found[baseline or ""] = (*self._found.get(baseline or "", ()), *found)
+            self._found = (*self._found, *found)
 
     def check(self, baseline: str | None) -> tuple[str, ...]:
-        """What the attempt since ``baseline`` changed that a batch must not (HEAD
-        moved, a branch rewritten, the settings, ``info/`` or a hook changed),
-        each put back as it was; empty when nothing was."""
-        self._put_back(baseline, refs=True)
-        known = self._baselines.get(baseline or "")
-        if known is not None and known.state is not None:
-            # HEAD and the branches are as they were at the baseline now.
-            self._checked[baseline or ""] = known.state.refs
-        return self._found.pop(baseline or "", ())
+        """What the attempt since the latest snapshot (``baseline``) changed
+        that a batch must not (HEAD moved, a branch rewritten, the settings,
+        ``info/`` or a hook changed), each put back as it was; empty when
+        nothing was."""
+        self._put_back(refs=True)
+        if self._state is not None:
+            self._checked = self._state.refs  # HEAD is where it was, now
+        found, self._found = self._found, ()
+        return found
 
     # -- what an attempt changed --------------------------------------------
 
@@ -309,7 +309,7 @@ class GitWorkspace:
         working tree now (added, modified, deleted, mode changes), sorted."""
         if baseline is None:
             return ()
-        self._put_back(baseline, refs=False)
+        self._put_back(refs=False)
         return self._changed(self._baseline(baseline).tree, self._tree.tree())
 
     def _changed(self, baseline: str, now: str) -> tuple[str, ...]:
@@ -346,7 +346,7 @@ class GitWorkspace:
         """Keeps the faulty tree under ``.../quarantine`` and puts the paths the
         attempt changed back as they were at ``baseline``, and the user's staged
         entries back as they were; nothing else is touched."""
-        self._put_back(baseline, refs=True)
+        self._put_back(refs=True)
         known = self._baseline(baseline, self._ref(run_id, batch_id, attempt, "index"))
         faulty = self._tree.tree()
         files = self._changed(known.tree, faulty)
@@ -365,7 +365,7 @@ class GitWorkspace:
         """Puts ``files`` back as they were in the snapshot ``baseline``
         (removing those it did not have), then the user's index entries as
         they were."""
-        self._put_back(baseline, refs=False)
+        self._put_back(refs=False)
         known = self._baseline(baseline)
         wanted = self._objects.entries(known.tree, files)
         if wanted:
@@ -447,10 +447,10 @@ class GitWorkspace:
         The working tree keeps both; what the user staged stays staged. When a
         user's edit and the batch's change cannot be separated, nothing is
         committed and ``Committed.note`` says why."""
-        self._put_back(baseline, refs=False)
+        self._put_back(refs=False)
         # HEAD as the guard just saw it (the branch moves only if it is still
         # there, so a stale view fails safe).
-        state = self._checked.pop(baseline or "", None) or self._refs.state()
+        state, self._checked = self._checked or self._refs.state(), None
         if state.head_ref is None:
             raise WorkspaceError("cannot commit on a detached HEAD")
         head = state.head
@@ -484,21 +484,18 @@ class GitWorkspace:
             raise WorkspaceError(
                 f"cannot commit the batch: {exc} (moved while the batch ran)"
             ) from None
-        self._moved(baseline, state, commit)
+        self._moved(state, commit)
         self._sync_index(state, head_tree, changes)
         return Committed(commit=commit)
 
-    def _moved(self, baseline: str | None, state: RefState, commit: str) -> None:
+    def _moved(self, state: RefState, commit: str) -> None:
         """Our own branch move is part of the state a later check keeps."""
-        known = self._baselines.get(baseline or "")
-        if known is None or known.state is None or state.head_ref is None:
+        if self._state is None or state.head_ref is None:
             return
-        branches = dict(known.state.refs.branches)
+        branches = dict(self._state.refs.branches)
         branches[state.head_ref] = commit
         refs = RefState(state.head_ref, commit, tuple(sorted(branches.items())))
-        self._baselines[baseline or ""] = attrs.evolve(
-            known, state=attrs.evolve(known.state, refs=refs)
-        )
+        self._state = attrs.evolve(self._state, refs=refs)
 
     def _batch_change(
         self, base: str | None, head: str | None, files: Sequence[str]
