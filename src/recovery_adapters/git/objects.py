@@ -21,7 +21,7 @@ import attrs
 
 from recovery_adapters.git.command import Git, GitError, Server, deferred_signals
 
-__all__ = ["TREE_MODE", "Entry", "ObjectError", "Objects"]
+__all__ = ["TREE_MODE", "Entry", "ObjectError", "Objects", "nul"]
 
 #: The mode of a subtree in a tree object (``ls-tree`` prints it as 040000).
 TREE_MODE: Final = "40000"
@@ -53,6 +53,12 @@ def name_of(raw: bytes) -> str:
 
 def raw_of(name: str) -> bytes:
     return name.encode("utf-8", "surrogateescape")
+
+
+def nul(items: Sequence[str]) -> bytes:
+    """``items`` as git's ``-z`` input: each ended by NUL, so no path is read
+    as an option or split at a newline."""
+    return b"".join(raw_of(item) + b"\0" for item in items)
 
 
 class Objects:

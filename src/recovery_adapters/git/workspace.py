@@ -32,7 +32,13 @@ from recovery_adapters.git.command import (
 )
 from recovery_adapters.git.guard import Guard, RepositoryState
 from recovery_adapters.git.lock import WorkspaceLock
-from recovery_adapters.git.objects import Entry, ObjectError, Objects, scratch_folder
+from recovery_adapters.git.objects import (
+    Entry,
+    ObjectError,
+    Objects,
+    nul,
+    scratch_folder,
+)
 from recovery_adapters.git.refs import RefMoved, Refs, RefState, RefUpdate, ref_part
 from recovery_adapters.git.tracker import Tracker, start_tracker
 from recovery_adapters.git.worktree import WorkingTree, is_file
@@ -97,8 +103,9 @@ class GitWorkspace:
         scratch = Path(self._scratch.name)
         self._git = Git(root, git_dir)
         width = 32 if object_format == "sha256" else 20
+        null = "0" * (2 * width)  # the id that means "no object"
         self._objects = Objects(self._git, scratch, id_bytes=width)
-        self._refs = Refs(self._git, null="0" * (2 * width))
+        self._refs = Refs(self._git, null=null)
         self._guard = Guard(
             self._refs, root=root, git_dir=git_dir, common_dir=common_dir
         )
@@ -110,7 +117,7 @@ class GitWorkspace:
             scratch=scratch,
             exclude=[p for p in (self._relative(p) for p in exclude) if p],
             tracker=start_tracker if tracker is True else (tracker or None),
-            null="0" * (2 * width),
+            null=null,
         )
         self._lock = WorkspaceLock(git_dir, root)
         self._baselines: dict[str, _Baseline] = {}
@@ -384,11 +391,8 @@ class GitWorkspace:
         """Writes the files of ``wanted`` into the working tree, through a
         temporary index of just those entries (a restore costs what the change
         costs, whatever the repository)."""
-        lines = [f"{e.mode} {e.sha}\t{p}" for p, e in wanted.items()]
         with self._tree.temporary_index(from_user=False) as index:
-            self._git.run(
-                "update-index", "-z", "--index-info", index=index, stdin=_nul(lines)
-            )
+            self._tree.set_index_entries(wanted, index=index)
             for path in wanted:
                 self._clear_for(path)
             self._git.run(
@@ -397,7 +401,7 @@ class GitWorkspace:
                 "-z",
                 "--stdin",
                 index=index,
-                stdin=_nul(list(wanted)),
+                stdin=nul(list(wanted)),
             )
 
     def _remove(self, path: str) -> None:
@@ -603,7 +607,3 @@ class GitWorkspace:
 def _ident_name(ident: str) -> str:
     """``Name <email>`` from git's ``Name <email> 1700000000 +0100``."""
     return ident.strip().rsplit(" ", 2)[0]
-
-
-def _nul(items: Sequence[str]) -> bytes:
-    return b"".join(item.encode("utf-8", "surrogateescape") + b"\0" for item in items)

@@ -17,12 +17,12 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from recovery_adapters.git.command import Git, GitError, Server
-from recovery_adapters.git.objects import Entry, Objects, name_of, raw_of
+from recovery_adapters.git.objects import Entry, Objects, name_of, nul
 from recovery_adapters.git.tracker import Tracker
 from recovery_core.store import RECOVERY_DIR
 
@@ -273,7 +273,7 @@ class WorkingTree:
         (core.fileMode or core.symlinks off), or a name cannot go on a line."""
         with self.temporary_index(from_user=False) as index:
             stage = ["update-index", "--add", "-z", "--stdin"]
-            self._git.run(*stage, index=index, stdin=_nul(present))
+            self._git.run(*stage, index=index, stdin=nul(present))
             out = self._git.run("ls-files", "-s", "-z", index=index)
         found: dict[str, Entry] = {}
         for record in filter(None, out.split(b"\0")):
@@ -290,7 +290,7 @@ class WorkingTree:
         if untracked:
             # Four fields a path: the rule's source, line and pattern (empty
             # when none matches), then the path.
-            fields = self._ignorer.ask(_nul(paths), answers=4 * len(paths), end=b"\0")
+            fields = self._ignorer.ask(nul(paths), answers=4 * len(paths), end=b"\0")
             found = zip(fields[::4], fields[3::4], strict=True)
             return {name_of(path) for source, path in found if source}
         # An empty temporary index: ls-files --others then sees every file. A
@@ -353,13 +353,17 @@ class WorkingTree:
             self._index_state = (key, tree)
         return tree
 
-    def set_index_entries(self, entries: dict[str, Entry | None]) -> None:
-        """Sets the user's index entries of these paths (None: removed)."""
+    def set_index_entries(
+        self, entries: Mapping[str, Entry | None], *, index: Path | None = None
+    ) -> None:
+        """Sets the index entries of these paths (None: removed), in the
+        user's index or in ``index``."""
         lines = [
             f"{e.mode} {e.sha}\t{p}" if e is not None else f"0 {self._null}\t{p}"
             for p, e in entries.items()
         ]
-        self._git.run("update-index", "-z", "--index-info", stdin=_nul(lines))
+        info = ["update-index", "-z", "--index-info"]
+        self._git.run(*info, index=index, stdin=nul(lines))
 
     def stage_from_files(self, paths: Sequence[str], *, tree: str | None) -> None:
         """Stages ``paths`` in the user's index from the working tree (fresh stat
@@ -368,17 +372,13 @@ class WorkingTree:
         before = self._followed
         context = self._context() if before is not None else None
         stage = ["update-index", "--add", "--remove", "--replace", "-z", "--stdin"]
-        self._git.run(*stage, stdin=_nul(paths))
+        self._git.run(*stage, stdin=nul(paths))
         if before is not None and before[1] == context:
             # What the tracker follows was in the tree already: it still holds,
             # under the index as it is now.
             self._followed = (before[0], self._context())
         if tree is not None:
             self._index_state = (self.index_key(), tree)
-
-
-def _nul(items: Sequence[str]) -> bytes:
-    return b"".join(raw_of(item) + b"\0" for item in items)
 
 
 def _stat_key(path: Path) -> tuple[int, int, int] | None:
