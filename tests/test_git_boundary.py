@@ -283,3 +283,23 @@ def test_what_the_user_changes_between_attempts_is_kept(repo: Path) -> None:
         "set by the user between attempts"
     )
     assert hook.read_text() == "#!/bin/sh\nexit 0\n"
+
+
+def test_a_reader_killed_under_the_workspace_is_replaced_at_once(repo: Path) -> None:
+    """A SIGKILL to the workspace's long-lived cat-file right before the next
+    read (the process may still be dying when it is asked) costs that read
+    nothing: a fresh process answers, every time."""
+    others = _git_children()
+    workspace = GitWorkspace(repo)
+    baseline = workspace.snapshot(run_id="r", batch_id="b", attempt=1)
+    expected = {"app/calc.py": APP_CALC.encode()}
+    killed = 0
+    for _ in range(20):
+        assert workspace.read(baseline, ["app/calc.py"]) == expected
+        for pid in _git_children() - others:
+            command = (Path("/proc") / str(pid) / "cmdline").read_bytes()
+            if b"cat-file" in command:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+    assert workspace.read(baseline, ["app/calc.py"]) == expected
+    assert killed >= 20

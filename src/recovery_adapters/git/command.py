@@ -30,6 +30,7 @@ __all__ = [
     "SAFE_SETTINGS",
     "Git",
     "GitError",
+    "GitKilled",
     "Pipe",
     "Server",
     "WorkspaceError",
@@ -69,6 +70,11 @@ class WorkspaceError(RecoveryError):
 
 class GitError(WorkspaceError):
     """A git command failed, or could not be started."""
+
+
+class GitKilled(GitError):
+    """A long-lived git process was killed by a signal (not by its own
+    error): a fresh one may be asked again."""
 
 
 #: The signals that end a runner; they wait while git writes.
@@ -221,15 +227,26 @@ class Server:
             pipe.close()
 
     def ask(
-        self, request: bytes, *, answers: int = 1, end: bytes = b"\n"
+        self,
+        request: bytes,
+        *,
+        answers: int = 1,
+        end: bytes = b"\n",
+        again: bool = True,
     ) -> list[bytes]:
         """Sends ``request``; returns the ``answers`` records (each up to
-        ``end``) it is answered with."""
-        pipe = self.get()
+        ``end``) it is answered with. With ``again`` (requests that can be
+        repeated), a process found killed is replaced and asked once more."""
         try:
             with deferred_signals():
+                pipe = self.get()
                 pipe.send(request)
                 return [pipe.until(end) for _ in range(answers)]
+        except GitKilled:
+            self.close()
+            if not again:
+                raise
+            return self.ask(request, answers=answers, end=end, again=False)
         except BaseException:
             self.close()
             raise
@@ -318,7 +335,9 @@ class Pipe:
             self._process.wait(timeout=2)
         self._errors.seek(0)
         message = self._errors.read().decode(errors="replace").strip()
-        return GitError(f"git {self._what} stopped: {message or 'no message'}")
+        code = self._process.returncode
+        kind = GitKilled if code is not None and code < 0 else GitError
+        return kind(f"git {self._what} stopped: {message or f'exit {code}'}")
 
 
 def _end(process: subprocess.Popen[bytes], errors: IO[bytes]) -> None:

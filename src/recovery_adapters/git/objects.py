@@ -19,7 +19,13 @@ from typing import Final
 
 import attrs
 
-from recovery_adapters.git.command import Git, GitError, Server, deferred_signals
+from recovery_adapters.git.command import (
+    Git,
+    GitError,
+    GitKilled,
+    Server,
+    deferred_signals,
+)
 
 __all__ = ["TREE_MODE", "Entry", "ObjectError", "Objects", "nul"]
 
@@ -106,24 +112,33 @@ class Objects:
         if "\n" in name:
             raise ObjectError(f"cannot ask git for an object named {name!r}")
         request = raw_of(name)
-        try:
-            with deferred_signals():
-                pipe = self._reader.get()
-                pipe.send(request + b"\n")
-                header = pipe.line()
-                if header == request + b" missing" or header.endswith(b" ambiguous"):
-                    return None
-                parts = header.split(b" ")
-                if len(parts) != 3 or not parts[2].isdigit():
-                    raise ObjectError(f"git cat-file answered {header[:200]!r}")
-                size = int(parts[2])
-                return parts[1].decode(), pipe.exact(size + 1)[:size]
-        except GitError as exc:
-            self._reader.close()
-            raise ObjectError(f"cannot read git object {name}: {exc}") from None
-        except BaseException:
-            self._reader.close()  # cut off halfway: its answers are out of step
-            raise
+        for again in (True, False):
+            try:
+                with deferred_signals():
+                    return self._ask(request)
+            except GitKilled as exc:
+                self._reader.close()  # killed under us: a fresh one, once
+                if not again:
+                    raise ObjectError(f"cannot read git object {name}: {exc}") from None
+            except GitError as exc:
+                self._reader.close()
+                raise ObjectError(f"cannot read git object {name}: {exc}") from None
+            except BaseException:
+                self._reader.close()  # cut off halfway: its answers are out of step
+                raise
+        raise AssertionError("unreachable")
+
+    def _ask(self, request: bytes) -> tuple[str, bytes] | None:
+        pipe = self._reader.get()
+        pipe.send(request + b"\n")
+        header = pipe.line()
+        if header == request + b" missing" or header.endswith(b" ambiguous"):
+            return None
+        parts = header.split(b" ")
+        if len(parts) != 3 or not parts[2].isdigit():
+            raise ObjectError(f"git cat-file answered {header[:200]!r}")
+        size = int(parts[2])
+        return parts[1].decode(), pipe.exact(size + 1)[:size]
 
     def tree(self, sha: str) -> dict[str, Entry]:
         """The entries of the tree (or a commit's tree) ``sha`` by name."""

@@ -112,7 +112,10 @@ class Refs:
         request = ["start\n", *lines, "prepare\n", "commit\n"]
         try:
             # git ends at a failed prepare, having written nothing.
-            answers = self._writer.ask("".join(request).encode(), answers=3)
+            # Never asked again: a transaction that may have been written.
+            answers = self._writer.ask(
+                "".join(request).encode(), answers=3, again=False
+            )
         except GitError as exc:
             if "but expected" in str(exc) or "reference already exists" in str(exc):
                 raise RefMoved(str(exc)) from None
