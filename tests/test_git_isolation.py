@@ -38,7 +38,7 @@ from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
 from recovery_adapters.git import GitWorkspace
-from recovery_adapters.git.tracker import InotifyTracker, Tracker, start_tracker
+from recovery_adapters.watch import InotifyTracker, Tracker, start_tracker
 from support import run_cli, write_plan
 
 # (bytes, permission bits) of every file in the working tree, by posix path.
@@ -719,6 +719,12 @@ def _exclude_file_changes(repo: Path) -> None:
     write(repo, "visible.md", b"not excluded\n")
 
 
+def _files_a_negated_rule_keeps(repo: Path) -> None:
+    # .gitignore has "*.log" and "!keep.log": keep.log is no ignored file.
+    write(repo, "keep.log", b"kept by the negated rule\n")
+    write(repo, "pkg/drop.log", b"ignored\n")
+
+
 def _a_second_name_for_a_file(repo: Path) -> None:
     (repo / "pkg" / "alias.txt").hardlink_to(repo / "top.txt")
     write(repo, "top.txt", b"changed through the other name\n")
@@ -739,6 +745,7 @@ def _a_nested_repository_appears(repo: Path) -> None:
         (_a_folder_moved_in_from_outside, True),
         (_ignore_rules_change, True),
         (_exclude_file_changes, True),
+        (_files_a_negated_rule_keeps, True),
         (_a_nested_repository_appears, None),
         (_a_second_name_for_a_file, False),
     ],
@@ -756,7 +763,7 @@ def test_the_tracker_follows_or_gives_way_to_a_scan(
         commit_files(
             repo,
             {
-                ".gitignore": b"*.log\n",
+                ".gitignore": b"*.log\n!keep.log\n",
                 "top.txt": b"top\n",
                 "pkg/mod.py": b"x = 1\n",
                 "pkg/sub/deep.py": b"y = 2\n",

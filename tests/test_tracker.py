@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from recovery_adapters.git import tracker as tracker_module
-from recovery_adapters.git.tracker import (
+from recovery_adapters import watch as tracker_module
+from recovery_adapters.watch import (
     MAX_FOLDERS,
     InotifyTracker,
     Tracker,

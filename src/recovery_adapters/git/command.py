@@ -235,18 +235,26 @@ class Server:
         again: bool = True,
     ) -> list[bytes]:
         """Sends ``request``; returns the ``answers`` records (each up to
-        ``end``) it is answered with. With ``again`` (requests that can be
+        ``end``) it is answered with (see :meth:`talk` for ``again``)."""
+
+        def exchange(pipe: Pipe) -> list[bytes]:
+            pipe.send(request)
+            return [pipe.until(end) for _ in range(answers)]
+
+        return self.talk(exchange, again=again)
+
+    def talk(self, exchange: Callable[[Pipe], _R], *, again: bool = True) -> _R:
+        """Runs one ``exchange`` (a request and its answer) with the process,
+        never cut off by a signal. With ``again`` (requests that can be
         repeated), a process found killed is replaced and asked once more."""
         try:
             with deferred_signals():
-                pipe = self.get()
-                pipe.send(request)
-                return [pipe.until(end) for _ in range(answers)]
+                return exchange(self.get())
         except GitKilled:
             self.close()
             if not again:
                 raise
-            return self.ask(request, answers=answers, end=end, again=False)
+            return self.talk(exchange, again=False)
         except BaseException:
             self.close()
             raise
@@ -290,10 +298,6 @@ class Pipe:
             stdin.flush()
         except OSError:
             raise self._died() from None
-
-    def line(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> bytes:
-        """The next line the process writes, without its newline."""
-        return self.until(b"\n", timeout_s)
 
     def until(self, end: bytes, timeout_s: float = DEFAULT_TIMEOUT_S) -> bytes:
         """What the process writes up to the next ``end`` (left out)."""

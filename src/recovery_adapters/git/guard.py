@@ -84,47 +84,34 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
 
 
-class _Reader:
-    """Reads files again only when their stat data changed: a write, a chmod
-    or a rename always changes the change time, which no program can set back,
-    so an unchanged (inode, size, times, mode) is an unchanged file."""
+def _read_file(path: Path) -> _File | None:
+    """The file or symlink at ``path``, else None. Read every time: a stat
+    cache could miss a same-size rewrite within the file system's time tick."""
+    try:
+        st = path.lstat()
+        if stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
+            return _File.read(path)
+    except OSError:
+        pass
+    return None
 
-    def __init__(self) -> None:
-        self._seen: dict[Path, tuple[tuple[int, ...], _File]] = {}
 
-    def file(self, path: Path, st: os.stat_result | None = None) -> _File | None:
-        """The file or symlink at ``path`` (``st``: its lstat), else None."""
-        try:
-            st = path.lstat() if st is None else st
-        except OSError:
-            return None
-        if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
-            return None
-        key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode)
-        seen = self._seen.get(path)
-        if seen is not None and seen[0] == key:
-            return seen[1]
-        found = _File.read(path)
-        self._seen[path] = (key, found)
-        return found
-
-    def folder(self, folder: Path, prefix: str = "") -> _Files:
-        """Every file (and symlink) below ``folder``, by relative path; a
-        folder that is a symlink holds nothing of ours."""
-        if not prefix and folder.is_symlink():
-            return ()
-        try:
-            entries = list(os.scandir(folder))
-        except (NotADirectoryError, FileNotFoundError):
-            return ()
-        found: list[tuple[str, _File]] = []
-        for entry in entries:
-            st = entry.stat(follow_symlinks=False)
-            if stat.S_ISDIR(st.st_mode):
-                found += self.folder(Path(entry.path), f"{prefix}{entry.name}/")
-            elif (content := self.file(Path(entry.path), st)) is not None:
-                found.append((f"{prefix}{entry.name}", content))
-        return tuple(sorted(found))
+def _read_folder(folder: Path, prefix: str = "") -> _Files:
+    """Every file (and symlink) below ``folder``, by relative path; a folder
+    that is a symlink holds nothing of ours."""
+    if not prefix and folder.is_symlink():
+        return ()
+    try:
+        entries = list(os.scandir(folder))
+    except (NotADirectoryError, FileNotFoundError):
+        return ()
+    found: list[tuple[str, _File]] = []
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            found += _read_folder(Path(entry.path), f"{prefix}{entry.name}/")
+        elif (content := _read_file(Path(entry.path))) is not None:
+            found.append((f"{prefix}{entry.name}", content))
+    return tuple(sorted(found))
 
 
 class Guard:
@@ -142,7 +129,6 @@ class Guard:
             ".git": root / ".git",  # a linked worktree's pointer file
         }
         self._folders = {"info": common_dir / "info", "hooks": common_dir / "hooks"}
-        self._reader = _Reader()
 
     def state(self) -> RepositoryState:
         """The state now (files read as they are; refs through git)."""
@@ -150,9 +136,8 @@ class Guard:
 
     def files(self) -> RepositoryState:
         """The state of the settings files and folders, without the refs."""
-        read = self._reader
-        files = tuple((n, read.file(p)) for n, p in self._files.items())
-        folders = tuple((n, read.folder(p)) for n, p in self._folders.items())
+        files = tuple((n, _read_file(p)) for n, p in self._files.items())
+        folders = tuple((n, _read_folder(p)) for n, p in self._folders.items())
         return RepositoryState(files, folders, RefState(None, None, ()))
 
     def put_back(self, before: RepositoryState) -> tuple[str, ...]:

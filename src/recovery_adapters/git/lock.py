@@ -95,14 +95,8 @@ def _read(fd: int) -> dict[str, str]:
 
 
 def _name(holder: Mapping[str, str]) -> str:
+    labels = {"run": "run", "plan": "plan", "host": "host", "pid": "process"}
     parts = [
-        f"{label} {holder[key]}"
-        for key, label in (
-            ("run", "run"),
-            ("plan", "plan"),
-            ("host", "host"),
-            ("pid", "process"),
-        )
-        if holder.get(key)
+        f"{label} {holder[key]}" for key, label in labels.items() if holder.get(key)
     ]
     return f" ({', '.join(parts)})" if parts else ""

@@ -11,6 +11,7 @@ what was read once is kept.
 
 from __future__ import annotations
 
+import functools
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -22,9 +23,8 @@ import attrs
 from recovery_adapters.git.command import (
     Git,
     GitError,
-    GitKilled,
+    Pipe,
     Server,
-    deferred_signals,
 )
 
 __all__ = ["TREE_MODE", "Entry", "ObjectError", "Objects", "nul"]
@@ -111,34 +111,12 @@ class Objects:
         ``commit:path``), or None when there is no such object."""
         if "\n" in name:
             raise ObjectError(f"cannot ask git for an object named {name!r}")
-        request = raw_of(name)
-        for again in (True, False):
-            try:
-                with deferred_signals():
-                    return self._ask(request)
-            except GitKilled as exc:
-                self._reader.close()  # killed under us: a fresh one, once
-                if not again:
-                    raise ObjectError(f"cannot read git object {name}: {exc}") from None
-            except GitError as exc:
-                self._reader.close()
-                raise ObjectError(f"cannot read git object {name}: {exc}") from None
-            except BaseException:
-                self._reader.close()  # cut off halfway: its answers are out of step
-                raise
-        raise AssertionError("unreachable")
-
-    def _ask(self, request: bytes) -> tuple[str, bytes] | None:
-        pipe = self._reader.get()
-        pipe.send(request + b"\n")
-        header = pipe.line()
-        if header == request + b" missing" or header.endswith(b" ambiguous"):
-            return None
-        parts = header.split(b" ")
-        if len(parts) != 3 or not parts[2].isdigit():
-            raise ObjectError(f"git cat-file answered {header[:200]!r}")
-        size = int(parts[2])
-        return parts[1].decode(), pipe.exact(size + 1)[:size]
+        try:
+            return self._reader.talk(functools.partial(_read_object, raw_of(name)))
+        except ObjectError:
+            raise
+        except GitError as exc:
+            raise ObjectError(f"cannot read git object {name}: {exc}") from None
 
     def tree(self, sha: str) -> dict[str, Entry]:
         """The entries of the tree (or a commit's tree) ``sha`` by name."""
@@ -348,6 +326,19 @@ class Objects:
         request = b"".join(raw_of(p) + b"\n" for p in paths)
         shas = self._hasher.ask(request, answers=len(paths))
         return dict(zip(paths, (sha.decode() for sha in shas), strict=True))
+
+
+def _read_object(request: bytes, pipe: Pipe) -> tuple[str, bytes] | None:
+    """One ``cat-file --batch`` exchange: the object's type and content."""
+    pipe.send(request + b"\n")
+    header = pipe.until(b"\n")
+    if header == request + b" missing" or header.endswith(b" ambiguous"):
+        return None
+    parts = header.split(b" ")
+    if len(parts) != 3 or not parts[2].isdigit():
+        raise ObjectError(f"git cat-file answered {header[:200]!r}")
+    size = int(parts[2])
+    return parts[1].decode(), pipe.exact(size + 1)[:size]
 
 
 def _timestamp() -> str:

@@ -19,6 +19,7 @@ __all__ = ["RefMoved", "RefState", "RefUpdate", "Refs", "ref_part"]
 
 _REF_PART: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _ID: Final = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
+_PUT_BACK: Final = "recovery: put back"
 
 
 class RefMoved(WorkspaceError):
@@ -80,13 +81,9 @@ class Refs:
         head_ref: str | None = None
         head: str | None = None
         for line in out.splitlines():
-            mark, sha, name = (
-                line[0],
-                line[2:].partition(" ")[0],
-                line[2:].partition(" ")[2],
-            )
+            sha, name = line[2:].split(" ", 1)
             branches.append((name, sha))
-            if mark == "*":
+            if line[0] == "*":
                 head_ref, head = name, sha
         if head_ref is None:  # detached, or on a branch with no commit yet
             head_ref = (
@@ -130,14 +127,9 @@ class Refs:
             self._git.run("symbolic-ref", "HEAD", state.head_ref)
         elif state.head is not None:
             self._git.run(
-                "update-ref",
-                "--no-deref",
-                "-m",
-                "recovery: put back",
-                "HEAD",
-                state.head,
+                "update-ref", "--no-deref", "-m", _PUT_BACK, "HEAD", state.head
             )
 
     def put_branch(self, name: str, sha: str) -> None:
         """Points the branch ``name`` back at ``sha``."""
-        self._git.run("update-ref", "-m", "recovery: put back", name, sha)
+        self._git.run("update-ref", "-m", _PUT_BACK, name, sha)

@@ -40,9 +40,9 @@ from recovery_adapters.git.objects import (
     scratch_folder,
 )
 from recovery_adapters.git.refs import RefMoved, Refs, RefState, RefUpdate, ref_part
-from recovery_adapters.git.tracker import Tracker, start_tracker
 from recovery_adapters.git.worktree import WorkingTree, is_file
 from recovery_adapters.strategies.manual_git import ManualGitStrategy
+from recovery_adapters.watch import Tracker, start_tracker
 from recovery_core.ports import Committed, Quarantine
 from recovery_core.store import RECOVERY_DIR
 
@@ -83,7 +83,7 @@ class GitWorkspace:
     costs. Whatever the watch cannot vouch for brings back a full scan;
     ``tracker=False`` scans every time, with the same results. ``tracker`` may
     also be a function that starts a
-    :class:`~recovery_adapters.git.tracker.Tracker` for a folder (or returns
+    :class:`~recovery_adapters.watch.Tracker` for a folder (or returns
     None where it cannot), for another kind of watch.
     """
 
@@ -381,6 +381,7 @@ class GitWorkspace:
         # cover cannot be in any snapshot, so it may be the user's own ignored
         # file (a batch that edits .gitignore un-ignores it); it stays.
         gone = [path for path in files if path not in wanted]
+        self._tree.forget_settings()  # the rules as just written back
         ignored = self._tree.ignored(gone)
         for path in gone:
             if path not in ignored:

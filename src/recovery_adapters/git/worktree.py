@@ -4,7 +4,7 @@ be staged as) and the user's index, read without touching what the user has.
 A tree of the whole working tree is ``git add -A`` into a temporary index (a
 second name for the user's, so git's stat cache spares re-hashing unchanged
 files) and ``write-tree``: always right, at the cost of what the repository
-holds. A :class:`~recovery_adapters.git.tracker.Tracker` may say which paths
+holds. A :class:`~recovery_adapters.watch.Tracker` may say which paths
 changed since the last tree; the new tree is then the last one with those
 paths hashed again, at the cost of the change. The tracker only narrows what
 is looked at: whenever it cannot vouch, or something else a tree depends on
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from recovery_adapters.git.command import Git, GitError, Server
 from recovery_adapters.git.objects import Entry, Objects, name_of, nul
-from recovery_adapters.git.tracker import Tracker
+from recovery_adapters.watch import Tracker
 from recovery_core.store import RECOVERY_DIR
 
 __all__ = ["WorkingTree", "is_file"]
@@ -89,7 +89,11 @@ class WorkingTree:
         return self._settings
 
     def forget_settings(self) -> None:
+        """Forgets the settings, ignore rules and attributes read so far (the
+        long-lived processes that keep them are ended)."""
         self._settings = None
+        self._ignorer.close()
+        self._objects.forget_filters()
 
     def _modes_from_files(self) -> bool:
         """Whether git takes modes and links from the files themselves."""
@@ -117,8 +121,6 @@ class WorkingTree:
                 self._start_tracker = None
         # Ignore rules, attributes or settings may have changed: read them anew.
         self.forget_settings()
-        self._ignorer.close()
-        self._objects.forget_filters()
         context = self._context()
         with self.temporary_index(from_user=True) as index:
             self._git.run("add", "-A", "--", ".", index=index)
@@ -229,7 +231,7 @@ class WorkingTree:
             if f"/{RECOVERY_DIR}/" in rules.split():
                 ours = {p for p in untracked if p.startswith(f"{RECOVERY_DIR}/")}
         rest = [p for p in untracked if p not in ours]
-        return ours | self.ignored(rest, untracked=True)
+        return ours | self.ignored(rest)
 
     # -- files --------------------------------------------------------------
 
@@ -282,28 +284,19 @@ class WorkingTree:
             found[name_of(path)] = Entry(mode, sha)
         return found
 
-    def ignored(self, paths: Sequence[str], *, untracked: bool = False) -> set[str]:
-        """Those of ``paths`` that the ignore rules cover now, tracked or not
-        (``untracked``: paths known to be untracked, asked more cheaply)."""
+    def ignored(self, paths: Sequence[str]) -> set[str]:
+        """Those of ``paths`` that the ignore rules cover now, tracked or not."""
         if not paths:
             return set()
-        if untracked:
-            # Four fields a path: the rule's source, line and pattern (empty
-            # when none matches), then the path.
-            fields = self._ignorer.ask(nul(paths), answers=4 * len(paths), end=b"\0")
-            found = zip(fields[::4], fields[3::4], strict=True)
-            return {name_of(path) for source, path in found if source}
-        # An empty temporary index: ls-files --others then sees every file. A
-        # few hundred paths a command keep within the command line's limit.
-        listing = ["-z", "--others", "--ignored", "--exclude-standard"]
-        ignored: set[str] = set()
-        with self.temporary_index(from_user=False) as index:
-            for start in range(0, len(paths), 500):
-                chunk = paths[start : start + 500]
-                args = ("--literal-pathspecs", "ls-files", *listing, "--", *chunk)
-                out = self._git.run(*args, index=index)
-                ignored.update(name_of(p) for p in out.split(b"\0") if p)
-        return ignored
+        # Four fields a path: the rule's source, line and pattern (empty when
+        # none matches), then the path; a rule ``!pattern`` matches to un-ignore.
+        fields = self._ignorer.ask(nul(paths), answers=4 * len(paths), end=b"\0")
+        found = zip(fields[::4], fields[2::4], fields[3::4], strict=True)
+        return {
+            name_of(path)
+            for source, rule, path in found
+            if source and not rule.startswith(b"!")
+        }
 
     # -- the user's index ---------------------------------------------------
 
