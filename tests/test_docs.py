@@ -42,6 +42,7 @@ from recovery_adapters.cli.app import build_parser
 from recovery_core import errors
 from recovery_core.plan import Action, Batch, ExecutionPlan, Step, parse_plan
 from recovery_core.projections import failure_log_lines
+from recovery_core.records import Failure
 from recovery_core.run import Run
 from support import git
 
@@ -403,13 +404,15 @@ def test_failure_log_reference_is_complete() -> None:
 
     def fail(run: Run) -> None:
         run.step_failed(
-            "1",
-            1,
-            step="s",
-            phase="post_build_validation",
-            kind="syntax",
-            component="x.py:1",
-            error="SyntaxError",
+            Failure(
+                "1",
+                1,
+                step="s",
+                phase="post_build_validation",
+                kind="syntax",
+                component="x.py:1",
+                error="SyntaxError",
+            )
         )
         run.mark_failed("1", 1, "post_build_validation.s failed: SyntaxError")
 

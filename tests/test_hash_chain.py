@@ -25,6 +25,7 @@ import pytest
 from eventsourcing.persistence import MapperDeserialisationError
 
 from recovery_core import IntegrityError, RecoveryApp, parse_plan, verify_chain
+from recovery_core.records import Failure
 from recovery_core.run import GENESIS_DIGEST, Run, event_digest, payload_of
 
 #: Keys of a stored state that are not the event's payload.
@@ -94,18 +95,20 @@ def record_run(url: str) -> tuple[RecoveryApp, UUID, list[Run.Event]]:
     do(lambda r: r.step_passed("b1", 1, step="s2", phase="post", duration_s=0.1 + 0.2))
     do(
         lambda r: r.step_failed(
-            "b1",
-            1,
-            step="unit_tests",
-            phase="post_build_validation",
-            kind="command",
-            component="app/agents/architect_agent.py",
-            error="AssertionError: 5 != 6 — «boom»",
-            traceback='Traceback (most recent call last):\n  File "x.py", line 1\n',
-            output_tail="FAILED tests/test_calc.py::test_add\n\t✗ 1 failed\n",
-            exit_code=1,
-            duration_s=12.345678,
-            changed_files=("app/calc.py", "app/ünï.py"),
+            Failure(
+                "b1",
+                1,
+                step="unit_tests",
+                phase="post_build_validation",
+                kind="command",
+                component="app/agents/architect_agent.py",
+                error="AssertionError: 5 != 6 — «boom»",
+                traceback='Traceback (most recent call last):\n  File "x.py", line 1\n',
+                output_tail="FAILED tests/test_calc.py::test_add\n\t✗ 1 failed\n",
+                exit_code=1,
+                duration_s=12.345678,
+                changed_files=("app/calc.py", "app/ünï.py"),
+            )
         )
     )
     do(lambda r: r.mark_failed("b1", 1, "post_build_validation.unit_tests failed"))
@@ -636,3 +639,64 @@ def test_a_state_that_is_no_longer_json_fails_the_read(recorded: Recorded) -> No
         history(recorded)
     assert "recovery:RecoveryAttempted" in str(info.value)
     assert f"originator_version {version}" in str(info.value)
+
+
+# -- a history written by version 0.1.0 ---------------------------------------
+
+
+def as_version_1(state: dict[str, Any]) -> dict[str, Any]:
+    """A StepFailed state as recovery-core 0.1.0 stored it: the record's fields
+    at the top level, no baseline, no class_version."""
+    old = {k: v for k, v in state.items() if k not in ("failure", "class_version")}
+    record = dict(state["failure"])
+    for late in ("batch_id", "attempt", "baseline", "failure_reason", "quarantine_ref"):
+        record.pop(late)
+    return {**old, **record}
+
+
+def test_a_version_1_failure_reads_back_and_its_chain_verifies_as_stored(
+    recorded: Recorded,
+) -> None:
+    """A history whose StepFailed was stored by 0.1.0 (flat fields, digests over
+    that payload) reads back as the current failure record, and verifies
+    through the records as stored; a field changed in the stored v1 payload is
+    still found."""
+    before = RecoveryApp.open(recorded.url, create=False)
+    (failed,) = [
+        e for e in before.history(recorded.run_id) if isinstance(e, Run.StepFailed)
+    ]
+    expected = failed.record
+    before.close()
+    prev = ""
+    for version, topic, raw in stored_rows(recorded.db, recorded.run_id):
+        state = json.loads(raw)
+        if version < failed.originator_version:
+            prev = state["digest"]
+            continue
+        if version == failed.originator_version:
+            assert state["class_version"] == 2
+            state = as_version_1(state)
+        write_state(
+            recorded, version, reseal(topic, recorded.run_id, version, state, prev)
+        )
+        prev = json.loads(state_of(recorded, version))["digest"]
+    app = RecoveryApp.open(recorded.url, create=False)
+    (upcast,) = [
+        e for e in app.history(recorded.run_id) if isinstance(e, Run.StepFailed)
+    ]
+    assert upcast.record == attrs.evolve(expected, baseline=None)
+    assert app.view(recorded.run_id).state == "completed"
+    assert verify_chain(app.stored_records(recorded.run_id)) == prev
+    with pytest.raises(IntegrityError, match="StepFailed"):
+        verify_chain(app.history(recorded.run_id))  # upcast: not what was hashed
+    app.close()
+    stored = json.loads(state_of(recorded, failed.originator_version))
+    write_state(
+        recorded,
+        failed.originator_version,
+        json.dumps({**stored, "error": "forged"}).encode(),
+    )
+    app = RecoveryApp.open(recorded.url, create=False)
+    with pytest.raises(IntegrityError, match="content does not match"):
+        verify_chain(app.stored_records(recorded.run_id))
+    app.close()

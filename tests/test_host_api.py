@@ -106,7 +106,7 @@ def test_exception_in_block_is_a_runtime_failure_handled_like_any_other(
             channel = "test"
 
             def notify(self, notification: Any) -> None:
-                told.append(notification.step)
+                told.append(notification.failure.step_id)
 
         runner = make_runner(app, repo, notifiers=[Told()])
         with runner.batch("calc") as session:
@@ -124,14 +124,14 @@ def test_exception_in_block_is_a_runtime_failure_handled_like_any_other(
     assert "Traceback (most recent call last)" in failure.traceback
     assert failure.component == "app/generator.py:2"
     assert outcome.decisions == ("retry", "skip", "abort")
-    assert any(c.endswith("calc retry") for c in outcome.commands)
+    assert outcome.open.batch_id == "calc" and "retry" in outcome.open.choices
     assert told == ["runtime_execution.host_code"]
     events = app.history(outcome.run_id)
     assert any(isinstance(e, Run.RecoveryAttempted) for e in events)
     (entry,) = app.failure_log(run_id=outcome.run_id)
     assert isinstance(entry, FailureLogEntry)
-    assert entry.step == "runtime_execution.host_code"
-    assert entry.state.kind == "host_code"
+    assert entry.failure.step_id == "runtime_execution.host_code"
+    assert entry.failure.kind == "host_code"
 
 
 def test_failed_validation_then_retry_from_code(repo: Path) -> None:

@@ -19,7 +19,6 @@ from recovery_core import (
     ClaimView,
     Decision,
     FailureContext,
-    FailureState,
     FailureView,
     Halted,
     Hooks,
@@ -170,8 +169,7 @@ def test_custom_strategy_and_notifier_are_recorded(
     (kept,) = [e for e in events if isinstance(e, Run.ChangesQuarantined)]
     assert (kept.quarantine_ref, kept.files) == ("refs/keep-aside/1", ["README.md"])
     (entry,) = app.failure_log(run_id=session.outcome.run_id)
-    state: FailureState = entry.state
-    assert state.quarantine_ref == "refs/keep-aside/1"
+    assert entry.failure.quarantine_ref == "refs/keep-aside/1"
     (note,) = collect.seen
     assert note.hints == ("look in refs/keep-aside/1",)
     assert note.strategy == "keep-aside"

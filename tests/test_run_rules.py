@@ -25,6 +25,7 @@ from recovery_core import (
     UnknownBatch,
     parse_plan,
 )
+from recovery_core.records import Failure
 from recovery_core.run import Run
 
 BATCHES = ("b1", "b2", "b3")
@@ -129,13 +130,15 @@ def fail(app: RecoveryApp, run_id: UUID, batch_id: str) -> int:
 
     def command(run: Run) -> None:
         run.step_failed(
-            batch_id,
-            attempt,
-            step="syntax",
-            phase="post_build_validation",
-            kind="syntax",
-            component="app/x.py",
-            error="SyntaxError: invalid syntax",
+            Failure(
+                batch_id,
+                attempt,
+                step="syntax",
+                phase="post_build_validation",
+                kind="syntax",
+                component="app/x.py",
+                error="SyntaxError: invalid syntax",
+            )
         )
         run.mark_failed(batch_id, attempt, "post_build_validation.syntax failed")
 
@@ -401,7 +404,15 @@ def test_decision_for_the_wrong_attempt_is_refused(
 
     def fail_again(run: Run) -> None:
         run.step_failed(
-            "b1", 2, step="syntax", phase="p", kind="syntax", component="", error="e"
+            Failure(
+                "b1",
+                2,
+                step="syntax",
+                phase="p",
+                kind="syntax",
+                component="",
+                error="e",
+            )
         )
         run.mark_failed("b1", 2, "again")
 
@@ -498,7 +509,9 @@ def test_a_proposal_answers_only_its_own_failure(
     assert not app.view(run_id).proposal
 
     def fail_again(run: Run) -> None:
-        run.step_failed("b1", 2, step="s", phase="p", kind="k", component="", error="e")
+        run.step_failed(
+            Failure("b1", 2, step="s", phase="p", kind="k", component="", error="e")
+        )
         run.mark_failed("b1", 2, "again")
 
     app.update(run_id, fail_again)
@@ -531,7 +544,7 @@ def _every_command() -> dict[str, Callable[[Run], object]]:
             "b1", 1, step="s", phase="p", duration_s=0.0
         ),
         "step_failed": lambda run: run.step_failed(
-            "b1", 1, step="s", phase="p", kind="k", component="", error="e"
+            Failure("b1", 1, step="s", phase="p", kind="k", component="", error="e")
         ),
         "mark_failed": lambda run: run.mark_failed("b1", 1, "late"),
         "changes_quarantined": lambda run: run.changes_quarantined(
@@ -624,7 +637,9 @@ def test_complete_is_refused_while_a_batch_is_not_verified_or_skipped(
     refused(app, run_id, lambda run: run.complete(), IllegalTransition)
 
     def fail_b2(run: Run) -> None:
-        run.step_failed("b2", 1, step="s", phase="p", kind="k", component="", error="e")
+        run.step_failed(
+            Failure("b2", 1, step="s", phase="p", kind="k", component="", error="e")
+        )
         run.mark_failed("b2", 1, "broken")
 
     app.update(run_id, fail_b2)
@@ -731,7 +746,7 @@ def test_two_apps_deciding_at_once_record_exactly_one_decision(tmp_path: Path) -
     def operator(app: RecoveryApp, name: str, decision: str) -> None:
         def command(run: Run) -> None:
             assert run.version == version
-            assert run.awaiting == ("b1", 1)
+            assert run.view().awaiting == ("b1", 1)
             both_loaded.wait()
             run.decide("b1", decision, operator=name)
 

@@ -31,7 +31,8 @@ from recovery_core import (
     parse_plan,
     verify_chain,
 )
-from recovery_core.run import DECISIONS, Run
+from recovery_core.records import DECISIONS, Failure
+from recovery_core.run import Run
 
 T = TypeVar("T")
 
@@ -275,17 +276,19 @@ class RunMachine(RuleBasedStateMachine):
 
         def command(run: Run) -> None:
             run.step_failed(
-                batch_id,
-                attempt,
-                step="s",
-                phase="post_build_validation",
-                kind="syntax",
-                component="app/x.py",
-                error="SyntaxError: invalid syntax",
-                traceback="Traceback ...\n",
-                exit_code=1,
-                duration_s=0.5,
-                changed_files=("app/x.py",),
+                Failure(
+                    batch_id,
+                    attempt,
+                    step="s",
+                    phase="post_build_validation",
+                    kind="syntax",
+                    component="app/x.py",
+                    error="SyntaxError: invalid syntax",
+                    traceback="Traceback ...\n",
+                    exit_code=1,
+                    duration_s=0.5,
+                    changed_files=("app/x.py",),
+                )
             )
             run.mark_failed(batch_id, attempt, "post_build_validation.s failed")
 
@@ -534,8 +537,8 @@ class RunMachine(RuleBasedStateMachine):
         if self.run_id is None or self.live is None:
             return
         history = self.app.history(self.run_id)
-        assert verify_chain(history) == self.live.head_digest
-        assert history[-1].digest == self.live.head_digest
+        assert verify_chain(history) == self.live.view().head_digest
+        assert history[-1].digest == self.live.view().head_digest
         assert len(history) == self.live.version
 
     @invariant()

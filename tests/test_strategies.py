@@ -209,5 +209,7 @@ def test_misbehaving_strategy_and_notifier_lose_no_event(repo: Path) -> None:
     ]
     assert "pager service unreachable" in (notified[0].error or "")
     (note,) = recording.received
-    assert note.batch_id == "b" and note.step == "post_build_validation.unit_tests"
-    assert any(c.endswith(" b retry") for c in note.commands)
+    assert note.batch_id == "b"
+    assert note.failure.step_id == "post_build_validation.unit_tests"
+    assert (note.open.batch_id, note.open.attempt) == ("b", 1)
+    assert "retry" in note.open.choices

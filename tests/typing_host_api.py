@@ -64,7 +64,7 @@ class MyNotifier:
     channel = "mine"
 
     def notify(self, notification: Notification) -> None:
-        print(notification.batch_id, notification.commands)
+        print(notification.batch_id, notification.open.choices)
 
 
 def my_step(step: object, context: StepContext) -> StepOutcome:

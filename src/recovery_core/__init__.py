@@ -44,18 +44,20 @@ from recovery_core.ports import (
     StepRunner,
     Workspace,
 )
-from recovery_core.projections import FailureLogEntry, FailureState
-from recovery_core.registry import PluginError
-from recovery_core.run import (
+from recovery_core.projections import FailureLogEntry
+from recovery_core.records import (
     BatchView,
     ClaimView,
     Decision,
     DecisionView,
+    Failure,
     FailureView,
+    OpenDecision,
     RunState,
     RunView,
-    verify_chain,
 )
+from recovery_core.registry import PluginError
+from recovery_core.run import verify_chain
 from recovery_core.runner import (
     Aborted,
     BatchOutcome,
@@ -90,10 +92,10 @@ __all__ = [
     "Decision",
     "DecisionView",
     "ExecutionPlan",
+    "Failure",
     "FailureContext",
     "FailureLogEntry",
     "FailureReport",
-    "FailureState",
     "FailureView",
     "Halted",
     "Hooks",
@@ -102,6 +104,7 @@ __all__ = [
     "NoopStrategy",
     "Notification",
     "Notifier",
+    "OpenDecision",
     "Outcome",
     "PlanError",
     "PluginError",

@@ -33,7 +33,8 @@ from recovery_core.projections import (
     failure_log_entries,
     write_failure_log,
 )
-from recovery_core.run import DecisionView, Run, RunView, new_runner_id
+from recovery_core.records import DecisionView, RunView
+from recovery_core.run import Run, StoredRecord, new_runner_id
 from recovery_core.store import (
     STORE_ENV,
     StoreSpec,
@@ -274,6 +275,23 @@ class RecoveryApp(Application[UUID]):
     def events_of(self, run_id: UUID | str) -> Iterator[Run.Event]:
         """The run's events, in order, read lazily."""
         yield from self.repository.event_store.get(as_run_id(run_id))  # type: ignore[misc]
+
+    def stored_records(self, run_id: UUID | str) -> list[StoredRecord]:
+        """The run's events as stored, decoded but not upcast: what
+        :func:`~recovery_core.run.verify_chain` checks a history of any age by."""
+        records = []
+        mapper = self.mapper
+        for stored in self.recorder.select_events(as_run_id(run_id)):
+            data = stored.state
+            if mapper.cipher:
+                data = mapper.cipher.decrypt(data)
+            if mapper.compressor:
+                data = mapper.compressor.decompress(data)
+            state = mapper.transcoder.decode(data)
+            state["originator_id"] = stored.originator_id
+            state["originator_version"] = stored.originator_version
+            records.append(StoredRecord.of_state(stored.topic, state))
+        return records
 
     def notifications(
         self, topics: Sequence[str] = (), page: int = 500

@@ -16,7 +16,7 @@ from typing import Protocol
 import attrs
 
 from recovery_core.ports import StepOutcome
-from recovery_core.run import DecisionView, FailureView
+from recovery_core.records import DecisionView, Failure, OpenDecision
 
 __all__ = [
     "BatchEnd",
@@ -89,10 +89,10 @@ class FailureReport:
     """A failure, recorded, answered by the strategy, and notified."""
 
     run_id: str
-    failure: FailureView
+    failure: Failure
     analysis: str
     decisions: tuple[str, ...]
-    commands: tuple[str, ...]
+    open: OpenDecision
 
 
 class OnBatchStart(Protocol):

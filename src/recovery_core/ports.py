@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 
 from recovery_core.plan import Batch, Step
-from recovery_core.run import FailureView
+from recovery_core.records import Failure, OpenDecision, failure_json
 
 __all__ = [
     "Committed",
@@ -181,7 +181,7 @@ class FailureContext:
     plan_id: str
     batch: Batch
     attempt: int
-    failure: FailureView
+    failure: Failure
     root: Path
     baseline: str | None
     workspace: Workspace
@@ -237,27 +237,38 @@ class RecoveryStrategy(Protocol):
 
 @attrs.frozen
 class Notification:
-    """What an operator is told when a run halts."""
+    """What an operator is told when a run halts: the failure record, the
+    decision open now (with the decisions that may be taken), the strategy's
+    answer, and the ``--store`` that commands must name (None: the workspace's
+    own store, found by itself). Notifiers make the words."""
 
     run_id: str
     plan_id: str
-    batch_id: str
-    attempt: int
-    step: str
-    component: str
-    error: str
-    failure_reason: str
-    output_tail: str
-    decisions: tuple[str, ...]
-    commands: tuple[str, ...]
+    workspace: str
+    failure: Failure
+    open: OpenDecision
     strategy: str
     analysis: str
-    workspace: str
     hints: tuple[str, ...] = ()
+    store: str | None = None
+
+    @property
+    def batch_id(self) -> str:
+        return self.failure.batch_id
+
+    @property
+    def attempt(self) -> int:
+        return self.failure.attempt
+
+    @property
+    def decisions(self) -> tuple[str, ...]:
+        return self.open.choices
 
     def as_json(self) -> dict[str, Any]:
         """The notification as a JSON object (for inbox, command and webhook)."""
-        return attrs.asdict(self)
+        data = attrs.asdict(self, recurse=True)
+        data["failure"] = failure_json(self.failure)
+        return data
 
 
 @runtime_checkable

@@ -14,17 +14,17 @@ import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import attrs
 
 from recovery_core.plan import BatchStatusFields, atomic_write
-from recovery_core.run import Run, RunView
+from recovery_core.records import Failure, RunView, apply, failure_json
+from recovery_core.run import Run
 
 __all__ = [
     "FAILURE_LOG_TOPICS",
     "FailureLogEntry",
-    "FailureState",
     "default_failure_log",
     "failure_log_entries",
     "failure_log_lines",
@@ -58,39 +58,33 @@ def plan_status_fields(view: RunView) -> dict[str, BatchStatusFields]:
 
 
 @attrs.frozen
-class FailureState:
-    """The ``state`` of a failure log entry: where the attempt stood."""
-
-    baseline: str | None
-    changed_files: tuple[str, ...]
-    quarantine_ref: str | None
-    exit_code: int | None
-    duration_s: float
-    timed_out: bool
-    kind: str
-    output_tail: str
-
-
-@attrs.frozen
 class FailureLogEntry:
-    """One failed step, as the failure log holds it (one JSON object per line)."""
+    """One failed step, as the failure log holds it (one JSON object per line):
+    when, in which run, and the failure record."""
 
     timestamp: str
     run_id: str
     plan_id: str
-    batch_id: str
-    attempt: int
-    step: str
-    component: str
-    error: str
-    traceback: str
-    failure_reason: str | None
-    state: FailureState
+    failure: Failure
+
+    #: The record's fields at the top of a log line; every other one is in ``state``.
+    TOP: ClassVar = ("batch_id", "attempt", "step", "component", "error")
 
     def as_json(self) -> dict[str, Any]:
         """The entry as the JSON object written to the log."""
-        data: dict[str, Any] = attrs.asdict(self)
-        return data
+        record = failure_json(self.failure)
+        top = {name: record.pop(name) for name in self.TOP}
+        traceback = record.pop("traceback") or self.failure.output_tail
+        reason = record.pop("failure_reason")
+        where = {"timestamp": self.timestamp, "run_id": self.run_id}
+        return {
+            **where,
+            "plan_id": self.plan_id,
+            **top,
+            "traceback": traceback,
+            "failure_reason": reason,
+            "state": record,
+        }
 
     def to_line(self) -> str:
         """The entry as one line of the log (without the newline)."""
@@ -104,62 +98,41 @@ def failure_log_entries(
 
     ``events`` are the store's events of :data:`FAILURE_LOG_TOPICS` in
     notification order; with ``workspace``, only runs in that workspace count.
+    Each entry's record is the run's state's (:func:`recovery_core.records.apply`).
     """
-    runs: dict[str, Run.Started] = {}
-    baselines: dict[tuple[str, str, int], str | None] = {}
+    views: dict[str, RunView] = {}
     entries: list[FailureLogEntry] = []
-    by_attempt: dict[tuple[str, str, int], int] = {}
+    where: dict[tuple[str, str, int], int] = {}
     for event in events:
         run_id = str(event.originator_id)
-        if isinstance(event, Run.Started):
-            runs[run_id] = event
+        view = views.get(run_id)
+        if view is None and not isinstance(event, Run.Started):
             continue
-        started = runs.get(run_id)
-        if started is None or (
-            workspace is not None and started.workspace != workspace
-        ):
+        if isinstance(event, Run.Started) and workspace not in (None, event.workspace):
             continue
+        view = views[run_id] = apply(view, event)
         key = (run_id, getattr(event, "batch_id", ""), getattr(event, "attempt", 0))
-        if isinstance(event, Run.BatchStarted):
-            baselines[key] = event.baseline
-        elif isinstance(event, Run.StepFailed):
-            by_attempt[key] = len(entries)
+        if isinstance(event, Run.StepFailed):
+            where[key] = len(entries)
             entries.append(
                 FailureLogEntry(
                     timestamp=event.timestamp.isoformat(),
                     run_id=run_id,
-                    plan_id=started.plan_id,
-                    batch_id=event.batch_id,
-                    attempt=event.attempt,
-                    step=f"{event.phase}.{event.step}",
-                    component=event.component,
-                    error=event.error,
-                    traceback=event.traceback or event.output_tail,
-                    failure_reason=None,
-                    state=FailureState(
-                        baseline=baselines.get(key),
-                        changed_files=tuple(event.changed_files),
-                        quarantine_ref=None,
-                        exit_code=event.exit_code,
-                        duration_s=event.duration_s,
-                        timed_out=event.timed_out,
-                        kind=event.kind,
-                        output_tail=event.output_tail,
-                    ),
+                    plan_id=view.plan_id,
+                    failure=_failure(view, event.batch_id),
                 )
             )
-        elif key in by_attempt and isinstance(event, Run.BatchMarkedFailed):
-            index = by_attempt[key]
-            entries[index] = attrs.evolve(
-                entries[index], failure_reason=event.failure_reason
-            )
-        elif key in by_attempt and isinstance(event, Run.ChangesQuarantined):
-            index = by_attempt[key]
-            state = attrs.evolve(
-                entries[index].state, quarantine_ref=event.quarantine_ref
-            )
-            entries[index] = attrs.evolve(entries[index], state=state)
+        elif key in where:
+            index = where[key]
+            failure = _failure(view, event.batch_id)  # type: ignore[attr-defined]
+            entries[index] = attrs.evolve(entries[index], failure=failure)
     return entries
+
+
+def _failure(view: RunView, batch_id: str) -> Failure:
+    failure = view.batch(batch_id).failure
+    assert failure is not None
+    return failure
 
 
 def failure_log_lines(

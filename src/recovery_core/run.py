@@ -8,7 +8,7 @@ removal, insertion or reordering shows (:func:`verify_chain`).
 Event classes have explicit, stable topics (``recovery:<Name>``): moving or
 renaming a class never breaks a stored history. Their meaning never changes once
 released; a new meaning is a new event, or a new ``class_version`` with an
-upcaster.
+upcaster. The run's state is :func:`recovery_core.records.apply` of its events.
 
 Every command checks the rules first and raises before anything is triggered, so
 that a refused command leaves no pending event behind.
@@ -18,34 +18,39 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 from uuid import UUID, uuid4
 
 import attrs
 from eventsourcing.domain import AggregateCreated, AggregateEvent, BaseAggregate
 
-from recovery_core.errors import ConflictError, IllegalTransition, IntegrityError
+from recovery_core.errors import (
+    ConflictError,
+    IllegalTransition,
+    IntegrityError,
+    UnknownBatch,
+)
+from recovery_core.records import (
+    DECISIONS,
+    BatchView,
+    Failure,
+    RunView,
+    apply,
+    failure_of,
+)
 
 __all__ = [
-    "DECISIONS",
     "GENESIS_DIGEST",
-    "BatchView",
-    "Decision",
-    "FailureView",
     "Run",
-    "RunState",
-    "RunView",
+    "StoredRecord",
     "event_digest",
+    "new_runner_id",
     "verify_chain",
 ]
 
 GENESIS_DIGEST: Final = "0" * 64
-
-RunState = Literal["running", "halted", "completed", "aborted"]
-Decision = Literal["retry", "skip", "recover", "abort"]
-DECISIONS: Final[tuple[Decision, ...]] = ("retry", "skip", "recover", "abort")
 
 #: Fields every event has that are not its payload.
 _ENVELOPE: Final = frozenset(
@@ -87,219 +92,97 @@ def event_digest(
     return hashlib.sha256(content.encode()).hexdigest()
 
 
+@attrs.frozen
+class StoredRecord:
+    """One event as it is stored, before any upcasting: what the digest of an
+    event of an older version covers."""
+
+    topic: str
+    originator_id: UUID
+    originator_version: int
+    timestamp: datetime
+    payload: dict[str, Any]
+    prev_digest: str
+    digest: str
+
+    @classmethod
+    def of_state(cls, topic: str, state: Mapping[str, Any]) -> StoredRecord:
+        """The record of a stored event's decoded state."""
+        payload = {k: v for k, v in state.items() if k not in _ENVELOPE}
+        return cls(
+            topic=topic,
+            originator_id=UUID(str(state["originator_id"])),
+            originator_version=int(state["originator_version"]),
+            timestamp=state["timestamp"],
+            payload=payload,
+            prev_digest=str(state.get("prev_digest", "")),
+            digest=str(state.get("digest", "")),
+        )
+
+
 def payload_of(event: Run.Event) -> dict[str, Any]:
     """The fields of an event that are its content, not its envelope (the first
-    event's aggregate topic is content: it says what the history is of)."""
-    return {k: v for k, v in vars(event).items() if k not in _ENVELOPE}
+    event's aggregate topic is content: it says what the history is of; an
+    event of a later class version says so)."""
+    payload = {k: v for k, v in vars(event).items() if k not in _ENVELOPE}
+    version = getattr(type(event), "class_version", 1)
+    return {**payload, "class_version": version} if version > 1 else payload
 
 
-def verify_chain(events: Iterable[Run.Event]) -> str:
+def _record(item: Run.Event | StoredRecord) -> StoredRecord:
+    if isinstance(item, StoredRecord):
+        return item
+    return StoredRecord(
+        topic=type(item).TOPIC,
+        originator_id=item.originator_id,
+        originator_version=item.originator_version,
+        timestamp=item.timestamp,
+        payload=payload_of(item),
+        prev_digest=item.prev_digest,
+        digest=item.digest,
+    )
+
+
+def verify_chain(events: Iterable[Run.Event | StoredRecord]) -> str:
     """Checks the hash chain of a run's events, in order; returns the head digest.
 
+    ``events`` are events of the current class versions (a live run's, or ones
+    stored by this version of the library) or :class:`StoredRecord` as stored
+    (see :meth:`RecoveryApp.stored_records`), which any history verifies as.
     Raises :class:`IntegrityError` naming the first event whose digest or link
     does not hold, or a gap in the versions.
     """
     prev = GENESIS_DIGEST
     expected_version = 1
-    for event in events:
-        where = f"event {event.originator_version} ({type(event).__name__})"
-        if event.originator_version != expected_version:
+    for item in events:
+        record = _record(item)
+        name = record.topic.removeprefix("recovery:")
+        where = f"event {record.originator_version} ({name})"
+        if record.originator_version != expected_version:
             raise IntegrityError(
                 f"{where}: expected version {expected_version}: an event is missing "
                 "or out of order"
             )
-        if event.prev_digest != prev:
+        if record.prev_digest != prev:
             raise IntegrityError(f"{where}: does not link to the event before it")
         digest = event_digest(
-            type(event).TOPIC,
-            event.originator_id,
-            event.originator_version,
-            event.timestamp,
-            payload_of(event),
-            event.prev_digest,
+            record.topic,
+            record.originator_id,
+            record.originator_version,
+            record.timestamp,
+            record.payload,
+            record.prev_digest,
         )
-        if digest != event.digest:
+        if digest != record.digest:
             raise IntegrityError(f"{where}: content does not match its digest")
         prev = digest
         expected_version += 1
     return prev
 
 
-@attrs.frozen
-class FailureView:
-    """The failure of one attempt of a batch, as recorded."""
-
-    batch_id: str
-    attempt: int
-    step: str
-    phase: str
-    kind: str
-    component: str
-    error: str
-    traceback: str
-    output_tail: str
-    exit_code: int | None
-    duration_s: float
-    changed_files: tuple[str, ...]
-    timed_out: bool
-    baseline: str | None
-    failure_reason: str | None = None
-
-
-@attrs.frozen
-class BatchView:
-    """One batch's status within a run.
-
-    ``baseline`` is the snapshot taken before the current attempt; ``origin`` the
-    one taken before the first, against which the batch's changes are measured
-    (a strategy that leaves a failed change in the tree leaves it in the next
-    attempt's baseline too)."""
-
-    batch_id: str
-    status: Literal["pending", "running", "verified", "failed", "skipped"] = "pending"
-    verified: bool = False
-    attempts: int = 0
-    failure_reason: str | None = None
-    commit: str | None = None
-    uncommitted_reason: str | None = None
-    baseline: str | None = None
-    origin: str | None = None
-    steps_passed: tuple[str, ...] = ()
-    failure: FailureView | None = None
-
-
-@attrs.frozen
-class DecisionView:
-    """An operator's decision on a failure."""
-
-    batch_id: str
-    attempt: int
-    decision: Decision
-    operator: str
-    reason: str
-    carried_out: bool = False
-
-
-@attrs.frozen
-class ClaimView:
-    """Who drives the run."""
-
-    host: str
-    pid: int
-    runner_id: str
-
-
-@attrs.frozen
-class RunView:
-    """The state of a run, as plain values for queries and projections."""
-
-    run_id: str
-    plan_id: str
-    plan_digest: str
-    plan_path: str | None
-    workspace: str
-    store: str
-    state: RunState
-    batches: tuple[BatchView, ...]
-    awaiting: tuple[str, int] | None
-    decision: DecisionView | None
-    claim: ClaimView | None
-    version: int
-    head_digest: str
-    started_at: str
-    proposal: bool = False
-    strategy: str | None = None
-    abort_reason: str | None = None
-
-    def batch(self, batch_id: str) -> BatchView:
-        """The view of one batch; :class:`KeyError` when the plan has none."""
-        for batch in self.batches:
-            if batch.batch_id == batch_id:
-                return batch
-        raise KeyError(batch_id)
-
-    @property
-    def decisions(self) -> tuple[Decision, ...]:
-        """The decisions an operator may take now: none unless a failure awaits
-        one; ``recover`` only when the strategy proposed a fix."""
-        if self.awaiting is None:
-            return ()
-        return tuple(d for d in DECISIONS if d != "recover" or self.proposal)
-
-    def commands(self, store: str | None = None) -> tuple[str, ...]:
-        """The exact ``recovery`` commands an operator may run now: one
-        ``decide`` per possible decision, then ``resume``. ``store`` is the
-        ``--store`` to name, when the commands would not find it themselves."""
-        if self.awaiting is None:
-            return ()
-        decided = self.decision is not None and not self.decision.carried_out
-        commands = decision_commands(
-            self.run_id, self.awaiting[0], () if decided else self.decisions, store
-        )
-        return commands
-
-    def as_json(self, store: str | None = None) -> dict[str, Any]:
-        """The run as the JSON object ``recovery status --json`` prints."""
-        decision = self.decision
-        claim = self.claim
-        return {
-            "run_id": self.run_id,
-            "plan_id": self.plan_id,
-            "state": self.state,
-            "workspace": self.workspace,
-            "store": self.store,
-            "started_at": self.started_at,
-            "version": self.version,
-            "head_digest": self.head_digest,
-            "awaiting_decision": None
-            if self.awaiting is None
-            else {"batch_id": self.awaiting[0], "attempt": self.awaiting[1]},
-            "decision": None if decision is None else attrs.asdict(decision),
-            "strategy": self.strategy,
-            "abort_reason": self.abort_reason,
-            "runner": None if claim is None else attrs.asdict(claim),
-            "batches": [_batch_json(b) for b in self.batches],
-            "next_commands": list(self.commands(store)),
-        }
-
-
-def decision_commands(
-    run_id: str, batch_id: str, decisions: Sequence[str], store: str | None
-) -> tuple[str, ...]:
-    """The ``recovery decide`` command for each decision, then ``resume``."""
-    store_arg = f" --store '{store}'" if store else ""
-    commands = [
-        f"recovery decide{store_arg} {run_id} {batch_id} {decision}"
-        for decision in decisions
-    ]
-    commands.append(f"recovery resume{store_arg} {run_id}")
-    return tuple(commands)
-
-
-def _batch_json(batch: BatchView) -> dict[str, Any]:
-    failure = batch.failure
-    return {
-        "batch_id": batch.batch_id,
-        "status": batch.status,
-        "verified": batch.verified,
-        "attempts": batch.attempts,
-        "failure_reason": batch.failure_reason,
-        "commit": batch.commit,
-        "uncommitted_reason": batch.uncommitted_reason,
-        "baseline": batch.baseline,
-        "failure": None
-        if failure is None
-        else {
-            "attempt": failure.attempt,
-            "step": f"{failure.phase}.{failure.step}",
-            "kind": failure.kind,
-            "component": failure.component,
-            "error": failure.error,
-            "exit_code": failure.exit_code,
-            "timed_out": failure.timed_out,
-            "changed_files": list(failure.changed_files),
-        },
-    }
+def new_runner_id() -> str:
+    """A fresh id for one runner process."""
+    return uuid4().hex[:12]
 
 
 class Run(BaseAggregate[UUID]):
@@ -308,22 +191,9 @@ class Run(BaseAggregate[UUID]):
     TOPIC = "recovery:Run"
 
     if TYPE_CHECKING:  # set by the events' apply(); not constructor arguments
-        plan_id: str
-        plan_digest: str
         plan: dict[str, Any]
         plan_path: str | None
-        workspace: str
-        store: str
-        state: RunState
-        batch_order: list[str]
-        batches: dict[str, BatchView]
-        awaiting: tuple[str, int] | None
-        decision: DecisionView | None
-        claim: ClaimView | None
-        head_digest: str
-        proposal: bool
-        strategy: str | None
-        abort_reason: str | None
+        state_view: RunView
 
     @staticmethod
     def create_id() -> UUID:
@@ -331,14 +201,15 @@ class Run(BaseAggregate[UUID]):
         return uuid4()
 
     class Event(AggregateEvent):
-        """The base of every run event: each carries its link in the hash chain."""
+        """The base of every run event: each carries its link in the hash chain,
+        and the run's state follows from it (:func:`recovery_core.records.apply`)."""
 
         TOPIC: ClassVar[str]
         prev_digest: str
         digest: str
 
         def apply(self, run: Any) -> None:
-            run.head_digest = self.digest
+            run.state_view = apply(getattr(run, "state_view", None), self)
 
     class Started(Event, AggregateCreated):
         """RunStarted: the plan as loaded and where it runs."""
@@ -354,23 +225,8 @@ class Run(BaseAggregate[UUID]):
         runner_id: str
 
         def apply(self, run: Any) -> None:
+            run.plan, run.plan_path = self.plan, self.plan_path
             super().apply(run)
-            run.plan_id = self.plan_id
-            run.plan_digest = self.plan_digest
-            run.plan = self.plan
-            run.plan_path = self.plan_path
-            run.workspace = self.workspace
-            run.store = self.store
-            run.state = "running"
-            ids = [b["batch_id"] for b in self.plan["batches"]]
-            run.batch_order = ids
-            run.batches = {i: BatchView(batch_id=i) for i in ids}
-            run.awaiting = None
-            run.decision = None
-            run.claim = None
-            run.proposal = False
-            run.strategy = None
-            run.abort_reason = None
 
     class RunnerClaimed(Event):
         """Who now drives the run."""
@@ -380,19 +236,11 @@ class Run(BaseAggregate[UUID]):
         pid: int
         runner_id: str
 
-        def apply(self, run: Any) -> None:
-            super().apply(run)
-            run.claim = ClaimView(self.host, self.pid, self.runner_id)
-
     class RunnerReleased(Event):
         """The runner stopped driving the run (it halted, ended, or was stopped)."""
 
         TOPIC = "recovery:RunnerReleased"
         runner_id: str
-
-        def apply(self, run: Any) -> None:
-            super().apply(run)
-            run.claim = None
 
     class BatchStarted(Event):
         """An attempt at a batch began, from this baseline."""
@@ -401,26 +249,6 @@ class Run(BaseAggregate[UUID]):
         batch_id: str
         attempt: int
         baseline: str | None
-
-        def apply(self, run: Any) -> None:
-            super().apply(run)
-            origin = run.batches[self.batch_id].origin
-            run._set_batch(
-                self.batch_id,
-                status="running",
-                attempts=self.attempt,
-                baseline=self.baseline,
-                origin=self.baseline if self.attempt == 1 else origin,
-                steps_passed=(),
-                failure=None,
-                failure_reason=None,
-            )
-            if run.decision is not None:
-                run.decision = attrs.evolve(run.decision, carried_out=True)
-            run.state = "running"
-            run.awaiting = None
-            run.proposal = False
-            run.strategy = None
 
     class StepPassed(Event):
         """A step of the attempt passed."""
@@ -432,49 +260,31 @@ class Run(BaseAggregate[UUID]):
         phase: str
         duration_s: float
 
-        def apply(self, run: Any) -> None:
-            super().apply(run)
-            batch = run.batches[self.batch_id]
-            run._set_batch(self.batch_id, steps_passed=(*batch.steps_passed, self.step))
-
     class StepFailed(Event):
-        """A step of the attempt failed: everything known about why."""
+        """A step of the attempt failed: the failure record
+        (:class:`~recovery_core.records.Failure`) as data. Version 1 had the
+        record's fields at the top level."""
 
         TOPIC = "recovery:StepFailed"
+        class_version = 2
         batch_id: str
         attempt: int
-        step: str
-        phase: str
-        kind: str
-        component: str
-        error: str
-        traceback: str
-        output_tail: str
-        exit_code: int | None
-        duration_s: float
-        changed_files: list[str]
-        timed_out: bool
+        failure: dict[str, Any]
 
-        def apply(self, run: Any) -> None:
-            super().apply(run)
-            batch = run.batches[self.batch_id]
-            failure = FailureView(
-                batch_id=self.batch_id,
-                attempt=self.attempt,
-                step=self.step,
-                phase=self.phase,
-                kind=self.kind,
-                component=self.component,
-                error=self.error,
-                traceback=self.traceback,
-                output_tail=self.output_tail,
-                exit_code=self.exit_code,
-                duration_s=self.duration_s,
-                changed_files=tuple(self.changed_files),
-                timed_out=self.timed_out,
-                baseline=batch.baseline,
-            )
-            run._set_batch(self.batch_id, failure=failure)
+        @property
+        def record(self) -> Failure:
+            """The failure record."""
+            return failure_of(self.failure)
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            names = attrs.fields_dict(Failure).keys() - {"batch_id", "attempt"}
+            failure = {k: state.pop(k) for k in names if k in state}
+            state["failure"] = {
+                "batch_id": state["batch_id"],
+                "attempt": state["attempt"],
+                **failure,
+            }
 
     class BatchMarkedFailed(Event):
         """The attempt failed; the run halts until an operator decides."""
@@ -483,23 +293,6 @@ class Run(BaseAggregate[UUID]):
         batch_id: str
         attempt: int
         failure_reason: str
-
-        def apply(self, run: Any) -> None:
-            super().apply(run)
-            batch = run.batches[self.batch_id]
-            failure = batch.failure
-            if failure is not None:
-                failure = attrs.evolve(failure, failure_reason=self.failure_reason)
-            run._set_batch(
-                self.batch_id,
-                status="failed",
-                verified=False,
-                failure_reason=self.failure_reason,
-                failure=failure,
-            )
-            run.state = "halted"
-            run.awaiting = (self.batch_id, self.attempt)
-            run.decision = None
 
     class ChangesQuarantined(Event):
         """The faulty change was kept under a ref and taken out of the tree."""
@@ -519,11 +312,6 @@ class Run(BaseAggregate[UUID]):
         attempt: int
         strategy: str
         outcome: dict[str, Any]
-
-        def apply(self, run: Any) -> None:
-            super().apply(run)
-            run.strategy = self.strategy
-            run.proposal = bool(self.outcome.get("proposal"))
 
     class OperatorNotified(Event):
         """A notification was sent on a channel, or failed to be."""
@@ -545,28 +333,12 @@ class Run(BaseAggregate[UUID]):
         operator: str
         reason: str
 
-        def apply(self, run: Any) -> None:
-            super().apply(run)
-            run.decision = DecisionView(
-                batch_id=self.batch_id,
-                attempt=self.attempt,
-                decision=self.decision,  # type: ignore[arg-type]
-                operator=self.operator,
-                reason=self.reason,
-            )
-
     class BatchVerified(Event):
         """Every step of the attempt passed."""
 
         TOPIC = "recovery:BatchVerified"
         batch_id: str
         attempt: int
-
-        def apply(self, run: Any) -> None:
-            super().apply(run)
-            run._set_batch(
-                self.batch_id, status="verified", verified=True, failure_reason=None
-            )
 
     class BatchCommitted(Event):
         """The verified batch became a commit."""
@@ -575,10 +347,6 @@ class Run(BaseAggregate[UUID]):
         batch_id: str
         attempt: int
         commit: str
-
-        def apply(self, run: Any) -> None:
-            super().apply(run)
-            run._set_batch(self.batch_id, commit=self.commit)
 
     class BatchLeftUncommitted(Event):
         """A verified batch with ``commit_strategy: "commit"`` was not committed
@@ -589,24 +357,12 @@ class Run(BaseAggregate[UUID]):
         attempt: int
         reason: str
 
-        def apply(self, run: Any) -> None:
-            super().apply(run)
-            run._set_batch(self.batch_id, uncommitted_reason=self.reason)
-
     class BatchSkipped(Event):
         """The operator's skip was carried out; the run goes on without the batch."""
 
         TOPIC = "recovery:BatchSkipped"
         batch_id: str
         operator: str
-
-        def apply(self, run: Any) -> None:
-            super().apply(run)
-            run._set_batch(self.batch_id, status="skipped", verified=False)
-            if run.decision is not None:
-                run.decision = attrs.evolve(run.decision, carried_out=True)
-            run.state = "running"
-            run.awaiting = None
 
     class RunAborted(Event):
         """The run ended without completing."""
@@ -615,23 +371,11 @@ class Run(BaseAggregate[UUID]):
         operator: str
         reason: str
 
-        def apply(self, run: Any) -> None:
-            super().apply(run)
-            if run.decision is not None:
-                run.decision = attrs.evolve(run.decision, carried_out=True)
-            run.state = "aborted"
-            run.abort_reason = self.reason
-            run.awaiting = None
-
     class RunCompleted(Event):
         """Every batch was verified or skipped."""
 
         TOPIC = "recovery:RunCompleted"
         summary: dict[str, Any]
-
-        def apply(self, run: Any) -> None:
-            super().apply(run)
-            run.state = "completed"
 
     # -- construction -------------------------------------------------------
 
@@ -681,41 +425,31 @@ class Run(BaseAggregate[UUID]):
 
     def _trigger(self, event_class: type[Run.Event], **payload: Any) -> None:
         native = _json_native(payload)
+        version = getattr(event_class, "class_version", 1)
+        hashed = {**native, "class_version": version} if version > 1 else native
         timestamp = event_class.create_timestamp()
+        head = self.state_view.head_digest
         digest = event_digest(
-            event_class.TOPIC,
-            self.id,
-            self.version + 1,
-            timestamp,
-            native,
-            self.head_digest,
+            event_class.TOPIC, self.id, self.version + 1, timestamp, hashed, head
         )
         self.trigger_event(
-            event_class,
-            timestamp=timestamp,
-            prev_digest=self.head_digest,
-            digest=digest,
-            **native,
+            event_class, timestamp=timestamp, prev_digest=head, digest=digest, **native
         )
 
-    def _set_batch(self, batch_id: str, **changes: Any) -> None:
-        self.batches[batch_id] = attrs.evolve(self.batches[batch_id], **changes)
-
     def _require_live(self) -> None:
-        if self.state in ("completed", "aborted"):
+        if self.state_view.state in ("completed", "aborted"):
             raise IllegalTransition(
-                f"run {self.id} is {self.state}: nothing more happens"
+                f"run {self.id} is {self.state_view.state}: nothing more happens"
             )
 
     def _batch(self, batch_id: str) -> BatchView:
         try:
-            return self.batches[batch_id]
+            return self.state_view.batch(batch_id)
         except KeyError:
-            from recovery_core.errors import UnknownBatch
-
+            ids = ", ".join(b.batch_id for b in self.state_view.batches)
             raise UnknownBatch(
-                f"run {self.id} (plan {self.plan_id}) has no batch {batch_id!r}; "
-                f"its batches are {', '.join(self.batch_order)}"
+                f"run {self.id} (plan {self.state_view.plan_id}) has no batch "
+                f"{batch_id!r}; its batches are {ids}"
             ) from None
 
     def _require_running_attempt(self, batch_id: str, attempt: int) -> BatchView:
@@ -730,42 +464,9 @@ class Run(BaseAggregate[UUID]):
 
     # -- queries ------------------------------------------------------------
 
-    @property
-    def running_batch(self) -> BatchView | None:
-        """The batch whose attempt is under way, if any."""
-        for batch_id in self.batch_order:
-            if self.batches[batch_id].status == "running":
-                return self.batches[batch_id]
-        return None
-
-    def next_batch(self) -> str | None:
-        """The first batch that is neither verified nor skipped."""
-        for batch_id in self.batch_order:
-            if self.batches[batch_id].status not in ("verified", "skipped"):
-                return batch_id
-        return None
-
     def view(self) -> RunView:
         """The run's state as plain, frozen values."""
-        return RunView(
-            run_id=str(self.id),
-            plan_id=self.plan_id,
-            plan_digest=self.plan_digest,
-            plan_path=self.plan_path,
-            workspace=self.workspace,
-            store=self.store,
-            state=self.state,
-            batches=tuple(self.batches[i] for i in self.batch_order),
-            awaiting=self.awaiting,
-            decision=self.decision,
-            claim=self.claim,
-            version=self.version,
-            head_digest=self.head_digest,
-            started_at=self.created_on.isoformat(),
-            proposal=self.proposal,
-            strategy=self.strategy,
-            abort_reason=self.abort_reason,
-        )
+        return self.state_view
 
     # -- commands -----------------------------------------------------------
 
@@ -776,21 +477,22 @@ class Run(BaseAggregate[UUID]):
         refused with :class:`ConflictError` unless ``take_over`` (its process is
         known to be gone)."""
         self._require_live()
-        held = self.claim
-        if held is not None and held.runner_id != runner_id and not take_over:
+        held = self.state_view.claim
+        if held is not None and held.runner_id == runner_id:
+            return
+        if held is not None and not take_over:
             raise ConflictError(
                 f"run {self.id} is driven by runner {held.runner_id} "
                 f"(pid {held.pid} on {held.host})"
             )
-        if held is not None and held.runner_id == runner_id:
-            return
         self._trigger(self.RunnerClaimed, host=host, pid=pid, runner_id=runner_id)
 
     def release_runner(self, runner_id: str) -> None:
         """Records that this runner stopped driving the run (nothing, when another
         runner holds it)."""
         self._require_live()
-        if self.claim is not None and self.claim.runner_id == runner_id:
+        held = self.state_view.claim
+        if held is not None and held.runner_id == runner_id:
             self._trigger(self.RunnerReleased, runner_id=runner_id)
 
     def start_batch(self, batch_id: str, baseline: str | None) -> int:
@@ -802,26 +504,27 @@ class Run(BaseAggregate[UUID]):
         the runner's strategy applies its proposed fix as the attempt's change).
         """
         self._require_live()
+        view = self.state_view
         batch = self._batch(batch_id)
-        if self.running_batch is not None:
+        if view.running_batch is not None:
             raise IllegalTransition(
-                f"batch {self.running_batch.batch_id} is still running"
+                f"batch {view.running_batch.batch_id} is still running"
             )
-        expected = self.next_batch()
-        if batch_id != expected:
+        expected = view.next_batch
+        if expected is None or batch_id != expected.batch_id:
             raise IllegalTransition(
                 f"batch {batch_id} cannot start: "
                 + (
                     f"it is {batch.status}"
-                    if batch.status in ("verified", "skipped")
-                    else f"batch {expected} comes first"
+                    if expected is None or batch.status in ("verified", "skipped")
+                    else f"batch {expected.batch_id} comes first"
                 )
             )
-        if self.state == "halted":
-            decision = self.decision
+        if view.state == "halted":
+            decision = view.decision
             if decision is None:
                 raise IllegalTransition(
-                    f"batch {self.awaiting[0] if self.awaiting else batch_id} failed "
+                    f"batch {view.awaiting[0] if view.awaiting else batch_id} failed "
                     "and awaits an operator decision"
                 )
             if decision.decision not in ("retry", "recover"):
@@ -849,44 +552,20 @@ class Run(BaseAggregate[UUID]):
             duration_s=duration_s,
         )
 
-    def step_failed(
-        self,
-        batch_id: str,
-        attempt: int,
-        *,
-        step: str,
-        phase: str,
-        kind: str,
-        component: str,
-        error: str,
-        traceback: str = "",
-        output_tail: str = "",
-        exit_code: int | None = None,
-        duration_s: float = 0.0,
-        changed_files: Sequence[str] = (),
-        timed_out: bool = False,
-    ) -> None:
+    def step_failed(self, failure: Failure) -> None:
         """Records the failed step of the running attempt."""
-        batch = self._require_running_attempt(batch_id, attempt)
+        batch = self._require_running_attempt(failure.batch_id, failure.attempt)
         if batch.failure is not None:
             raise IllegalTransition(
-                f"batch {batch_id} attempt {attempt} already failed"
+                f"batch {failure.batch_id} attempt {failure.attempt} already failed"
             )
+        if failure.baseline is None:  # the attempt's, as BatchStarted has it
+            failure = attrs.evolve(failure, baseline=batch.baseline)
         self._trigger(
             self.StepFailed,
-            batch_id=batch_id,
-            attempt=attempt,
-            step=step,
-            phase=phase,
-            kind=kind,
-            component=component,
-            error=error,
-            traceback=traceback,
-            output_tail=output_tail,
-            exit_code=exit_code,
-            duration_s=duration_s,
-            changed_files=list(changed_files),
-            timed_out=timed_out,
+            batch_id=failure.batch_id,
+            attempt=failure.attempt,
+            failure=failure.as_data(),
         )
 
     def mark_failed(self, batch_id: str, attempt: int, failure_reason: str) -> None:
@@ -905,7 +584,7 @@ class Run(BaseAggregate[UUID]):
 
     def _require_awaiting(self, batch_id: str, attempt: int) -> None:
         self._require_live()
-        if self.awaiting != (batch_id, attempt):
+        if self.state_view.awaiting != (batch_id, attempt):
             raise IllegalTransition(
                 f"no failure of batch {batch_id} attempt {attempt} awaits a decision"
             )
@@ -916,7 +595,7 @@ class Run(BaseAggregate[UUID]):
         attempt: int,
         *,
         quarantine_ref: str,
-        files: Sequence[str],
+        files: Iterable[str],
         tree_id: str,
     ) -> None:
         """Records where the faulty change of a failed attempt was kept."""
@@ -978,10 +657,11 @@ class Run(BaseAggregate[UUID]):
         only once: a second decision on the same failure is a conflict (exit 5).
         ``abort`` ends the run at once; the others are carried out by the runner.
         """
-        taken = self.decision
+        view = self.state_view
+        taken = view.decision
         if (
             taken is not None
-            and (not taken.carried_out or self.state == "aborted")
+            and (not taken.carried_out or view.state == "aborted")
             and taken.batch_id == batch_id
             and attempt in (None, taken.attempt)
         ):
@@ -995,11 +675,11 @@ class Run(BaseAggregate[UUID]):
             raise IllegalTransition(
                 f"unknown decision {decision!r} (one of {', '.join(DECISIONS)})"
             )
-        if self.awaiting is None:
+        if view.awaiting is None:
             raise IllegalTransition(
-                f"run {self.id} is {self.state}: no failure awaits a decision"
+                f"run {self.id} is {view.state}: no failure awaits a decision"
             )
-        awaiting_batch, awaiting_attempt = self.awaiting
+        awaiting_batch, awaiting_attempt = view.awaiting
         if batch_id != awaiting_batch:
             raise IllegalTransition(
                 f"batch {batch_id} has no failure awaiting a decision; "
@@ -1010,9 +690,9 @@ class Run(BaseAggregate[UUID]):
                 f"batch {batch_id} attempt {attempt} is not the failure awaiting a "
                 f"decision; attempt {awaiting_attempt} is"
             )
-        if decision == "recover" and not self.proposal:
+        if decision == "recover" and not view.proposal:
             raise IllegalTransition(
-                f"strategy {self.strategy or '(none)'} proposed no fix for batch "
+                f"strategy {view.strategy or '(none)'} proposed no fix for batch "
                 f"{batch_id}: choose retry, skip or abort"
             )
         self._trigger(
@@ -1033,7 +713,7 @@ class Run(BaseAggregate[UUID]):
     def skip_batch(self) -> str:
         """Carries out a recorded ``skip`` decision; returns the batch skipped."""
         self._require_live()
-        decision = self.decision
+        decision = self.state_view.decision
         if decision is None or decision.carried_out or decision.decision != "skip":
             raise IllegalTransition("no skip decision waits to be carried out")
         self._trigger(
@@ -1078,31 +758,19 @@ class Run(BaseAggregate[UUID]):
     def complete(self) -> None:
         """Ends the run: every batch is verified or skipped."""
         self._require_live()
-        left = [
-            b
-            for b in self.batch_order
-            if self.batches[b].status not in ("verified", "skipped")
-        ]
-        if left:
+        batches = self.state_view.batches
+        left = self.state_view.next_batch
+        if left is not None:
             raise IllegalTransition(
-                f"run {self.id} cannot complete: batch {left[0]} is "
-                f"{self.batches[left[0]].status}"
+                f"run {self.id} cannot complete: batch {left.batch_id} is {left.status}"
             )
-        counts: dict[str, int] = {}
-        for batch_id in self.batch_order:
-            status = self.batches[batch_id].status
-            counts[status] = counts.get(status, 0) + 1
+        statuses = [b.status for b in batches]
         self._trigger(
             self.RunCompleted,
             summary={
-                "batches": len(self.batch_order),
-                "verified": counts.get("verified", 0),
-                "skipped": counts.get("skipped", 0),
-                "attempts": sum(self.batches[b].attempts for b in self.batch_order),
+                "batches": len(batches),
+                "verified": statuses.count("verified"),
+                "skipped": statuses.count("skipped"),
+                "attempts": sum(b.attempts for b in batches),
             },
         )
-
-
-def new_runner_id() -> str:
-    """A fresh id for one runner process."""
-    return uuid4().hex[:12]

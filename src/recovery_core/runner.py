@@ -61,7 +61,8 @@ from recovery_core.ports import (
     Workspace,
 )
 from recovery_core.projections import default_failure_log, plan_status_fields
-from recovery_core.run import FailureView, Run, RunView, new_runner_id
+from recovery_core.records import Failure, OpenDecision, RunView
+from recovery_core.run import Run, new_runner_id
 
 if TYPE_CHECKING:  # the application makes runners; a runner only uses one
     from recovery_core.application import RecoveryApp
@@ -111,14 +112,14 @@ class Verified:
 
 @attrs.frozen
 class Halted:
-    """A batch failed; the run waits for one of ``decisions``. ``commands`` are
-    the exact ``recovery`` commands an operator may run."""
+    """A batch failed; the run waits for one of ``decisions`` (``open`` says
+    for which batch and attempt)."""
 
     run_id: str
     view: RunView
-    failure: FailureView
+    failure: Failure
     decisions: tuple[str, ...]
-    commands: tuple[str, ...]
+    open: OpenDecision
     exit_code: int = 3
 
 
@@ -255,7 +256,7 @@ class Runner:
         self.run_id = run_id
         # The failure whose proposed fix the next attempt applies (a recover
         # decision being carried out).
-        self._recovering: FailureView | None = None
+        self._recovering: Failure | None = None
         plan.require_runners(self.step_runners)
 
     # -- set-up -------------------------------------------------------------
@@ -297,7 +298,7 @@ class Runner:
             return  # held already (claiming again would record nothing)
 
         def claim(run: Run) -> None:
-            held = run.claim
+            held = run.view().claim
             take_over = (
                 held is not None
                 and held.host == ident.host
@@ -607,7 +608,7 @@ class Runner:
         self._finished(session, "failed")
         return False
 
-    def _apply_fix(self, session: BatchSession, failure: FailureView) -> StepOutcome:
+    def _apply_fix(self, session: BatchSession, failure: Failure) -> StepOutcome:
         started = time.monotonic()
         recover = getattr(self.strategy, "recover", None)
         if not callable(recover):
@@ -864,22 +865,23 @@ class Runner:
         reason = f"{phase}.{name} failed: {_first_line(error)}"
         component = outcome.component or batch.component or ""
 
+        # What the step said, by the names the record shares with its outcome.
+        said = {n: getattr(outcome, n) for n in _FROM_OUTCOME}
+        failure = Failure(
+            **said,
+            batch_id=batch.batch_id,
+            attempt=attempt,
+            step=name,
+            phase=phase,
+            kind=kind,
+            component=component,
+            error=error,
+            duration_s=round(outcome.duration_s, 6),
+            changed_files=changed,
+        )
+
         def record(run: Run) -> None:
-            run.step_failed(
-                batch.batch_id,
-                attempt,
-                step=name,
-                phase=phase,
-                kind=kind,
-                component=component,
-                error=error,
-                traceback=outcome.traceback,
-                output_tail=outcome.output_tail,
-                exit_code=outcome.exit_code,
-                duration_s=round(outcome.duration_s, 6),
-                changed_files=changed,
-                timed_out=outcome.timed_out,
-            )
+            run.step_failed(failure)
             run.mark_failed(batch.batch_id, attempt, reason)
 
         self.app.update(run_id, record)
@@ -887,9 +889,9 @@ class Runner:
         if recorded is not None:
             self._hook("on_step_result", recorded)
         view = self.app.view(run_id)
-        failure = view.batch(batch.batch_id).failure
-        assert failure is not None
-        answer = self._ask_strategy(run_id, view, batch, attempt, failure)
+        saved = view.batch(batch.batch_id).failure
+        assert saved is not None
+        answer = self._ask_strategy(run_id, view, batch, attempt, saved)
         kept = answer.quarantine
 
         def answered(run: Run) -> None:
@@ -912,17 +914,17 @@ class Runner:
         if kept is not None:
             self._project(run_id, failures=True)
         after = self.app.view(run_id)
-        decisions = after.decisions
-        commands = after.commands(self._store_hint)
-        self._notify(run_id, batch, attempt, failure, answer, decisions, commands)
+        kept_failure, open_now = after.failure, after.open_decision
+        assert kept_failure is not None and open_now is not None
+        self._notify(run_id, kept_failure, open_now, answer)
         self._hook(
             "on_failure",
             FailureReport(
                 run_id=str(run_id),
-                failure=failure,
+                failure=kept_failure,
                 analysis=answer.analysis,
-                decisions=decisions,
-                commands=commands,
+                decisions=after.decisions,
+                open=open_now,
             ),
         )
 
@@ -932,7 +934,7 @@ class Runner:
         view: RunView,
         batch: Batch,
         attempt: int,
-        failure: FailureView,
+        failure: Failure,
     ) -> RecoveryOutcome:
         context = FailureContext(
             run_id=str(run_id),
@@ -956,29 +958,20 @@ class Runner:
     def _notify(
         self,
         run_id: UUID,
-        batch: Batch,
-        attempt: int,
-        failure: FailureView,
+        failure: Failure,
+        open_now: OpenDecision,
         answer: RecoveryOutcome,
-        decisions: tuple[str, ...],
-        commands: tuple[str, ...],
     ) -> None:
         notification = Notification(
             run_id=str(run_id),
             plan_id=self.plan.plan_id,
-            batch_id=batch.batch_id,
-            attempt=attempt,
-            step=f"{failure.phase}.{failure.step}",
-            component=failure.component,
-            error=failure.error,
-            failure_reason=failure.failure_reason or "",
-            output_tail=failure.output_tail or failure.traceback,
-            decisions=decisions,
-            commands=commands,
+            workspace=str(self.workspace.root),
+            failure=failure,
+            open=open_now,
             strategy=self.strategy.name,
             analysis=answer.analysis,
-            workspace=str(self.workspace.root),
             hints=answer.hints,
+            store=self._store_hint,
         )
         for notifier in self.notifiers:
             error: str | None = None
@@ -987,7 +980,7 @@ class Runner:
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
             self._record_notification(
-                run_id, batch.batch_id, attempt, notifier.channel, error
+                run_id, failure.batch_id, failure.attempt, notifier.channel, error
             )
 
     def _record_notification(
@@ -1010,12 +1003,14 @@ class Runner:
         batch_id, _attempt = view.awaiting
         failure = view.batch(batch_id).failure
         assert failure is not None
+        open_now = view.open_decision
+        assert open_now is not None
         return Halted(
             run_id=view.run_id,
             view=view,
             failure=failure,
             decisions=view.decisions,
-            commands=view.commands(self._store_hint),
+            open=open_now,
         )
 
     # -- projections --------------------------------------------------------
@@ -1041,6 +1036,11 @@ class Runner:
 
 
 _HOST_CODE: Final = "host_code"
+#: The record's fields a step's outcome gives as they are.
+_FROM_OUTCOME: Final = sorted(
+    (attrs.fields_dict(Failure).keys() & attrs.fields_dict(StepOutcome).keys())
+    - {"component", "error", "duration_s"}
+)
 _LOST: Final = (
     "the runner stopped during this attempt (killed or crashed); its result is unknown"
 )

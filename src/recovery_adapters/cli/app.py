@@ -21,6 +21,7 @@ from typing import Any, get_args
 from recovery_adapters.cli.output import format_table, status_text
 from recovery_adapters.cli.wiring import UsageError, make_notifiers, make_runner
 from recovery_adapters.git import GitWorkspace
+from recovery_adapters.words import run_json
 from recovery_core import (
     Aborted,
     Completed,
@@ -65,9 +66,9 @@ def _print_json(value: Any) -> None:
 def _show(app: RecoveryApp, view: RunView, as_json: bool) -> None:
     store = app.store_hint(view.workspace)
     if as_json:
-        _print_json(view.as_json(store))
+        _print_json(run_json(view, store))
     else:
-        sys.stdout.write(status_text(view, view.commands(store)) + "\n")
+        sys.stdout.write(status_text(view, store) + "\n")
 
 
 def _report(app: RecoveryApp, outcome: Outcome, as_json: bool) -> int:
@@ -208,11 +209,11 @@ def cmd_log(args: argparse.Namespace) -> int:
     rows = [
         [
             e.timestamp[:19],
-            e.batch_id,
-            str(e.attempt),
-            e.step,
-            e.component,
-            (e.error.splitlines() or [""])[0][:60],
+            e.failure.batch_id,
+            str(e.failure.attempt),
+            e.failure.step_id,
+            e.failure.component,
+            (e.failure.error.splitlines() or [""])[0][:60],
         ]
         for e in entries
     ]

@@ -201,7 +201,11 @@ def run_demo(directory: str | None) -> int:
         f"{outcome.failure.phase}.{outcome.failure.step}."
     )
     _say("\n3. `recovery status` shows every batch:")
-    _say(textwrap.indent(status_text(outcome.view, outcome.commands), "   "))
+    _say(
+        textwrap.indent(
+            status_text(outcome.view, app.store_hint(outcome.view.workspace)), "   "
+        )
+    )
     log = folder / ".recovery" / "logs" / "bootstrap_errors.log"
     _say(
         f"\n4. The failure log ({log.relative_to(folder)}), one JSON object per failure:"

@@ -6,6 +6,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from recovery_adapters.words import next_commands
 from recovery_core import BatchEnd, BatchStart, Hooks, RunView, StepResult, StepStart
 
 __all__ = ["ProgressPrinter", "format_table", "status_text"]
@@ -79,8 +80,9 @@ def _clip(text: str, width: int = 70) -> str:
     return first if len(first) <= width else first[: width - 1] + "…"
 
 
-def status_text(view: RunView, commands: Sequence[str] = ()) -> str:
-    """``recovery status`` for people."""
+def status_text(view: RunView, store: str | None = None) -> str:
+    """``recovery status`` for people (``store``: the ``--store`` its commands
+    name, when they would not find it themselves)."""
     lines = [
         f"run {view.run_id}",
         f"  plan {view.plan_id}   state {view.state}   events {view.version}",
@@ -104,26 +106,27 @@ def status_text(view: RunView, commands: Sequence[str] = ()) -> str:
             ["BATCH", "STATUS", "VERIFIED", "ATTEMPTS", "COMMIT", "FAILURE"], rows
         )
     )
-    if view.awaiting is not None:
-        batch_id, attempt = view.awaiting
-        failure = view.batch(batch_id).failure
+    open_now = view.open_decision
+    if open_now is not None:
+        failure = view.failure
+        commands = next_commands(view.run_id, open_now, store)
         lines.append("")
         if failure is not None:
             lines.append(
-                f"batch {batch_id} attempt {attempt} failed at {failure.phase}.{failure.step}"
-                f" in {failure.component or '(unknown component)'}:"
+                f"batch {open_now.batch_id} attempt {open_now.attempt} failed at "
+                f"{failure.step_id} in {failure.component or '(unknown component)'}:"
             )
             lines.append(f"  {_clip(failure.error, 100)}")
-        decision = view.decision
-        if decision is not None and not decision.carried_out:
+        decision = open_now.recorded
+        if decision is not None:
             lines.append(
                 f"decided: {decision.decision} by {decision.operator}"
                 + (f" ({decision.reason})" if decision.reason else "")
             )
-            lines.extend(f"  {c}" for c in commands if " resume " in c)
+            lines.append(f"  {commands.resume}")
         else:
             lines.append("awaiting a decision:")
-            lines.extend(f"  {c}" for c in commands)
+            lines.extend(f"  {c}" for c in commands.all)
     elif view.state == "aborted":
         lines.append("")
         lines.append(f"aborted: {view.abort_reason}")

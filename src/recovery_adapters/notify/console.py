@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
+from recovery_adapters.words import next_commands
 from recovery_core.ports import Notification
 
 __all__ = ["ConsoleNotifier", "format_notification"]
@@ -12,25 +13,28 @@ __all__ = ["ConsoleNotifier", "format_notification"]
 
 def format_notification(n: Notification) -> str:
     """The notification as a block of text for a terminal."""
+    failure = n.failure
     lines = [
         "",
         f"== run {n.run_id} halted: batch {n.batch_id} attempt {n.attempt} failed ==",
         f"  plan:      {n.plan_id}",
-        f"  step:      {n.step}",
-        f"  component: {n.component or '(unknown)'}",
-        f"  error:     {n.error.splitlines()[0] if n.error else ''}",
+        f"  step:      {failure.step_id}",
+        f"  component: {failure.component or '(unknown)'}",
+        f"  error:     {failure.error.splitlines()[0] if failure.error else ''}",
     ]
-    if n.output_tail:
+    output = failure.output_tail or failure.traceback
+    if output:
         lines.append("  output (last lines):")
-        lines.extend(f"    | {line}" for line in n.output_tail.splitlines()[-12:])
+        lines.extend(f"    | {line}" for line in output.splitlines()[-12:])
     lines.append(f"  strategy {n.strategy}: {n.analysis}")
     if n.hints:
         lines.append("  look at the change, or bring it back, with:")
         lines.extend(f"    {h}" for h in n.hints)
+    commands = next_commands(n.run_id, n.open, n.store)
     lines.append("  decide with one of:")
-    lines.extend(f"    {c}" for c in n.commands if " decide " in c)
+    lines.extend(f"    {c}" for c in commands.decide)
     lines.append("  then carry the decision out with:")
-    lines.extend(f"    {c}" for c in n.commands if " resume " in c)
+    lines.append(f"    {commands.resume}")
     return "\n".join(lines) + "\n"
 
 

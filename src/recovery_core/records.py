@@ -1,0 +1,408 @@
+"""What a run's events say, as plain frozen values: the failure record and the
+run's state. The state is a function of the events (:func:`apply`), read in this
+one place; the aggregate, the projections and every output start from it.
+
+The failure record (:class:`Failure`) is the one description of a failed step:
+the ``StepFailed`` event carries it, the run's state, the failure log, the
+notification and ``status --json`` show it. A field added to it reaches all of
+them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Final, Literal
+
+import attrs
+import cattrs
+
+__all__ = [
+    "DECISIONS",
+    "BatchStatus",
+    "BatchView",
+    "ClaimView",
+    "Decision",
+    "DecisionView",
+    "Failure",
+    "FailureView",
+    "OpenDecision",
+    "RunState",
+    "RunView",
+    "apply",
+    "failure_json",
+    "failure_of",
+]
+
+RunState = Literal["running", "halted", "completed", "aborted"]
+BatchStatus = Literal["pending", "running", "verified", "failed", "skipped"]
+Decision = Literal["retry", "skip", "recover", "abort"]
+DECISIONS: Final[tuple[Decision, ...]] = ("retry", "skip", "recover", "abort")
+
+_converter: Final = cattrs.Converter()
+
+
+@attrs.frozen
+class Failure:
+    """One failed step of an attempt: everything known about why.
+
+    ``step`` is the step's name within its ``phase`` (``build``,
+    ``post_build_validation``, ``runtime_execution``); :attr:`step_id` is both.
+    ``baseline`` is the snapshot the attempt started from; ``failure_reason``
+    and ``quarantine_ref`` are known once the batch is marked failed and its
+    change quarantined."""
+
+    batch_id: str
+    attempt: int
+    step: str
+    phase: str
+    kind: str
+    component: str = ""
+    error: str = ""
+    traceback: str = ""
+    output_tail: str = ""
+    exit_code: int | None = None
+    duration_s: float = 0.0
+    changed_files: tuple[str, ...] = ()
+    timed_out: bool = False
+    baseline: str | None = None
+    failure_reason: str | None = None
+    quarantine_ref: str | None = None
+
+    @property
+    def step_id(self) -> str:
+        """``phase.step``, as the failure log and ``status`` name it."""
+        return f"{self.phase}.{self.step}"
+
+    def as_data(self) -> dict[str, Any]:
+        """The record as JSON-ready data (as ``StepFailed`` stores it)."""
+        data: dict[str, Any] = _converter.unstructure(self)
+        data["changed_files"] = list(self.changed_files)
+        return data
+
+
+#: The failure record's former name, kept for hosts that use it.
+FailureView = Failure
+
+
+def failure_of(data: Mapping[str, Any]) -> Failure:
+    """The record from its stored data; fields it lacks (added later) take
+    their defaults, and every error names the field."""
+    return _converter.structure(dict(data), Failure)
+
+
+def failure_json(failure: Failure) -> dict[str, Any]:
+    """The record as the outputs show it: every field, ``step`` as ``phase.step``."""
+    return {**failure.as_data(), "step": failure.step_id}
+
+
+@attrs.frozen
+class BatchView:
+    """One batch's status within a run.
+
+    ``baseline`` is the snapshot taken before the current attempt; ``origin`` the
+    one taken before the first, against which the batch's changes are measured
+    (a strategy that leaves a failed change in the tree leaves it in the next
+    attempt's baseline too)."""
+
+    batch_id: str
+    status: BatchStatus = "pending"
+    verified: bool = False
+    attempts: int = 0
+    failure_reason: str | None = None
+    commit: str | None = None
+    uncommitted_reason: str | None = None
+    baseline: str | None = None
+    origin: str | None = None
+    steps_passed: tuple[str, ...] = ()
+    failure: Failure | None = None
+
+
+@attrs.frozen
+class DecisionView:
+    """An operator's decision on a failure."""
+
+    batch_id: str
+    attempt: int
+    decision: Decision
+    operator: str
+    reason: str
+    carried_out: bool = False
+
+
+@attrs.frozen
+class ClaimView:
+    """Who drives the run."""
+
+    host: str
+    pid: int
+    runner_id: str
+
+
+@attrs.frozen
+class OpenDecision:
+    """The failure awaiting an operator: its batch and attempt, the decisions
+    that may be taken (none once one is recorded and waits to be carried
+    out), and the recorded one."""
+
+    batch_id: str
+    attempt: int
+    choices: tuple[Decision, ...]
+    recorded: DecisionView | None = None
+
+
+@attrs.frozen
+class RunView:
+    """The state of a run, as plain values for queries and projections."""
+
+    run_id: str
+    plan_id: str
+    plan_digest: str
+    plan_path: str | None
+    workspace: str
+    store: str
+    state: RunState
+    batches: tuple[BatchView, ...]
+    awaiting: tuple[str, int] | None
+    decision: DecisionView | None
+    claim: ClaimView | None
+    version: int
+    head_digest: str
+    started_at: str
+    proposal: bool = False
+    strategy: str | None = None
+    abort_reason: str | None = None
+
+    def batch(self, batch_id: str) -> BatchView:
+        """The view of one batch; :class:`KeyError` when the plan has none."""
+        for batch in self.batches:
+            if batch.batch_id == batch_id:
+                return batch
+        raise KeyError(batch_id)
+
+    @property
+    def decisions(self) -> tuple[Decision, ...]:
+        """The decisions an operator may take now: none unless a failure awaits
+        one; ``recover`` only when the strategy proposed a fix."""
+        if self.awaiting is None:
+            return ()
+        return tuple(d for d in DECISIONS if d != "recover" or self.proposal)
+
+    @property
+    def open_decision(self) -> OpenDecision | None:
+        """The failure awaiting a decision, if any (see :class:`OpenDecision`)."""
+        if self.awaiting is None:
+            return None
+        pending = self.decision
+        if pending is not None and pending.carried_out:
+            pending = None
+        batch_id, attempt = self.awaiting
+        choices = () if pending is not None else self.decisions
+        return OpenDecision(batch_id, attempt, choices, pending)
+
+    @property
+    def running_batch(self) -> BatchView | None:
+        """The batch whose attempt is under way, if any."""
+        return next((b for b in self.batches if b.status == "running"), None)
+
+    @property
+    def next_batch(self) -> BatchView | None:
+        """The first batch that is neither verified nor skipped."""
+        done = ("verified", "skipped")
+        return next((b for b in self.batches if b.status not in done), None)
+
+    @property
+    def failure(self) -> Failure | None:
+        """The failure awaiting a decision, if any."""
+        return None if self.awaiting is None else self.batch(self.awaiting[0]).failure
+
+
+# -- the state as a function of the events ------------------------------------
+
+_Apply = Callable[[RunView, Any], RunView]
+_APPLY: dict[str, _Apply] = {}
+
+
+def _on(name: str) -> Callable[[_Apply], _Apply]:
+    def register(function: _Apply) -> _Apply:
+        _APPLY[f"recovery:{name}"] = function
+        return function
+
+    return register
+
+
+def apply(view: RunView | None, event: Any) -> RunView:
+    """The state after ``event`` (a run event), from the state before it
+    (None before the first)."""
+    topic: str = type(event).TOPIC
+    if view is None:
+        view = _started(event)
+    else:
+        view = _APPLY.get(topic, _unchanged)(view, event)
+    return attrs.evolve(
+        view, version=event.originator_version, head_digest=event.digest
+    )
+
+
+def _unchanged(view: RunView, event: Any) -> RunView:
+    return view  # an event that says nothing of the state (OperatorNotified)
+
+
+def _started(event: Any) -> RunView:
+    ids = [b["batch_id"] for b in event.plan["batches"]]
+    return RunView(
+        run_id=str(event.originator_id),
+        plan_id=event.plan_id,
+        plan_digest=event.plan_digest,
+        plan_path=event.plan_path,
+        workspace=event.workspace,
+        store=event.store,
+        state="running",
+        batches=tuple(BatchView(batch_id=i) for i in ids),
+        awaiting=None,
+        decision=None,
+        claim=None,
+        version=0,
+        head_digest="",
+        started_at=event.timestamp.isoformat(),
+    )
+
+
+def _batch(view: RunView, batch_id: str, **changes: Any) -> RunView:
+    batches = tuple(
+        attrs.evolve(b, **changes) if b.batch_id == batch_id else b
+        for b in view.batches
+    )
+    return attrs.evolve(view, batches=batches)
+
+
+def _carried_out(view: RunView) -> DecisionView | None:
+    decision = view.decision
+    return None if decision is None else attrs.evolve(decision, carried_out=True)
+
+
+@_on("RunnerClaimed")
+def _claimed(view: RunView, e: Any) -> RunView:
+    return attrs.evolve(view, claim=ClaimView(e.host, e.pid, e.runner_id))
+
+
+@_on("RunnerReleased")
+def _released(view: RunView, e: Any) -> RunView:
+    return attrs.evolve(view, claim=None)
+
+
+@_on("BatchStarted")
+def _batch_started(view: RunView, e: Any) -> RunView:
+    origin = e.baseline if e.attempt == 1 else view.batch(e.batch_id).origin
+    view = _batch(
+        view,
+        e.batch_id,
+        status="running",
+        attempts=e.attempt,
+        baseline=e.baseline,
+        origin=origin,
+        steps_passed=(),
+        failure=None,
+        failure_reason=None,
+    )
+    return attrs.evolve(
+        view,
+        decision=_carried_out(view),
+        state="running",
+        awaiting=None,
+        proposal=False,
+        strategy=None,
+    )
+
+
+@_on("StepPassed")
+def _step_passed(view: RunView, e: Any) -> RunView:
+    passed = view.batch(e.batch_id).steps_passed
+    return _batch(view, e.batch_id, steps_passed=(*passed, e.step))
+
+
+@_on("StepFailed")
+def _step_failed(view: RunView, e: Any) -> RunView:
+    failure: Failure = e.record
+    if failure.baseline is None:
+        failure = attrs.evolve(failure, baseline=view.batch(e.batch_id).baseline)
+    return _batch(view, e.batch_id, failure=failure)
+
+
+@_on("BatchMarkedFailed")
+def _marked_failed(view: RunView, e: Any) -> RunView:
+    failure = view.batch(e.batch_id).failure
+    if failure is not None:
+        failure = attrs.evolve(failure, failure_reason=e.failure_reason)
+    view = _batch(
+        view,
+        e.batch_id,
+        status="failed",
+        verified=False,
+        failure_reason=e.failure_reason,
+        failure=failure,
+    )
+    return attrs.evolve(
+        view, state="halted", awaiting=(e.batch_id, e.attempt), decision=None
+    )
+
+
+@_on("ChangesQuarantined")
+def _quarantined(view: RunView, e: Any) -> RunView:
+    failure = view.batch(e.batch_id).failure
+    if failure is None or failure.attempt != e.attempt:
+        return view
+    kept = attrs.evolve(failure, quarantine_ref=e.quarantine_ref)
+    return _batch(view, e.batch_id, failure=kept)
+
+
+@_on("RecoveryAttempted")
+def _recovery_attempted(view: RunView, e: Any) -> RunView:
+    proposal = bool(e.outcome.get("proposal"))
+    return attrs.evolve(view, strategy=e.strategy, proposal=proposal)
+
+
+@_on("OperatorDecided")
+def _decided(view: RunView, e: Any) -> RunView:
+    decision = DecisionView(e.batch_id, e.attempt, e.decision, e.operator, e.reason)
+    return attrs.evolve(view, decision=decision)
+
+
+@_on("BatchVerified")
+def _verified(view: RunView, e: Any) -> RunView:
+    return _batch(
+        view, e.batch_id, status="verified", verified=True, failure_reason=None
+    )
+
+
+@_on("BatchCommitted")
+def _committed(view: RunView, e: Any) -> RunView:
+    return _batch(view, e.batch_id, commit=e.commit)
+
+
+@_on("BatchLeftUncommitted")
+def _left_uncommitted(view: RunView, e: Any) -> RunView:
+    return _batch(view, e.batch_id, uncommitted_reason=e.reason)
+
+
+@_on("BatchSkipped")
+def _skipped(view: RunView, e: Any) -> RunView:
+    view = _batch(view, e.batch_id, status="skipped", verified=False)
+    return attrs.evolve(
+        view, decision=_carried_out(view), state="running", awaiting=None
+    )
+
+
+@_on("RunAborted")
+def _aborted(view: RunView, e: Any) -> RunView:
+    return attrs.evolve(
+        view,
+        decision=_carried_out(view),
+        state="aborted",
+        abort_reason=e.reason,
+        awaiting=None,
+    )
+
+
+@_on("RunCompleted")
+def _completed(view: RunView, e: Any) -> RunView:
+    return attrs.evolve(view, state="completed")
