@@ -11,12 +11,12 @@ from typing import Any
 import attrs
 
 from recovery_adapters import GitWorkspace
+from recovery_adapters.stores import store_for_workspace
 from recovery_core import (
     Failure,
     Halted,
     Notification,
     OpenDecision,
-    RecoveryApp,
     parse_plan,
 )
 from recovery_core.records import failure_json
@@ -58,7 +58,7 @@ def test_the_record_reaches_the_event_the_log_the_notification_and_status(
     tmp_path: Path,
 ) -> None:
     repo = make_repo(tmp_path / "repo")
-    app = RecoveryApp.for_workspace(repo)
+    app = store_for_workspace(repo)
     inbox = Inbox()
     runner = app.runner(
         parse_plan(PLAN), workspace=GitWorkspace(repo), notifiers=[inbox]

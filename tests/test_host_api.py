@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from recovery_adapters import ConsoleNotifier, GitWorkspace
+from recovery_adapters.stores import store_for_workspace
 from recovery_core import (
     Aborted,
     BatchEnd,
@@ -358,7 +359,7 @@ def test_plan_file_loaded_by_the_host_gets_its_status_written_back(repo: Path) -
     plan_path = write_plan(repo / "plan.json", HOST_PLAN)
     git(repo, "add", "plan.json")
     git(repo, "commit", "-q", "-m", "plan")
-    app = RecoveryApp.for_workspace(repo)
+    app = store_for_workspace(repo)
     runner = app.runner(
         load_plan(plan_path),
         workspace=GitWorkspace(repo),

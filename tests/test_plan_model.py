@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 import pytest
 
+from recovery_adapters.projections import write_plan_status
 from recovery_core import RecoveryError
 from recovery_core.errors import PlanError
 from recovery_core.plan import (
@@ -25,7 +26,6 @@ from recovery_core.plan import (
     load_plan,
     parse_plan,
     plan_digest,
-    write_plan_status,
 )
 
 

@@ -25,7 +25,7 @@ from recovery_core import (
     UnknownBatch,
     parse_plan,
 )
-from recovery_core.records import Failure
+from recovery_core.records import Failure, RunView, apply
 from recovery_core.run import Run
 
 BATCHES = ("b1", "b2", "b3")
@@ -801,3 +801,35 @@ def test_a_decision_after_another_was_saved_is_a_conflict(tmp_path: Path) -> Non
     assert second.view(run_id).state == "halted"
     first.close()
     second.close()
+
+
+def test_a_long_run_is_read_from_its_latest_snapshot_with_the_same_state(
+    tmp_path: Path,
+) -> None:
+    """Every 100 events the run is snapshotted (eventsourcing's snapshots, with
+    the run's state as data); a fresh app reads a long run from its latest
+    snapshot and gets the state that replaying every event gives."""
+    url = f"sqlite:///{tmp_path / 'events.sqlite3'}"
+    app = RecoveryApp.open(url)
+    run_id = app.start_run(make_plan(), workspace=tmp_path)
+    attempt = start(app, run_id, "b1")
+
+    def passed(i: int) -> Callable[[Run], None]:
+        return lambda run: run.step_passed(
+            "b1", attempt, step=f"s{i}", phase="p", duration_s=0.0
+        )
+
+    for i in range(250):
+        app.update(run_id, passed(i))
+    app.close()
+    fresh = RecoveryApp.open(url, create=False)
+    assert fresh.snapshots is not None
+    versions = [s.originator_version for s in fresh.snapshots.get(run_id)]
+    assert versions == [100, 200]
+    replayed: RunView | None = None
+    for event in fresh.history(run_id):
+        replayed = apply(replayed, event)
+    view = fresh.view(run_id)
+    assert view == replayed
+    assert view.version == 252 and len(view.batch("b1").steps_passed) == 250
+    fresh.close()

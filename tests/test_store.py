@@ -11,6 +11,7 @@ from uuid import UUID
 import pytest
 
 from recovery_adapters import ConsoleNotifier, GitWorkspace, default_step_runners
+from recovery_adapters.stores import find_store_url
 from recovery_core import (
     Completed,
     Halted,
@@ -20,7 +21,7 @@ from recovery_core import (
     load_plan,
 )
 from recovery_core.errors import StoreURLError
-from recovery_core.store import find_store_url, parse_store_url
+from recovery_core.store import parse_store_url
 from support import cli_json, run_cli, unit_tests_step, write_file_action, write_plan
 
 BUGGY = "def add(a: int, b: int) -> int:\n    return a * b\n"
@@ -249,8 +250,8 @@ from pathlib import Path
 go = Path(sys.argv[2])
 while not go.exists():
     time.sleep(0.001)
-from recovery_core import RecoveryApp
-RecoveryApp.open(sys.argv[1]).close()
+from recovery_adapters.stores import open_store
+open_store(sys.argv[1]).close()
 """
 
 

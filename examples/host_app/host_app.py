@@ -21,11 +21,11 @@ from pathlib import Path
 from string import Template
 
 from recovery_adapters import ConsoleNotifier, GitWorkspace
+from recovery_adapters.stores import store_for_workspace
 from recovery_core import (
     Completed,
     Halted,
     Hooks,
-    RecoveryApp,
     StepResult,
     Verified,
     parse_plan,
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = make_workspace(args.dir or Path(tempfile.mkdtemp(prefix="host-app-")))
 
-    app = RecoveryApp.for_workspace(root)
+    app = store_for_workspace(root)
     plan = parse_plan(PLAN)
     runner = app.runner(
         plan,

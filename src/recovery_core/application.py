@@ -9,37 +9,41 @@ nothing of ours was written.
 from __future__ import annotations
 
 import os
-import socket
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 from uuid import UUID
 
 import attrs
 from eventsourcing.application import Application
-from eventsourcing.persistence import DatabaseError
+from eventsourcing.domain import DomainEventProtocol, MutableOrImmutableAggregate
 from eventsourcing.persistence import IntegrityError as RecordConflict
+from eventsourcing.persistence import JSONTranscoder, Recording, Transcoding
 from eventsourcing.utils import Environment
 
 from recovery_core.errors import ConflictError, IllegalTransition, UnknownRun
 from recovery_core.hooks import Hooks
 from recovery_core.plan import ExecutionPlan, parse_plan
-from recovery_core.ports import Notifier, RecoveryStrategy, StepRunner, Workspace
+from recovery_core.ports import (
+    Notifier,
+    Projection,
+    RecoveryStrategy,
+    RunnerHost,
+    StepRunner,
+    Workspace,
+)
 from recovery_core.projections import (
     FAILURE_LOG_TOPICS,
     FailureLogEntry,
-    default_failure_log,
     failure_log_entries,
-    write_failure_log,
 )
-from recovery_core.records import DecisionView, RunView
+from recovery_core.records import DecisionView, RunView, view_data, view_of
 from recovery_core.run import Run, StoredRecord, new_runner_id
 from recovery_core.store import (
     STORE_ENV,
     StoreSpec,
     default_store_url,
-    find_store_url,
     parse_store_url,
 )
 
@@ -50,11 +54,8 @@ __all__ = ["RecoveryApp", "RunSummary"]
 
 T = TypeVar("T")
 
-#: How often opening a PostgreSQL store is tried while others create its tables.
-_SCHEMA_ATTEMPTS = 5
-
-#: How many runs' latest views a RecoveryApp keeps.
-_VIEWS_KEPT = 64
+#: Events between two snapshots of a run.
+SNAPSHOT_INTERVAL: Final = 100
 
 #: The shortest run id prefix accepted, as git accepts abbreviated hashes.
 MIN_PREFIX = 6
@@ -76,45 +77,56 @@ class RecoveryApp(Application[UUID]):
     """The application: opens a store and records runs in it."""
 
     name = "Recovery"
+    #: Snapshots are kept (see :meth:`save`), and reading a run starts from its
+    #: latest one.
+    is_snapshotting_enabled = True
 
     def __init__(self, store: StoreSpec) -> None:
         self.store = store
-        if store.path is not None:
-            store.path.parent.mkdir(parents=True, exist_ok=True)
         # Runs are read many times per batch; a cache that fast-forwards from
         # the store on each read spares replaying every event each time, and
         # still sees what other processes saved.
-        env = {"AGGREGATE_CACHE_MAXSIZE": "256", **store.settings}
-        for attempt in range(_SCHEMA_ATTEMPTS):
-            try:
-                super().__init__(env=env)
-                break
-            except DatabaseError:
-                # Processes opening a new PostgreSQL store at once race to create
-                # its tables ("duplicate key ... pg_type", "tuple concurrently
-                # updated"); the loser's transaction is rolled back, and the
-                # tables are there when it tries again.
-                if store.kind != "postgres" or attempt == _SCHEMA_ATTEMPTS - 1:
-                    raise
-                time.sleep(0.05 * (attempt + 1))
-        # Each run's latest view with its version: a view is asked for several
-        # times per batch, and rebuilding it means a deep copy of the run from
-        # the cache; a one-row query tells whether the remembered one is current.
-        self._views: dict[UUID, tuple[int, RunView]] = {}
-        # The run each update saved, to start the next update from when nobody
-        # has written since: a run from the repository is a deep copy of the
-        # cached one, which costs more than the rest of a command.
-        self._live: dict[UUID, Run] = {}
+        super().__init__(env={"AGGREGATE_CACHE_MAXSIZE": "256", **store.settings})
+
+    def save(
+        self,
+        *objs: MutableOrImmutableAggregate[UUID] | DomainEventProtocol[UUID] | None,
+        **kwargs: Any,
+    ) -> list[Recording[UUID]]:
+        """Saves the events, then snapshots each run whose new events reached a
+        multiple of :data:`SNAPSHOT_INTERVAL`: a run of 100,000 events is then
+        read from its latest snapshot. The run just saved is snapshotted as it
+        is in hand (eventsourcing's ``snapshotting_intervals`` would replay it
+        from the store first, which cost 0.18x of a save per event, measured
+        with benchmarks/bench_transition.py)."""
+        recordings = super().save(*objs, **kwargs)
+        reached = {
+            r.domain_event.originator_id
+            for r in recordings
+            if r.domain_event.originator_version % SNAPSHOT_INTERVAL == 0
+        }
+        runs = [o for o in objs if isinstance(o, Run) and o.id in reached]
+        if runs and self.snapshots is not None:
+            self.snapshots.put([Run.Snapshot.take(run) for run in runs])
+        return recordings
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        """eventsourcing's transcodings, and the run's state (in snapshots)."""
+        super().register_transcodings(transcoder)
+        transcoder.register(_RunViewAsData())
 
     def construct_env(self, name: str, env: Any = None) -> Environment:
-        """The eventsourcing settings: those of the store URL, and nothing else."""
+        """The eventsourcing settings: those of the store URL, snapshots on,
+        and nothing else."""
         # The store URL is the one source of settings: variables such as
         # PERSISTENCE_MODULE in the process environment must not redirect it.
-        return Environment(name, dict(env or {}))
+        return Environment(name, {"IS_SNAPSHOTTING_ENABLED": "y", **(env or {})})
 
     @classmethod
     def open(cls, url: str, *, create: bool = True) -> RecoveryApp:
-        """Opens the store at ``url`` (see :mod:`recovery_core.store`).
+        """Opens the store at ``url`` (see :mod:`recovery_core.store`); a SQLite
+        store's folder must exist (``recovery_adapters.stores.open_store`` makes
+        it, and finds a workspace's store).
 
         With ``create`` false, a SQLite store that does not exist yet is refused
         with :class:`UnknownRun` instead of being made.
@@ -124,14 +136,6 @@ class RecoveryApp(Application[UUID]):
             raise UnknownRun(f"no store at {spec.path}: no run has been recorded there")
         return cls(spec)
 
-    @classmethod
-    def for_workspace(
-        cls, workspace: str | os.PathLike[str], store: str | None = None
-    ) -> RecoveryApp:
-        """The store for runs in ``workspace`` (see :meth:`store_url`), made when
-        missing."""
-        return cls.open(cls.store_url(workspace, store))
-
     @staticmethod
     def store_url(workspace: str | os.PathLike[str], store: str | None = None) -> str:
         """The URL of the store for runs in ``workspace``: ``store`` if given, else
@@ -140,15 +144,6 @@ class RecoveryApp(Application[UUID]):
         url = store or os.environ.get(STORE_ENV) or default_store_url(workspace)
         parse_store_url(url)
         return url
-
-    @classmethod
-    def find(
-        cls, start: str | os.PathLike[str] = ".", store: str | None = None
-    ) -> RecoveryApp:
-        """The store that commands other than ``run`` use: ``store`` if given,
-        else ``RECOVERY_STORE``, else the nearest ``.recovery/events.sqlite3``
-        from ``start`` upward, as git finds ``.git``. Never makes a store."""
-        return cls.open(find_store_url(start, store), create=False)
 
     def store_hint(self, workspace: str | os.PathLike[str]) -> str | None:
         """The ``--store`` to print in commands for runs in ``workspace``: None when
@@ -165,8 +160,10 @@ class RecoveryApp(Application[UUID]):
         *,
         workspace: str | os.PathLike[str],
         runner_id: str | None = None,
+        host: str = "",
     ) -> UUID:
-        """Records a new run of ``plan`` in ``workspace``; returns its id."""
+        """Records a new run of ``plan`` in ``workspace`` (by the runner
+        ``runner_id`` on ``host``); returns its id."""
         source = Path(plan.source)
         run = Run.start(
             plan=plan.raw,
@@ -175,7 +172,7 @@ class RecoveryApp(Application[UUID]):
             plan_digest=plan.digest,
             workspace=str(Path(workspace).resolve()),
             store=self.store.display,
-            host=socket.gethostname(),
+            host=host,
             runner_id=runner_id or new_runner_id(),
         )
         self.save(run)
@@ -199,38 +196,17 @@ class RecoveryApp(Application[UUID]):
         race with another writer raises :class:`ConflictError`. ``command`` must
         not keep the run it is given: return values from it instead.
         """
-        run_id = as_run_id(run_id)
-        run = self._live.pop(run_id, None)
-        if run is None or self._latest_version(run_id) != run.version:
-            run = self.get_run(run_id)
-        # A command that raises, or a save that fails, leaves `run` out of
-        # _live: it may hold events that were never saved.
+        run = self.get_run(run_id)  # a copy of the cached run, fast-forwarded
         result = command(run)
         if run.pending_events:
             try:
                 self.save(run)
             except RecordConflict:
                 raise ConflictError(
-                    f"run {run_id} changed while this command ran (another runner or "
+                    f"run {run.id} changed while this command ran (another runner or "
                     "operator wrote first); nothing of this command was recorded"
                 ) from None
-            self._remember(run)
-        if len(self._live) >= _VIEWS_KEPT:
-            self._live.pop(next(iter(self._live)))
-        self._live[run_id] = run
         return result
-
-    def _latest_version(self, run_id: UUID) -> int | None:
-        """The version of the run's last stored event (None: no such run)."""
-        latest = self.recorder.select_events(run_id, desc=True, limit=1)
-        return latest[0].originator_version if latest else None
-
-    def _remember(self, run: Run) -> RunView:
-        view = run.view()
-        if len(self._views) >= _VIEWS_KEPT and run.id not in self._views:
-            self._views.pop(next(iter(self._views)))
-        self._views[run.id] = (run.version, view)
-        return view
 
     def decide(
         self,
@@ -256,11 +232,7 @@ class RecoveryApp(Application[UUID]):
 
     def view(self, run_id: UUID | str) -> RunView:
         """The run's state as plain values."""
-        run_id = as_run_id(run_id)
-        remembered = self._views.get(run_id)
-        if remembered is not None and self._latest_version(run_id) == remembered[0]:
-            return remembered[1]
-        return self._remember(self.get_run(run_id))
+        return self.get_run(run_id).view()
 
     def recorded_plan(self, run_id: UUID | str) -> ExecutionPlan:
         """The plan as the run recorded it when it started; its ``source`` is the
@@ -384,28 +356,26 @@ class RecoveryApp(Application[UUID]):
             entries = [e for e in entries if e.run_id == wanted]
         return entries
 
-    def write_failure_log(
-        self,
-        workspace: str | os.PathLike[str],
-        path: str | os.PathLike[str] | None = None,
-    ) -> bool:
-        """Writes the failure log of ``workspace`` (by default
-        ``<workspace>/.recovery/logs/bootstrap_errors.log``) from the events, whole
-        and atomically; returns whether its bytes changed. The same events always
-        give the same bytes."""
-        target = Path(path) if path is not None else default_failure_log(workspace)
-        lines = [entry.to_line() for entry in self.failure_log(workspace=workspace)]
-        return write_failure_log(target, lines)
-
     def wait_for_decision(
-        self, run_id: UUID | str, *, timeout_s: float | None = None, poll_s: float = 0.5
+        self,
+        run_id: UUID | str,
+        *,
+        timeout_s: float | None = None,
+        poll_s: float = 0.5,
+        sleep: Callable[[float], None] | None = None,
     ) -> DecisionView | None:
         """Waits until the failure awaiting a decision gets one (recorded from any
         process that reaches the store); returns it, or None at the timeout.
 
         Returns at once when a decision is already recorded and not yet carried
         out; a run that ends meanwhile (an abort) returns its abort decision.
+        Between looks at the store it waits with ``sleep`` (by default the
+        runner host's, :func:`recovery_core.runtime.default_host`).
         """
+        if sleep is None:
+            from recovery_core.runtime import default_host
+
+            sleep = default_host().sleep
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             view = self.view(run_id)
@@ -416,13 +386,10 @@ class RecoveryApp(Application[UUID]):
                 return decision
             if view.state == "completed":
                 return None
-            if deadline is not None and time.monotonic() >= deadline:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
                 return None
-            time.sleep(
-                poll_s
-                if deadline is None
-                else max(0.0, min(poll_s, deadline - time.monotonic()))
-            )
+            sleep(poll_s if left is None else min(poll_s, left))
 
     def runner(
         self,
@@ -435,21 +402,29 @@ class RecoveryApp(Application[UUID]):
         step_runners: Mapping[str, StepRunner] | None = None,
         plan_path: str | os.PathLike[str] | None = None,
         run_id: UUID | str | None = None,
+        projections: Sequence[Projection] | None = None,
+        host: RunnerHost | None = None,
     ) -> Runner:
         """A runner for ``plan`` in ``workspace``.
 
         The step runners default to every registered step kind (the built-in
         ones come from :mod:`recovery_adapters` through entry points), the
         strategy to the workspace's default (``manual-git`` for a git
-        workspace), else ``noop``. The plan's status keys are written back to the file
-        it was loaded from, unless ``plan_path`` names another. With ``run_id``,
-        it drives that run; otherwise the unfinished run of this plan in this
-        workspace, or a new one.
+        workspace), else ``noop``. The projections default to the plan file
+        (``plan_path``, else the file the plan was loaded from) and the
+        workspace's failure log; the host to this machine
+        (:mod:`recovery_core.runtime`). With ``run_id``, it drives that run;
+        otherwise the unfinished run of this plan in this workspace, or a new one.
         """
         from recovery_core.runner import Runner
+        from recovery_core.runtime import default_host, default_projections
         from recovery_core.steps import step_runners as registered_steps
         from recovery_core.strategies import default_strategy
 
+        if plan_path is None and Path(plan.source).is_file():
+            plan_path = plan.source
+        if projections is None:
+            projections = default_projections(workspace.root, plan_path)
         return Runner(
             self,
             plan,
@@ -460,6 +435,8 @@ class RecoveryApp(Application[UUID]):
             hooks=hooks,
             plan_path=plan_path,
             run_id=None if run_id is None else as_run_id(run_id),
+            projections=projections,
+            host=host if host is not None else default_host(),
         )
 
     def unfinished_run(
@@ -487,6 +464,19 @@ class RecoveryApp(Application[UUID]):
                 )
             return run_id
         return None
+
+
+class _RunViewAsData(Transcoding):
+    """The run's state in a snapshot, as its data."""
+
+    type = RunView
+    name = "recovery_run_view"
+
+    def encode(self, obj: RunView) -> dict[str, Any]:
+        return view_data(obj)
+
+    def decode(self, data: dict[str, Any]) -> RunView:
+        return view_of(data)
 
 
 def as_run_id(run_id: UUID | str) -> UUID:

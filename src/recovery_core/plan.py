@@ -3,7 +3,8 @@
 A plan is JSON written by a bootstrap tool. :func:`load_plan` turns it into frozen
 attrs values with cattrs and refuses a bad plan with one :class:`PlanError` that
 lists every problem with its path. The raw JSON is kept, so that writing the
-status back (:func:`write_plan_status`) leaves every other key as it was.
+status back (``recovery_adapters.projections.write_plan_status``) leaves every
+other key as it was.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import json
 import os
 import re
 import shlex
-import tempfile
 from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any, Final, Literal, NewType, get_args
@@ -40,7 +40,6 @@ __all__ = [
     "load_plan",
     "parse_plan",
     "plan_digest",
-    "write_plan_status",
 ]
 
 #: The step kinds that the design names. Plugins may add more.
@@ -492,47 +491,3 @@ class BatchStatusFields:
     status: BatchStatus
     verified: bool
     failure_reason: str | None
-
-
-def write_plan_status(
-    path: str | os.PathLike[str], fields: Mapping[str, BatchStatusFields]
-) -> bool:
-    """Writes each batch's status keys into the plan file, atomically, leaving every
-    other key and batch as it is in the file now. Returns whether it changed.
-
-    The file is read again here, not taken from memory, so that edits the user
-    made to other keys since the run started are kept.
-    """
-    target = Path(path)
-    text = target.read_text(encoding="utf-8")
-    raw = json.loads(text)
-    for batch in raw.get("batches", []) if isinstance(raw, dict) else []:
-        if isinstance(batch, dict) and batch.get("batch_id") in fields:
-            new = fields[batch["batch_id"]]
-            batch["status"] = new.status
-            batch["verified"] = new.verified
-            batch["failure_reason"] = new.failure_reason
-    updated = json.dumps(raw, indent=2, ensure_ascii=False) + "\n"
-    if updated == text:
-        return False
-    atomic_write(target, updated)
-    return True
-
-
-def atomic_write(target: Path, text: str) -> None:
-    """Replaces ``target`` with ``text`` through a temporary file and a rename, so
-    that a reader sees the old content or the new, never a part."""
-    mode = target.stat().st_mode & 0o7777 if target.exists() else 0o644
-    fd, temp = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(temp).chmod(mode)
-        Path(temp).replace(target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise

@@ -16,16 +16,20 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 
 from recovery_core.plan import Batch, Step
-from recovery_core.records import Failure, OpenDecision, failure_json
+from recovery_core.projections import FailureLogEntry
+from recovery_core.records import Failure, OpenDecision, RunView, failure_json
 
 __all__ = [
     "Committed",
     "FailureContext",
     "Notification",
     "Notifier",
+    "Projection",
+    "ProjectionUpdate",
     "Quarantine",
     "RecoveryOutcome",
     "RecoveryStrategy",
+    "RunnerHost",
     "StepContext",
     "StepOutcome",
     "StepRunner",
@@ -282,4 +286,55 @@ class Notifier(Protocol):
 
     def notify(self, notification: Notification) -> None:
         """Delivers ``notification``; an exception means it was not delivered."""
+        ...
+
+
+@attrs.frozen
+class ProjectionUpdate:
+    """What a projection is given after the runner saved events: the run's
+    state, and the workspace's failure log when it changed (None when not)."""
+
+    view: RunView
+    failure_log: tuple[FailureLogEntry, ...] | None = None
+
+
+@runtime_checkable
+class Projection(Protocol):
+    """Keeps a projection of the events somewhere (the plan file and the
+    failure log in files, or a host's own table or dashboard). The events are
+    saved before it is called: one that raises is reported and can be rebuilt
+    from the events later; it never stops the run."""
+
+    @property
+    def name(self) -> str:
+        """What it keeps, for messages (``the plan file plan.json``)."""
+        ...
+
+    def project(self, update: ProjectionUpdate) -> None:
+        """Brings the projection up to ``update``."""
+        ...
+
+
+@runtime_checkable
+class RunnerHost(Protocol):
+    """The machine a runner runs on: who the runner is, whether a runner that
+    claimed a run is still alive, and how to wait."""
+
+    @property
+    def host(self) -> str:
+        """This machine's name."""
+        ...
+
+    @property
+    def pid(self) -> int:
+        """This runner's process id."""
+        ...
+
+    def alive(self, host: str, pid: int) -> bool:
+        """Whether the runner ``pid`` on ``host`` may still be alive; False only
+        when it is known to be gone."""
+        ...
+
+    def sleep(self, seconds: float) -> None:
+        """Waits ``seconds``."""
         ...

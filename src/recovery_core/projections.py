@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Final
 
 import attrs
 
-from recovery_core.plan import BatchStatusFields, atomic_write
+from recovery_core.plan import BatchStatusFields
 from recovery_core.records import Failure, RunView, apply, failure_json
 from recovery_core.run import Run
 
@@ -29,7 +29,6 @@ __all__ = [
     "failure_log_entries",
     "failure_log_lines",
     "plan_status_fields",
-    "write_failure_log",
 ]
 
 #: The events the failure log is made of.
@@ -142,19 +141,3 @@ def failure_log_lines(
     return [
         entry.to_line() for entry in failure_log_entries(events, workspace=workspace)
     ]
-
-
-def write_failure_log(path: Path, lines: list[str], *, create: bool = True) -> bool:
-    """Writes the failure log atomically; returns whether its bytes changed.
-
-    With ``create`` false, a missing log with nothing to say is left missing.
-    """
-    text = "".join(line + "\n" for line in lines)
-    if path.exists():
-        if path.read_text(encoding="utf-8") == text:
-            return False
-    elif not lines and not create:
-        return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, text)
-    return True

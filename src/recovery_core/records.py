@@ -31,6 +31,8 @@ __all__ = [
     "apply",
     "failure_json",
     "failure_of",
+    "view_data",
+    "view_of",
 ]
 
 RunState = Literal["running", "halted", "completed", "aborted"]
@@ -214,6 +216,17 @@ class RunView:
     def failure(self) -> Failure | None:
         """The failure awaiting a decision, if any."""
         return None if self.awaiting is None else self.batch(self.awaiting[0]).failure
+
+
+def view_data(view: RunView) -> dict[str, Any]:
+    """The run's state as JSON-ready data (what a snapshot stores)."""
+    data: dict[str, Any] = _converter.unstructure(view)
+    return data
+
+
+def view_of(data: Mapping[str, Any]) -> RunView:
+    """The run's state from :func:`view_data`."""
+    return _converter.structure(dict(data), RunView)
 
 
 # -- the state as a function of the events ------------------------------------

@@ -25,6 +25,7 @@ from uuid import UUID, uuid4
 
 import attrs
 from eventsourcing.domain import AggregateCreated, AggregateEvent, BaseAggregate
+from eventsourcing.domain import Snapshot as _Snapshot
 
 from recovery_core.errors import (
     ConflictError,
@@ -199,6 +200,20 @@ class Run(BaseAggregate[UUID]):
     def create_id() -> UUID:
         """A new random run id."""
         return uuid4()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Run:
+        # What eventsourcing's repository cache hands out: the state is frozen
+        # and the plan never changes once recorded, so a copy shares them and
+        # only the pending events are its own.
+        copied = object.__new__(type(self))
+        copied.__dict__.update(self.__dict__)
+        copied.__dict__["_pending_events"] = []
+        return copied
+
+    class Snapshot(_Snapshot):
+        """The run as of one event, so that reading a long run starts there."""
+
+        TOPIC = "recovery:RunSnapshot"
 
     class Event(AggregateEvent):
         """The base of every run event: each carries its link in the hash chain,

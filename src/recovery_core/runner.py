@@ -20,7 +20,6 @@ failure log are written after the event is saved and can be rebuilt from it.
 from __future__ import annotations
 
 import os
-import socket
 import time
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
@@ -47,22 +46,24 @@ from recovery_core.plan import (
     Identifier,
     Step,
     StepKind,
-    write_plan_status,
 )
 from recovery_core.ports import (
     FailureContext,
     Notification,
     Notifier,
+    Projection,
+    ProjectionUpdate,
     RecoveryOutcome,
     RecoveryStrategy,
+    RunnerHost,
     StepContext,
     StepOutcome,
     StepRunner,
     Workspace,
 )
-from recovery_core.projections import default_failure_log, plan_status_fields
 from recovery_core.records import Failure, OpenDecision, RunView
 from recovery_core.run import Run, new_runner_id
+from recovery_core.runtime import default_host
 
 if TYPE_CHECKING:  # the application makes runners; a runner only uses one
     from recovery_core.application import RecoveryApp
@@ -143,8 +144,8 @@ BatchOutcome = Verified | Halted | Aborted
 class RunnerIdentity:
     """Who drives a run: recorded in ``RunnerClaimed``."""
 
-    host: str = attrs.field(factory=socket.gethostname)
-    pid: int = attrs.field(factory=os.getpid)
+    host: str
+    pid: int
     runner_id: str = attrs.field(factory=new_runner_id)
 
 
@@ -161,17 +162,6 @@ class BatchSession:
     root: Path
     started: float = attrs.field(factory=time.monotonic, repr=False)
     outcome: BatchOutcome | None = None
-
-
-def _pid_alive(pid: int) -> bool:
-    # Signal 0 checks that the process exists without touching it.
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def component_from_traceback(text: str, root: Path) -> str:
@@ -231,9 +221,9 @@ class Runner:
         notifiers: Sequence[Notifier] = (),
         hooks: Hooks | Sequence[Hooks] = (),
         plan_path: str | os.PathLike[str] | None = None,
-        failure_log: str | os.PathLike[str] | None = None,
-        identity: RunnerIdentity | None = None,
         run_id: UUID | None = None,
+        projections: Sequence[Projection] = (),
+        host: RunnerHost | None = None,
     ) -> None:
         self.app = app
         self.plan = plan
@@ -242,17 +232,12 @@ class Runner:
         self.strategy = strategy
         self.notifiers = tuple(notifiers)
         self.hooks = (hooks,) if isinstance(hooks, Hooks) else tuple(hooks)
-        if plan_path is None and Path(plan.source).is_file():
-            plan_path = plan.source
         self.plan_path = Path(plan_path) if plan_path is not None else None
         if self.plan_path is not None:
             workspace.ignore(self.plan_path)
-        self.failure_log = (
-            Path(failure_log)
-            if failure_log is not None
-            else default_failure_log(workspace.root)
-        )
-        self.identity = identity or RunnerIdentity()
+        self.projections = tuple(projections)
+        self.host = host if host is not None else default_host()
+        self.identity = RunnerIdentity(self.host.host, self.host.pid)
         self.run_id = run_id
         # The failure whose proposed fix the next attempt applies (a recover
         # decision being carried out).
@@ -283,6 +268,7 @@ class Runner:
                     self.plan,
                     workspace=self.workspace.root,
                     runner_id=self.identity.runner_id,
+                    host=self.identity.host,
                 )
             self.run_id = found
         return self.run_id
@@ -299,10 +285,9 @@ class Runner:
 
         def claim(run: Run) -> None:
             held = run.view().claim
-            take_over = (
-                held is not None
-                and held.host == ident.host
-                and (held.pid == ident.pid or not _pid_alive(held.pid))
+            take_over = held is not None and (
+                (held.host, held.pid) == (ident.host, ident.pid)
+                or not self.host.alive(held.host, held.pid)
             )
             run.claim_runner(
                 host=ident.host,
@@ -408,7 +393,10 @@ class Runner:
                     self._note("waiting for an operator decision")
                     if (
                         self.app.wait_for_decision(
-                            run_id, timeout_s=timeout_s, poll_s=poll_s
+                            run_id,
+                            timeout_s=timeout_s,
+                            poll_s=poll_s,
+                            sleep=self.host.sleep,
                         )
                         is None
                     ):
@@ -1016,22 +1004,22 @@ class Runner:
     # -- projections --------------------------------------------------------
 
     def _project(self, run_id: UUID, *, failures: bool = False) -> RunView:
-        """Writes the plan file's status keys and, after a failure, the failure log.
+        """Brings the projections up to the run's state (and, after a failure,
+        the workspace's failure log).
 
         The events are already saved: a projection that cannot be written is
         reported and can be rebuilt later, it never stops the run.
         """
         view = self.app.view(run_id)
-        if self.plan_path is not None:
+        log = (
+            tuple(self.app.failure_log(workspace=view.workspace)) if failures else None
+        )
+        update = ProjectionUpdate(view=view, failure_log=log)
+        for projection in self.projections:
             try:
-                write_plan_status(self.plan_path, plan_status_fields(view))
-            except (OSError, ValueError) as exc:
-                self._note(f"could not write the plan file {self.plan_path}: {exc}")
-        if failures:
-            try:
-                self.app.write_failure_log(view.workspace, self.failure_log)
-            except OSError as exc:
-                self._note(f"could not write the failure log {self.failure_log}: {exc}")
+                projection.project(update)
+            except Exception as exc:
+                self._note(f"could not write {projection.name}: {exc}")
         return view
 
 

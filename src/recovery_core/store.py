@@ -19,10 +19,10 @@ from recovery_core.errors import StoreURLError
 
 __all__ = [
     "DEFAULT_STORE_NAME",
+    "RECOVERY_DIR",
     "STORE_ENV",
     "StoreSpec",
     "default_store_url",
-    "find_store_url",
     "parse_store_url",
 ]
 
@@ -125,23 +125,3 @@ def default_store_url(workspace: str | os.PathLike[str]) -> str:
     """The default store of a workspace: ``<workspace>/.recovery/events.sqlite3``."""
     path = Path(workspace).resolve() / RECOVERY_DIR / DEFAULT_STORE_NAME
     return f"sqlite:///{path}"
-
-
-def find_store_url(start: str | os.PathLike[str], explicit: str | None = None) -> str:
-    """The store to use from ``start``: ``explicit`` (``--store``), else
-    ``RECOVERY_STORE``, else the nearest ``.recovery/events.sqlite3`` found from
-    ``start`` upward, as git finds ``.git``."""
-    if explicit:
-        return explicit
-    from_env = os.environ.get(STORE_ENV)
-    if from_env:
-        return from_env
-    here = Path(start).resolve()
-    for folder in (here, *here.parents):
-        candidate = folder / RECOVERY_DIR / DEFAULT_STORE_NAME
-        if candidate.is_file():
-            return f"sqlite:///{candidate}"
-    raise StoreURLError(
-        f"no store found: no {RECOVERY_DIR}/{DEFAULT_STORE_NAME} in {here} or above; "
-        f"pass --store or set {STORE_ENV}"
-    )

@@ -21,6 +21,8 @@ from typing import Any, get_args
 from recovery_adapters.cli.output import format_table, status_text
 from recovery_adapters.cli.wiring import UsageError, make_notifiers, make_runner
 from recovery_adapters.git import GitWorkspace
+from recovery_adapters.projections import write_failure_log
+from recovery_adapters.stores import find_store, open_store
 from recovery_adapters.words import run_json
 from recovery_core import (
     Aborted,
@@ -87,7 +89,7 @@ def _report(app: RecoveryApp, outcome: Outcome, as_json: bool) -> int:
 
 
 def _open_existing(args: argparse.Namespace) -> RecoveryApp:
-    return RecoveryApp.find(Path.cwd(), args.store)
+    return find_store(Path.cwd(), args.store)
 
 
 # -- commands ------------------------------------------------------------------
@@ -114,7 +116,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         workspace.prepare(
             commits=any(b.commit_strategy == "commit" for b in plan.batches)
         )
-        app = RecoveryApp.open(url)
+        app = open_store(url)
         runner = make_runner(
             app, plan, workspace=workspace, strategy=args.strategy, notifiers=notifiers
         )
@@ -197,7 +199,7 @@ def cmd_log(args: argparse.Namespace) -> int:
     run_id = app.resolve(args.run)
     view = app.view(run_id)
     if args.rebuild:
-        changed = app.write_failure_log(view.workspace)
+        changed = write_failure_log(app, view.workspace)
         state = "rebuilt" if changed else "unchanged"
         sys.stderr.write(f"{state}: the failure log of {view.workspace}\n")
     entries = app.failure_log(

@@ -14,7 +14,8 @@ from uuid import UUID
 from recovery_adapters.cli.output import status_text
 from recovery_adapters.cli.wiring import UsageError, make_notifiers, make_runner
 from recovery_adapters.git import GitWorkspace
-from recovery_core import Completed, Halted, RecoveryApp, load_plan
+from recovery_adapters.stores import store_for_workspace
+from recovery_core import Completed, Halted, load_plan
 
 __all__ = ["run_demo"]
 
@@ -181,7 +182,7 @@ def run_demo(directory: str | None) -> int:
     plan = load_plan(plan_path)
     workspace = GitWorkspace(folder, exclude=[plan_path])
     workspace.prepare()
-    app = RecoveryApp.for_workspace(folder)
+    app = store_for_workspace(folder)
     notifiers = make_notifiers(["console"])
 
     _say("\n2. Running the plan: `recovery run plan.json`")

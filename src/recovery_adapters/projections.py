@@ -1,0 +1,143 @@
+"""The projections kept in files (the :class:`~recovery_core.ports.Projection`
+port): the plan file's status keys and the failure log, each written whole and
+atomically (a temporary file beside it, fsync, rename), so that a reader, or a
+runner killed halfway, never leaves part of one."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from recovery_core import RecoveryApp
+from recovery_core.plan import BatchStatusFields
+from recovery_core.ports import Projection, ProjectionUpdate
+from recovery_core.projections import default_failure_log, plan_status_fields
+
+__all__ = [
+    "FailureLogFile",
+    "PlanFile",
+    "atomic_write",
+    "file_projections",
+    "write_failure_log",
+    "write_log_lines",
+    "write_plan_status",
+]
+
+
+class PlanFile:
+    """The plan file's ``status``, ``verified`` and ``failure_reason`` keys."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.name = f"the plan file {self.path}"
+
+    def project(self, update: ProjectionUpdate) -> None:
+        """Writes each batch's status keys, when they changed."""
+        write_plan_status(self.path, plan_status_fields(update.view))
+
+
+class FailureLogFile:
+    """The failure log of a workspace, one JSON object per line."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.name = f"the failure log {self.path}"
+
+    def project(self, update: ProjectionUpdate) -> None:
+        """Rewrites the log when its entries changed."""
+        if update.failure_log is not None:
+            lines = [entry.to_line() for entry in update.failure_log]
+            write_log_lines(self.path, lines)
+
+
+def file_projections(
+    workspace: str | os.PathLike[str],
+    plan_path: str | os.PathLike[str] | None = None,
+    failure_log: str | os.PathLike[str] | None = None,
+) -> list[Projection]:
+    """The plan file (when there is one) and the workspace's failure log (by
+    default ``<workspace>/.recovery/logs/bootstrap_errors.log``)."""
+    log = (
+        Path(failure_log) if failure_log is not None else default_failure_log(workspace)
+    )
+    found: list[Projection] = [FailureLogFile(log)]
+    if plan_path is not None and Path(plan_path).is_file():
+        found.insert(0, PlanFile(plan_path))
+    return found
+
+
+def write_failure_log(
+    app: RecoveryApp,
+    workspace: str | os.PathLike[str],
+    path: str | os.PathLike[str] | None = None,
+) -> bool:
+    """Writes the failure log of ``workspace`` (by default
+    ``<workspace>/.recovery/logs/bootstrap_errors.log``) from the events, whole
+    and atomically; returns whether its bytes changed. The same events always
+    give the same bytes."""
+    target = Path(path) if path is not None else default_failure_log(workspace)
+    lines = [entry.to_line() for entry in app.failure_log(workspace=workspace)]
+    return write_log_lines(target, lines)
+
+
+def write_log_lines(path: Path, lines: Sequence[str], *, create: bool = True) -> bool:
+    """Writes the failure log atomically; returns whether its bytes changed.
+
+    With ``create`` false, a missing log with nothing to say is left missing.
+    """
+    text = "".join(line + "\n" for line in lines)
+    if path.exists():
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    elif not lines and not create:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, text)
+    return True
+
+
+def write_plan_status(
+    path: str | os.PathLike[str], fields: Mapping[str, BatchStatusFields]
+) -> bool:
+    """Writes each batch's status keys into the plan file, atomically, leaving every
+    other key and batch as it is in the file now. Returns whether it changed.
+
+    The file is read again here, not taken from memory, so that edits the user
+    made to other keys since the run started are kept.
+    """
+    target = Path(path)
+    text = target.read_text(encoding="utf-8")
+    raw = json.loads(text)
+    for batch in raw.get("batches", []) if isinstance(raw, dict) else []:
+        if isinstance(batch, dict) and batch.get("batch_id") in fields:
+            new = fields[batch["batch_id"]]
+            batch["status"] = new.status
+            batch["verified"] = new.verified
+            batch["failure_reason"] = new.failure_reason
+    updated = json.dumps(raw, indent=2, ensure_ascii=False) + "\n"
+    if updated == text:
+        return False
+    atomic_write(target, updated)
+    return True
+
+
+def atomic_write(target: Path, text: str) -> None:
+    """Replaces ``target`` with ``text`` through a temporary file and a rename, so
+    that a reader sees the old content or the new, never a part."""
+    mode = target.stat().st_mode & 0o7777 if target.exists() else 0o644
+    fd, temp = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+    )
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        Path(temp).chmod(mode)
+        Path(temp).replace(target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,87 @@
+"""Opening the event store from the outside world: making the folder of a
+SQLite store, finding the store of a workspace from a folder inside it (as git
+finds ``.git``), and opening a new PostgreSQL store while other processes make
+its tables. The application itself (:class:`~recovery_core.RecoveryApp`) only
+talks to the store."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Final
+
+from eventsourcing.persistence import DatabaseError
+
+from recovery_core import RecoveryApp, StoreURLError, UnknownRun
+from recovery_core.store import (
+    DEFAULT_STORE_NAME,
+    RECOVERY_DIR,
+    STORE_ENV,
+    parse_store_url,
+)
+
+__all__ = ["find_store", "find_store_url", "open_store", "store_for_workspace"]
+
+#: How often opening a PostgreSQL store is tried while others create its tables.
+_SCHEMA_ATTEMPTS: Final = 5
+
+
+def open_store(url: str, *, create: bool = True) -> RecoveryApp:
+    """The application on the store at ``url``, its SQLite folder made when
+    missing. With ``create`` false, a SQLite store that does not exist yet is
+    refused with :class:`~recovery_core.UnknownRun` instead of being made."""
+    spec = parse_store_url(url)
+    if spec.path is not None:
+        if not create and not spec.path.is_file():
+            raise UnknownRun(f"no store at {spec.path}: no run has been recorded there")
+        spec.path.parent.mkdir(parents=True, exist_ok=True)
+    for attempt in range(_SCHEMA_ATTEMPTS):
+        try:
+            return RecoveryApp(spec)
+        except DatabaseError:
+            # Processes opening a new PostgreSQL store at once race to create its
+            # tables ("duplicate key ... pg_type", "tuple concurrently updated");
+            # the loser's transaction is rolled back, and the tables are there
+            # when it tries again.
+            if spec.kind != "postgres" or attempt == _SCHEMA_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def store_for_workspace(
+    workspace: str | os.PathLike[str], store: str | None = None
+) -> RecoveryApp:
+    """The store for runs in ``workspace`` (``store`` if given, else
+    ``RECOVERY_STORE``, else ``<workspace>/.recovery/events.sqlite3``), made
+    when missing."""
+    return open_store(RecoveryApp.store_url(workspace, store))
+
+
+def find_store_url(start: str | os.PathLike[str], explicit: str | None = None) -> str:
+    """The store to use from ``start``: ``explicit`` (``--store``), else
+    ``RECOVERY_STORE``, else the nearest ``.recovery/events.sqlite3`` found from
+    ``start`` upward, as git finds ``.git``."""
+    if explicit:
+        return explicit
+    from_env = os.environ.get(STORE_ENV)
+    if from_env:
+        return from_env
+    here = Path(start).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / RECOVERY_DIR / DEFAULT_STORE_NAME
+        if candidate.is_file():
+            return f"sqlite:///{candidate}"
+    raise StoreURLError(
+        f"no store found: no {RECOVERY_DIR}/{DEFAULT_STORE_NAME} in {here} or above; "
+        f"pass --store or set {STORE_ENV}"
+    )
+
+
+def find_store(
+    start: str | os.PathLike[str] = ".", store: str | None = None
+) -> RecoveryApp:
+    """The store that commands other than ``run`` use (see :func:`find_store_url`).
+    Never makes a store."""
+    return open_store(find_store_url(start, store), create=False)
