@@ -3,11 +3,15 @@ whole group, and the tail of its output kept."""
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import re
+import select
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -107,14 +111,14 @@ def run_process(
                 not_found=True,
             )
         timed_out = False
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            _kill_group(process)
-        except BaseException:
-            _kill_group(process)
-            raise
+        with _ExitWaiter(process) as waiter:
+            try:
+                if not waiter.wait(timeout):
+                    timed_out = True
+                    _kill_group(process, waiter)
+            except BaseException:
+                _kill_group(process, waiter)
+                raise
         duration = time.monotonic() - started
         sink.seek(0)
         output = sink.read().decode("utf-8", errors="replace")
@@ -127,18 +131,123 @@ def run_process(
     )
 
 
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
+#: The longest single ``poll`` (its timeout is a C int of milliseconds) and
+#: ``Event.wait``; a longer wait is a loop of these.
+_MAX_POLL_MS: Final = 2**31 - 1
+_MAX_EVENT_WAIT_S: Final = min(threading.TIMEOUT_MAX, _MAX_POLL_MS / 1000)
+
+
+class _ExitWaiter:
+    """Waits for a child to end without polling, and reaps it.
+
+    ``Popen.wait(timeout=...)`` sleeps in steps of up to 50 ms between checks,
+    so a command that ends at once is seen up to 50 ms late. On Linux a pidfd
+    becomes readable the moment the child ends, and ``poll`` on it blocks for
+    exactly the remaining time. Where there is no pidfd (other systems, Linux
+    before 5.3, a seccomp filter) a thread blocks in ``Popen.wait()`` (no
+    timeout, so ``waitpid`` without polling) and sets an event that the
+    caller waits on with its timeout.
+
+    One waiter serves every wait on its child (the timeout, then each grace
+    period of the kill), so the fallback starts one thread only.
+    """
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self._process = process
+        self._pidfd: int | None = None
+        self._poller: select.poll | None = None
+        self._reaped: threading.Event | None = None
+        self._reaper: threading.Thread | None = None
+        if process.returncode is not None:
+            return
+        try:
+            self._pidfd = os.pidfd_open(process.pid)
+        except (AttributeError, OSError):
+            self._start_reaper()
+            return
+        try:
+            self._poller = select.poll()
+            self._poller.register(self._pidfd, select.POLLIN)
+        except (AttributeError, OSError):
+            self._close_pidfd()
+            self._start_reaper()
+
+    def _start_reaper(self) -> None:
+        reaped = threading.Event()
+        process = self._process
+
+        def reap() -> None:
+            try:
+                process.wait()
+            finally:
+                reaped.set()
+
+        self._reaped = reaped
+        self._reaper = threading.Thread(
+            target=reap, name=f"recovery-wait-{process.pid}", daemon=True
+        )
+        self._reaper.start()
+
+    def wait(self, timeout: float) -> bool:
+        """True once the child has ended and been reaped (its ``returncode``
+        set), False if ``timeout`` seconds passed first."""
+        if self._process.returncode is not None:
+            return True
+        if self._reaped is not None:
+            return self._wait_for_reaper(timeout)
+        assert self._poller is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            milliseconds = math.ceil(min(max(remaining, 0.0) * 1000, _MAX_POLL_MS))
+            if self._poller.poll(milliseconds):
+                # The child has ended: this wait only collects its status.
+                self._process.wait()
+                return True
+            if remaining <= 0:
+                return False
+
+    def _wait_for_reaper(self, timeout: float) -> bool:
+        assert self._reaped is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if self._reaped.wait(min(max(remaining, 0.0), _MAX_EVENT_WAIT_S)):
+                return True
+            if remaining <= 0:
+                return False
+
+    def _close_pidfd(self) -> None:
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
+        self._poller = None
+
+    def close(self) -> None:
+        """Releases the pidfd; joins the reaper thread if it is done (one left
+        blocked on a child that would not die stays, as a daemon)."""
+        self._close_pidfd()
+        if self._reaper is not None and self._reaped is not None:
+            if self._reaped.is_set():
+                self._reaper.join()
+            self._reaper = None
+
+    def __enter__(self) -> _ExitWaiter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _kill_group(process: subprocess.Popen[bytes], waiter: _ExitWaiter) -> None:
     for sig, grace in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(process.pid, sig)
         except ProcessLookupError:
             break
-        try:
-            process.wait(timeout=grace)
-            # The leader is gone; make sure nothing else of the group is left.
-            os.killpg(process.pid, signal.SIGKILL)
-        except subprocess.TimeoutExpired:
+        if not waiter.wait(grace):
             continue
-        except ProcessLookupError:
-            pass
+        # The leader is gone; make sure nothing else of the group is left.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
         break
