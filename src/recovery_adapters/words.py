@@ -12,7 +12,7 @@ import attrs
 
 from recovery_core.records import OpenDecision, RunView, failure_json
 
-__all__ = ["NextCommands", "next_commands", "run_json"]
+__all__ = ["NextCommands", "host_made_text", "next_commands", "run_json"]
 
 
 @attrs.frozen
@@ -39,6 +39,22 @@ def next_commands(
         for choice in open_now.choices
     )
     return NextCommands(decide, f"recovery resume{store_arg} {run_id}")
+
+
+def host_made_text(batch_id: str, retry_recorded: bool = False) -> str:
+    """What to do about a failed batch that the host application makes (it has
+    no actions): nothing here would remake its change."""
+    head = f"batch {batch_id} is made by the host application"
+    if retry_recorded:
+        return (
+            f"{head}: the retry decided for it is carried out by the host, in its "
+            f"`with runner.batch({batch_id!r})` block; resuming here would only "
+            "validate a change nobody made again"
+        )
+    return (
+        f"{head}: retry it from the host (decide retry, then run its "
+        f"`with runner.batch({batch_id!r})` block again), or decide skip or abort here"
+    )
 
 
 def run_json(view: RunView, store: str | None = None) -> dict[str, Any]:

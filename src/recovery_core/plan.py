@@ -68,6 +68,15 @@ class Action:
     run: Argv
     timeout_s: float | None = None
 
+    def as_step(self) -> Step:
+        """The action as the ``command`` step that runs it."""
+        return Step(
+            name=self.name,
+            kind=StepKind("command"),
+            run=self.run,
+            timeout_s=self.timeout_s,
+        )
+
 
 @attrs.frozen
 class Step:

@@ -244,7 +244,8 @@ class Notification:
     """What an operator is told when a run halts: the failure record, the
     decision open now (with the decisions that may be taken), the strategy's
     answer, and the ``--store`` that commands must name (None: the workspace's
-    own store, found by itself). Notifiers make the words."""
+    own store, found by itself). ``made_by_host``: the batch is made by the
+    host application, which carries out a retry. Notifiers make the words."""
 
     run_id: str
     plan_id: str
@@ -255,6 +256,7 @@ class Notification:
     analysis: str
     hints: tuple[str, ...] = ()
     store: str | None = None
+    made_by_host: bool = False
 
     @property
     def batch_id(self) -> str:

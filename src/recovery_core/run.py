@@ -16,23 +16,23 @@ that a refused command leaves no pending event behind.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable, Mapping
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID, uuid4
 
 import attrs
 from eventsourcing.domain import AggregateCreated, AggregateEvent, BaseAggregate
 from eventsourcing.domain import Snapshot as _Snapshot
 
-from recovery_core.errors import (
-    ConflictError,
-    IllegalTransition,
-    IntegrityError,
-    UnknownBatch,
+from recovery_core.chain import (
+    GENESIS_DIGEST,
+    StoredRecord,
+    event_digest,
+    json_native,
+    payload_of,
+    verify_chain,
 )
+from recovery_core.errors import ConflictError, IllegalTransition, UnknownBatch
 from recovery_core.records import (
     DECISIONS,
     BatchView,
@@ -48,137 +48,9 @@ __all__ = [
     "StoredRecord",
     "event_digest",
     "new_runner_id",
+    "payload_of",
     "verify_chain",
 ]
-
-GENESIS_DIGEST: Final = "0" * 64
-
-#: Fields every event has that are not its payload.
-_ENVELOPE: Final = frozenset(
-    {"originator_id", "originator_version", "timestamp", "prev_digest", "digest"}
-)
-
-
-def _canonical(value: object) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def _json_native(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """The payload as it will read back from the store: tuples become lists, and
-    anything that JSON cannot hold is refused now rather than after the save."""
-    result: dict[str, Any] = json.loads(_canonical(payload))
-    return result
-
-
-def event_digest(
-    topic: str,
-    originator_id: UUID,
-    originator_version: int,
-    timestamp: datetime,
-    payload: Mapping[str, Any],
-    prev_digest: str,
-) -> str:
-    """The digest of one event: its topic, position, time, payload and the digest
-    of the event before it."""
-    content = _canonical(
-        {
-            "topic": topic,
-            "originator_id": str(originator_id),
-            "originator_version": originator_version,
-            "timestamp": timestamp.isoformat(),
-            "payload": payload,
-            "prev_digest": prev_digest,
-        }
-    )
-    return hashlib.sha256(content.encode()).hexdigest()
-
-
-@attrs.frozen
-class StoredRecord:
-    """One event as it is stored, before any upcasting: what the digest of an
-    event of an older version covers."""
-
-    topic: str
-    originator_id: UUID
-    originator_version: int
-    timestamp: datetime
-    payload: dict[str, Any]
-    prev_digest: str
-    digest: str
-
-    @classmethod
-    def of_state(cls, topic: str, state: Mapping[str, Any]) -> StoredRecord:
-        """The record of a stored event's decoded state."""
-        payload = {k: v for k, v in state.items() if k not in _ENVELOPE}
-        return cls(
-            topic=topic,
-            originator_id=UUID(str(state["originator_id"])),
-            originator_version=int(state["originator_version"]),
-            timestamp=state["timestamp"],
-            payload=payload,
-            prev_digest=str(state.get("prev_digest", "")),
-            digest=str(state.get("digest", "")),
-        )
-
-
-def payload_of(event: Run.Event) -> dict[str, Any]:
-    """The fields of an event that are its content, not its envelope (the first
-    event's aggregate topic is content: it says what the history is of; an
-    event of a later class version says so)."""
-    payload = {k: v for k, v in vars(event).items() if k not in _ENVELOPE}
-    version = getattr(type(event), "class_version", 1)
-    return {**payload, "class_version": version} if version > 1 else payload
-
-
-def _record(item: Run.Event | StoredRecord) -> StoredRecord:
-    if isinstance(item, StoredRecord):
-        return item
-    return StoredRecord(
-        topic=type(item).TOPIC,
-        originator_id=item.originator_id,
-        originator_version=item.originator_version,
-        timestamp=item.timestamp,
-        payload=payload_of(item),
-        prev_digest=item.prev_digest,
-        digest=item.digest,
-    )
-
-
-def verify_chain(events: Iterable[Run.Event | StoredRecord]) -> str:
-    """Checks the hash chain of a run's events, in order; returns the head digest.
-
-    ``events`` are events of the current class versions (a live run's, or ones
-    stored by this version of the library) or :class:`StoredRecord` as stored
-    (see :meth:`RecoveryApp.stored_records`), which any history verifies as.
-    Raises :class:`IntegrityError` naming the first event whose digest or link
-    does not hold, or a gap in the versions.
-    """
-    prev = GENESIS_DIGEST
-    expected_version = 1
-    for item in events:
-        record = _record(item)
-        name = record.topic.removeprefix("recovery:")
-        where = f"event {record.originator_version} ({name})"
-        if record.originator_version != expected_version:
-            raise IntegrityError(
-                f"{where}: expected version {expected_version}: an event is missing "
-                "or out of order"
-            )
-        if record.prev_digest != prev:
-            raise IntegrityError(f"{where}: does not link to the event before it")
-        digest = event_digest(
-            record.topic,
-            record.originator_id,
-            record.originator_version,
-            record.timestamp,
-            record.payload,
-            record.prev_digest,
-        )
-        if digest != record.digest:
-            raise IntegrityError(f"{where}: content does not match its digest")
-        prev = digest
-        expected_version += 1
-    return prev
 
 
 def new_runner_id() -> str:
@@ -410,7 +282,7 @@ class Run(BaseAggregate[UUID]):
     ) -> Run:
         """A new run of ``plan`` (the plan's JSON, as loaded)."""
         run_id = run_id or cls.create_id()
-        payload = _json_native(
+        payload = json_native(
             {
                 "plan_id": plan_id,
                 "plan_digest": plan_digest,
@@ -439,7 +311,7 @@ class Run(BaseAggregate[UUID]):
     # -- helpers ------------------------------------------------------------
 
     def _trigger(self, event_class: type[Run.Event], **payload: Any) -> None:
-        native = _json_native(payload)
+        native = json_native(payload)
         version = getattr(event_class, "class_version", 1)
         hashed = {**native, "class_version": version} if version > 1 else native
         timestamp = event_class.create_timestamp()

@@ -4,17 +4,19 @@ A :class:`Runner` drives one run of a plan in a workspace. For each batch it
 takes a baseline, runs the actions (phase ``build``), then the validation steps
 in order (phase ``post_build_validation``), stopping at the first failure. A
 failure is recorded (``StepFailed`` and ``BatchMarkedFailed`` in one save), the
-projections are written, the strategy answers, the operators are notified, and
-the runner stops with a :class:`Halted` outcome. Run again after a decision, it
-carries the decision out and goes on.
+projections are brought up to date, the strategy answers, the operators are
+notified, and the runner stops with a :class:`Halted` outcome. Run again after
+a decision, it carries the decision out and goes on.
 
 A host application may instead make a batch's change in its own code, inside
 ``with runner.batch(batch_id) as session:``: entering takes the baseline,
 leaving runs the validation steps; an exception raised in the block is the
-attempt's ``runtime_execution`` failure, handled like any other.
+attempt's ``runtime_execution`` failure, handled like any other. A retry of a
+batch the host makes (one with no actions) is the host's to carry out:
+:meth:`Runner.run` stops there instead of validating a change nobody made.
 
-Every step that the runner takes is first an event; the plan file and the
-failure log are written after the event is saved and can be rebuilt from it.
+The runner keeps nothing between calls: what to do next is read from the run's
+state each time, and every step it takes is first an event.
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ from __future__ import annotations
 import os
 import time
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeVar
 from uuid import UUID
 
 import attrs
@@ -40,13 +42,17 @@ from recovery_core.hooks import (
     StepStart,
     call_hooks,
 )
-from recovery_core.plan import (
-    Batch,
-    ExecutionPlan,
-    Identifier,
-    Step,
-    StepKind,
+from recovery_core.outcomes import (
+    Aborted,
+    BatchOutcome,
+    BatchSession,
+    Completed,
+    Halted,
+    Outcome,
+    Verified,
+    outcome_of,
 )
+from recovery_core.plan import Batch, ExecutionPlan, Step
 from recovery_core.ports import (
     FailureContext,
     Notification,
@@ -61,9 +67,14 @@ from recovery_core.ports import (
     StepRunner,
     Workspace,
 )
-from recovery_core.records import Failure, OpenDecision, RunView
+from recovery_core.records import Failure, RunView
 from recovery_core.run import Run, new_runner_id
 from recovery_core.runtime import default_host
+from recovery_core.tracebacks import (
+    component_from_traceback,
+    first_line,
+    innermost_frame,
+)
 
 if TYPE_CHECKING:  # the application makes runners; a runner only uses one
     from recovery_core.application import RecoveryApp
@@ -88,56 +99,17 @@ BUILD: Final = "build"
 VALIDATION: Final = "post_build_validation"
 RUNTIME: Final = "runtime_execution"
 
+_LOST: Final = (
+    "the runner stopped during this attempt (killed or crashed); its result is unknown"
+)
+_SIGNALLED: Final = "the runner was interrupted (SIGINT or SIGTERM) during the batch"
+#: The record's fields a step's outcome gives as they are.
+_FROM_OUTCOME: Final = sorted(
+    (attrs.fields_dict(Failure).keys() & attrs.fields_dict(StepOutcome).keys())
+    - {"component", "error", "duration_s"}
+)
 
-@attrs.frozen
-class Completed:
-    """Every batch was verified or skipped; the run is complete."""
-
-    run_id: str
-    view: RunView
-    exit_code: int = 0
-
-
-@attrs.frozen
-class Verified:
-    """The batch's attempt passed every step (and was committed, if its strategy
-    says so); the run goes on."""
-
-    run_id: str
-    view: RunView
-    batch_id: str
-    attempt: int
-    commit: str | None
-    exit_code: int = 0
-
-
-@attrs.frozen
-class Halted:
-    """A batch failed; the run waits for one of ``decisions`` (``open`` says
-    for which batch and attempt)."""
-
-    run_id: str
-    view: RunView
-    failure: Failure
-    decisions: tuple[str, ...]
-    open: OpenDecision
-    exit_code: int = 3
-
-
-@attrs.frozen
-class Aborted:
-    """The run was aborted."""
-
-    run_id: str
-    view: RunView
-    reason: str
-    exit_code: int = 4
-
-
-#: What :meth:`Runner.run` returns.
-Outcome = Completed | Halted | Aborted
-#: What a :meth:`Runner.batch` block ends with.
-BatchOutcome = Verified | Halted | Aborted
+T = TypeVar("T")
 
 
 @attrs.frozen
@@ -149,65 +121,11 @@ class RunnerIdentity:
     runner_id: str = attrs.field(factory=new_runner_id)
 
 
-@attrs.define
-class BatchSession:
-    """One attempt at a batch, as a host's ``with runner.batch(...)`` block sees
-    it. ``outcome`` is set when the block has been left."""
-
-    run_id: str
-    batch: Batch
-    attempt: int
-    baseline: str | None
-    origin: str | None
-    root: Path
-    started: float = attrs.field(factory=time.monotonic, repr=False)
-    outcome: BatchOutcome | None = None
-
-
-def component_from_traceback(text: str, root: Path) -> str:
-    """The innermost ``file:line`` of a Python traceback that lies in ``root``, as a
-    path relative to it; empty when no frame does."""
-    found = ""
-    resolved = root.resolve()
-    for path, lineno in _frames(text):
-        full = path if path.is_absolute() else resolved / path
-        try:
-            relative = full.resolve().relative_to(resolved)
-        except (ValueError, OSError):
-            continue
-        found = f"{relative.as_posix()}:{lineno}" if lineno else relative.as_posix()
-    return found
-
-
-def _frames(text: str) -> Iterator[tuple[Path, str]]:
-    for line in text.splitlines():
-        stripped = line.strip()
-        if not stripped.startswith('File "'):
-            continue
-        name, _, rest = stripped[len('File "') :].partition('"')
-        lineno = rest.split("line ", 1)[1].split(",", 1)[0] if "line " in rest else ""
-        yield Path(name), lineno
-
-
-def _innermost_frame(text: str) -> str:
-    last = ""
-    for path, lineno in _frames(text):
-        last = f"{path}:{lineno}" if lineno else str(path)
-    return last
-
-
-def _first_line(text: str) -> str:
-    for line in text.strip().splitlines():
-        if line.strip():
-            return line.strip()
-    return ""
-
-
 class Runner:
     """Drives the run of one plan in one workspace; see the module's docstring.
 
     Make one with :meth:`RecoveryApp.runner`, which fills in the registered step
-    runners and the ``noop`` strategy.
+    runners, the workspace's strategy, the file projections and this machine.
     """
 
     def __init__(
@@ -239,74 +157,23 @@ class Runner:
         self.host = host if host is not None else default_host()
         self.identity = RunnerIdentity(self.host.host, self.host.pid)
         self.run_id = run_id
-        # The failure whose proposed fix the next attempt applies (a recover
-        # decision being carried out).
-        self._recovering: Failure | None = None
         plan.require_runners(self.step_runners)
 
-    # -- set-up -------------------------------------------------------------
-
-    @property
-    def _store_hint(self) -> str | None:
-        return self.app.store_hint(self.workspace.root)
-
-    def _hook(self, name: str, event: object) -> None:
-        call_hooks(self.hooks, name, event)
-
-    def _note(self, message: str) -> None:
-        self._hook("on_note", message)
+    # -- the run ------------------------------------------------------------
 
     def open_run(self) -> UUID:
         """Finds the unfinished run of this plan here, or starts one; returns its id."""
         if self.run_id is None:
-            self.workspace.prepare(
-                commits=any(b.commit_strategy == "commit" for b in self.plan.batches)
-            )
+            commits = any(b.commit_strategy == "commit" for b in self.plan.batches)
+            self.workspace.prepare(commits=commits)
             found = self.app.unfinished_run(self.plan, self.workspace.root)
-            if found is None:
-                found = self.app.start_run(
-                    self.plan,
-                    workspace=self.workspace.root,
-                    runner_id=self.identity.runner_id,
-                    host=self.identity.host,
-                )
-            self.run_id = found
+            self.run_id = found or self.app.start_run(
+                self.plan,
+                workspace=self.workspace.root,
+                runner_id=self.identity.runner_id,
+                host=self.identity.host,
+            )
         return self.run_id
-
-    def _claim(self, run_id: UUID) -> None:
-        ident = self.identity
-        view = self.app.view(run_id)
-        if (
-            view.claim is not None
-            and view.claim.runner_id == ident.runner_id
-            and view.state not in ("completed", "aborted")
-        ):
-            return  # held already (claiming again would record nothing)
-
-        def claim(run: Run) -> None:
-            held = run.view().claim
-            take_over = held is not None and (
-                (held.host, held.pid) == (ident.host, ident.pid)
-                or not self.host.alive(held.host, held.pid)
-            )
-            run.claim_runner(
-                host=ident.host,
-                pid=ident.pid,
-                runner_id=ident.runner_id,
-                take_over=take_over,
-            )
-
-        self.app.update(run_id, claim)
-
-    def _release(self, run_id: UUID) -> None:
-        try:
-            self.app.update(
-                run_id, lambda run: run.release_runner(self.identity.runner_id)
-            )
-        except RecoveryError as exc:
-            self._note(f"could not release the run: {exc}")
-
-    # -- driving the whole plan ---------------------------------------------
 
     def run(
         self,
@@ -320,120 +187,16 @@ class Runner:
         by ``recovery decide`` from anywhere that reaches the store, or by
         :meth:`RecoveryApp.decide`) and goes on; ``wait_timeout_s`` bounds it.
         """
-        with self.workspace.locked(self._holder(self.run_id)):
-            run_id = self.open_run()
-            with self.workspace.locked(self._holder(run_id)):
-                return self._run(
-                    run_id, wait=wait, poll_s=poll_s, wait_timeout_s=wait_timeout_s
-                )
-
-    def _holder(self, run_id: UUID | None) -> dict[str, str]:
-        """Who holds the workspace, as the lock records it."""
-        ident = self.identity
-        holder = {
-            "plan": self.plan.plan_id,
-            "host": ident.host,
-            "pid": str(ident.pid),
-            "runner": ident.runner_id,
-        }
-        if run_id is not None:
-            holder["run"] = str(run_id)
-        return holder
-
-    def _run(
-        self,
-        run_id: UUID,
-        *,
-        wait: bool,
-        poll_s: float,
-        wait_timeout_s: float | None,
-    ) -> Outcome:
-        view = self.app.view(run_id)
-        if view.state in ("completed", "aborted"):
-            return self._ended(view)
-        self._claim(run_id)
-        try:
-            while True:
-                step = self._advance(
-                    run_id, wait=wait, poll_s=poll_s, timeout_s=wait_timeout_s
-                )
-                if not isinstance(step, str):
-                    return step
-                self._attempt(run_id, self.plan.batch(step))
-        except KeyboardInterrupt:
-            if self._record_interruption(run_id, _SIGNALLED):
-                return self._halted(run_id)
-            raise
-
-    def _ended(self, view: RunView) -> Outcome:
-        if view.state == "completed":
-            return Completed(run_id=view.run_id, view=view)
-        return Aborted(run_id=view.run_id, view=view, reason=view.abort_reason or "")
-
-    def _advance(
-        self, run_id: UUID, *, wait: bool, poll_s: float, timeout_s: float | None
-    ) -> Outcome | str:
-        """Brings the run to the point where a batch can start: records a lost
-        attempt, carries out a decision, waits for one, or completes the run.
-        Returns the batch to attempt next, or the outcome when there is none."""
-        while True:
-            view = self.app.view(run_id)
-            if view.state in ("completed", "aborted"):
-                return self._ended(view)
-            # A runner stopped in the middle of an attempt (killed, crashed):
-            # record it as the attempt's failure, so that an operator decides.
-            if self._record_interruption(run_id, _LOST):
-                continue
-            if view.state == "halted":
-                decision = view.decision
-                if decision is None or decision.carried_out:
-                    if not wait:
-                        return self._halted(run_id)
-                    self._release(run_id)
-                    self._note("waiting for an operator decision")
-                    if (
-                        self.app.wait_for_decision(
-                            run_id,
-                            timeout_s=timeout_s,
-                            poll_s=poll_s,
-                            sleep=self.host.sleep,
-                        )
-                        is None
-                    ):
-                        return self._halted(run_id)
-                    if self.app.view(run_id).state not in ("completed", "aborted"):
-                        self._claim(run_id)
-                    continue
-                recover = getattr(self.strategy, "recover", None)
-                if decision.decision == "recover" and not callable(recover):
-                    raise IllegalTransition(
-                        f"strategy {self.strategy.name} cannot carry out a recover "
-                        f"decision; decide abort for batch {decision.batch_id}, "
-                        "or resume with the strategy that proposed the fix"
-                    )
-                self._hook("on_decision", decision)
-                if decision.decision == "recover":
-                    self._recovering = view.batch(decision.batch_id).failure
-                if decision.decision == "skip":
-                    self.app.update(run_id, lambda run: run.skip_batch())
-                    self._project(run_id)
-                    continue
-                # retry or recover: the failed batch is the next to start.
-            next_id = next(
-                (
-                    b.batch_id
-                    for b in view.batches
-                    if b.status not in ("verified", "skipped")
-                ),
-                None,
-            )
-            if next_id is None:
-                self.app.update(run_id, lambda run: run.complete())
-                self._project(run_id)
-                return self._ended(self.app.view(run_id))
-            return next_id
-
-    # -- driving one batch from host code ----------------------------------
+        with self._holding() as run_id:
+            if self.app.view(run_id).state not in ("completed", "aborted"):
+                self._claim(run_id)
+                try:
+                    while batch := self._next(run_id, wait, poll_s, wait_timeout_s):
+                        self._attempt(run_id, batch)
+                except KeyboardInterrupt:
+                    if not self._interrupted(run_id, _SIGNALLED):
+                        raise
+            return self._stop(run_id)
 
     @contextmanager
     def batch(self, batch_id: str) -> Iterator[BatchSession]:
@@ -454,77 +217,144 @@ class Runner:
             raise IllegalTransition(
                 f"batch {batch_id} has actions: the runner runs them (use run())"
             )
-        with self.workspace.locked(self._holder(self.run_id)):
-            run_id = self.open_run()
-            with self.workspace.locked(self._holder(run_id)):
-                yield from self._batch_block(run_id, batch)
+        with self._holding() as run_id:
+            self._claim(run_id)
+            session = self._start(run_id, self._host_may_start(run_id, batch))
+            try:
+                yield session
+            except Exception as exc:
+                self._host_failed(session, exc)
+            except BaseException:
+                if self._interrupted(run_id, _SIGNALLED):
+                    self._stop(run_id)
+                raise
+            else:
+                if self._guarded(session, RUNTIME):
+                    self._validate(session)
+            session.outcome = self._batch_outcome(session)
 
-    def _batch_block(self, run_id: UUID, batch: Batch) -> Iterator[BatchSession]:
-        batch_id = batch.batch_id
-        self._claim(run_id)
-        found = self._advance(run_id, wait=False, poll_s=1.0, timeout_s=None)
-        if not isinstance(found, str):
+    # -- what comes next ----------------------------------------------------
+
+    def _next(
+        self,
+        run_id: UUID,
+        wait: bool = False,
+        poll_s: float = 1.0,
+        timeout_s: float | None = None,
+        *,
+        by_host: bool = False,
+    ) -> Batch | None:
+        """The batch to attempt now, after recording a lost attempt, carrying
+        out a skip, waiting for a decision or completing the run; None when the
+        run stops here. ``by_host``: for a host's block, which carries out the
+        retry of a batch it makes, and never a recover."""
+        while True:
+            view = self.app.view(run_id)
+            if view.state in ("completed", "aborted"):
+                return None
+            if self._interrupted(run_id, _LOST):
+                continue  # a runner died mid-attempt: that attempt failed
+            open_now = view.open_decision
+            decision = None if open_now is None else open_now.recorded
+            if open_now is not None and decision is None:
+                if wait and self._waited(run_id, poll_s, timeout_s):
+                    continue
+                return None
+            if decision is not None:
+                batch = self.plan.batch(decision.batch_id)
+                if decision.decision == "retry" and not batch.actions and not by_host:
+                    self._note(_host_retry(batch.batch_id))
+                    return None
+                self._require_recover(decision.decision, batch, by_host)
+                self._hook("on_decision", decision)
+                if decision.decision == "skip":
+                    self._save(run_id, lambda run: run.skip_batch())
+                    self._project(run_id)
+                    continue
+            upcoming = view.next_batch
+            if upcoming is None:
+                self._save(run_id, lambda run: run.complete())
+                self._project(run_id)
+                return None
+            return self.plan.batch(upcoming.batch_id)
+
+    def _host_may_start(self, run_id: UUID, batch: Batch) -> Batch:
+        """``batch``, when a host's block may start it now."""
+        upcoming = self._next(run_id, by_host=True)
+        if upcoming is None:
+            view = self.app.view(run_id)
+            awaiting = view.open_decision
             raise IllegalTransition(
-                f"batch {batch_id} cannot start: the run is "
+                f"batch {batch.batch_id} cannot start: the run is "
                 + (
-                    f"halted at batch {found.failure.batch_id} and awaits a decision"
-                    if isinstance(found, Halted)
-                    else found.view.state
+                    f"halted at batch {awaiting.batch_id} and awaits a decision"
+                    if awaiting is not None
+                    else view.state
                 )
             )
-        if found != batch_id:
+        if upcoming.batch_id != batch.batch_id:
             raise IllegalTransition(
-                f"batch {batch_id} cannot start: batch {found} comes first"
+                f"batch {batch.batch_id} cannot start: batch {upcoming.batch_id} "
+                "comes first"
             )
-        if self._recovering is not None:
-            self._recovering = None
-            raise IllegalTransition(
-                f"batch {batch_id} has a recover decision: run() carries it out by "
-                "applying the strategy's proposed fix"
-            )
-        session = self._start(run_id, batch)
-        try:
-            yield session
-        except Exception as exc:
-            text = "".join(traceback.format_exception(exc))
-            component = (
-                component_from_traceback(text, self.workspace.root)
-                or batch.component
-                or _innermost_frame(text)
-            )
-            outcome = StepOutcome(
-                passed=False,
-                duration_s=time.monotonic() - session.started,
-                error=f"{type(exc).__name__}: {exc}",
-                component=component,
-                traceback=text,
-            )
-            step = Step(name=Identifier(_HOST_CODE), kind=StepKind("host_code"))
-            self._record_step(session, RUNTIME, step, outcome, None)
-            self._finished(session, "failed")
-            session.outcome = self._halted(run_id)
-        except BaseException:
-            if self._record_interruption(run_id, _SIGNALLED):
-                self._halted(run_id)
-            raise
-        else:
-            if self._guard(session, RUNTIME):
-                session.outcome = self._validate(session)
-            else:
-                session.outcome = self._failure_outcome(run_id)
-            if isinstance(session.outcome, Halted):
-                session.outcome = self._halted(run_id)
+        return batch
 
-    # -- one attempt ---------------------------------------------------------
+    def _require_recover(self, decision: str, batch: Batch, by_host: bool) -> None:
+        if decision == "recover" and by_host:
+            raise IllegalTransition(
+                f"batch {batch.batch_id} has a recover decision: run() carries it "
+                "out by applying the strategy's proposed fix"
+            )
+        if decision == "recover" and not callable(
+            getattr(self.strategy, "recover", None)
+        ):
+            raise IllegalTransition(
+                f"strategy {self.strategy.name} cannot carry out a recover "
+                f"decision; decide abort for batch {batch.batch_id}, "
+                "or resume with the strategy that proposed the fix"
+            )
+
+    def _waited(self, run_id: UUID, poll_s: float, timeout_s: float | None) -> bool:
+        """Waits for a decision, the run released meanwhile; whether one came."""
+        self._release(run_id)
+        self._note("waiting for an operator decision")
+        decided = self.app.wait_for_decision(
+            run_id, timeout_s=timeout_s, poll_s=poll_s, sleep=self.host.sleep
+        )
+        if decided is None:
+            return False
+        if self.app.view(run_id).state not in ("completed", "aborted"):
+            self._claim(run_id)
+        return True
+
+    # -- one attempt --------------------------------------------------------
+
+    def _attempt(self, run_id: UUID, batch: Batch) -> None:
+        """An attempt at ``batch`` by the runner: the actions, or the strategy's
+        proposed fix after a recover decision; then the validation."""
+        view = self.app.view(run_id)
+        pending = view.open_decision.recorded if view.open_decision else None
+        recovering = pending is not None and pending.decision == "recover"
+        fixing = view.batch(batch.batch_id).failure if recovering else None
+        session = self._start(run_id, batch)
+        if fixing is not None:
+            built = self._record(
+                session, BUILD, "recover", "recover", self._fix(session, fixing)
+            )
+        else:
+            context = self._context(session, BUILD, ())
+            built = all(
+                self._step(session, BUILD, a.as_step(), context) for a in batch.actions
+            )
+        if built and self._guarded(session, BUILD):
+            self._validate(session)
 
     def _start(self, run_id: UUID, batch: Batch) -> BatchSession:
         attempt = self.app.view(run_id).batch(batch.batch_id).attempts + 1
         baseline = self.workspace.snapshot(
             run_id=str(run_id), batch_id=batch.batch_id, attempt=attempt
         )
-        attempt = self.app.update(
-            run_id, lambda run: run.start_batch(batch.batch_id, baseline)
-        )
+        self._save(run_id, lambda run: run.start_batch(batch.batch_id, baseline))
         view = self._project(run_id)
         session = BatchSession(
             run_id=str(run_id),
@@ -534,52 +364,121 @@ class Runner:
             origin=view.batch(batch.batch_id).origin,
             root=self.workspace.root,
         )
-        self._hook(
-            "on_batch_start",
-            BatchStart(
-                run_id=str(run_id),
-                batch_id=batch.batch_id,
-                attempt=attempt,
-                index=self.plan.batch_ids.index(batch.batch_id) + 1,
-                total=len(self.plan.batches),
-                description=batch.description,
-            ),
+        index = self.plan.batch_ids.index(batch.batch_id) + 1
+        total = len(self.plan.batches)
+        start = BatchStart(
+            str(run_id), batch.batch_id, attempt, index, total, batch.description
         )
+        self._hook("on_batch_start", start)
         return session
 
-    def _attempt(self, run_id: UUID, batch: Batch) -> BatchOutcome:
-        recovering, self._recovering = self._recovering, None
-        session = self._start(run_id, batch)
-        if recovering is not None:
-            # A recover decision: the strategy's proposed fix is the attempt's
-            # change, in place of the batch's actions.
-            outcome = self._apply_fix(session, recovering)
-            step = Step(name=Identifier("recover"), kind=StepKind("recover"))
-            if not self._record_step(session, BUILD, step, outcome, None):
-                self._finished(session, "failed")
-                return self._failure_outcome(run_id)
-            if not self._guard(session, BUILD):
-                return self._failure_outcome(run_id)
-            return self._validate(session)
-        context = self._context(session, BUILD, ())
-        for action in batch.actions:
-            step = Step(
-                name=action.name,
-                kind=StepKind("command"),
-                run=action.run,
-                timeout_s=action.timeout_s,
-            )
-            outcome = self._run_step(step, context)
-            if not self._record_step(session, BUILD, step, outcome, None):
-                self._finished(session, "failed")
-                return self._failure_outcome(run_id)
-        if not self._guard(session, BUILD):
-            return self._failure_outcome(run_id)
-        return self._validate(session)
+    def _validate(self, session: BatchSession) -> None:
+        """The validation steps, the guards, then verified (and committed)."""
+        run_id, batch = UUID(session.run_id), session.batch
+        changed = self._changed(session.origin)
+        context = self._context(session, VALIDATION, changed)
+        for step in batch.validation:
+            if not self._step(session, VALIDATION, step, context, changed):
+                return
+        if not self._guarded(session, VALIDATION):
+            return
+        self._save(
+            run_id, lambda run: run.verify_batch(batch.batch_id, session.attempt)
+        )
+        if batch.commit_strategy == "commit" and changed:
+            self._commit(session, changed)
+        self._project(run_id)
+        self._finished(session, "verified")
 
-    def _guard(self, session: BatchSession, phase: str) -> bool:
+    def _commit(self, session: BatchSession, changed: tuple[str, ...]) -> None:
+        run_id, batch, attempt = UUID(session.run_id), session.batch, session.attempt
+        result = self.workspace.commit(
+            baseline=session.origin,
+            files=changed,
+            message=f"{batch.batch_id}: {batch.description or 'verified batch'}",
+            trailers={
+                "Recovery-Run": session.run_id,
+                "Recovery-Batch": batch.batch_id,
+                "Recovery-Chain": self.app.view(run_id).head_digest,
+            },
+        )
+        made, note = result.commit, result.note or "not committed"
+        if made is not None:
+            self._save(
+                run_id, lambda run: run.batch_committed(batch.batch_id, attempt, made)
+            )
+            return
+        self._save(
+            run_id,
+            lambda run: run.batch_left_uncommitted(batch.batch_id, attempt, note),
+        )
+        self._note(f"batch {batch.batch_id} verified but {note}")
+
+    def _step(
+        self,
+        session: BatchSession,
+        phase: str,
+        step: Step,
+        context: StepContext,
+        changed: tuple[str, ...] | None = None,
+    ) -> bool:
+        """Runs one step of the plan and records how it went; whether it passed."""
+        self._hook(
+            "on_step_start",
+            StepStart(
+                session.run_id,
+                session.batch.batch_id,
+                session.attempt,
+                phase,
+                step.name,
+            ),
+        )
+        started = time.monotonic()
+        try:
+            outcome = self.step_runners[step.kind](step, context)
+        except Exception:
+            outcome = _raised(traceback.format_exc(), started, context.root)
+        return self._record(session, phase, step.name, step.kind, outcome, changed)
+
+    def _record(
+        self,
+        session: BatchSession,
+        phase: str,
+        name: str,
+        kind: str,
+        outcome: StepOutcome,
+        changed: tuple[str, ...] | None = None,
+    ) -> bool:
+        """Records what a step (or the host's code, or a fix) did; whether it
+        passed. A failure is handled in full (see :meth:`_fail`)."""
+        run_id, batch_id, attempt = (
+            UUID(session.run_id),
+            session.batch.batch_id,
+            session.attempt,
+        )
+        result = StepResult(session.run_id, batch_id, attempt, phase, name, outcome)
+        if outcome.passed:
+            duration = round(outcome.duration_s, 6)
+            self._save(
+                run_id,
+                lambda run: run.step_passed(
+                    batch_id, attempt, step=name, phase=phase, duration_s=duration
+                ),
+            )
+            self._hook("on_step_result", result)
+            return True
+        if changed is None:
+            changed = self._changed(session.origin)
+        outcome = self._with_guard(outcome, session.baseline)
+        self._fail(
+            run_id, session.batch, attempt, phase, name, kind, outcome, changed, result
+        )
+        self._finished(session, "failed")
+        return False
+
+    def _guarded(self, session: BatchSession, phase: str) -> bool:
         """Fails the attempt when it changed what no batch may change (the
-        workspace has already put it back); returns whether all is well."""
+        workspace has put it back already); whether all is well."""
         started = time.monotonic()
         problems = self.workspace.check(session.baseline)
         if not problems:
@@ -591,12 +490,22 @@ class Runner:
             + "; ".join(problems),
             component=session.batch.component or "",
         )
-        step = Step(name=Identifier("workspace_guard"), kind=StepKind("guard"))
-        self._record_step(session, phase, step, outcome, None)
-        self._finished(session, "failed")
-        return False
+        return self._record(session, phase, "workspace_guard", "guard", outcome)
 
-    def _apply_fix(self, session: BatchSession, failure: Failure) -> StepOutcome:
+    def _host_failed(self, session: BatchSession, exc: Exception) -> None:
+        text = "".join(traceback.format_exception(exc))
+        outcome = _raised(text, session.started, self.workspace.root)
+        component = outcome.component or session.batch.component
+        outcome = attrs.evolve(
+            outcome,
+            error=f"{type(exc).__name__}: {exc}",
+            component=component or innermost_frame(text),
+        )
+        self._record(session, RUNTIME, "host_code", "host_code", outcome)
+
+    def _fix(self, session: BatchSession, failure: Failure) -> StepOutcome:
+        """The strategy's proposed fix for ``failure``, applied as this
+        attempt's change."""
         started = time.monotonic()
         recover = getattr(self.strategy, "recover", None)
         if not callable(recover):
@@ -606,213 +515,36 @@ class Runner:
                 error=f"strategy {self.strategy.name} cannot apply a proposed fix "
                 "(it has no recover method); decide retry, skip or abort",
             )
-        context = FailureContext(
-            run_id=session.run_id,
-            plan_id=self.plan.plan_id,
-            batch=session.batch,
-            attempt=failure.attempt,
-            failure=failure,
-            root=self.workspace.root,
-            baseline=session.baseline,
-            workspace=self.workspace,
-        )
+        context = self._failure_context(session.batch, failure, session.baseline)
         try:
             recover(context)
-        except Exception as exc:
-            text = traceback.format_exc()
-            return StepOutcome(
-                passed=False,
-                duration_s=time.monotonic() - started,
-                error=f"{type(exc).__name__}: {exc}",
-                component=component_from_traceback(text, self.workspace.root),
-                traceback=text,
-            )
+        except Exception:
+            return _raised(traceback.format_exc(), started, self.workspace.root)
         return StepOutcome(passed=True, duration_s=time.monotonic() - started)
 
-    def _context(
-        self, session: BatchSession, phase: str, changed: tuple[str, ...]
-    ) -> StepContext:
-        return StepContext(
-            root=self.workspace.root,
-            run_id=session.run_id,
-            batch=session.batch,
-            attempt=session.attempt,
-            baseline=session.origin,
-            changed_files=changed,
-            phase=phase,
-            workspace=self.workspace,
-        )
+    # -- a failure ----------------------------------------------------------
 
-    def _validate(self, session: BatchSession) -> BatchOutcome:
-        run_id = UUID(session.run_id)
-        batch, attempt = session.batch, session.attempt
-        changed = self._changed(session.origin)
-        context = self._context(session, VALIDATION, changed)
-        for step in batch.validation:
-            outcome = self._run_step(step, context)
-            if not self._record_step(session, VALIDATION, step, outcome, changed):
-                self._finished(session, "failed")
-                return self._failure_outcome(run_id)
-        if not self._guard(session, VALIDATION):
-            return self._failure_outcome(run_id)
-        self.app.update(run_id, lambda run: run.verify_batch(batch.batch_id, attempt))
-        commit: str | None = None
-        if batch.commit_strategy == "commit" and changed:
-            result = self.workspace.commit(
-                baseline=session.origin,
-                files=changed,
-                message=f"{batch.batch_id}: {batch.description or 'verified batch'}",
-                trailers={
-                    "Recovery-Run": str(run_id),
-                    "Recovery-Batch": batch.batch_id,
-                    "Recovery-Chain": self.app.view(run_id).head_digest,
-                },
-            )
-            commit = result.commit
-            if commit is not None:
-                made = commit
-                self.app.update(
-                    run_id,
-                    lambda run: run.batch_committed(batch.batch_id, attempt, made),
-                )
-            else:
-                note = result.note or "not committed"
-                self.app.update(
-                    run_id,
-                    lambda run: run.batch_left_uncommitted(
-                        batch.batch_id, attempt, note
-                    ),
-                )
-                self._note(f"batch {batch.batch_id} verified but {note}")
-        view = self._project(run_id)
-        self._finished(session, "verified")
-        return Verified(
-            run_id=str(run_id),
-            view=view,
-            batch_id=batch.batch_id,
-            attempt=attempt,
-            commit=commit,
-        )
-
-    def _failure_outcome(self, run_id: UUID) -> BatchOutcome:
-        view = self.app.view(run_id)
-        if view.state == "aborted":
-            return Aborted(
-                run_id=view.run_id, view=view, reason=view.abort_reason or ""
-            )
-        return self._halted_view(view)
-
-    def _changed(self, baseline: str | None) -> tuple[str, ...]:
-        try:
-            return self.workspace.changed_files(baseline)
-        except RecoveryError as exc:
-            self._note(f"could not list the changed files: {exc}")
-            return ()
-
-    def _run_step(self, step: Step, context: StepContext) -> StepOutcome:
-        self._hook(
-            "on_step_start",
-            StepStart(
-                run_id=context.run_id,
-                batch_id=context.batch.batch_id,
-                attempt=context.attempt,
-                phase=context.phase,
-                step=step.name,
-            ),
-        )
-        started = time.monotonic()
-        try:
-            return self.step_runners[step.kind](step, context)
-        except Exception:
-            text = traceback.format_exc()
-            return StepOutcome(
-                passed=False,
-                duration_s=time.monotonic() - started,
-                error=_first_line(text.strip().splitlines()[-1])
-                or "step runner raised",
-                component=component_from_traceback(text, context.root),
-                traceback=text,
-            )
-
-    def _finished(self, session: BatchSession, status: str) -> None:
-        self._hook(
-            "on_batch_end",
-            BatchEnd(
-                run_id=session.run_id,
-                batch_id=session.batch.batch_id,
-                attempt=session.attempt,
-                status=status,
-                duration_s=time.monotonic() - session.started,
-            ),
-        )
-
-    def _record_step(
-        self,
-        session: BatchSession,
-        phase: str,
-        step: Step,
-        outcome: StepOutcome,
-        changed: tuple[str, ...] | None,
-    ) -> bool:
-        run_id = UUID(session.run_id)
-        batch, attempt = session.batch, session.attempt
-        result = StepResult(
-            run_id=session.run_id,
-            batch_id=batch.batch_id,
-            attempt=attempt,
-            phase=phase,
-            step=step.name,
-            outcome=outcome,
-        )
-        if outcome.passed:
-            self.app.update(
-                run_id,
-                lambda run: run.step_passed(
-                    batch.batch_id,
-                    attempt,
-                    step=step.name,
-                    phase=phase,
-                    duration_s=round(outcome.duration_s, 6),
-                ),
-            )
-            self._hook("on_step_result", result)
-        else:
-            outcome = self._with_guard(outcome, session.baseline)
-            if changed is None:
-                changed = self._changed(session.origin)
-            self._fail(
-                run_id,
-                batch,
-                attempt,
-                phase=phase,
-                name=step.name,
-                kind=step.kind,
-                outcome=outcome,
-                changed=changed,
-                recorded=result,
-            )
-        return outcome.passed
-
-    def _record_interruption(self, run_id: UUID, error: str) -> bool:
-        """Records the attempt under way, if any, as interrupted; returns whether
-        there was one."""
-        view = self.app.view(run_id)
-        running = next((b for b in view.batches if b.status == "running"), None)
+    def _interrupted(self, run_id: UUID, error: str) -> bool:
+        """Records the attempt under way, if any, as interrupted; whether there
+        was one."""
+        running = self.app.view(run_id).running_batch
         if running is None:
             return False
         batch = self.plan.batch(running.batch_id)
         outcome = StepOutcome(
             passed=False, duration_s=0.0, error=error, component=batch.component or ""
         )
+        outcome = self._with_guard(outcome, running.baseline)
+        changed = self._changed(running.origin)
         self._fail(
             run_id,
             batch,
             running.attempts,
-            phase=RUNTIME,
-            name="interrupted",
-            kind="interrupt",
-            outcome=self._with_guard(outcome, running.baseline),
-            changed=self._changed(running.origin),
+            RUNTIME,
+            "interrupted",
+            "interrupt",
+            outcome,
+            changed,
         )
         return True
 
@@ -838,48 +570,42 @@ class Runner:
         run_id: UUID,
         batch: Batch,
         attempt: int,
-        *,
         phase: str,
         name: str,
         kind: str,
         outcome: StepOutcome,
         changed: tuple[str, ...],
-        recorded: StepResult | None = None,
+        result: StepResult | None = None,
     ) -> None:
         """Records a failed step and the halt in one save, then (each after its
         events are saved) tells the step hooks, asks the strategy, notifies the
         operators and tells the failure hooks."""
         error = outcome.error or f"{kind} step {name} failed"
-        reason = f"{phase}.{name} failed: {_first_line(error)}"
-        component = outcome.component or batch.component or ""
-
-        # What the step said, by the names the record shares with its outcome.
-        said = {n: getattr(outcome, n) for n in _FROM_OUTCOME}
         failure = Failure(
-            **said,
+            **{n: getattr(outcome, n) for n in _FROM_OUTCOME},
             batch_id=batch.batch_id,
             attempt=attempt,
             step=name,
             phase=phase,
             kind=kind,
-            component=component,
+            component=outcome.component or batch.component or "",
             error=error,
             duration_s=round(outcome.duration_s, 6),
             changed_files=changed,
         )
+        reason = f"{phase}.{name} failed: {first_line(error)}"
 
         def record(run: Run) -> None:
             run.step_failed(failure)
             run.mark_failed(batch.batch_id, attempt, reason)
 
-        self.app.update(run_id, record)
-        self._project(run_id, failures=True)
-        if recorded is not None:
-            self._hook("on_step_result", recorded)
-        view = self.app.view(run_id)
+        self._save(run_id, record)
+        view = self._project(run_id, failures=True)
+        if result is not None:
+            self._hook("on_step_result", result)
         saved = view.batch(batch.batch_id).failure
         assert saved is not None
-        answer = self._ask_strategy(run_id, view, batch, attempt, saved)
+        answer = self._ask_strategy(batch, saved)
         kept = answer.quarantine
 
         def answered(run: Run) -> None:
@@ -891,49 +617,26 @@ class Runner:
                     files=kept.files,
                     tree_id=kept.tree_id,
                 )
+            outcome_data = answer.as_event_data()
             run.recovery_attempted(
                 batch.batch_id,
                 attempt,
                 strategy=self.strategy.name,
-                outcome=answer.as_event_data(),
+                outcome=outcome_data,
             )
 
-        self.app.update(run_id, answered)
-        if kept is not None:
-            self._project(run_id, failures=True)
-        after = self.app.view(run_id)
-        kept_failure, open_now = after.failure, after.open_decision
-        assert kept_failure is not None and open_now is not None
-        self._notify(run_id, kept_failure, open_now, answer)
-        self._hook(
-            "on_failure",
-            FailureReport(
-                run_id=str(run_id),
-                failure=kept_failure,
-                analysis=answer.analysis,
-                decisions=after.decisions,
-                open=open_now,
-            ),
+        self._save(run_id, answered)
+        after = self._project(run_id, failures=kept is not None)
+        halted = outcome_of(after, made_by_host=not batch.actions)
+        assert isinstance(halted, Halted)
+        self._notify(halted, answer)
+        report = FailureReport(
+            str(run_id), halted.failure, answer.analysis, halted.decisions, halted.open
         )
+        self._hook("on_failure", report)
 
-    def _ask_strategy(
-        self,
-        run_id: UUID,
-        view: RunView,
-        batch: Batch,
-        attempt: int,
-        failure: Failure,
-    ) -> RecoveryOutcome:
-        context = FailureContext(
-            run_id=str(run_id),
-            plan_id=view.plan_id,
-            batch=batch,
-            attempt=attempt,
-            failure=failure,
-            root=self.workspace.root,
-            baseline=failure.baseline,
-            workspace=self.workspace,
-        )
+    def _ask_strategy(self, batch: Batch, failure: Failure) -> RecoveryOutcome:
+        context = self._failure_context(batch, failure, failure.baseline)
         try:
             return self.strategy.on_failure(context)
         except Exception as exc:
@@ -943,23 +646,32 @@ class Runner:
                 details={"traceback": traceback.format_exc()},
             )
 
-    def _notify(
-        self,
-        run_id: UUID,
-        failure: Failure,
-        open_now: OpenDecision,
-        answer: RecoveryOutcome,
-    ) -> None:
+    def _failure_context(
+        self, batch: Batch, failure: Failure, baseline: str | None
+    ) -> FailureContext:
+        return FailureContext(
+            run_id=str(self.run_id),
+            plan_id=self.plan.plan_id,
+            batch=batch,
+            attempt=failure.attempt,
+            failure=failure,
+            root=self.workspace.root,
+            baseline=baseline,
+            workspace=self.workspace,
+        )
+
+    def _notify(self, halted: Halted, answer: RecoveryOutcome) -> None:
         notification = Notification(
-            run_id=str(run_id),
+            run_id=halted.run_id,
             plan_id=self.plan.plan_id,
             workspace=str(self.workspace.root),
-            failure=failure,
-            open=open_now,
+            failure=halted.failure,
+            open=halted.open,
             strategy=self.strategy.name,
             analysis=answer.analysis,
             hints=answer.hints,
-            store=self._store_hint,
+            store=self.app.store_hint(self.workspace.root),
+            made_by_host=halted.made_by_host,
         )
         for notifier in self.notifiers:
             error: str | None = None
@@ -967,54 +679,123 @@ class Runner:
                 notifier.notify(notification)
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
-            self._record_notification(
-                run_id, failure.batch_id, failure.attempt, notifier.channel, error
+            self._save(UUID(halted.run_id), _notified(halted.failure, notifier, error))
+
+    # -- around -------------------------------------------------------------
+
+    @contextmanager
+    def _holding(self) -> Iterator[UUID]:
+        """The workspace held for this runner (before the run is known, and
+        then naming it), with the run to drive."""
+        with self.workspace.locked(self._holder(self.run_id)):
+            run_id = self.open_run()
+            with self.workspace.locked(self._holder(run_id)):
+                yield run_id
+
+    def _holder(self, run_id: UUID | None) -> dict[str, str]:
+        """Who holds the workspace, as the lock records it."""
+        ident = self.identity
+        holder = {
+            "plan": self.plan.plan_id,
+            "host": ident.host,
+            "pid": str(ident.pid),
+            "runner": ident.runner_id,
+        }
+        if run_id is not None:
+            holder["run"] = str(run_id)
+        return holder
+
+    def _claim(self, run_id: UUID) -> None:
+        ident, host = self.identity, self.host
+
+        def claim(run: Run) -> None:
+            held = run.view().claim
+            take_over = held is not None and (
+                (held.host, held.pid) == (ident.host, ident.pid)
+                or not host.alive(held.host, held.pid)
+            )
+            run.claim_runner(
+                host=ident.host,
+                pid=ident.pid,
+                runner_id=ident.runner_id,
+                take_over=take_over,
             )
 
-    def _record_notification(
-        self, run_id: UUID, batch_id: str, attempt: int, channel: str, error: str | None
-    ) -> None:
-        def record(run: Run) -> None:
-            run.operator_notified(
-                batch_id, attempt, channel=channel, delivered=error is None, error=error
+        self._save(run_id, claim)
+
+    def _release(self, run_id: UUID) -> None:
+        try:
+            self._save(run_id, lambda run: run.release_runner(self.identity.runner_id))
+        except RecoveryError as exc:
+            self._note(f"could not release the run: {exc}")
+
+    def _stop(self, run_id: UUID) -> Outcome:
+        """The outcome of the run as it stands; a halted run is released."""
+        view = self.app.view(run_id)
+        if view.state == "halted":
+            self._release(run_id)
+            view = self.app.view(run_id)
+        awaiting = view.open_decision
+        host_made = (
+            awaiting is not None and not self.plan.batch(awaiting.batch_id).actions
+        )
+        return outcome_of(view, made_by_host=host_made)
+
+    def _batch_outcome(self, session: BatchSession) -> BatchOutcome:
+        view = self.app.view(UUID(session.run_id))
+        batch = view.batch(session.batch.batch_id)
+        if batch.status == "verified" and batch.attempts == session.attempt:
+            return Verified(
+                run_id=view.run_id,
+                view=view,
+                batch_id=batch.batch_id,
+                attempt=batch.attempts,
+                commit=batch.commit,
             )
+        outcome = self._stop(UUID(session.run_id))
+        assert not isinstance(outcome, Completed)
+        return outcome
 
-        self.app.update(run_id, record)
+    def _save(self, run_id: UUID, command: Callable[[Run], T]) -> T:
+        return self.app.update(run_id, command)
 
-    def _halted(self, run_id: UUID) -> Halted:
-        """The halt outcome; the runner stops driving the run."""
-        self._release(run_id)
-        return self._halted_view(self.app.view(run_id))
+    def _changed(self, baseline: str | None) -> tuple[str, ...]:
+        try:
+            return self.workspace.changed_files(baseline)
+        except RecoveryError as exc:
+            self._note(f"could not list the changed files: {exc}")
+            return ()
 
-    def _halted_view(self, view: RunView) -> Halted:
-        assert view.awaiting is not None
-        batch_id, _attempt = view.awaiting
-        failure = view.batch(batch_id).failure
-        assert failure is not None
-        open_now = view.open_decision
-        assert open_now is not None
-        return Halted(
-            run_id=view.run_id,
-            view=view,
-            failure=failure,
-            decisions=view.decisions,
-            open=open_now,
+    def _context(
+        self, session: BatchSession, phase: str, changed: tuple[str, ...]
+    ) -> StepContext:
+        return StepContext(
+            root=self.workspace.root,
+            run_id=session.run_id,
+            batch=session.batch,
+            attempt=session.attempt,
+            baseline=session.origin,
+            changed_files=changed,
+            phase=phase,
+            workspace=self.workspace,
         )
 
-    # -- projections --------------------------------------------------------
+    def _finished(self, session: BatchSession, status: str) -> None:
+        duration = time.monotonic() - session.started
+        end = BatchEnd(
+            session.run_id, session.batch.batch_id, session.attempt, status, duration
+        )
+        self._hook("on_batch_end", end)
 
     def _project(self, run_id: UUID, *, failures: bool = False) -> RunView:
         """Brings the projections up to the run's state (and, after a failure,
-        the workspace's failure log).
-
-        The events are already saved: a projection that cannot be written is
-        reported and can be rebuilt later, it never stops the run.
-        """
+        the workspace's failure log). The events are saved already: one that
+        cannot be written is reported and rebuilt later, never stops the run."""
         view = self.app.view(run_id)
-        log = (
-            tuple(self.app.failure_log(workspace=view.workspace)) if failures else None
+        log = self.app.failure_log(workspace=view.workspace) if failures else None
+        update = ProjectionUpdate(
+            view=view, failure_log=None if log is None else tuple(log)
         )
-        update = ProjectionUpdate(view=view, failure_log=log)
         for projection in self.projections:
             try:
                 projection.project(update)
@@ -1022,14 +803,41 @@ class Runner:
                 self._note(f"could not write {projection.name}: {exc}")
         return view
 
+    def _hook(self, name: str, event: object) -> None:
+        call_hooks(self.hooks, name, event)
 
-_HOST_CODE: Final = "host_code"
-#: The record's fields a step's outcome gives as they are.
-_FROM_OUTCOME: Final = sorted(
-    (attrs.fields_dict(Failure).keys() & attrs.fields_dict(StepOutcome).keys())
-    - {"component", "error", "duration_s"}
-)
-_LOST: Final = (
-    "the runner stopped during this attempt (killed or crashed); its result is unknown"
-)
-_SIGNALLED: Final = "the runner was interrupted (SIGINT or SIGTERM) during the batch"
+    def _note(self, message: str) -> None:
+        self._hook("on_note", message)
+
+
+def _raised(text: str, started: float, root: Path) -> StepOutcome:
+    """The failed outcome of code that raised, from its traceback ``text``."""
+    return StepOutcome(
+        passed=False,
+        duration_s=time.monotonic() - started,
+        error=first_line(text.strip().splitlines()[-1]) or "raised",
+        component=component_from_traceback(text, root),
+        traceback=text,
+    )
+
+
+def _notified(
+    failure: Failure, notifier: Notifier, error: str | None
+) -> Callable[[Run], None]:
+    def record(run: Run) -> None:
+        run.operator_notified(
+            failure.batch_id,
+            failure.attempt,
+            channel=notifier.channel,
+            delivered=error is None,
+            error=error,
+        )
+
+    return record
+
+
+def _host_retry(batch_id: str) -> str:
+    return (
+        f"batch {batch_id} is made by the host application: the retry decided for "
+        f"it is carried out by the host's `with runner.batch({batch_id!r})`"
+    )

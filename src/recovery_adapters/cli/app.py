@@ -23,7 +23,7 @@ from recovery_adapters.cli.wiring import UsageError, make_notifiers, make_runner
 from recovery_adapters.git import GitWorkspace
 from recovery_adapters.projections import write_failure_log
 from recovery_adapters.stores import find_store, open_store
-from recovery_adapters.words import run_json
+from recovery_adapters.words import host_made_text, run_json
 from recovery_core import (
     Aborted,
     Completed,
@@ -81,9 +81,14 @@ def _report(app: RecoveryApp, outcome: Outcome, as_json: bool) -> int:
     elif isinstance(outcome, Aborted):
         sys.stderr.write(f"run {outcome.run_id} aborted: {outcome.reason}\n")
     elif isinstance(outcome, Halted):
+        batch_id = outcome.failure.batch_id
+        recorded = outcome.open.recorded
+        if outcome.made_by_host:
+            sys.stderr.write(host_made_text(batch_id, recorded is not None) + "\n")
+        waiting = "a decision" if recorded is None else "the host application"
         sys.stderr.write(
-            f"run {outcome.run_id} halted at batch {outcome.failure.batch_id}; "
-            "waiting for a decision (exit 3)\n"
+            f"run {outcome.run_id} halted at batch {batch_id}; "
+            f"waiting for {waiting} (exit 3)\n"
         )
     return outcome.exit_code
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from recovery_adapters.words import next_commands
+from recovery_adapters.words import host_made_text, next_commands
 from recovery_core.ports import Notification
 
 __all__ = ["ConsoleNotifier", "format_notification"]
@@ -30,6 +30,8 @@ def format_notification(n: Notification) -> str:
     if n.hints:
         lines.append("  look at the change, or bring it back, with:")
         lines.extend(f"    {h}" for h in n.hints)
+    if n.made_by_host:
+        lines.append(f"  {host_made_text(n.batch_id)}")
     commands = next_commands(n.run_id, n.open, n.store)
     lines.append("  decide with one of:")
     lines.extend(f"    {c}" for c in commands.decide)

@@ -19,7 +19,7 @@ from typing import Final
 
 import attrs
 
-from recovery_core.runner import component_from_traceback
+from recovery_core.tracebacks import component_from_traceback
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
