@@ -73,6 +73,10 @@ def test_the_record_reaches_the_event_the_log_the_notification_and_status(
     assert failure.error.endswith("exited with code 1: no, 3")
     assert failure.failure_reason and failure.quarantine_ref
     names = [f.name for f in attrs.fields(Failure)]
+    # A field added to the record (here `summary`, added in one edit of the
+    # class) reaches every place below with no other change.
+    gist = failure.error.splitlines()[0]
+    assert failure.summary == gist
 
     # The event carries the record as it stood when the step failed.
     (event,) = [e for e in app.history(halted.run_id) if isinstance(e, Run.StepFailed)]
@@ -80,12 +84,14 @@ def test_the_record_reaches_the_event_the_log_the_notification_and_status(
         failure, failure_reason=None, quarantine_ref=None
     )
     assert sorted(event.failure) == sorted(names)
+    assert event.failure["summary"] == gist
 
     # The notification and the decision open now.
     (note,) = inbox.received
     assert note.failure == failure
     assert note.open == OpenDecision("b1", 1, ("retry", "skip", "abort"))
     assert note.as_json()["failure"] == failure_json(failure)
+    assert note.as_json()["failure"]["summary"] == gist
 
     # The failure log: every field of the record, at the top or in `state`.
     (entry,) = app.failure_log(run_id=halted.run_id)
@@ -94,11 +100,13 @@ def test_the_record_reaches_the_event_the_log_the_notification_and_status(
     logged = {**line["state"], **{k: line[k] for k in line if k != "state"}}
     assert set(names) <= set(logged)
     assert logged["step"] == failure.step_id
+    assert line["state"]["summary"] == gist
     runner.workspace.close()  # type: ignore[attr-defined]
 
     # `status --json` and `log --json` from the command line.
     status = cli_json("status", halted.run_id, cwd=repo)
     shown = status["batches"][0]["failure"]
     assert shown == failure_json(failure)
+    assert shown["summary"] == gist
     (logged_cli,) = cli_json("log", halted.run_id, cwd=repo)
     assert logged_cli == line

@@ -69,6 +69,15 @@ class Failure:
     baseline: str | None = None
     failure_reason: str | None = None
     quarantine_ref: str | None = None
+    #: The gist: the first line of ``error`` that is not blank.
+    summary: str = attrs.field(
+        default=attrs.Factory(
+            lambda self: next(
+                (ln.strip() for ln in self.error.splitlines() if ln.strip()), ""
+            ),
+            takes_self=True,
+        )
+    )
 
     @property
     def step_id(self) -> str:
