@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -486,6 +487,54 @@ def test_fsmonitor_hook_and_head_planted_by_a_batch_are_put_back(
     assert head(repo) == initial
     git(repo, "status")
     git(repo, "commit", "-q", "--allow-empty", "-m", "x")
+    assert pwned(tmp_path) == []
+
+
+PLANT_HOOKS_LINK = """\
+import os, pathlib, shutil, sys
+planted = pathlib.Path(sys.argv[1])
+planted.mkdir()
+hook = planted / 'pre-commit'
+hook.write_text('#!/bin/sh\\n' + sys.argv[2] + '\\n')
+hook.chmod(0o755)
+shutil.rmtree('.git/hooks', ignore_errors=True)
+os.symlink(planted, '.git/hooks')
+"""
+
+
+@pytest.mark.parametrize("had_hooks", [False, True], ids=["no-hooks", "hooks-folder"])
+def test_a_hooks_folder_made_a_symlink_by_a_batch_is_put_back(
+    repo: Path, tmp_path: Path, had_hooks: bool
+) -> None:
+    """A batch that makes `.git/hooks` a symbolic link to a folder of its own
+    hooks (where the repository had no hooks folder, or had one) is caught by
+    the guard and undone: the user's next `git commit` runs no planted hook."""
+    hooks = repo / ".git" / "hooks"
+    shutil.rmtree(hooks)
+    if had_hooks:
+        hooks.mkdir()
+        (hooks / "post-merge.sample").write_text("#!/bin/sh\n")
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan(
+            "hooks-link",
+            action(
+                "plant",
+                PLANT_HOOKS_LINK,
+                str(tmp_path / "planted-hooks"),
+                touch_command(tmp_path / "PWNED_hook"),
+            ),
+        ),
+    )
+    done = run_cli("run", plan, cwd=repo, timeout=60)
+    assert done.returncode == 3, done.stderr
+    (batch,) = cli_json("status", "latest", cwd=repo)["batches"]
+    assert batch["failure"]["step"] == "build.workspace_guard"
+    assert "hooks" in batch["failure"]["error"]
+    assert not hooks.is_symlink()
+    if had_hooks:
+        assert (hooks / "post-merge.sample").read_text() == "#!/bin/sh\n"
+    git(repo, "commit", "-q", "--allow-empty", "-m", "after the run")
     assert pwned(tmp_path) == []
 
 

@@ -1238,3 +1238,49 @@ def test_the_printed_commands_show_and_bring_back_the_faulty_change(
     assert tree_entries(repo, quarantine) == as_tree(working_files(repo), set())
     assert not (repo / "user notes.txt").exists()
     assert (repo / "new [*] file.txt").read_bytes() == b"new\n"
+
+
+class ScriptedTracker:
+    """A tracker that answers from a script: a set of paths, or None ("cannot
+    vouch this time"); nothing changed once the script is done."""
+
+    def __init__(self) -> None:
+        self.script: list[set[str] | None] = []
+
+    @property
+    def usable(self) -> bool:
+        return True
+
+    def changes(self) -> set[str] | None:
+        return self.script.pop(0) if self.script else set()
+
+    def close(self) -> None:
+        pass
+
+
+def test_changes_a_commit_could_not_vouch_for_are_scanned_at_the_next_snapshot() -> (
+    None
+):
+    """When the commit asks the tracker and it cannot vouch (an overflow), the
+    next snapshot scans instead of following the tree from before: a user's
+    edit made meanwhile is in it (it was lost, and a later restore wrote the old
+    content back over the user's file)."""
+    tracker = ScriptedTracker()
+    with fresh_repo() as repo:
+        commit_files(repo, {"user.txt": b"before\n", "app.py": b"x = 1\n"})
+        with GitWorkspace(repo, tracker=lambda _root: tracker) as workspace:
+            first = workspace.snapshot(run_id="r", batch_id="b1", attempt=1)
+            assert workspace.tracking
+            write(repo, "app.py", b"x = 2\n")  # the batch's change, seen
+            tracker.script = [{"app.py"}]
+            assert workspace.changed_files(first) == ("app.py",)
+            write(repo, "user.txt", b"the user's edit\n")  # made meanwhile
+            tracker.script = [None]  # the commit's question: cannot vouch
+            made = workspace.commit(
+                baseline=first, files=["app.py"], message="b1", trailers={}
+            )
+            assert made.commit is not None
+            second = workspace.snapshot(run_id="r", batch_id="b2", attempt=1)
+            assert workspace.read(second, ["user.txt"]) == {
+                "user.txt": b"the user's edit\n"
+            }

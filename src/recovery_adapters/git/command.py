@@ -12,7 +12,6 @@ quarantine. A :class:`Server` keeps one git process for many requests
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import select
 import signal
@@ -22,7 +21,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Final, ParamSpec, TypeVar
+from typing import IO, Final, TypeVar
 
 from recovery_core import RecoveryError
 
@@ -36,10 +35,8 @@ __all__ = [
     "WorkspaceError",
     "deferred_signals",
     "discover",
-    "uninterrupted",
 ]
 
-_P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 #: Settings every git command of ours runs with, whatever the repository says.
@@ -48,6 +45,8 @@ SAFE_SETTINGS: Final = (
     f"core.hooksPath={os.devnull}",
     "core.quotepath=false",
 )
+#: How every git command of ours starts.
+_ARGV: Final = ("git", *(part for pair in SAFE_SETTINGS for part in ("-c", pair)))
 #: Environment variables that would point git at another repository, index,
 #: object store or settings than the workspace's own.
 _REDIRECTING_NAMES: Final = (
@@ -87,7 +86,10 @@ def deferred_signals() -> Iterator[None]:
     is done: a git command, a request to a long-lived git process or a write
     of the repository's settings is never cut off halfway (which would leave
     a lock file or half a file behind). The signal is delivered, and the
-    runner stops, right after."""
+    runner stops, right after. As a decorator (``@deferred_signals()``) it
+    holds a whole quarantine, restore or commit, never left halfway by Ctrl-C
+    (the faulty change kept but not taken out, the branch moved but not the
+    user's index)."""
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, _ENDING)
     try:
         yield
@@ -95,17 +97,14 @@ def deferred_signals() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def uninterrupted(method: Callable[_P, _R]) -> Callable[_P, _R]:
-    """``method`` under :func:`deferred_signals` as a whole: a quarantine, a
-    restore or a commit is never left halfway by Ctrl-C (the faulty change
-    kept but not taken out, the branch moved but not the user's index)."""
-
-    @functools.wraps(method)
-    def whole(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        with deferred_signals():
-            return method(*args, **kwargs)
-
-    return whole
+def _environment() -> dict[str, str]:
+    """Our environment less what would point git elsewhere."""
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if key not in _REDIRECTING
+        and not key.startswith(("GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_"))
+    }
 
 
 def discover(path: Path) -> tuple[Path, Path, Path, str]:
@@ -113,13 +112,12 @@ def discover(path: Path) -> tuple[Path, Path, Path, str]:
     its object format (``sha1`` or ``sha256``) for a folder inside it."""
     asked = "--is-bare-repository --absolute-git-dir --git-common-dir"
     argv = ["git", "rev-parse", *asked.split(), "--show-object-format"]
-    env = {k: v for k, v in os.environ.items() if k not in _REDIRECTING}
     try:
         done = subprocess.run(
             [*argv, "--show-toplevel"],
             cwd=path,
             capture_output=True,
-            env=env,
+            env=_environment(),
             start_new_session=True,
             check=False,
         )
@@ -142,12 +140,7 @@ class Git:
         self.git_dir = git_dir
         self.calls = 0  # git processes started, for the benchmarks
         self.env: Mapping[str, str] = {
-            **{
-                key: value
-                for key, value in os.environ.items()
-                if key not in _REDIRECTING
-                and not key.startswith(("GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_"))
-            },
+            **_environment(),
             "GIT_DIR": str(git_dir),
             "GIT_WORK_TREE": str(root),
             "GIT_TERMINAL_PROMPT": "0",
@@ -155,30 +148,26 @@ class Git:
             "GIT_FLUSH": "1",
         }
 
-    def argv(self, args: Sequence[str]) -> list[str]:
-        settings = [part for setting in SAFE_SETTINGS for part in ("-c", setting)]
-        return ["git", *settings, *args]
-
     def run(
         self,
         *args: str,
         stdin: bytes | None = None,
         index: Path | None = None,
-        env: Mapping[str, str] | None = None,
         codes: tuple[int, ...] = (0,),
     ) -> bytes:
         """Runs one git command to its end; returns its standard output, or
         raises :class:`GitError` with its message when its exit code is not
         one of ``codes``."""
         self.calls += 1
+        env = self.env if index is None else {**self.env, "GIT_INDEX_FILE": str(index)}
         try:
             with deferred_signals():
                 done = subprocess.run(
-                    self.argv(args),
+                    [*_ARGV, *args],
                     cwd=self.root,
                     input=stdin,
                     capture_output=True,
-                    env=self._env(index, env),
+                    env=env,
                     start_new_session=True,
                     check=False,
                 )
@@ -189,21 +178,17 @@ class Git:
             raise GitError(f"git {args[0]} failed in {self.root}: {message}")
         return done.stdout
 
-    def text(self, *args: str, **kwargs: object) -> str:
+    def text(
+        self, *args: str, index: Path | None = None, codes: tuple[int, ...] = (0,)
+    ) -> str:
         """:meth:`run`, decoded (paths as git wrote them, undecodable bytes kept)."""
-        out = self.run(*args, **kwargs)  # type: ignore[arg-type]
+        out = self.run(*args, index=index, codes=codes)
         return out.decode("utf-8", "surrogateescape")
 
-    def pipe(self, *args: str, index: Path | None = None) -> Pipe:
+    def pipe(self, *args: str) -> Pipe:
         """A long-lived git process for requests on its standard input."""
         self.calls += 1
-        return Pipe(self.argv(args), cwd=self.root, env=self._env(index, None))
-
-    def _env(
-        self, index: Path | None, extra: Mapping[str, str] | None
-    ) -> dict[str, str]:
-        named = {"GIT_INDEX_FILE": str(index)} if index is not None else {}
-        return {**self.env, **named, **(extra or {})}
+        return Pipe(args, cwd=self.root, env=self.env)
 
 
 class Server:
@@ -265,13 +250,15 @@ class Pipe:
     to a file (they can never fill a pipe and stall it), and every read has a
     deadline after which the process is ended."""
 
-    def __init__(self, argv: list[str], *, cwd: Path, env: Mapping[str, str]) -> None:
+    def __init__(
+        self, args: Sequence[str], *, cwd: Path, env: Mapping[str, str]
+    ) -> None:
         self._errors: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - kept open
         self._buffer = bytearray()
-        self._what = argv[1 + 2 * len(SAFE_SETTINGS)]
+        self._what = args[0]
         try:
             self._process = subprocess.Popen(
-                argv,
+                [*_ARGV, *args],
                 cwd=cwd,
                 env=dict(env),
                 stdin=subprocess.PIPE,
@@ -299,18 +286,18 @@ class Pipe:
         except OSError:
             raise self._died() from None
 
-    def until(self, end: bytes, timeout_s: float = DEFAULT_TIMEOUT_S) -> bytes:
+    def until(self, end: bytes) -> bytes:
         """What the process writes up to the next ``end`` (left out)."""
-        deadline = time.monotonic() + timeout_s
+        deadline = time.monotonic() + DEFAULT_TIMEOUT_S
         while (found := self._buffer.find(end)) < 0:
             self._fill(deadline)
         record = bytes(self._buffer[:found])
         del self._buffer[: found + len(end)]
         return record
 
-    def exact(self, size: int, timeout_s: float = DEFAULT_TIMEOUT_S) -> bytes:
+    def exact(self, size: int) -> bytes:
         """The next ``size`` bytes the process writes."""
-        deadline = time.monotonic() + timeout_s
+        deadline = time.monotonic() + DEFAULT_TIMEOUT_S
         while len(self._buffer) < size:
             self._fill(deadline)
         data = bytes(self._buffer[:size])

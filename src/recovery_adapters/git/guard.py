@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+from collections.abc import Mapping
 from pathlib import Path
 
 import attrs
@@ -32,12 +33,6 @@ class _File:
     mode: int
     link: bool
 
-    @classmethod
-    def read(cls, path: Path) -> _File:
-        if path.is_symlink():
-            return cls(os.fsencode(path.readlink()), 0, True)
-        return cls(path.read_bytes(), stat.S_IMODE(path.stat().st_mode), False)
-
     def write(self, path: Path) -> None:
         """Puts the file back whole: written beside it and renamed over it, so
         that a kill halfway never leaves the user's settings half written."""
@@ -54,16 +49,12 @@ class _File:
         temporary.replace(path)
 
 
-#: What a folder of ours holds: each file below it by relative path.
-_Files = tuple[tuple[str, _File], ...]
-
-
 @attrs.frozen
 class RepositoryState:
-    """What a batch must not change in the repository."""
+    """What a batch must not change in the repository: each file (or symlink)
+    of ours by its path, and the refs."""
 
-    files: tuple[tuple[str, _File | None], ...]
-    folders: tuple[tuple[str, _Files], ...]
+    files: Mapping[Path, _File]
     refs: RefState
 
 
@@ -88,30 +79,31 @@ def _read_file(path: Path) -> _File | None:
     """The file or symlink at ``path``, else None. Read every time: a stat
     cache could miss a same-size rewrite within the file system's time tick."""
     try:
-        st = path.lstat()
-        if stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
-            return _File.read(path)
+        mode = path.lstat().st_mode
+        if stat.S_ISLNK(mode):
+            return _File(os.fsencode(path.readlink()), 0, True)
+        if stat.S_ISREG(mode):
+            return _File(path.read_bytes(), stat.S_IMODE(mode), False)
     except OSError:
         pass
     return None
 
 
-def _read_folder(folder: Path, prefix: str = "") -> _Files:
-    """Every file (and symlink) below ``folder``, by relative path; a folder
-    that is a symlink holds nothing of ours."""
-    if not prefix and folder.is_symlink():
-        return ()
+def _read_folder(folder: Path) -> dict[Path, _File]:
+    """Every file and symlink below ``folder``; a symlink, to a folder too, is
+    kept as the link and never followed."""
     try:
         entries = list(os.scandir(folder))
     except (NotADirectoryError, FileNotFoundError):
-        return ()
-    found: list[tuple[str, _File]] = []
+        return {}
+    found: dict[Path, _File] = {}
     for entry in entries:
+        path = Path(entry.path)
         if entry.is_dir(follow_symlinks=False):
-            found += _read_folder(Path(entry.path), f"{prefix}{entry.name}/")
-        elif (content := _read_file(Path(entry.path))) is not None:
-            found.append((f"{prefix}{entry.name}", content))
-    return tuple(sorted(found))
+            found |= _read_folder(path)
+        elif (content := _read_file(path)) is not None:
+            found[path] = content
+    return found
 
 
 class Guard:
@@ -132,45 +124,38 @@ class Guard:
 
     def state(self) -> RepositoryState:
         """The state now (files read as they are; refs through git)."""
-        return attrs.evolve(self.files(), refs=self._refs.state())
+        return RepositoryState(self._read(), self._refs.state())
 
-    def files(self) -> RepositoryState:
-        """The state of the settings files and folders, without the refs."""
-        files = tuple((n, _read_file(p)) for n, p in self._files.items())
-        folders = tuple((n, _read_folder(p)) for n, p in self._folders.items())
-        return RepositoryState(files, folders, RefState(None, None, ()))
+    def _read(self) -> dict[Path, _File]:
+        """Our files, and the files below our folders. A folder of ours that is
+        a symlink (or a file) is kept as that, never followed: one a batch puts
+        there is taken away like any other change."""
+        found = {p: f for p in self._files.values() if (f := _read_file(p))}
+        for folder in self._folders.values():
+            link = _read_file(folder)
+            found |= {folder: link} if link else _read_folder(folder)
+        return found
 
-    def put_back(self, before: RepositoryState) -> tuple[str, ...]:
-        """Writes back whatever differs from ``before``, the files first (so
-        that the git commands that read the refs run with the settings as they
-        were); returns what was found changed."""
-        return (*self.put_back_files(before), *self._put_back_refs(before.refs))
-
-    def put_back_files(self, before: RepositoryState) -> list[str]:
-        """Writes back the settings files and folders that differ from
-        ``before``; returns what was found changed."""
-        now = self.files()
-        problems: list[str] = []
-        for (name, was), (_, found) in zip(before.files, now.files, strict=True):
-            if was != found:
-                problems.append(_CHANGED[name])
-                if was is None:
-                    _remove(self._files[name])
-                else:
-                    was.write(self._files[name])
-        for (name, saved), (_, there) in zip(before.folders, now.folders, strict=True):
-            if saved == there:
-                continue
-            problems.append(_CHANGED[name])
-            folder, present = self._folders[name], dict(there)
-            if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
-                _remove(folder)  # a link would send what is put back elsewhere
-            for relative in present.keys() - dict(saved).keys():
-                _remove(folder / relative)
-            for relative, content in saved:
-                if present.get(relative) != content:
-                    content.write(folder / relative)
-        return problems
+    def put_back(self, before: RepositoryState, *, refs: bool = True) -> list[str]:
+        """Writes back whatever differs from ``before``: the settings files and
+        folders first (so that the git commands that read the refs run with
+        the settings as they were), then, with ``refs``, HEAD and the branches;
+        returns what was found changed."""
+        now, kept = self._read(), before.files
+        changed = {p for p in kept.keys() | now.keys() if kept.get(p) != now.get(p)}
+        problems = [_CHANGED[n] for n, path in self._files.items() if path in changed]
+        problems += [
+            _CHANGED[name]
+            for name, folder in self._folders.items()
+            if any(p == folder or folder in p.parents for p in changed)
+        ]
+        # What the batch made goes first: a file where a folder of ours was,
+        # or a link that would send what is put back elsewhere.
+        for path in sorted(changed - kept.keys()):
+            _remove(path)
+        for path in sorted(changed & kept.keys()):
+            kept[path].write(path)
+        return problems + self._put_back_refs(before.refs) if refs else problems
 
     def _put_back_refs(self, before: RefState) -> list[str]:
         now = self._refs.state()

@@ -12,7 +12,6 @@ what was read once is kept.
 from __future__ import annotations
 
 import functools
-import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -20,12 +19,7 @@ from typing import Final
 
 import attrs
 
-from recovery_adapters.git.command import (
-    Git,
-    GitError,
-    Pipe,
-    Server,
-)
+from recovery_adapters.git.command import Git, GitError, Pipe, Server
 
 __all__ = ["TREE_MODE", "Entry", "ObjectError", "Objects", "nul"]
 
@@ -33,7 +27,8 @@ __all__ = ["TREE_MODE", "Entry", "ObjectError", "Objects", "nul"]
 TREE_MODE: Final = "40000"
 #: How many trees are kept once read (a tree is a few hundred bytes).
 _TREES_KEPT: Final = 20_000
-_KINDS: Final = {"40000": "tree", "160000": "commit"}
+#: The entries that are not blobs (every other mode is a file's).
+_KINDS: Final = {TREE_MODE: "tree", "160000": "commit"}
 
 
 class ObjectError(GitError):
@@ -74,6 +69,7 @@ class Objects:
         self._git = git
         self._scratch = scratch
         self._id_bytes = id_bytes  # 20 for SHA-1 repositories, 32 for SHA-256
+        self.null = "0" * (2 * id_bytes)  # the id that means "no object"
         self._reader = Server(git, "cat-file", "--batch")
         # --missing: mktree would otherwise look each entry up with a quick
         # lookup that never rescans packs, and miss an object that a repack
@@ -91,13 +87,10 @@ class Objects:
 
     def close(self) -> None:
         """Ends the long-lived git processes."""
-        for server in (
-            self._reader,
-            self._trees_writer,
-            self._commits_writer,
-            self._hasher,
-        ):
-            server.close()
+        self._reader.close()
+        self._trees_writer.close()
+        self._commits_writer.close()
+        self._hasher.close()
 
     def forget_filters(self) -> None:
         """Ends the hasher, so that the next one reads the attributes and
@@ -123,7 +116,10 @@ class Objects:
         found = self._trees.get(sha)
         if found is not None:
             return found
-        kind, data = self._need(sha)
+        answer = self.read(sha)
+        if answer is None:
+            raise ObjectError(f"git object {sha} is missing in {self._git.root}")
+        kind, data = answer
         if kind == "commit":
             return self.tree(self.commit_tree(sha))
         found = {}
@@ -143,26 +139,20 @@ class Objects:
 
     def commit_tree(self, commit: str) -> str:
         """The tree of the commit ``commit``."""
-        kind, data = self._need(commit)
-        if kind != "commit" or not data.startswith(b"tree "):
-            raise ObjectError(f"{commit} is not a commit")
-        return data[5 : data.index(b"\n")].decode()
+        answer = self.read(commit)
+        if answer is None or answer[0] != "commit" or answer[1][:5] != b"tree ":
+            raise ObjectError(f"{commit} is not a commit in {self._git.root}")
+        return answer[1][5 : answer[1].index(b"\n")].decode()
 
     def blobs(self, commit: str, paths: Sequence[str]) -> dict[str, bytes | None]:
         """The content of each of ``paths`` in ``commit``; None for a path that
         is not a file there."""
-        answer = self.read(commit)
-        if answer is None or answer[0] != "commit":
-            raise ObjectError(f"{commit} is not a commit in {self._git.root}")
-        found: dict[str, bytes | None] = {}
         tree = self.commit_tree(commit)
+        found: dict[str, bytes | None] = {}
         for path in paths:
             entry = self.entry(tree, path)
-            if entry is None or entry.is_tree or entry.mode == "160000":
-                found[path] = None
-                continue
-            answer = self.read(entry.sha)
-            found[path] = answer[1] if answer is not None else None
+            blob = self.read(entry.sha) if entry and entry.mode not in _KINDS else None
+            found[path] = blob[1] if blob else None
         return found
 
     def entry(self, tree: str, path: str) -> Entry | None:
@@ -204,13 +194,9 @@ class Objects:
         """The file paths that differ between two trees (added, modified,
         deleted, mode changes), as ``git diff-tree -r --name-only`` lists them,
         sorted."""
-        found: list[str] = []
-        self._diff(old, new, "", found)
-        return tuple(sorted(found))
+        return tuple(sorted(self._diff(old, new, "")))
 
-    def _diff(
-        self, old: str | None, new: str | None, prefix: str, out: list[str]
-    ) -> None:
+    def _diff(self, old: str | None, new: str | None, prefix: str) -> Iterator[str]:
         if old == new:
             return
         before = self.tree(old) if old else {}
@@ -219,24 +205,12 @@ class Objects:
             was, now = before.get(name), after.get(name)
             if was == now:
                 continue
-            path = f"{prefix}{name}"
-            was_tree = was is not None and was.is_tree
-            now_tree = now is not None and now.is_tree
-            if was_tree or now_tree:
-                self._diff(
-                    was.sha if was is not None and was_tree else None,
-                    now.sha if now is not None and now_tree else None,
-                    f"{path}/",
-                    out,
-                )
-            if (was is not None and not was_tree) or (now is not None and not now_tree):
-                out.append(path)
-
-    def _need(self, sha: str) -> tuple[str, bytes]:
-        answer = self.read(sha)
-        if answer is None:
-            raise ObjectError(f"git object {sha} is missing in {self._git.root}")
-        return answer
+            old_folder = was.sha if was and was.is_tree else None
+            new_folder = now.sha if now and now.is_tree else None
+            if old_folder or new_folder:
+                yield from self._diff(old_folder, new_folder, f"{prefix}{name}/")
+            if (was and not was.is_tree) or (now and not now.is_tree):
+                yield f"{prefix}{name}"
 
     # -- writing ------------------------------------------------------------
 
@@ -347,8 +321,3 @@ def _timestamp() -> str:
     sign = "+" if offset >= 0 else "-"
     hours, minutes = divmod(abs(offset), 60)
     return f"{int(now)} {sign}{hours:02d}{minutes:02d}"
-
-
-def scratch_folder() -> tempfile.TemporaryDirectory[str]:
-    """A private folder for temporary indexes and object sources."""
-    return tempfile.TemporaryDirectory(prefix="recovery-git-")

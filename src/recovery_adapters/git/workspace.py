@@ -14,9 +14,10 @@ repository's settings, ``info/`` and hooks is put back
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Final
 
@@ -28,17 +29,10 @@ from recovery_adapters.git.command import (
     WorkspaceError,
     deferred_signals,
     discover,
-    uninterrupted,
 )
 from recovery_adapters.git.guard import Guard, RepositoryState
 from recovery_adapters.git.lock import WorkspaceLock
-from recovery_adapters.git.objects import (
-    Entry,
-    ObjectError,
-    Objects,
-    nul,
-    scratch_folder,
-)
+from recovery_adapters.git.objects import Entry, ObjectError, Objects, nul
 from recovery_adapters.git.refs import RefMoved, Refs, RefState, RefUpdate, ref_part
 from recovery_adapters.git.worktree import WorkingTree, is_file
 from recovery_adapters.strategies.manual_git import ManualGitStrategy
@@ -59,7 +53,7 @@ _IN_PROGRESS: Final = {
 _OUR_NAME: Final = "recovery-core <recovery-core@localhost>"
 #: How many snapshots a workspace remembers (their indexes, their states).
 _KEPT: Final = 4
-_REGULAR: Final = ("100644", "100755")
+_REGULAR: Final = frozenset({"100644", "100755"})
 
 
 @attrs.frozen
@@ -99,13 +93,13 @@ class GitWorkspace:
             raise WorkspaceError(f"{folder} is not a folder")
         root, git_dir, common_dir, object_format = discover(folder)
         self._root, self._git_dir = root, git_dir
-        self._scratch = scratch_folder()
+        # A private folder for temporary indexes and object sources.
+        self._scratch = tempfile.TemporaryDirectory(prefix="recovery-git-")
         scratch = Path(self._scratch.name)
         self._git = Git(root, git_dir)
         width = 32 if object_format == "sha256" else 20
-        null = "0" * (2 * width)  # the id that means "no object"
         self._objects = Objects(self._git, scratch, id_bytes=width)
-        self._refs = Refs(self._git, null=null)
+        self._refs = Refs(self._git, null=self._objects.null)
         self._guard = Guard(
             self._refs, root=root, git_dir=git_dir, common_dir=common_dir
         )
@@ -117,7 +111,6 @@ class GitWorkspace:
             scratch=scratch,
             exclude=[p for p in (self._relative(p) for p in exclude) if p],
             tracker=start_tracker if tracker is True else (tracker or None),
-            null=null,
         )
         self._lock = WorkspaceLock(git_dir, root)
         self._baselines: dict[str, _Baseline] = {}
@@ -183,13 +176,11 @@ class GitWorkspace:
 
     # -- before a run -------------------------------------------------------
 
-    @contextlib.contextmanager
-    def locked(self, holder: Mapping[str, str]) -> Iterator[None]:
+    def locked(self, holder: Mapping[str, str]) -> AbstractContextManager[None]:
         """Holds the workspace for one runner (``holder`` says who: run, plan,
         host, pid); raises :class:`~recovery_adapters.git.lock.WorkspaceInUse`
         (exit 5), naming the holder, while another live process holds it."""
-        with self._lock.hold(holder):
-            yield
+        return self._lock.hold(holder)
 
     def prepare(self, *, commits: bool = False) -> None:
         """Refuses to start in the middle of a merge, rebase, cherry-pick,
@@ -234,22 +225,19 @@ class GitWorkspace:
         index_tree = self._tree.index_tree()
         head = state.refs.head
         parents = [head] if head else []
+        what = f"run {run_id} batch {batch_id}"
         commit = self._write_commit(
-            tree,
-            parents,
-            f"recovery baseline: run {run_id} batch {batch_id} attempt {attempt}",
+            tree, parents, f"recovery baseline: {what} attempt {attempt}"
         )
         updates = [RefUpdate(ref, commit)]
         if index_tree is not None:
-            index_commit = head or ""
+            staged = head or ""  # HEAD itself when the user has nothing staged
             if not head or index_tree != self._objects.commit_tree(head):
-                index_commit = self._write_commit(
-                    index_tree,
-                    parents,
-                    f"recovery index: run {run_id} batch {batch_id}",
+                staged = self._write_commit(
+                    index_tree, parents, f"recovery index: {what}"
                 )
             updates.append(
-                RefUpdate(self._ref(run_id, batch_id, attempt, "index"), index_commit)
+                RefUpdate(self._ref(run_id, batch_id, attempt, "index"), staged)
             )
         self._refs.update(updates)
         self._remember(commit, _Baseline(tree, index_tree))
@@ -289,11 +277,7 @@ class GitWorkspace:
         if self._state is None:
             return
         with deferred_signals():
-            found = (
-                self._guard.put_back(self._state)
-                if refs
-                else tuple(self._guard.put_back_files(self._state))
-            )
+            found = self._guard.put_back(self._state, refs=refs)
         if found:
             self._tree.forget_settings()
             self._found = (*self._found, *found)
@@ -346,7 +330,7 @@ class GitWorkspace:
 
     # -- after a failure ----------------------------------------------------
 
-    @uninterrupted
+    @deferred_signals()
     def quarantine(
         self, *, run_id: str, batch_id: str, attempt: int, baseline: str
     ) -> Quarantine:
@@ -358,16 +342,13 @@ class GitWorkspace:
         faulty = self._tree.tree()
         files = self._changed(known.tree, faulty)
         ref = self._ref(run_id, batch_id, attempt, "quarantine")
-        commit = self._write_commit(
-            faulty,
-            [baseline],
-            f"recovery quarantine: run {run_id} batch {batch_id} attempt {attempt}",
-        )
+        what = f"run {run_id} batch {batch_id} attempt {attempt}"
+        commit = self._write_commit(faulty, [baseline], f"recovery quarantine: {what}")
         self._refs.update([RefUpdate(ref, commit)])
         self.restore(baseline, files)
         return Quarantine(ref=ref, files=files, tree_id=faulty, commit=commit)
 
-    @uninterrupted
+    @deferred_signals()
     def restore(self, baseline: str, files: Sequence[str]) -> None:
         """Puts ``files`` back as they were in the snapshot ``baseline``
         (removing those it did not have), then the user's index entries as
@@ -391,19 +372,12 @@ class GitWorkspace:
     def _check_out(self, wanted: Mapping[str, Entry]) -> None:
         """Writes the files of ``wanted`` into the working tree, through a
         temporary index of just those entries (a restore costs what the change
-        costs, whatever the repository)."""
+        costs, whatever the repository). With ``-f`` git makes room for each
+        file where the batch left a folder or a symbolic link."""
         with self._tree.temporary_index(from_user=False) as index:
             self._tree.set_index_entries(wanted, index=index)
-            for path in wanted:
-                self._clear_for(path)
-            self._git.run(
-                "checkout-index",
-                "-f",
-                "-z",
-                "--stdin",
-                index=index,
-                stdin=nul(list(wanted)),
-            )
+            checkout = ["checkout-index", "-f", "-z", "--stdin"]
+            self._git.run(*checkout, index=index, stdin=nul(list(wanted)))
 
     def _remove(self, path: str) -> None:
         target = self._root / path
@@ -415,14 +389,6 @@ class GitWorkspace:
         while parent != self._root and parent.is_dir() and not any(parent.iterdir()):
             parent.rmdir()
             parent = parent.parent
-
-    def _clear_for(self, path: str) -> None:
-        """Makes room for a file where the batch left a folder or a symlink."""
-        target = self._root / path
-        if target.is_symlink():
-            target.unlink()
-        elif target.is_dir() and not any(target.iterdir()):
-            target.rmdir()
 
     def _restore_index(self, known: _Baseline) -> None:
         saved = known.index_tree
@@ -437,7 +403,7 @@ class GitWorkspace:
 
     # -- after a pass -------------------------------------------------------
 
-    @uninterrupted
+    @deferred_signals()
     def commit(
         self,
         *,
@@ -474,11 +440,8 @@ class GitWorkspace:
             return Committed(
                 commit=None, note="not committed: HEAD has the change already"
             )
-        body = (
-            message.rstrip()
-            + "\n\n"
-            + "".join(f"{k}: {v}\n" for k, v in trailers.items())
-        )
+        lines = "".join(f"{key}: {value}\n" for key, value in trailers.items())
+        body = f"{message.rstrip()}\n\n{lines}"
         author, committer = self._author()
         commit = self._objects.write_commit(
             tree, [head] if head else [], body, author=author, committer=committer
@@ -490,7 +453,7 @@ class GitWorkspace:
                 f"cannot commit the batch: {exc} (moved while the batch ran)"
             ) from None
         self._moved(state, commit)
-        self._sync_index(state, head_tree, changes)
+        self._sync_index(head_tree, changes)
         return Committed(commit=commit)
 
     def _moved(self, state: RefState, commit: str) -> None:
@@ -529,9 +492,9 @@ class GitWorkspace:
     ) -> Entry | None:
         """HEAD's file (``ours``) with the change from ``base`` to ``theirs``,
         by ``git merge-file``; None when they overlap or are not text files."""
-        if not (ours and base and theirs) or {ours.mode, base.mode, theirs.mode} - set(
-            _REGULAR
-        ):
+        if not (ours and base and theirs):
+            return None
+        if {ours.mode, base.mode, theirs.mode} - _REGULAR:
             return None
         scratch = Path(self._scratch.name)
         names = []
@@ -551,10 +514,7 @@ class GitWorkspace:
         return Entry(mode, self._objects.write_blob(merged))
 
     def _sync_index(
-        self,
-        old: RefState,
-        old_tree: str | None,
-        changes: Mapping[str, Entry | None],
+        self, old_tree: str | None, changes: Mapping[str, Entry | None]
     ) -> None:
         """Moves the user's index entries of the committed paths from the old
         HEAD's to the new commit's, where the user had nothing staged in them;
@@ -565,21 +525,17 @@ class GitWorkspace:
         paths = sorted(changes)
         staged = self._objects.entries(index_tree, paths)
         before = self._objects.entries(old_tree, paths) if old_tree else {}
-        untouched = [p for p in paths if staged.get(p) == before.get(p)]
-        now = self._tree.entries_of(untouched)
-        from_files = [
-            p
-            for p in untouched
-            if changes[p] == now.get(p) and (p in staged or p in now)
-        ]
-        by_entry = {
+        # Where the user staged nothing (the index has the old HEAD's entry)
+        # and there is something to do: an entry to set, or one to remove.
+        wanted = {
             p: changes[p]
-            for p in untouched
-            if p not in from_files and (p in staged or changes[p])
+            for p in paths
+            if staged.get(p) == before.get(p) and (p in staged or changes[p])
         }
-        new_tree = self._objects.with_changes(
-            index_tree, {p: changes[p] for p in (*from_files, *by_entry)}
-        )
+        now = self._tree.entries_of(list(wanted))
+        from_files = [p for p, e in wanted.items() if e == now.get(p)]
+        by_entry = {p: e for p, e in wanted.items() if p not in from_files}
+        new_tree = self._objects.with_changes(index_tree, wanted)
         if by_entry:
             self._tree.set_index_entries(by_entry)
         if from_files:

@@ -28,6 +28,9 @@ from recovery_core.store import RECOVERY_DIR
 
 __all__ = ["WorkingTree", "is_file"]
 
+#: What tells a file's versions apart (None: no file), as :func:`_stat_key` reads it.
+_StatKey = tuple[int, int, int] | None
+
 
 def is_file(path: Path) -> bool:
     """A file or a symlink (as git tracks them), not a folder or nothing."""
@@ -46,10 +49,8 @@ class WorkingTree:
         scratch: Path,
         exclude: Sequence[str],
         tracker: Callable[[Path], Tracker | None] | None,
-        null: str = "0" * 40,
     ) -> None:
         self._git, self._objects = git, objects
-        self._null = null  # the id that removes an index entry (SHA-1 or -256)
         self.root = git.root
         self._index = git.git_dir / "index"
         self._common_dir, self._scratch = common_dir, scratch
@@ -58,7 +59,7 @@ class WorkingTree:
         self._tracker: Tracker | None = None
         # The last tree made while a tracker watched, with what it depends on.
         self._followed: tuple[str, tuple[object, ...]] | None = None
-        self._index_state: tuple[tuple[int, ...], str | None] | None = None
+        self._index_state: tuple[_StatKey, str | None] | None = None
         self._settings: dict[str, str] | None = None
         self._serial = 0
         # Keeps each folder's ignore rules once read: restarted with each full
@@ -113,12 +114,10 @@ class WorkingTree:
             return followed
         if self._tracker is not None:
             self._tracker.changes()  # what the scan is about to see anyway
-            if not self._tracker.usable:
-                self._drop_tracker()
         elif self._start_tracker is not None:
             self._tracker = self._start_tracker(self.root)
-            if self._tracker is None:
-                self._start_tracker = None
+        if self._tracker is None or not self._tracker.usable:
+            self._drop_tracker()  # none, or one that can never vouch again
         # Ignore rules, attributes or settings may have changed: read them anew.
         self.forget_settings()
         context = self._context()
@@ -132,26 +131,21 @@ class WorkingTree:
 
     def _follow(self) -> str | None:
         """The tree now, from the last one and the tracker's changed paths, or
-        None where that cannot be vouched for."""
+        None where that cannot be vouched for. Then nothing is followed until
+        the next full scan: the changes the tracker gave (or its one "cannot
+        vouch") are not given again, and a tree made without them is wrong."""
         if self._tracker is None or self._followed is None:
             return None
         tree, context = self._followed
-        if self._context() != context:
-            return None
-        changed = self._tracker.changes()
-        if changed is None:
-            if not self._tracker.usable:
-                self._drop_tracker()
-            return None
-        if not changed:
+        changed = self._tracker.changes() if self._context() == context else None
+        if changed is not None and not changed:
             return tree
-        new = self._with_changed(tree, changed)
-        if new is not None:
-            self._followed = (new, context)
+        new = None if changed is None else self._with_changed(tree, changed)
+        self._followed = None if new is None else (new, context)
         return new
 
     def _drop_tracker(self) -> None:
-        """A tracker that can never vouch again: full scans from now on."""
+        """Full scans from now on."""
         self.close()
         self._start_tracker, self._followed = None, None
 
@@ -170,7 +164,7 @@ class WorkingTree:
         settings = self.settings()
         named = ("core.excludesfile", "core.attributesfile")
         files += [Path(settings[key]).expanduser() for key in named if key in settings]
-        return (self.index_key(), self.exclude, *map(_stat_key, files))
+        return (_stat_key(self._index), self.exclude, *map(_stat_key, files))
 
     def _with_changed(self, tree: str, changed: set[str]) -> str | None:
         """``tree`` with the ``changed`` paths (a folder standing for all below
@@ -321,20 +315,12 @@ class WorkingTree:
             for leftover in self._scratch.glob(f"{index.name}*"):
                 leftover.unlink(missing_ok=True)
 
-    def index_key(self) -> tuple[int, ...]:
-        try:
-            info = self._index.stat()
-        except FileNotFoundError:
-            return ()
-        # Not the change time: our own hard links to the index change it.
-        return (info.st_ino, info.st_size, info.st_mtime_ns)
-
     def index_tree(self) -> str | None:
         """The tree of what the user has staged (None when it cannot be written
         as a tree, e.g. unmerged paths); the user's index is not touched. Known
         without git while the index file is as last seen: git replaces the
         file on every write, so its inode, size and times change."""
-        key = self.index_key()
+        key = _stat_key(self._index)
         if self._index_state is not None and self._index_state[0] == key:
             return self._index_state[1]
         with self.temporary_index(from_user=True) as index:
@@ -342,7 +328,7 @@ class WorkingTree:
                 tree: str | None = self._git.text("write-tree", index=index).strip()
             except GitError:
                 tree = None
-        if self.index_key() == key:  # not rewritten while it was read
+        if _stat_key(self._index) == key:  # not rewritten while it was read
             self._index_state = (key, tree)
         return tree
 
@@ -352,33 +338,34 @@ class WorkingTree:
         """Sets the index entries of these paths (None: removed), in the
         user's index or in ``index``."""
         lines = [
-            f"{e.mode} {e.sha}\t{p}" if e is not None else f"0 {self._null}\t{p}"
+            f"{e.mode} {e.sha}\t{p}" if e else f"0 {self._objects.null}\t{p}"
             for p, e in entries.items()
         ]
         info = ["update-index", "-z", "--index-info"]
         self._git.run(*info, index=index, stdin=nul(lines))
 
-    def stage_from_files(self, paths: Sequence[str], *, tree: str | None) -> None:
+    def stage_from_files(self, paths: Sequence[str], *, tree: str) -> None:
         """Stages ``paths`` in the user's index from the working tree (fresh stat
         data, so ``git status`` shows them clean without hashing them again);
-        ``tree`` is the index's tree afterwards, when the caller knows it."""
-        before = self._followed
-        context = self._context() if before is not None else None
+        ``tree`` is the index's tree afterwards."""
+        followed = self._followed
+        if followed is not None and followed[1] != self._context():
+            followed = None
         stage = ["update-index", "--add", "--remove", "--replace", "-z", "--stdin"]
         self._git.run(*stage, stdin=nul(paths))
-        if before is not None and before[1] == context:
+        if followed is not None:
             # What the tracker follows was in the tree already: it still holds,
             # under the index as it is now.
-            self._followed = (before[0], self._context())
-        if tree is not None:
-            self._index_state = (self.index_key(), tree)
+            self._followed = (followed[0], self._context())
+        self._index_state = (_stat_key(self._index), tree)
 
 
-def _stat_key(path: Path) -> tuple[int, int, int] | None:
+def _stat_key(path: Path) -> _StatKey:
     try:
         info = path.stat()
     except OSError:
         return None
+    # Not the change time: our own hard links to the index change it.
     return (info.st_ino, info.st_size, info.st_mtime_ns)
 
 
