@@ -33,10 +33,10 @@ from uuid import UUID
 import attrs
 
 from recovery_core.errors import IllegalTransition, RecoveryError
+from recovery_core.halting import Halting
 from recovery_core.hooks import (
     BatchEnd,
     BatchStart,
-    FailureReport,
     Hooks,
     StepResult,
     StepStart,
@@ -54,12 +54,9 @@ from recovery_core.outcomes import (
 )
 from recovery_core.plan import Batch, ExecutionPlan, Step
 from recovery_core.ports import (
-    FailureContext,
-    Notification,
     Notifier,
     Projection,
     ProjectionUpdate,
-    RecoveryOutcome,
     RecoveryStrategy,
     RunnerHost,
     StepContext,
@@ -103,11 +100,6 @@ _LOST: Final = (
     "the runner stopped during this attempt (killed or crashed); its result is unknown"
 )
 _SIGNALLED: Final = "the runner was interrupted (SIGINT or SIGTERM) during the batch"
-#: The record's fields a step's outcome gives as they are.
-_FROM_OUTCOME: Final = sorted(
-    (attrs.fields_dict(Failure).keys() & attrs.fields_dict(StepOutcome).keys())
-    - {"component", "error", "duration_s"}
-)
 
 T = TypeVar("T")
 
@@ -157,6 +149,15 @@ class Runner:
         self.host = host if host is not None else default_host()
         self.identity = RunnerIdentity(self.host.host, self.host.pid)
         self.run_id = run_id
+        self._halting = Halting(
+            app=app,
+            plan=plan,
+            workspace=workspace,
+            strategy=strategy,
+            notifiers=self.notifiers,
+            project=lambda run_id, failures: self._project(run_id, failures=failures),
+            hook=self._hook,
+        )
         plan.require_runners(self.step_runners)
 
     # -- the run ------------------------------------------------------------
@@ -470,7 +471,7 @@ class Runner:
         if changed is None:
             changed = self._changed(session.origin)
         outcome = self._with_guard(outcome, session.baseline)
-        self._fail(
+        self._halting.fail(
             run_id, session.batch, attempt, phase, name, kind, outcome, changed, result
         )
         self._finished(session, "failed")
@@ -515,7 +516,9 @@ class Runner:
                 error=f"strategy {self.strategy.name} cannot apply a proposed fix "
                 "(it has no recover method); decide retry, skip or abort",
             )
-        context = self._failure_context(session.batch, failure, session.baseline)
+        context = self._halting.failure_context(
+            session.run_id, session.batch, failure, session.baseline
+        )
         try:
             recover(context)
         except Exception:
@@ -536,7 +539,7 @@ class Runner:
         )
         outcome = self._with_guard(outcome, running.baseline)
         changed = self._changed(running.origin)
-        self._fail(
+        self._halting.fail(
             run_id,
             batch,
             running.attempts,
@@ -564,122 +567,6 @@ class Runner:
             error=f"{outcome.error}; the attempt also changed what no batch may "
             "change (put back): " + "; ".join(problems),
         )
-
-    def _fail(
-        self,
-        run_id: UUID,
-        batch: Batch,
-        attempt: int,
-        phase: str,
-        name: str,
-        kind: str,
-        outcome: StepOutcome,
-        changed: tuple[str, ...],
-        result: StepResult | None = None,
-    ) -> None:
-        """Records a failed step and the halt in one save, then (each after its
-        events are saved) tells the step hooks, asks the strategy, notifies the
-        operators and tells the failure hooks."""
-        error = outcome.error or f"{kind} step {name} failed"
-        failure = Failure(
-            **{n: getattr(outcome, n) for n in _FROM_OUTCOME},
-            batch_id=batch.batch_id,
-            attempt=attempt,
-            step=name,
-            phase=phase,
-            kind=kind,
-            component=outcome.component or batch.component or "",
-            error=error,
-            duration_s=round(outcome.duration_s, 6),
-            changed_files=changed,
-        )
-        reason = f"{phase}.{name} failed: {first_line(error)}"
-
-        def record(run: Run) -> None:
-            run.step_failed(failure)
-            run.mark_failed(batch.batch_id, attempt, reason)
-
-        self._save(run_id, record)
-        view = self._project(run_id, failures=True)
-        if result is not None:
-            self._hook("on_step_result", result)
-        saved = view.batch(batch.batch_id).failure
-        assert saved is not None
-        answer = self._ask_strategy(batch, saved)
-        kept = answer.quarantine
-
-        def answered(run: Run) -> None:
-            if kept is not None:
-                run.changes_quarantined(
-                    batch.batch_id,
-                    attempt,
-                    quarantine_ref=kept.ref,
-                    files=kept.files,
-                    tree_id=kept.tree_id,
-                )
-            outcome_data = answer.as_event_data()
-            run.recovery_attempted(
-                batch.batch_id,
-                attempt,
-                strategy=self.strategy.name,
-                outcome=outcome_data,
-            )
-
-        self._save(run_id, answered)
-        after = self._project(run_id, failures=kept is not None)
-        halted = outcome_of(after, made_by_host=not batch.actions)
-        assert isinstance(halted, Halted)
-        self._notify(halted, answer)
-        report = FailureReport(
-            str(run_id), halted.failure, answer.analysis, halted.decisions, halted.open
-        )
-        self._hook("on_failure", report)
-
-    def _ask_strategy(self, batch: Batch, failure: Failure) -> RecoveryOutcome:
-        context = self._failure_context(batch, failure, failure.baseline)
-        try:
-            return self.strategy.on_failure(context)
-        except Exception as exc:
-            return RecoveryOutcome(
-                analysis=f"strategy {self.strategy.name} raised "
-                f"{type(exc).__name__}: {exc}",
-                details={"traceback": traceback.format_exc()},
-            )
-
-    def _failure_context(
-        self, batch: Batch, failure: Failure, baseline: str | None
-    ) -> FailureContext:
-        return FailureContext(
-            run_id=str(self.run_id),
-            plan_id=self.plan.plan_id,
-            batch=batch,
-            attempt=failure.attempt,
-            failure=failure,
-            root=self.workspace.root,
-            baseline=baseline,
-            workspace=self.workspace,
-        )
-
-    def _notify(self, halted: Halted, answer: RecoveryOutcome) -> None:
-        notification = Notification(
-            run_id=halted.run_id,
-            plan_id=self.plan.plan_id,
-            workspace=str(self.workspace.root),
-            failure=halted.failure,
-            open=halted.open,
-            strategy=self.strategy.name,
-            analysis=answer.analysis,
-            hints=answer.hints,
-            store=self.app.store_hint(self.workspace.root),
-            made_by_host=halted.made_by_host,
-        )
-        for notifier in self.notifiers:
-            error: str | None = None
-            try:
-                notifier.notify(notification)
-            except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"
-            self._save(UUID(halted.run_id), _notified(halted.failure, notifier, error))
 
     # -- around -------------------------------------------------------------
 
@@ -819,21 +706,6 @@ def _raised(text: str, started: float, root: Path) -> StepOutcome:
         component=component_from_traceback(text, root),
         traceback=text,
     )
-
-
-def _notified(
-    failure: Failure, notifier: Notifier, error: str | None
-) -> Callable[[Run], None]:
-    def record(run: Run) -> None:
-        run.operator_notified(
-            failure.batch_id,
-            failure.attempt,
-            channel=notifier.channel,
-            delivered=error is None,
-            error=error,
-        )
-
-    return record
 
 
 def _host_retry(batch_id: str) -> str:

@@ -1,0 +1,192 @@
+"""What a failed step leads to, in order, each after the events before it are
+saved: the failure and the halt recorded in one save, the projections brought
+up to date, the strategy asked (and where it kept the faulty change recorded
+with its answer), the operators notified (each delivery recorded), and the
+failure hooks told."""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final
+from uuid import UUID
+
+import attrs
+
+from recovery_core.hooks import FailureReport, StepResult
+from recovery_core.outcomes import Halted, outcome_of
+from recovery_core.plan import Batch, ExecutionPlan
+from recovery_core.ports import (
+    FailureContext,
+    Notification,
+    Notifier,
+    RecoveryOutcome,
+    RecoveryStrategy,
+    StepOutcome,
+    Workspace,
+)
+from recovery_core.records import Failure, RunView
+from recovery_core.run import Run
+from recovery_core.tracebacks import first_line
+
+if TYPE_CHECKING:
+    from recovery_core.application import RecoveryApp
+
+__all__ = ["Halting"]
+
+#: The record's fields a step's outcome gives as they are.
+_FROM_OUTCOME: Final = sorted(
+    (attrs.fields_dict(Failure).keys() & attrs.fields_dict(StepOutcome).keys())
+    - {"component", "error", "duration_s"}
+)
+
+
+@attrs.frozen
+class Halting:
+    """Handles the failures of one runner's attempts; ``project`` brings the
+    projections up to a run's state (with the failure log when asked),
+    ``hook`` calls the runner's hooks."""
+
+    app: RecoveryApp
+    plan: ExecutionPlan
+    workspace: Workspace
+    strategy: RecoveryStrategy
+    notifiers: tuple[Notifier, ...]
+    project: Callable[[UUID, bool], RunView]
+    hook: Callable[[str, object], None]
+
+    def fail(
+        self,
+        run_id: UUID,
+        batch: Batch,
+        attempt: int,
+        phase: str,
+        name: str,
+        kind: str,
+        outcome: StepOutcome,
+        changed: tuple[str, ...],
+        result: StepResult | None = None,
+    ) -> None:
+        """Records a failed step and the halt in one save, then (each after its
+        events are saved) tells the step hooks, asks the strategy, notifies the
+        operators and tells the failure hooks."""
+        error = outcome.error or f"{kind} step {name} failed"
+        failure = Failure(
+            **{n: getattr(outcome, n) for n in _FROM_OUTCOME},
+            batch_id=batch.batch_id,
+            attempt=attempt,
+            step=name,
+            phase=phase,
+            kind=kind,
+            component=outcome.component or batch.component or "",
+            error=error,
+            duration_s=round(outcome.duration_s, 6),
+            changed_files=changed,
+        )
+        reason = f"{phase}.{name} failed: {first_line(error)}"
+
+        def record(run: Run) -> None:
+            run.step_failed(failure)
+            run.mark_failed(batch.batch_id, attempt, reason)
+
+        self.app.update(run_id, record)
+        view = self.project(run_id, True)
+        if result is not None:
+            self.hook("on_step_result", result)
+        saved = view.batch(batch.batch_id).failure
+        assert saved is not None
+        answer = self._ask_strategy(run_id, batch, saved)
+        kept = answer.quarantine
+
+        def answered(run: Run) -> None:
+            if kept is not None:
+                run.changes_quarantined(
+                    batch.batch_id,
+                    attempt,
+                    quarantine_ref=kept.ref,
+                    files=kept.files,
+                    tree_id=kept.tree_id,
+                )
+            outcome_data = answer.as_event_data()
+            run.recovery_attempted(
+                batch.batch_id,
+                attempt,
+                strategy=self.strategy.name,
+                outcome=outcome_data,
+            )
+
+        self.app.update(run_id, answered)
+        after = self.project(run_id, kept is not None)
+        halted = outcome_of(after, made_by_host=not batch.actions)
+        assert isinstance(halted, Halted)
+        self._notify(halted, answer)
+        report = FailureReport(
+            str(run_id), halted.failure, answer.analysis, halted.decisions, halted.open
+        )
+        self.hook("on_failure", report)
+
+    def _ask_strategy(
+        self, run_id: UUID, batch: Batch, failure: Failure
+    ) -> RecoveryOutcome:
+        context = self.failure_context(str(run_id), batch, failure, failure.baseline)
+        try:
+            return self.strategy.on_failure(context)
+        except Exception as exc:
+            return RecoveryOutcome(
+                analysis=f"strategy {self.strategy.name} raised "
+                f"{type(exc).__name__}: {exc}",
+                details={"traceback": traceback.format_exc()},
+            )
+
+    def failure_context(
+        self, run_id: str, batch: Batch, failure: Failure, baseline: str | None
+    ) -> FailureContext:
+        """What the strategy is told of ``failure``."""
+        return FailureContext(
+            run_id=run_id,
+            plan_id=self.plan.plan_id,
+            batch=batch,
+            attempt=failure.attempt,
+            failure=failure,
+            root=self.workspace.root,
+            baseline=baseline,
+            workspace=self.workspace,
+        )
+
+    def _notify(self, halted: Halted, answer: RecoveryOutcome) -> None:
+        notification = Notification(
+            run_id=halted.run_id,
+            plan_id=self.plan.plan_id,
+            workspace=str(self.workspace.root),
+            failure=halted.failure,
+            open=halted.open,
+            strategy=self.strategy.name,
+            analysis=answer.analysis,
+            hints=answer.hints,
+            store=self.app.store_hint(self.workspace.root),
+            made_by_host=halted.made_by_host,
+        )
+        for notifier in self.notifiers:
+            error: str | None = None
+            try:
+                notifier.notify(notification)
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+            self.app.update(
+                UUID(halted.run_id), _notified(halted.failure, notifier, error)
+            )
+
+
+def _notified(
+    failure: Failure, notifier: Notifier, error: str | None
+) -> Callable[[Run], None]:
+    def record(run: Run) -> None:
+        run.operator_notified(
+            failure.batch_id,
+            failure.attempt,
+            channel=notifier.channel,
+            delivered=error is None,
+            error=error,
+        )
+
+    return record
