@@ -70,7 +70,7 @@ from recovery_core import (
     parse_plan,
     verify_chain,
 )
-from recovery_core.ports import Projection
+from recovery_core.ports import Projection, RunnerHost
 from recovery_core.projections import plan_status_fields
 from recovery_core.records import Failure, apply
 
@@ -871,3 +871,69 @@ TestRunnerStateMachine.__doc__ = (
     "Random runs, decisions, kills and resumptions keep the Runner's events, "
     "state, projections, failure log and commits consistent with a model."
 )
+
+
+def test_a_refused_host_block_leaves_the_run_to_other_runners() -> None:
+    """A ``with runner.batch(...)`` that is refused (the run awaits a decision)
+    releases the claim it took: another runner may drive the run at once."""
+    plan = parse_plan(
+        {
+            "plan_id": "refused",
+            "batches": [
+                {
+                    "batch_id": "b1",
+                    "validation": [{"name": "c", "kind": "command", "run": ["x"]}],
+                }
+            ],
+        }
+    )
+
+    def failing(step: Step, context: StepContext) -> StepOutcome:
+        return StepOutcome(passed=False, duration_s=0.0, error="boom", exit_code=1)
+
+    app = RecoveryApp.open("memory://")
+    workspace, dead = MemoryWorkspace(), set[tuple[str, int]]()
+
+    def runner(pid: int) -> Any:
+        return app.runner(
+            plan,
+            workspace=workspace,
+            strategy=NoopStrategy(),
+            projections=[],
+            host=FakeHost(pid, dead=dead),
+            step_runners={"command": failing},
+        )
+
+    first = runner(1)
+    halted = first.run()
+    assert isinstance(halted, Halted)
+    with (
+        pytest.raises(IllegalTransition, match="awaits a decision"),
+        first.batch("b1"),
+    ):
+        pass
+    assert app.view(halted.run_id).claim is None
+    assert isinstance(runner(2).run(), Halted)  # not ConflictError
+
+
+def test_the_local_host_is_a_runner_host_that_knows_a_gone_process() -> None:
+    """``LocalHost`` (the default) and the fake are ``RunnerHost``s; the local
+    one says this process lives, a finished child is gone, and a runner on
+    another host may live (it cannot be told from here)."""
+    import subprocess
+    import sys
+
+    from recovery_adapters.host import LocalHost
+
+    local: RunnerHost = LocalHost()
+    assert isinstance(local, RunnerHost)
+    assert isinstance(FakeHost(1), RunnerHost)
+    assert local.alive(local.host, local.pid)
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert not local.alive(local.host, int(child.stdout))
+    assert local.alive(f"not-{local.host}", int(child.stdout))

@@ -220,7 +220,11 @@ class Runner:
             )
         with self._holding() as run_id:
             self._claim(run_id)
-            session = self._start(run_id, self._host_may_start(run_id, batch))
+            try:
+                session = self._start(run_id, self._host_may_start(run_id, batch))
+            except RecoveryError:
+                self._release(run_id)  # refused: this runner drives nothing
+                raise
             try:
                 yield session
             except Exception as exc:
