@@ -26,16 +26,8 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from bench_git import RawBatch  # the same raw aggregate as bench_git's baseline
 from eventsourcing.application import Application
-from eventsourcing.domain import Aggregate, event
-
-
-class RawBatch(Aggregate):
-    """The baseline's aggregate: one event per save, no rules, no chain."""
-
-    @event("Recorded")
-    def record(self, batch_id: str, what: str) -> None:
-        """Records one transition."""
 
 
 def _git(repo: Path, *args: str) -> None:
@@ -111,7 +103,7 @@ def time_raw(folder: Path, batches: int, saves: int = 8) -> float:
         _git(repo, "add", "-A")
         _git(repo, "commit", "-q", "-m", f"b{i}")
         for k in range(saves):
-            raw.record(f"b{i}", f"event {k}")
+            raw.record(f"b{i}", 1, f"event {k}")
             app.save(raw)
     return time.perf_counter() - started
 

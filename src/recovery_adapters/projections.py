@@ -83,16 +83,10 @@ def write_failure_log(
     return write_log_lines(target, lines)
 
 
-def write_log_lines(path: Path, lines: Sequence[str], *, create: bool = True) -> bool:
-    """Writes the failure log atomically; returns whether its bytes changed.
-
-    With ``create`` false, a missing log with nothing to say is left missing.
-    """
+def write_log_lines(path: Path, lines: Sequence[str]) -> bool:
+    """Writes the failure log atomically; returns whether its bytes changed."""
     text = "".join(line + "\n" for line in lines)
-    if path.exists():
-        if path.read_text(encoding="utf-8") == text:
-            return False
-    elif not lines and not create:
+    if path.exists() and path.read_text(encoding="utf-8") == text:
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, text)

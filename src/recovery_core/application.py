@@ -77,9 +77,6 @@ class RecoveryApp(Application[UUID]):
     """The application: opens a store and records runs in it."""
 
     name = "Recovery"
-    #: Snapshots are kept (see :meth:`save`), and reading a run starts from its
-    #: latest one.
-    is_snapshotting_enabled = True
 
     def __init__(self, store: StoreSpec) -> None:
         self.store = store
@@ -116,8 +113,8 @@ class RecoveryApp(Application[UUID]):
         transcoder.register(_RunViewAsData())
 
     def construct_env(self, name: str, env: Any = None) -> Environment:
-        """The eventsourcing settings: those of the store URL, snapshots on,
-        and nothing else."""
+        """The eventsourcing settings: those of the store URL, and snapshots on
+        (taken in :meth:`save`; reading a run starts from its latest one)."""
         # The store URL is the one source of settings: variables such as
         # PERSISTENCE_MODULE in the process environment must not redirect it.
         return Environment(name, {"IS_SNAPSHOTTING_ENABLED": "y", **(env or {})})

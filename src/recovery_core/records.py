@@ -16,6 +16,8 @@ from typing import Any, Final, Literal
 import attrs
 import cattrs
 
+from recovery_core.tracebacks import first_line
+
 __all__ = [
     "DECISIONS",
     "BatchStatus",
@@ -71,12 +73,7 @@ class Failure:
     quarantine_ref: str | None = None
     #: The gist: the first line of ``error`` that is not blank.
     summary: str = attrs.field(
-        default=attrs.Factory(
-            lambda self: next(
-                (ln.strip() for ln in self.error.splitlines() if ln.strip()), ""
-            ),
-            takes_self=True,
-        )
+        default=attrs.Factory(lambda self: first_line(self.error), takes_self=True)
     )
 
     @property
