@@ -3,6 +3,7 @@ syntax (ruff and the ast fallback) and smoke."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -182,6 +183,59 @@ def test_syntax_step_reads_only_changed_python_files(
         step("syntax"), context(tmp_path, ("new.py", "notes.txt", "deleted.py"))
     )
     assert outcome.passed, (syntax_checker, outcome.error)
+
+
+def _recording_ruff(folder: Path, marker: Path, answer: str) -> list[str]:
+    """A stand-in ``ruff`` (a real executable) that notes each start in
+    ``marker`` and prints ``answer`` as its JSON report."""
+    script = folder / "ruff"
+    script.write_text(
+        f"#!/bin/sh\necho started >> '{marker}'\ncat <<'EOF'\n{answer}\nEOF\n"
+    )
+    script.chmod(0o755)
+    return [str(script)]
+
+
+def test_syntax_step_starts_no_process_when_the_files_parse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python's parser reads the changed files first: files that parse pass
+    without starting ruff (a process per batch saved)."""
+    marker, tools = tmp_path / "ruff-started", tmp_path / "tools"
+    tools.mkdir()
+    monkeypatch.setattr(steps, "_ruff", lambda: _recording_ruff(tools, marker, "[]"))
+    (tmp_path / "ok.py").write_text("def ok() -> int:\n    return 1\n")
+    outcome = steps.syntax_step(step("syntax"), context(tmp_path, ("ok.py",)))
+    assert outcome.passed, outcome.error
+    assert not marker.exists()
+
+
+def test_syntax_step_lets_ruff_judge_and_list_when_a_file_does_not_parse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file Python's parser refuses goes to ruff, whose report is kept: its
+    listing when it finds problems, its pass when it knows the syntax (newer
+    than the interpreter running us)."""
+    marker, tools = tmp_path / "ruff-started", tmp_path / "tools"
+    tools.mkdir()
+    (tmp_path / "bad.py").write_text("def f(:\n    pass\n")
+    report = json.dumps(
+        [
+            {
+                "filename": "bad.py",
+                "location": {"row": 1, "column": 7},
+                "message": "Expected a parameter",
+            }
+        ]
+    )
+    monkeypatch.setattr(steps, "_ruff", lambda: _recording_ruff(tools, marker, report))
+    outcome = steps.syntax_step(step("syntax"), context(tmp_path, ("bad.py",)))
+    assert marker.read_text() == "started\n"
+    assert not outcome.passed
+    assert outcome.error == "SyntaxError: Expected a parameter (bad.py:1:7)"
+    monkeypatch.setattr(steps, "_ruff", lambda: _recording_ruff(tools, marker, "[]"))
+    outcome = steps.syntax_step(step("syntax"), context(tmp_path, ("bad.py",)))
+    assert outcome.passed, outcome.error
 
 
 def test_smoke_import_failure_gives_traceback_and_innermost_workspace_frame(

@@ -105,67 +105,23 @@ def _ruff() -> list[str] | None:
 
 
 def syntax_step(step: Step, context: StepContext) -> StepOutcome:
-    """Checks that the Python files the batch changed parse: ruff where it is
-    installed, the ``ast`` module otherwise. Only the changed files are read."""
+    """Checks that the Python files the batch changed parse. Only the changed
+    files are read. Python's own parser (``ast``, which runs nothing) reads them
+    first; when one does not parse and ruff is installed, ruff judges them all
+    and its listing is kept (it names every problem, and it knows syntax newer
+    than the interpreter running us), so a batch whose files parse starts no
+    process."""
     started = time.monotonic()
     files = [
         f
         for f in context.changed_files
         if f.endswith(".py") and (context.root / f).is_file()
     ]
-    if not files:
-        return StepOutcome(passed=True, duration_s=time.monotonic() - started)
-    ruff = _ruff()
-    problems: list[tuple[str, int, int, str]] = []
-    if ruff is not None:
-        result = run_process(
-            [
-                *ruff,
-                "check",
-                "--select",
-                "E9",
-                "--output-format",
-                "json",
-                "--no-cache",
-                "--isolated",
-                "--",
-                *files,
-            ],
-            cwd=context.root,
-            timeout_s=step.timeout_s,
-        )
-        try:
-            findings = json.loads(result.output[result.output.find("[") :] or "[]")
-        except json.JSONDecodeError:
-            findings = None
-        if findings is None:
-            ruff = None
-        else:
-            for finding in findings:
-                path = Path(finding["filename"])
-                relative = (
-                    path.resolve().relative_to(context.root).as_posix()
-                    if path.is_absolute()
-                    else path.as_posix()
-                )
-                location = finding.get("location") or {}
-                problems.append(
-                    (
-                        relative,
-                        int(location.get("row", 0)),
-                        int(location.get("column", 0)),
-                        str(finding.get("message", "invalid syntax")),
-                    )
-                )
-    if ruff is None:
-        for relative in files:
-            source = (context.root / relative).read_bytes()
-            try:
-                ast.parse(source, filename=relative)
-            except SyntaxError as exc:
-                problems.append((relative, exc.lineno or 0, exc.offset or 0, exc.msg))
-            except ValueError as exc:
-                problems.append((relative, 0, 0, str(exc)))
+    problems = _parse_problems(context.root, files)
+    ruff = _ruff() if problems else None
+    judged = None if ruff is None else _ruff_problems(ruff, step, context, files)
+    if judged is not None:
+        problems = judged
     duration = time.monotonic() - started
     if not problems:
         return StepOutcome(passed=True, duration_s=duration)
@@ -179,6 +135,67 @@ def syntax_step(step: Step, context: StepContext) -> StepOutcome:
         component=f"{first[0]}:{first[1]}",
         output_tail=output_tail(listing),
     )
+
+
+_Problem = tuple[str, int, int, str]
+
+
+def _parse_problems(root: Path, files: list[str]) -> list[_Problem]:
+    """The first syntax error of each file, by Python's parser."""
+    problems: list[_Problem] = []
+    for relative in files:
+        try:
+            ast.parse((root / relative).read_bytes(), filename=relative)
+        except SyntaxError as exc:
+            problems.append((relative, exc.lineno or 0, exc.offset or 0, exc.msg))
+        except ValueError as exc:
+            problems.append((relative, 0, 0, str(exc)))
+    return problems
+
+
+def _ruff_problems(
+    ruff: list[str], step: Step, context: StepContext, files: list[str]
+) -> list[_Problem] | None:
+    """Every syntax error ruff finds in ``files`` (empty when it finds none);
+    None when ruff gave no report it could be read from."""
+    result = run_process(
+        [
+            *ruff,
+            "check",
+            "--select",
+            "E9",
+            "--output-format",
+            "json",
+            "--no-cache",
+            "--isolated",
+            "--",
+            *files,
+        ],
+        cwd=context.root,
+        timeout_s=step.timeout_s,
+    )
+    try:
+        findings = json.loads(result.output[result.output.find("[") :] or "[]")
+    except json.JSONDecodeError:
+        return None
+    problems: list[_Problem] = []
+    for finding in findings:
+        path = Path(finding["filename"])
+        relative = (
+            path.resolve().relative_to(context.root).as_posix()
+            if path.is_absolute()
+            else path.as_posix()
+        )
+        location = finding.get("location") or {}
+        problems.append(
+            (
+                relative,
+                int(location.get("row", 0)),
+                int(location.get("column", 0)),
+                str(finding.get("message", "invalid syntax")),
+            )
+        )
+    return problems
 
 
 _IMPORT_PROBE = (
