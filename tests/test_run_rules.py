@@ -8,6 +8,7 @@ holds no pending event.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from recovery_core import (
     ConflictError,
     ExecutionPlan,
     IllegalTransition,
+    IntegrityError,
     RecoveryApp,
     RecoveryError,
     UnknownBatch,
@@ -803,6 +805,13 @@ def test_a_decision_after_another_was_saved_is_a_conflict(tmp_path: Path) -> Non
     second.close()
 
 
+def _passed(attempt: int, i: int) -> Callable[[Run], None]:
+    """Records step ``s<i>`` of batch b1 as passed."""
+    return lambda run: run.step_passed(
+        "b1", attempt, step=f"s{i}", phase="p", duration_s=0.0
+    )
+
+
 def test_a_long_run_is_read_from_its_latest_snapshot_with_the_same_state(
     tmp_path: Path,
 ) -> None:
@@ -814,13 +823,8 @@ def test_a_long_run_is_read_from_its_latest_snapshot_with_the_same_state(
     run_id = app.start_run(make_plan(), workspace=tmp_path)
     attempt = start(app, run_id, "b1")
 
-    def passed(i: int) -> Callable[[Run], None]:
-        return lambda run: run.step_passed(
-            "b1", attempt, step=f"s{i}", phase="p", duration_s=0.0
-        )
-
     for i in range(250):
-        app.update(run_id, passed(i))
+        app.update(run_id, _passed(attempt, i))
     app.close()
     fresh = RecoveryApp.open(url, create=False)
     assert fresh.snapshots is not None
@@ -832,4 +836,32 @@ def test_a_long_run_is_read_from_its_latest_snapshot_with_the_same_state(
     view = fresh.view(run_id)
     assert view == replayed
     assert view.version == 252 and len(view.batch("b1").steps_passed) == 250
+    fresh.close()
+
+
+def test_the_chain_is_checked_from_the_latest_snapshot_on(tmp_path: Path) -> None:
+    """``check_chain`` reads the events after the latest snapshot, linked from
+    the digest it holds: an event edited after it is found (exit code 6); the
+    history before it is ``recovery verify``'s to check."""
+    path = tmp_path / "events.sqlite3"
+    app = RecoveryApp.open(f"sqlite:///{path}")
+    run_id = app.start_run(make_plan(), workspace=tmp_path)
+    attempt = start(app, run_id, "b1")
+    for i in range(120):
+        app.update(run_id, _passed(attempt, i))
+    assert app.check_chain(run_id) == app.view(run_id).head_digest
+    app.close()
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "UPDATE stored_events SET state = "
+            "CAST(replace(state, 'duration_s\":0.0', 'duration_s\":9.0') AS BLOB) "
+            "WHERE originator_version = 112"
+        )
+    fresh = RecoveryApp.open(f"sqlite:///{path}", create=False)
+    with pytest.raises(IntegrityError) as refused:
+        fresh.check_chain(run_id)
+    assert refused.value.exit_code == 6
+    assert "event 112 (StepPassed): content does not match its digest" in str(
+        refused.value
+    )
     fresh.close()

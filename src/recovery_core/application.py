@@ -22,7 +22,13 @@ from eventsourcing.persistence import IntegrityError as RecordConflict
 from eventsourcing.persistence import JSONTranscoder, Recording, Transcoding
 from eventsourcing.utils import Environment
 
-from recovery_core.errors import ConflictError, IllegalTransition, UnknownRun
+from recovery_core.chain import GENESIS_DIGEST, verify_chain
+from recovery_core.errors import (
+    ConflictError,
+    IllegalTransition,
+    IntegrityError,
+    UnknownRun,
+)
 from recovery_core.hooks import Hooks
 from recovery_core.plan import ExecutionPlan, parse_plan
 from recovery_core.ports import (
@@ -215,7 +221,9 @@ class RecoveryApp(Application[UUID]):
         reason: str = "",
         attempt: int | None = None,
     ) -> RunView:
-        """Records an operator's decision; returns the run's state after it."""
+        """Records an operator's decision (on a run whose events verify, see
+        :meth:`check_chain`); returns the run's state after it."""
+        self.check_chain(run_id)
 
         def command(run: Run) -> RunView:
             run.decide(
@@ -245,22 +253,55 @@ class RecoveryApp(Application[UUID]):
         """The run's events, in order, read lazily."""
         yield from self.repository.event_store.get(as_run_id(run_id))  # type: ignore[misc]
 
-    def stored_records(self, run_id: UUID | str) -> list[StoredRecord]:
-        """The run's events as stored, decoded but not upcast: what
-        :func:`~recovery_core.run.verify_chain` checks a history of any age by."""
+    def stored_records(
+        self, run_id: UUID | str, *, after: int = 0
+    ) -> list[StoredRecord]:
+        """The run's events as stored (those after version ``after``), decoded
+        but not upcast: what :func:`~recovery_core.run.verify_chain` checks a
+        history of any age by."""
         records = []
         mapper = self.mapper
-        for stored in self.recorder.select_events(as_run_id(run_id)):
+        selected = self.recorder.select_events(as_run_id(run_id), gt=after or None)
+        for stored in selected:
             data = stored.state
-            if mapper.cipher:
-                data = mapper.cipher.decrypt(data)
-            if mapper.compressor:
-                data = mapper.compressor.decompress(data)
-            state = mapper.transcoder.decode(data)
+            try:
+                if mapper.cipher:
+                    data = mapper.cipher.decrypt(data)
+                if mapper.compressor:
+                    data = mapper.compressor.decompress(data)
+                state = mapper.transcoder.decode(data)
+            except Exception as exc:  # what the store holds is not an event
+                raise IntegrityError(
+                    f"event {stored.originator_version} of run {run_id} cannot be "
+                    f"read: {type(exc).__name__}: {exc}"
+                ) from None
             state["originator_id"] = stored.originator_id
             state["originator_version"] = stored.originator_version
             records.append(StoredRecord.of_state(stored.topic, state))
         return records
+
+    def check_chain(self, run_id: UUID | str) -> str:
+        """Checks the hash chain of the run's events since its latest snapshot
+        (the cost of what reading the run costs) before they are acted on;
+        returns the head digest. Raises :class:`IntegrityError` (exit code 6)
+        naming the first event that does not hold; ``recovery verify`` checks
+        the whole history."""
+        run_id = as_run_id(run_id)
+        prev, version = GENESIS_DIGEST, 0
+        if self.snapshots is not None:
+            for snapshot in self.snapshots.get(run_id, desc=True, limit=1):
+                assert isinstance(snapshot, Run.Snapshot)
+                taken = snapshot.state["state_view"]
+                prev, version = taken.head_digest, snapshot.originator_version
+        try:
+            return verify_chain(
+                self.stored_records(run_id, after=version), prev=prev, version=version
+            )
+        except IntegrityError as exc:
+            raise IntegrityError(
+                f"run {run_id} in {self.store.display} does not verify: {exc}; "
+                "nothing was done (see `recovery verify`)"
+            ) from None
 
     def notifications(
         self, topics: Sequence[str] = (), page: int = 500

@@ -117,8 +117,12 @@ def _record(item: Any) -> StoredRecord:
     )
 
 
-def verify_chain(events: Iterable[Any]) -> str:
+def verify_chain(
+    events: Iterable[Any], *, prev: str = GENESIS_DIGEST, version: int = 0
+) -> str:
     """Checks the hash chain of a run's events, in order; returns the head digest.
+    ``prev`` and ``version``: the digest and version of the event before the
+    first (for events that follow a snapshot).
 
     ``events`` are events of the current class versions (a live run's, or ones
     stored by this version of the library) or :class:`StoredRecord` as stored
@@ -126,8 +130,7 @@ def verify_chain(events: Iterable[Any]) -> str:
     Raises :class:`IntegrityError` naming the first event whose digest or link
     does not hold, or a gap in the versions.
     """
-    prev = GENESIS_DIGEST
-    expected_version = 1
+    expected_version = version + 1
     for item in events:
         record = _record(item)
         name = record.topic.removeprefix("recovery:")

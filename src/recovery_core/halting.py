@@ -90,12 +90,45 @@ class Halting:
             run.mark_failed(batch.batch_id, attempt, reason)
 
         self.app.update(run_id, record)
+        self.finish(run_id, batch, result)
+
+    def finish(
+        self, run_id: UUID, batch: Batch, result: StepResult | None = None
+    ) -> None:
+        """Carries the halt of ``batch``'s recorded failure on from where it
+        stands: the projections, then what is not recorded yet (the strategy's
+        answer, with where it kept the faulty change; the notifications), then
+        the failure hooks. Called right after the failure is saved, and by the
+        next runner when one was killed on the way (the strategy's quarantine
+        keeps what an earlier call already kept)."""
         view = self.project(run_id, True)
         if result is not None:
             self.hook("on_step_result", result)
-        saved = view.batch(batch.batch_id).failure
-        assert saved is not None
-        answer = self._ask_strategy(run_id, batch, saved)
+        state = view.batch(batch.batch_id)
+        failure = state.failure
+        assert failure is not None
+        if state.answer is None:
+            answer = self._answer(run_id, batch, failure)
+        else:
+            answer = RecoveryOutcome(
+                analysis=str(state.answer.get("analysis", "")),
+                hints=tuple(state.answer.get("hints", ())),
+            )
+        after = self.project(run_id, answer.quarantine is not None)
+        halted = outcome_of(after, made_by_host=not batch.actions)
+        assert isinstance(halted, Halted)
+        if not after.batch(batch.batch_id).notified:
+            self._notify(halted, answer)
+        report = FailureReport(
+            str(run_id), halted.failure, answer.analysis, halted.decisions, halted.open
+        )
+        self.hook("on_failure", report)
+
+    def _answer(self, run_id: UUID, batch: Batch, failure: Failure) -> RecoveryOutcome:
+        """Asks the strategy and records its answer (and where it kept the
+        faulty change) in one save."""
+        attempt = failure.attempt
+        answer = self._ask_strategy(run_id, batch, failure)
         kept = answer.quarantine
 
         def answered(run: Run) -> None:
@@ -116,14 +149,7 @@ class Halting:
             )
 
         self.app.update(run_id, answered)
-        after = self.project(run_id, kept is not None)
-        halted = outcome_of(after, made_by_host=not batch.actions)
-        assert isinstance(halted, Halted)
-        self._notify(halted, answer)
-        report = FailureReport(
-            str(run_id), halted.failure, answer.analysis, halted.decisions, halted.open
-        )
-        self.hook("on_failure", report)
+        return answer
 
     def _ask_strategy(
         self, run_id: UUID, batch: Batch, failure: Failure

@@ -155,7 +155,10 @@ class Workspace(Protocol):
         self, *, run_id: str, batch_id: str, attempt: int, baseline: str
     ) -> Quarantine:
         """Keeps the tree as the failed attempt left it, then puts back exactly
-        the paths it changed since ``baseline``; the user's own work stays."""
+        the paths it changed since ``baseline``; the user's own work stays.
+        Called again for the same attempt (the runner was killed before the
+        quarantine was recorded), it keeps what the first call kept and finishes
+        the restore."""
         ...
 
     def restore(self, baseline: str, files: Sequence[str]) -> None:
@@ -172,7 +175,10 @@ class Workspace(Protocol):
     ) -> Committed:
         """Makes one commit of the batch's own change to ``files`` (since
         ``baseline``) on top of the current branch, the user's uncommitted edits
-        left out; or says why it cannot."""
+        left out; or says why it cannot. When the branch has a commit since
+        ``baseline`` with the same run and batch trailers (made by a runner
+        killed before it was recorded), that commit is returned and the index
+        brought in step with it: a batch is committed once."""
         ...
 
 

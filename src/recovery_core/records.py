@@ -110,7 +110,10 @@ class BatchView:
     ``baseline`` is the snapshot taken before the current attempt; ``origin`` the
     one taken before the first, against which the batch's changes are measured
     (a strategy that leaves a failed change in the tree leaves it in the next
-    attempt's baseline too)."""
+    attempt's baseline too). ``answer`` is the strategy's recorded answer to the
+    latest failure (``RecoveryAttempted``'s outcome) and ``notified`` whether a
+    notification of it is recorded: a runner killed before them leaves them to
+    the next one."""
 
     batch_id: str
     status: BatchStatus = "pending"
@@ -123,6 +126,8 @@ class BatchView:
     origin: str | None = None
     steps_passed: tuple[str, ...] = ()
     failure: Failure | None = None
+    answer: dict[str, Any] | None = None
+    notified: bool = False
 
 
 @attrs.frozen
@@ -263,7 +268,7 @@ def apply(view: RunView | None, event: Any) -> RunView:
 
 
 def _unchanged(view: RunView, event: Any) -> RunView:
-    return view  # an event that says nothing of the state (OperatorNotified)
+    return view  # an event that says nothing of the state
 
 
 def _started(event: Any) -> RunView:
@@ -322,6 +327,8 @@ def _batch_started(view: RunView, e: Any) -> RunView:
         steps_passed=(),
         failure=None,
         failure_reason=None,
+        answer=None,
+        notified=False,
     )
     return attrs.evolve(
         view,
@@ -344,7 +351,7 @@ def _step_failed(view: RunView, e: Any) -> RunView:
     failure: Failure = e.record
     if failure.baseline is None:
         failure = attrs.evolve(failure, baseline=view.batch(e.batch_id).baseline)
-    return _batch(view, e.batch_id, failure=failure)
+    return _batch(view, e.batch_id, failure=failure, answer=None, notified=False)
 
 
 @_on("BatchMarkedFailed")
@@ -377,7 +384,13 @@ def _quarantined(view: RunView, e: Any) -> RunView:
 @_on("RecoveryAttempted")
 def _recovery_attempted(view: RunView, e: Any) -> RunView:
     proposal = bool(e.outcome.get("proposal"))
+    view = _batch(view, e.batch_id, answer=dict(e.outcome))
     return attrs.evolve(view, strategy=e.strategy, proposal=proposal)
+
+
+@_on("OperatorNotified")
+def _notified(view: RunView, e: Any) -> RunView:
+    return _batch(view, e.batch_id, notified=True)
 
 
 @_on("OperatorDecided")

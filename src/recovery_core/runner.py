@@ -189,6 +189,7 @@ class Runner:
         :meth:`RecoveryApp.decide`) and goes on; ``wait_timeout_s`` bounds it.
         """
         with self._holding() as run_id:
+            self._project(run_id, failures=True)  # as the events say, first
             if self.app.view(run_id).state not in ("completed", "aborted"):
                 self._claim(run_id)
                 try:
@@ -259,6 +260,8 @@ class Runner:
                 return None
             if self._interrupted(run_id, _LOST):
                 continue  # a runner died mid-attempt: that attempt failed
+            if self._settled(view):
+                continue  # a runner died after an outcome, before its effects
             open_now = view.open_decision
             decision = None if open_now is None else open_now.recorded
             if open_now is not None and decision is None:
@@ -282,6 +285,47 @@ class Runner:
                 self._project(run_id)
                 return None
             return self.plan.batch(upcoming.batch_id)
+
+    def _settled(self, view: RunView) -> bool:
+        """Carries out what a runner killed after recording an outcome left
+        undone (the intent is the outcome's event; the effects follow it): a
+        halt whose strategy answer or notification is not recorded yet, and a
+        verified batch to commit whose commit is not recorded (the workspace
+        finds a commit made before the kill, and brings the index in step, so
+        that it is made once). Whether it did anything."""
+        run_id = UUID(view.run_id)
+        failure = view.failure
+        if failure is not None:
+            state = view.batch(failure.batch_id)
+            notify = not state.notified and view.decision is None and self.notifiers
+            if state.answer is not None and not notify:
+                return False
+            self._halting.finish(run_id, self.plan.batch(failure.batch_id))
+            return True
+        started = [b for b in view.batches if b.attempts]
+        last = started[-1] if started else None
+        if (
+            last is None
+            or last.status != "verified"
+            or self.plan.batch(last.batch_id).commit_strategy != "commit"
+            or last.commit is not None
+            or last.uncommitted_reason is not None
+        ):
+            return False
+        session = BatchSession(
+            run_id=view.run_id,
+            batch=self.plan.batch(last.batch_id),
+            attempt=last.attempts,
+            baseline=last.baseline,
+            origin=last.origin,
+            root=self.workspace.root,
+        )
+        changed = self._changed(last.origin)
+        if not changed:
+            return False
+        self._commit(session, changed)
+        self._project(run_id)
+        return True
 
     def _host_may_start(self, run_id: UUID, batch: Batch) -> Batch:
         """``batch``, when a host's block may start it now."""
@@ -580,6 +624,7 @@ class Runner:
         then naming it), with the run to drive."""
         with self.workspace.locked(self._holder(self.run_id)):
             run_id = self.open_run()
+            self.app.check_chain(run_id)  # before anything is acted on
             with self.workspace.locked(self._holder(run_id)):
                 yield run_id
 

@@ -137,6 +137,17 @@ class Objects:
         self._trees[sha] = found
         return found
 
+    def commit_parts(self, commit: str) -> tuple[tuple[str, ...], str]:
+        """The parents and the message of the commit ``commit``."""
+        answer = self.read(commit)
+        if answer is None or answer[0] != "commit":
+            raise ObjectError(f"{commit} is not a commit in {self._git.root}")
+        head, _, message = answer[1].partition(b"\n\n")
+        parents = tuple(
+            line[7:].decode() for line in head.split(b"\n") if line[:7] == b"parent "
+        )
+        return parents, message.decode("utf-8", "replace")
+
     def commit_tree(self, commit: str) -> str:
         """The tree of the commit ``commit``."""
         answer = self.read(commit)

@@ -53,6 +53,8 @@ _IN_PROGRESS: Final = {
 _OUR_NAME: Final = "recovery-core <recovery-core@localhost>"
 #: How many snapshots a workspace remembers (their indexes, their states).
 _KEPT: Final = 4
+#: How far back from HEAD a commit made before a kill is looked for.
+_SEARCHED: Final = 64
 _REGULAR: Final = frozenset({"100644", "100755"})
 
 
@@ -339,12 +341,19 @@ class GitWorkspace:
         entries back as they were; nothing else is touched."""
         self._put_back(refs=True)
         known = self._baseline(baseline, self._ref(run_id, batch_id, attempt, "index"))
-        faulty = self._tree.tree()
-        files = self._changed(known.tree, faulty)
         ref = self._ref(run_id, batch_id, attempt, "quarantine")
-        what = f"run {run_id} batch {batch_id} attempt {attempt}"
-        commit = self._write_commit(faulty, [baseline], f"recovery quarantine: {what}")
-        self._refs.update([RefUpdate(ref, commit)])
+        # Kept already by a runner killed before the quarantine was recorded:
+        # that tree is the faulty one (the working tree may be restored since).
+        commit = self._git.text("for-each-ref", "--format=%(objectname)", ref).strip()
+        if commit:
+            faulty = self._objects.commit_tree(commit)
+        else:
+            faulty = self._tree.tree()
+            what = f"run {run_id} batch {batch_id} attempt {attempt}"
+            message = f"recovery quarantine: {what}"
+            commit = self._write_commit(faulty, [baseline], message)
+            self._refs.update([RefUpdate(ref, commit)])
+        files = self._changed(known.tree, faulty)
         self.restore(baseline, files)
         return Quarantine(ref=ref, files=files, tree_id=faulty, commit=commit)
 
@@ -425,6 +434,13 @@ class GitWorkspace:
         if state.head_ref is None:
             raise WorkspaceError("cannot commit on a detached HEAD")
         head = state.head
+        made = self._made_before(head, baseline, trailers)
+        if made is not None:  # by a runner killed before it was recorded
+            parents, _ = self._objects.commit_parts(made)
+            old = self._objects.commit_tree(parents[0]) if parents else None
+            now = self._objects.entries(self._objects.commit_tree(made), files)
+            self._sync_index(old, {path: now.get(path) for path in files})
+            return Committed(commit=made)
         head_tree = self._objects.commit_tree(head) if head else None
         base_tree = self._baseline(baseline).tree if baseline else head_tree
         changes, tangled = self._batch_change(base_tree, head_tree, files)
@@ -455,6 +471,29 @@ class GitWorkspace:
         self._moved(state, commit)
         self._sync_index(head_tree, changes)
         return Committed(commit=commit)
+
+    def _made_before(
+        self, head: str | None, baseline: str | None, trailers: Mapping[str, str]
+    ) -> str | None:
+        """The commit on the branch since the snapshot ``baseline`` whose
+        trailers are ``trailers``' run and batch: a batch is committed once."""
+        if not head or not baseline or "Recovery-Batch" not in trailers:
+            return None
+        wanted = {
+            f"{key}: {trailers[key]}"
+            for key in ("Recovery-Run", "Recovery-Batch")
+            if key in trailers
+        }
+        stop = set(self._objects.commit_parts(baseline)[0])
+        commit: str | None = head
+        for _ in range(_SEARCHED):
+            if commit is None or commit in stop:
+                return None
+            parents, message = self._objects.commit_parts(commit)
+            if wanted <= set(message.splitlines()):
+                return commit
+            commit = parents[0] if parents else None
+        return None
 
     def _moved(self, state: RefState, commit: str) -> None:
         """Our own branch move is part of the state a later check keeps."""

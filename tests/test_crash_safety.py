@@ -1,0 +1,254 @@
+"""Crash safety through the real ``recovery`` command: a store whose events do
+not verify is not acted on, and a runner killed after recording an outcome
+leaves its effects to the next one (issue 10)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+
+from support import git, python_step, run_cli, write_file_action, write_plan
+
+# Put first on the child's PYTHONPATH: SIGKILLs the ``recovery`` process right
+# after the save that records the event KILL_AFTER_EVENT names, or right after
+# our own git write of a ref whose name holds KILL_AFTER_REF, from outside the
+# library, as a test tool would.
+KILLER = """
+import os, signal
+
+def _kill():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+_topic = os.environ.get("KILL_AFTER_EVENT")
+if _topic:
+    from recovery_core.application import RecoveryApp
+    _save = RecoveryApp.save
+
+    def save(self, *objs, **kwargs):
+        topics = [type(e).TOPIC for o in objs for e in getattr(o, "pending_events", ())]
+        done = _save(self, *objs, **kwargs)
+        if _topic in topics:
+            _kill()
+        return done
+
+    RecoveryApp.save = save
+
+_ref = os.environ.get("KILL_AFTER_REF")
+if _ref:
+    from recovery_adapters.git.refs import Refs
+    _update = Refs.update
+
+    def update(self, updates):
+        _update(self, updates)
+        if any(_ref in u.ref for u in updates):
+            _kill()
+
+    Refs.update = update
+"""
+
+MARKER = "tampered-marker"
+
+
+def _plan(repo: Path, *, fails: bool = True) -> Path:
+    """One batch whose action writes a file; its check fails while ``fail.flag``
+    exists beside the workspace."""
+    flag = repo.parent / "fail.flag"
+    if fails:
+        flag.write_text("1")
+    check = f"import pathlib, sys; sys.exit(1 if pathlib.Path({str(flag)!r}).exists() else 0)"
+    return write_plan(
+        repo / "plan.json",
+        {
+            "plan_id": "crash",
+            "batches": [
+                {
+                    "batch_id": "one",
+                    "actions": [write_file_action("write", "app/one.py", "ONE = 1\n")],
+                    "validation": [python_step("check", check)],
+                    "commit_strategy": "commit",
+                }
+            ],
+        },
+    )
+
+
+def _edit_started_event(repo: Path, old: str, new: str) -> None:
+    """Edits the stored RunStarted event by hand, as an attacker with the file
+    would: the event's content no longer matches its digest."""
+    with sqlite3.connect(repo / ".recovery" / "events.sqlite3") as db:
+        (state,) = db.execute(
+            "SELECT state FROM stored_events WHERE originator_version = 1"
+        ).fetchone()
+        assert old.encode() in state
+        db.execute(
+            "UPDATE stored_events SET state = ? WHERE originator_version = 1",
+            (state.replace(old.encode(), new.encode()),),
+        )
+
+
+def test_a_hand_edited_event_is_refused_by_resume_and_decide(repo: Path) -> None:
+    """The plan's command edited in the stored RunStarted: ``resume`` and
+    ``decide`` exit 6 naming the event, and the edited command never runs."""
+    plan = _plan(repo)
+    assert run_cli("run", plan, cwd=repo).returncode == 3
+    evil = repo.parent / "evil-ran"
+    _edit_started_event(
+        repo,
+        "ONE = 1",
+        f"ONE = 1\\nimport pathlib; pathlib.Path({str(evil)!r}).touch()",
+    )
+    (repo.parent / "fail.flag").unlink()
+    decided = run_cli("decide", "latest", "one", "retry", cwd=repo)
+    assert decided.returncode == 6, decided.stderr
+    assert "event 1 (RunStarted)" in decided.stderr
+    resumed = run_cli("resume", "latest", cwd=repo)
+    assert resumed.returncode == 6, resumed.stderr
+    assert "event 1 (RunStarted): content does not match its digest" in resumed.stderr
+    assert "Traceback" not in resumed.stderr
+    assert not evil.exists()
+    assert git(repo, "log", "--format=%s") == "initial\n"
+
+
+def test_an_intact_store_is_not_refused(repo: Path) -> None:
+    """The check passes an honest history: decide and resume go on."""
+    plan = _plan(repo)
+    assert run_cli("run", plan, cwd=repo).returncode == 3
+    (repo.parent / "fail.flag").unlink()
+    assert run_cli("decide", "latest", "one", "retry", cwd=repo).returncode == 0
+    done = run_cli("resume", "latest", cwd=repo)
+    assert done.returncode == 0, done.stderr
+    assert git(repo, "log", "--format=%s").splitlines()[1:] == ["initial"]
+
+
+def _killed(repo: Path, *args: str | Path, **env: str) -> None:
+    """Runs ``recovery *args`` with the killer armed; it must die by SIGKILL."""
+    kit = repo.parent / "killer"
+    kit.mkdir(exist_ok=True)
+    (kit / "sitecustomize.py").write_text(KILLER)
+    done = run_cli(*args, cwd=repo, env={"PYTHONPATH": str(kit), **env})
+    assert done.returncode == -signal.SIGKILL, (done.returncode, done.stderr)
+
+
+def _events(repo: Path) -> list[str]:
+    with sqlite3.connect(repo / ".recovery" / "events.sqlite3") as db:
+        rows = db.execute("SELECT topic FROM stored_events ORDER BY rowid").fetchall()
+    return [topic.removeprefix("recovery:") for (topic,) in rows]
+
+
+def _retry_plan(repo: Path) -> Path:
+    """One batch: its first attempt also writes ``app/bad.py`` (the faulty
+    change) and fails its check; the second attempt writes only ``app/one.py``
+    and passes."""
+    code = (
+        "import os, pathlib; pathlib.Path('app/one.py').write_text('ONE = 1\\n'); "
+        "os.environ['RECOVERY_ATTEMPT'] == '1' and "
+        "pathlib.Path('app/bad.py').write_text('BAD = 1\\n')"
+    )
+    check = (
+        "import pathlib, sys; sys.exit(1 if pathlib.Path('app/bad.py').exists() else 0)"
+    )
+    return write_plan(
+        repo / "plan.json",
+        {
+            "plan_id": "crash",
+            "batches": [
+                {
+                    "batch_id": "one",
+                    "actions": [{"name": "write", "run": [sys.executable, "-c", code]}],
+                    "validation": [python_step("check", check)],
+                    "commit_strategy": "commit",
+                }
+            ],
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    "kill",
+    [
+        {"KILL_AFTER_EVENT": "recovery:BatchMarkedFailed"},
+        {"KILL_AFTER_REF": "/1/quarantine"},
+    ],
+    ids=["after-failure-saved", "after-quarantine-ref"],
+)
+def test_a_runner_killed_before_its_failure_is_answered_leaves_no_faulty_change(
+    repo: Path, kill: dict[str, str]
+) -> None:
+    """Killed right after the failure is saved (before the strategy ran), or
+    after the quarantine ref was written (before the tree was restored and the
+    answer recorded): the next command answers it first, so the faulty change
+    is quarantined once and never committed by the retry."""
+    plan = _retry_plan(repo)
+    _killed(repo, "run", plan, **kill)
+    # The operator decides while the halt is only half made: the next runner
+    # still quarantines the faulty change before it carries the retry out.
+    assert run_cli("decide", "latest", "one", "retry", cwd=repo).returncode == 0
+    done = run_cli("resume", "latest", cwd=repo)
+    assert done.returncode == 0, done.stderr
+    committed = git(repo, "show", "--name-only", "--format=", "HEAD").split()
+    assert committed == ["app/one.py"]
+    assert not (repo / "app" / "bad.py").exists()
+    events = _events(repo)
+    assert events.count("ChangesQuarantined") == 1
+    assert events.count("RecoveryAttempted") == 1
+    assert events.count("BatchCommitted") == 1
+    quarantine = git(repo, "for-each-ref", "--format=%(refname)", "refs/recovery/")
+    kept = [r for r in quarantine.split() if r.endswith("/1/quarantine")]
+    assert len(kept) == 1
+    assert "app/bad.py" in git(repo, "show", "--name-only", "--format=", kept[0])
+
+
+def _passing_plan(repo: Path) -> Path:
+    return write_plan(
+        repo / "plan.json",
+        {
+            "plan_id": "crash",
+            "batches": [
+                {
+                    "batch_id": batch,
+                    "actions": [
+                        write_file_action("write", f"app/{batch}.py", f"{batch} = 1\n")
+                    ],
+                    "validation": [{"name": "syntax", "kind": "syntax"}],
+                    "commit_strategy": "commit",
+                }
+                for batch in ("one", "two")
+            ],
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    "kill",
+    [{"KILL_AFTER_EVENT": "recovery:BatchVerified"}, {"KILL_AFTER_REF": "refs/heads/"}],
+    ids=["after-verified", "after-branch-move"],
+)
+def test_a_verified_batch_is_committed_once_after_a_kill(
+    repo: Path, kill: dict[str, str]
+) -> None:
+    """Killed after the batch was verified (before its commit), or after the
+    branch moved (before the index and the record): the next run commits it
+    exactly once, records it, and leaves the index in step with the branch."""
+    plan = _passing_plan(repo)
+    (repo / "notes.txt").write_text("the user's own untracked file\n")
+    _killed(repo, "run", plan, **kill)
+    done = run_cli("run", plan, cwd=repo)
+    assert done.returncode == 0, done.stderr
+    subjects = git(repo, "log", "--format=%s").splitlines()
+    assert [s.split(":")[0] for s in subjects] == ["two", "one", "initial"]
+    assert git(repo, "show", "--name-only", "--format=", "HEAD~1").split() == [
+        "app/one.py"
+    ]
+    assert git(repo, "status", "--porcelain", "--untracked-files=all").splitlines() == [
+        "?? notes.txt",
+        "?? plan.json",
+    ]
+    events = _events(repo)
+    assert events.count("BatchCommitted") == 2
+    status = json.loads(run_cli("status", "latest", "--json", cwd=repo).stdout)
+    assert [b["commit"] is not None for b in status["batches"]] == [True, True]
