@@ -15,8 +15,9 @@ import pytest
 from support import git, python_step, run_cli, write_file_action, write_plan
 
 # Put first on the child's PYTHONPATH: SIGKILLs the ``recovery`` process right
-# after the save that records the event KILL_AFTER_EVENT names, or right after
-# our own git write of a ref whose name holds KILL_AFTER_REF, from outside the
+# after the save that records the event KILL_AFTER_EVENT names, right after our
+# own git write of a ref whose name holds KILL_AFTER_REF, or right before the
+# rename that replaces the file KILL_BEFORE_RENAME_TO names, from outside the
 # library, as a test tool would.
 KILLER = """
 import os, signal
@@ -49,6 +50,18 @@ if _ref:
             _kill()
 
     Refs.update = update
+
+_renamed = os.environ.get("KILL_BEFORE_RENAME_TO")
+if _renamed:
+    import pathlib
+    _replace = pathlib.Path.replace
+
+    def replace(self, target):
+        if pathlib.Path(target).name == _renamed:
+            _kill()
+        return _replace(self, target)
+
+    pathlib.Path.replace = replace
 """
 
 MARKER = "tampered-marker"
@@ -252,3 +265,31 @@ def test_a_verified_batch_is_committed_once_after_a_kill(
     assert events.count("BatchCommitted") == 2
     status = json.loads(run_cli("status", "latest", "--json", cwd=repo).stdout)
     assert [b["commit"] is not None for b in status["batches"]] == [True, True]
+
+
+def test_a_write_of_the_plan_file_killed_halfway_leaves_nothing_for_a_batch(
+    repo: Path,
+) -> None:
+    """Killed between writing the plan file's new content and the rename: the
+    temporary copy is not in the workspace (it is made under ``.recovery/``),
+    so no batch picks it up and no commit holds it."""
+    plan = _passing_plan(repo)
+    _killed(repo, "run", plan, KILL_BEFORE_RENAME_TO="plan.json")
+    leftovers = [p.name for p in repo.iterdir() if p.name.endswith(".tmp")]
+    assert leftovers == []
+    ran = run_cli("run", plan, cwd=repo)
+    if ran.returncode == 3:  # the killed attempt is recorded as interrupted
+        assert run_cli("decide", "latest", "one", "retry", cwd=repo).returncode == 0
+        ran = run_cli("resume", "latest", cwd=repo)
+    assert ran.returncode == 0, ran.stderr
+    in_commits = git(repo, "log", "--name-only", "--format=").split()
+    assert not [name for name in in_commits if name.endswith(".tmp")], in_commits
+    assert sorted(set(in_commits)) == [
+        "app/__init__.py",
+        "app/calc.py",
+        "app/one.py",
+        "app/two.py",
+        "tests/__init__.py",
+        "tests/test_calc.py",
+    ]
+    assert json.loads(plan.read_text())["batches"][0]["status"] == "verified"

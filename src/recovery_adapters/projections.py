@@ -1,13 +1,17 @@
 """The projections kept in files (the :class:`~recovery_core.ports.Projection`
 port): the plan file's status keys and the failure log, each written whole and
-atomically (a temporary file beside it, fsync, rename), so that a reader, or a
-runner killed halfway, never leaves part of one."""
+atomically (a temporary file, fsync, rename), so that a reader, or a runner
+killed halfway, never leaves part of one. The temporary file of a plan file in
+the workspace is made in ``.recovery/tmp/`` (excluded from every batch), never
+beside the plan, where a batch could pick up one a kill left behind."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -30,13 +34,17 @@ __all__ = [
 class PlanFile:
     """The plan file's ``status``, ``verified`` and ``failure_reason`` keys."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], scratch: Path | None = None
+    ) -> None:
         self.path = Path(path)
+        self.scratch = scratch
         self.name = f"the plan file {self.path}"
 
     def project(self, update: ProjectionUpdate) -> None:
         """Writes each batch's status keys, when they changed."""
-        write_plan_status(self.path, plan_status_fields(update.view))
+        fields = plan_status_fields(update.view)
+        write_plan_status(self.path, fields, scratch=self.scratch)
 
 
 class FailureLogFile:
@@ -65,8 +73,29 @@ def file_projections(
     )
     found: list[Projection] = [FailureLogFile(log)]
     if plan_path is not None and Path(plan_path).is_file():
-        found.insert(0, PlanFile(plan_path))
+        root = Path(workspace).resolve()
+        inside = root in Path(plan_path).resolve().parents
+        found.insert(0, PlanFile(plan_path, scratch_folder(root) if inside else None))
     return found
+
+
+#: Temporary files older than this in the scratch folder are a killed write's.
+_STALE_S = 3600.0
+
+
+def scratch_folder(workspace: str | os.PathLike[str]) -> Path:
+    """``<workspace>/.recovery/tmp``: where our temporary files of files in the
+    workspace are made (``.recovery/`` is excluded from every batch); what a
+    killed write left there an hour ago or more is removed."""
+    folder = Path(workspace) / ".recovery" / "tmp"
+    if folder.is_dir():
+        for left in folder.glob("*.tmp"):
+            try:
+                if time.time() - left.stat().st_mtime > _STALE_S:
+                    left.unlink()
+            except OSError:
+                pass  # gone meanwhile, or not ours to remove
+    return folder
 
 
 def write_failure_log(
@@ -94,10 +123,14 @@ def write_log_lines(path: Path, lines: Sequence[str]) -> bool:
 
 
 def write_plan_status(
-    path: str | os.PathLike[str], fields: Mapping[str, BatchStatusFields]
+    path: str | os.PathLike[str],
+    fields: Mapping[str, BatchStatusFields],
+    *,
+    scratch: Path | None = None,
 ) -> bool:
     """Writes each batch's status keys into the plan file, atomically, leaving every
     other key and batch as it is in the file now. Returns whether it changed.
+    ``scratch``: the folder for the temporary file (see :func:`atomic_write`).
 
     The file is read again here, not taken from memory, so that edits the user
     made to other keys since the run started are kept.
@@ -114,24 +147,33 @@ def write_plan_status(
     updated = json.dumps(raw, indent=2, ensure_ascii=False) + "\n"
     if updated == text:
         return False
-    atomic_write(target, updated)
+    atomic_write(target, updated, scratch=scratch)
     return True
 
 
-def atomic_write(target: Path, text: str) -> None:
+def atomic_write(target: Path, text: str, *, scratch: Path | None = None) -> None:
     """Replaces ``target`` with ``text`` through a temporary file and a rename, so
-    that a reader sees the old content or the new, never a part."""
+    that a reader sees the old content or the new, never a part. The temporary
+    file is made in ``scratch`` when given (on another file system than
+    ``target``, beside it after all), else beside ``target``."""
     mode = target.stat().st_mode & 0o7777 if target.exists() else 0o644
-    fd, temp = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
-    )
+    if scratch is not None:
+        scratch.mkdir(parents=True, exist_ok=True)
+    folder = scratch if scratch is not None else target.parent
+    fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         Path(temp).chmod(mode)
-        Path(temp).replace(target)
+        try:
+            Path(temp).replace(target)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV or scratch is None:
+                raise
+            Path(temp).unlink(missing_ok=True)
+            atomic_write(target, text)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
