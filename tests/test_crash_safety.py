@@ -5,6 +5,7 @@ leaves its effects to the next one (issue 10)."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 import sys
@@ -293,3 +294,28 @@ def test_a_write_of_the_plan_file_killed_halfway_leaves_nothing_for_a_batch(
         "tests/test_calc.py",
     ]
     assert json.loads(plan.read_text())["batches"][0]["status"] == "verified"
+
+
+def test_a_lock_left_by_a_killed_git_process_of_ours_does_not_wedge_the_run(
+    repo: Path,
+) -> None:
+    """Killed while git wrote the first attempt's baseline ref (the git process
+    too, as a lost machine would): the lock it left under ``refs/recovery/``
+    is recognised and cleared by the next run, which goes on; a lock outside
+    our refs (the user's) is left alone."""
+    plan = _passing_plan(repo)
+    _killed(repo, "run", plan, KILL_AFTER_REF="/one/1/baseline")
+    refs = git(repo, "for-each-ref", "--format=%(refname)", "refs/recovery/").split()
+    (baseline,) = [r for r in refs if r.endswith("/one/1/baseline")]
+    lock = repo / ".git" / f"{baseline}.lock"
+    lock.write_text("0" * 40 + "\n")  # as a killed `git update-ref` leaves it
+    os.utime(lock, (0, 0))
+    users = repo / ".git" / "refs" / "heads" / "feature.lock"
+    users.write_text("")
+    os.utime(users, (0, 0))
+    done = run_cli("run", plan, cwd=repo)
+    assert done.returncode == 0, done.stderr
+    assert not lock.exists()
+    assert users.exists()
+    subjects = git(repo, "log", "--format=%s").splitlines()
+    assert [s.split(":")[0] for s in subjects] == ["two", "one", "initial"]

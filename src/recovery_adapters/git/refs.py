@@ -8,18 +8,30 @@ fsync rules apply. A branch moves only if it still points where it did
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Final
 
 import attrs
 
 from recovery_adapters.git.command import Git, GitError, Server, WorkspaceError
 
-__all__ = ["RefMoved", "RefState", "RefUpdate", "Refs", "ref_part"]
+__all__ = [
+    "RefMoved",
+    "RefState",
+    "RefUpdate",
+    "Refs",
+    "clear_stale_locks",
+    "ref_part",
+]
 
 _REF_PART: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _ID: Final = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 _PUT_BACK: Final = "recovery: put back"
+#: A lock under our own refs older than this is a killed git process's: git
+#: holds one for the milliseconds of a write.
+_STALE_LOCK_S: Final = 5.0
 
 
 class RefMoved(WorkspaceError):
@@ -133,3 +145,28 @@ class Refs:
     def put_branch(self, name: str, sha: str) -> None:
         """Points the branch ``name`` back at ``sha``."""
         self._git.run("update-ref", "-m", _PUT_BACK, name, sha)
+
+
+def clear_stale_locks(
+    common_dir: Path, *, older_than_s: float = _STALE_LOCK_S
+) -> list[str]:
+    """Removes the lock files that a git process of ours, killed while it wrote
+    one of our refs, left under ``refs/recovery/`` (else every later write of
+    that ref fails on "File exists" and the run is wedged); returns the refs
+    they were for. Only under our own namespace, where no process of the user
+    writes, only while the caller holds the workspace (so no runner of ours is
+    writing), and only locks older than any write takes. The one place we
+    touch a file of git's by hand: git has no command that clears a lock."""
+    ours = common_dir / "refs" / "recovery"
+    cleared: list[str] = []
+    if not ours.is_dir():
+        return cleared
+    now = time.time()
+    for lock in sorted(ours.rglob("*.lock")):
+        try:
+            if lock.is_file() and now - lock.stat().st_mtime > older_than_s:
+                lock.unlink()
+                cleared.append(lock.relative_to(common_dir).as_posix()[: -len(".lock")])
+        except OSError:
+            continue  # gone meanwhile, or not ours to remove
+    return cleared

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Final
 
@@ -33,7 +33,14 @@ from recovery_adapters.git.command import (
 from recovery_adapters.git.guard import Guard, RepositoryState
 from recovery_adapters.git.lock import WorkspaceLock
 from recovery_adapters.git.objects import Entry, ObjectError, Objects, nul
-from recovery_adapters.git.refs import RefMoved, Refs, RefState, RefUpdate, ref_part
+from recovery_adapters.git.refs import (
+    RefMoved,
+    Refs,
+    RefState,
+    RefUpdate,
+    clear_stale_locks,
+    ref_part,
+)
 from recovery_adapters.git.worktree import WorkingTree, is_file
 from recovery_adapters.strategies.manual_git import ManualGitStrategy
 from recovery_adapters.watch import Tracker, start_tracker
@@ -181,8 +188,16 @@ class GitWorkspace:
     def locked(self, holder: Mapping[str, str]) -> AbstractContextManager[None]:
         """Holds the workspace for one runner (``holder`` says who: run, plan,
         host, pid); raises :class:`~recovery_adapters.git.lock.WorkspaceInUse`
-        (exit 5), naming the holder, while another live process holds it."""
-        return self._lock.hold(holder)
+        (exit 5), naming the holder, while another live process holds it.
+        Held, it clears what a killed git process of ours left locked under
+        ``refs/recovery/`` (see :func:`~recovery_adapters.git.refs.clear_stale_locks`)."""
+        return self._holding(holder)
+
+    @contextmanager
+    def _holding(self, holder: Mapping[str, str]) -> Iterator[None]:
+        with self._lock.hold(holder):
+            clear_stale_locks(self._common_dir)
+            yield
 
     def prepare(self, *, commits: bool = False) -> None:
         """Refuses to start in the middle of a merge, rebase, cherry-pick,
