@@ -8,7 +8,9 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -319,3 +321,81 @@ def test_a_lock_left_by_a_killed_git_process_of_ours_does_not_wedge_the_run(
     assert users.exists()
     subjects = git(repo, "log", "--format=%s").splitlines()
     assert [s.split(":")[0] for s in subjects] == ["two", "one", "initial"]
+
+
+def _lives(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie nobody has reaped yet does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+# The first attempt leaves its pid, waits, then writes a file the batch must
+# not get; the second writes only app/one.py.
+ORPHAN = (
+    "import os, pathlib, time; "
+    "pathlib.Path('app/one.py').write_text('ONE = 1\\n'); "
+    "first = os.environ['RECOVERY_ATTEMPT'] == '1'; "
+    "first and pathlib.Path('action.pid').write_text(str(os.getpid())); "
+    "first and time.sleep(3); "
+    "first and pathlib.Path('app/orphan.py').write_text('LATE = 1\\n')"
+)
+
+
+def test_an_action_left_running_by_a_killed_runner_is_ended_before_the_restore(
+    repo: Path,
+) -> None:
+    """The runner is SIGKILLed while its action runs (in a session of its own,
+    so it lives on): the next runner ends the action's process group before it
+    restores the tree, so the file the orphan would have written later is never
+    made, and never committed by the retry; the failure says so."""
+    plan = write_plan(
+        repo / "plan.json",
+        {
+            "plan_id": "orphan",
+            "batches": [
+                {
+                    "batch_id": "one",
+                    "actions": [
+                        {"name": "write", "run": [sys.executable, "-c", ORPHAN]}
+                    ],
+                    "validation": [{"name": "syntax", "kind": "syntax"}],
+                    "commit_strategy": "commit",
+                }
+            ],
+        },
+    )
+    (repo / ".git" / "info" / "exclude").write_text("action.pid\n")
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "recovery_adapters.cli", "run", str(plan)],
+        cwd=repo,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    pid_file = repo / "action.pid"
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline and runner.poll() is None
+        time.sleep(0.02)
+    action = int(pid_file.read_text())
+    runner.kill()
+    runner.wait(timeout=30)
+    again = run_cli("run", plan, cwd=repo)
+    assert again.returncode == 3, again.stderr
+    assert not _lives(action), again.stderr
+    time.sleep(3.5)  # when the orphan would have written its file
+    assert not (repo / "app" / "orphan.py").exists()
+    failure = json.loads(
+        (repo / ".recovery" / "logs" / "bootstrap_errors.log")
+        .read_text()
+        .splitlines()[-1]
+    )
+    assert f"its processes left running were ended (pids {action})" in failure["error"]
+    assert run_cli("decide", "latest", "one", "retry", cwd=repo).returncode == 0
+    done = run_cli("resume", "latest", cwd=repo)
+    assert done.returncode == 0, done.stderr
+    assert git(repo, "show", "--name-only", "--format=", "HEAD").split() == [
+        "app/one.py"
+    ]

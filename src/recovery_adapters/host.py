@@ -1,12 +1,15 @@
 """The machine a runner runs on (the :class:`~recovery_core.ports.RunnerHost`
 port): its host name and process id, whether a runner recorded on this host is
-still alive, and waiting."""
+still alive, waiting, and ending the processes a killed runner left running."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import time
+from collections.abc import Mapping
+from pathlib import Path
 
 __all__ = ["LocalHost"]
 
@@ -41,3 +44,40 @@ class LocalHost:
     def sleep(self, seconds: float) -> None:
         """Waits ``seconds``."""
         time.sleep(max(0.0, seconds))
+
+    def end_processes(self, marks: Mapping[str, str]) -> list[int]:
+        """Ends, with their process groups, the processes of this host whose
+        environment has every one of ``marks`` (the run, batch and attempt a
+        runner gives its actions and steps), and waits until they are gone;
+        returns their pids. Processes of other users are not seen, this
+        process is never one."""
+        wanted = {f"{k}={v}".encode() for k, v in marks.items()}
+        found: list[int] = []
+        for entry in Path("/proc").glob("[0-9]*"):
+            try:
+                environ = set((entry / "environ").read_bytes().split(b"\0"))
+            except OSError:
+                continue  # gone, or another user's
+            pid = int(entry.name)
+            if wanted <= environ and pid != os.getpid():
+                found.append(pid)
+        for pid in found:
+            try:
+                group = os.getpgid(pid)
+                if group != os.getpgrp():  # never this process's own group
+                    os.killpg(group, signal.SIGKILL)
+            except OSError:
+                continue  # gone meanwhile
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline and any(_lives(pid) for pid in found):
+            time.sleep(0.01)
+        return sorted(found)
+
+
+def _lives(pid: int) -> bool:
+    """Whether ``pid`` is a process that has not ended (a zombie has)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"

@@ -326,7 +326,14 @@ class Projection(Protocol):
 @runtime_checkable
 class RunnerHost(Protocol):
     """The machine a runner runs on: who the runner is, whether a runner that
-    claimed a run is still alive, and how to wait."""
+    claimed a run is still alive, and how to wait.
+
+    A host may also have ``end_processes(marks: Mapping[str, str]) ->
+    Sequence[int]``: it ends the processes (with their groups) whose environment
+    has every one of ``marks``, waits until they are gone, and returns their
+    pids. A runner that finds an attempt a killed runner left (on this host)
+    calls it with the attempt's ``RECOVERY_RUN_ID``, ``RECOVERY_BATCH_ID`` and
+    ``RECOVERY_ATTEMPT`` before it restores the tree. ``LocalHost`` has it."""
 
     @property
     def host(self) -> str:

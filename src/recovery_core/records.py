@@ -113,7 +113,8 @@ class BatchView:
     attempt's baseline too). ``answer`` is the strategy's recorded answer to the
     latest failure (``RecoveryAttempted``'s outcome) and ``notified`` whether a
     notification of it is recorded: a runner killed before them leaves them to
-    the next one."""
+    the next one. ``driver``: the runner that held the run when the current
+    attempt started (where processes it left running would be)."""
 
     batch_id: str
     status: BatchStatus = "pending"
@@ -128,6 +129,7 @@ class BatchView:
     failure: Failure | None = None
     answer: dict[str, Any] | None = None
     notified: bool = False
+    driver: ClaimView | None = None
 
 
 @attrs.frozen
@@ -329,6 +331,7 @@ def _batch_started(view: RunView, e: Any) -> RunView:
         failure_reason=None,
         answer=None,
         notified=False,
+        driver=view.claim,
     )
     return attrs.evolve(
         view,

@@ -64,7 +64,7 @@ from recovery_core.ports import (
     StepRunner,
     Workspace,
 )
-from recovery_core.records import Failure, RunView
+from recovery_core.records import BatchView, Failure, RunView
 from recovery_core.run import Run, new_runner_id
 from recovery_core.runtime import default_host
 from recovery_core.tracebacks import (
@@ -582,6 +582,8 @@ class Runner:
         if running is None:
             return False
         batch = self.plan.batch(running.batch_id)
+        if error == _LOST:  # before the tree is looked at, let alone restored
+            error += self._ended(run_id, running)
         outcome = StepOutcome(
             passed=False, duration_s=0.0, error=error, component=batch.component or ""
         )
@@ -598,6 +600,33 @@ class Runner:
             changed,
         )
         return True
+
+    def _ended(self, run_id: UUID, running: BatchView) -> str:
+        """Ends what the lost runner's attempt left running (its actions and
+        steps carry the run, batch and attempt in their environment), through
+        the host's ``end_processes`` when it has one; what was done, said."""
+        driver = running.driver
+        if driver is not None and driver.host != self.host.host:
+            return (
+                f"; it ran on host {driver.host} (runner pid {driver.pid}): what it "
+                "left running there cannot be ended from here"
+            )
+        end = getattr(self.host, "end_processes", None)
+        if not callable(end):
+            return ""
+        marks = {
+            "RECOVERY_RUN_ID": str(run_id),
+            "RECOVERY_BATCH_ID": running.batch_id,
+            "RECOVERY_ATTEMPT": str(running.attempts),
+        }
+        ended: Sequence[int] = end(marks)
+        if not ended:
+            return ""
+        return (
+            "; its processes left running were ended (pids "
+            + ", ".join(map(str, ended))
+            + ")"
+        )
 
     def _with_guard(self, outcome: StepOutcome, baseline: str | None) -> StepOutcome:
         """A failed step's outcome, with what the attempt changed that no batch
