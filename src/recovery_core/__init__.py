@@ -14,6 +14,7 @@ docs/tutorial/embedding.md and docs/reference/api.md.
 from recovery_core.application import RecoveryApp, RunSummary
 from recovery_core.errors import (
     ConflictError,
+    EnvironmentFailure,
     IllegalTransition,
     IntegrityError,
     PlanError,
@@ -94,6 +95,7 @@ __all__ = [
     "ConflictError",
     "Decision",
     "DecisionView",
+    "EnvironmentFailure",
     "ExecutionPlan",
     "Failure",
     "FailureContext",

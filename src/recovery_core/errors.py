@@ -11,6 +11,7 @@ from typing import ClassVar
 
 __all__ = [
     "ConflictError",
+    "EnvironmentFailure",
     "IllegalTransition",
     "IntegrityError",
     "PlanError",
@@ -74,3 +75,11 @@ class IntegrityError(RecoveryError):
     """The stored history does not verify (hash chain or projections)."""
 
     exit_code = 6
+
+
+class EnvironmentFailure(RecoveryError):
+    """The machine stopped the command: a workspace or store that cannot be
+    written (read-only, permissions), a full disk. What was recorded before
+    stays; the run can be resumed once the cause is gone."""
+
+    exit_code = 7

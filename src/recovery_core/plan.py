@@ -434,6 +434,28 @@ def _registered_kinds() -> frozenset[str]:
     return frozenset(STEP_KINDS.names())
 
 
+#: How deep a plan's JSON may nest (a real plan nests about six levels).
+MAX_DEPTH: Final = 64
+_TOO_DEEP: Final = (
+    f"(plan): nested more than {MAX_DEPTH} levels deep (arrays and objects "
+    "within each other); a plan nests about six"
+)
+
+
+def _depth(raw: object) -> int:
+    """How deep ``raw`` nests, counted without recursion (any depth)."""
+    deepest, stack = 0, [(raw, 1)]
+    while stack:
+        value, level = stack.pop()
+        if isinstance(value, dict | list):
+            deepest = max(deepest, level)
+            if level > MAX_DEPTH:
+                return level
+            items = value.values() if isinstance(value, dict) else value
+            stack.extend((item, level + 1) for item in items)
+    return deepest
+
+
 def parse_plan(
     raw: object,
     *,
@@ -450,6 +472,8 @@ def parse_plan(
         step_kinds = BUILTIN_STEP_KINDS | _registered_kinds()
     if not isinstance(raw, dict):
         raise PlanError(source, [f"(plan): expected an object, got {_type_name(raw)}"])
+    if _depth(raw) > MAX_DEPTH:
+        raise PlanError(source, [_TOO_DEEP])
     problems: list[str] = []
     plan: ExecutionPlan | None = None
     try:
@@ -483,6 +507,8 @@ def load_plan(
         raise PlanError(source, [f"(file): cannot read it: {exc}"]) from None
     try:
         raw = json.loads(text)
+    except RecursionError:
+        raise PlanError(source, [_TOO_DEEP]) from None
     except json.JSONDecodeError as exc:
         raise PlanError(
             source,

@@ -20,9 +20,10 @@ from typing import Any, get_args
 
 from recovery_adapters.cli.output import format_table, status_text
 from recovery_adapters.cli.wiring import UsageError, make_notifiers, make_runner
+from recovery_adapters.environment import as_recovery_error
 from recovery_adapters.git import GitWorkspace
 from recovery_adapters.projections import write_failure_log
-from recovery_adapters.stores import find_store, open_store
+from recovery_adapters.stores import find_store, find_store_url, open_store
 from recovery_adapters.words import host_made_text, run_json
 from recovery_core import (
     Aborted,
@@ -37,6 +38,7 @@ from recovery_core import (
     get_strategy,
     load_plan,
 )
+from recovery_core.store import parse_store_url
 
 __all__ = ["build_parser", "main"]
 
@@ -360,6 +362,20 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _store_file(args: argparse.Namespace) -> Path | None:
+    """The SQLite file the command uses, when it can be told (for messages)."""
+    store = getattr(args, "store", None)
+    workspace = getattr(args, "workspace", None)
+    try:
+        if workspace:
+            url = RecoveryApp.store_url(workspace, store)
+        else:
+            url = find_store_url(Path.cwd(), store)
+        return parse_store_url(url).path
+    except (RecoveryError, OSError):
+        return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs ``recovery`` and returns its exit code."""
     parser = build_parser()
@@ -376,7 +392,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("recovery: interrupted\n")
         return 130
-    except Exception:
+    except Exception as exc:
+        ours = as_recovery_error(exc, _store_file(args))
+        if ours is not None:
+            sys.stderr.write(f"recovery: error: {ours}\n")
+            return ours.exit_code
         sys.stderr.write(
             "recovery: internal error (a bug; please report it with this trace):\n"
             + traceback.format_exc()
