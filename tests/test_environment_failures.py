@@ -5,8 +5,11 @@ resumable (issue 10)."""
 from __future__ import annotations
 
 import errno
+import json
+import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -194,3 +197,41 @@ def test_what_the_machine_raises_becomes_our_error_and_a_bug_does_not() -> None:
     assert isinstance(as_recovery_error(wrapped, None), EnvironmentFailure)
     assert as_recovery_error(KeyError("a bug"), None) is None
     assert as_recovery_error(OSError(errno.ENOENT, "gone"), None) is None
+
+
+def test_a_file_name_that_is_not_utf8_is_recorded_and_quarantined(repo: Path) -> None:
+    """A failing batch that made a file whose name is not UTF-8 (git holds any
+    bytes): the failure is recorded (the name's odd bytes as ``\\xNN``), the
+    file quarantined and removed, and the run goes on; it used to stay
+    ``running`` for good."""
+    code = "open(b'app/bad-\\xff.py', 'w').write('X = (\\n')"
+    write_plan(
+        repo / "plan.json",
+        {
+            "plan_id": "names",
+            "batches": [
+                {
+                    "batch_id": "one",
+                    "actions": [{"name": "write", "run": [sys.executable, "-c", code]}],
+                    "validation": [{"name": "syntax", "kind": "syntax"}],
+                }
+            ],
+        },
+    )
+    _refused(run_cli("run", "plan.json", cwd=repo), 3)
+    status = json.loads(run_cli("status", "latest", "--json", cwd=repo).stdout)
+    assert status["state"] == "halted"
+    assert status["batches"][0]["failure"]["changed_files"] == ["app/bad-\\xff.py"]
+    names = {os.fsencode(p.name) for p in (repo / "app").iterdir()}
+    assert b"bad-\xff.py" not in names
+    kept = git(repo, "for-each-ref", "--format=%(refname)", "refs/recovery/")
+    (quarantine,) = [r for r in kept.split() if r.endswith("/quarantine")]
+    listed = subprocess.run(
+        ["git", "ls-tree", "-r", "-z", "--name-only", quarantine, "app/"],
+        cwd=repo,
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert b"app/bad-\xff.py" in listed.split(b"\0")
+    assert run_cli("decide", "latest", "one", "skip", cwd=repo).returncode == 0
+    assert run_cli("resume", "latest", cwd=repo).returncode == 0

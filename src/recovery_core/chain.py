@@ -37,10 +37,29 @@ def _canonical(value: object) -> str:
 
 
 def json_native(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """The payload as it will read back from the store: tuples become lists, and
-    anything that JSON cannot hold is refused now rather than after the save."""
-    result: dict[str, Any] = json.loads(_canonical(payload))
+    """The payload as it will read back from the store: tuples become lists, a
+    text that UTF-8 cannot hold (a file name git gave in bytes that are not
+    UTF-8, kept as surrogate escapes) holds those bytes as ``\\xNN``, and
+    anything else that JSON cannot hold is refused now rather than after the
+    save."""
+    result: dict[str, Any] = json.loads(_canonical(_utf8(payload)))
     return result
+
+
+def _utf8(value: Any) -> Any:
+    """``value`` with every text made encodable as UTF-8."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raw = value.encode("utf-8", "surrogateescape")
+            return raw.decode("utf-8", "backslashreplace")
+        return value
+    if isinstance(value, Mapping):
+        return {_utf8(k): _utf8(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_utf8(v) for v in value]
+    return value
 
 
 def event_digest(
