@@ -399,3 +399,34 @@ def test_an_action_left_running_by_a_killed_runner_is_ended_before_the_restore(
     assert git(repo, "show", "--name-only", "--format=", "HEAD").split() == [
         "app/one.py"
     ]
+
+
+def test_a_write_of_info_exclude_killed_halfway_leaves_no_copy_in_git(
+    repo: Path,
+) -> None:
+    """Killed between writing its copy of ``.git/info/exclude`` and the rename:
+    the next run removes the copy (its process is gone), so nothing of ours is
+    left in the user's ``.git/``."""
+    plan = _passing_plan(repo)
+    _killed(repo, "run", plan, KILL_BEFORE_RENAME_TO="exclude")
+    info = repo / ".git" / "info"
+    assert [p.name for p in info.glob(".exclude.recovery-*")]  # the kill's copy
+    ran = run_cli("run", plan, cwd=repo)
+    assert ran.returncode == 0, ran.stderr
+    assert sorted(p.name for p in info.iterdir() if p.name != "exclude") == []
+    assert "/.recovery/" in (info / "exclude").read_text().splitlines()
+
+
+def test_a_write_of_the_failure_log_killed_halfway_leaves_no_copy(repo: Path) -> None:
+    """Killed between writing the failure log's temporary copy and the rename:
+    the next run, writing the log again, removes the copy whose process is
+    gone; the log holds the failure."""
+    plan = _plan(repo)
+    _killed(repo, "run", plan, KILL_BEFORE_RENAME_TO="bootstrap_errors.log")
+    logs = repo / ".recovery" / "logs"
+    assert [p.name for p in logs.glob("*.tmp")]  # the kill's copy
+    ran = run_cli("run", plan, cwd=repo)
+    assert ran.returncode == 3, ran.stderr
+    assert sorted(p.name for p in logs.iterdir()) == ["bootstrap_errors.log"]
+    entries = (logs / "bootstrap_errors.log").read_text().splitlines()
+    assert [json.loads(line)["batch_id"] for line in entries] == ["one"]

@@ -11,7 +11,18 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["LocalHost"]
+__all__ = ["LocalHost", "process_alive"]
+
+
+def process_alive(pid: int) -> bool:
+    """Whether the process ``pid`` of this host exists."""
+    try:
+        os.kill(pid, 0)  # signal 0: does it exist? (nothing is sent)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, as another user's
+    return True
 
 
 class LocalHost:
@@ -31,15 +42,7 @@ class LocalHost:
         """Whether the runner ``pid`` on ``host`` may still be alive: False only
         for a process of this host that is gone (another host's cannot be told
         from here)."""
-        if host != self.host:
-            return True
-        try:
-            os.kill(pid, 0)  # signal 0: does it exist? (nothing is sent)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True  # it exists, as another user's
-        return True
+        return host != self.host or process_alive(pid)
 
     def sleep(self, seconds: float) -> None:
         """Waits ``seconds``."""

@@ -3,18 +3,21 @@ port): the plan file's status keys and the failure log, each written whole and
 atomically (a temporary file, fsync, rename), so that a reader, or a runner
 killed halfway, never leaves part of one. The temporary file of a plan file in
 the workspace is made in ``.recovery/tmp/`` (excluded from every batch), never
-beside the plan, where a batch could pick up one a kill left behind."""
+beside the plan, where a batch could pick up one a kill left behind; its name
+holds the writer's process id, and the next write removes the copies whose
+process is gone."""
 
 from __future__ import annotations
 
 import errno
+import glob
 import json
 import os
 import tempfile
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from recovery_adapters.host import process_alive
 from recovery_core import RecoveryApp
 from recovery_core.plan import BatchStatusFields
 from recovery_core.ports import Projection, ProjectionUpdate
@@ -79,23 +82,21 @@ def file_projections(
     return found
 
 
-#: Temporary files older than this in the scratch folder are a killed write's.
-_STALE_S = 3600.0
-
-
 def scratch_folder(workspace: str | os.PathLike[str]) -> Path:
     """``<workspace>/.recovery/tmp``: where our temporary files of files in the
-    workspace are made (``.recovery/`` is excluded from every batch); what a
-    killed write left there an hour ago or more is removed."""
-    folder = Path(workspace) / ".recovery" / "tmp"
-    if folder.is_dir():
-        for left in folder.glob("*.tmp"):
-            try:
-                if time.time() - left.stat().st_mtime > _STALE_S:
-                    left.unlink()
-            except OSError:
-                pass  # gone meanwhile, or not ours to remove
-    return folder
+    workspace are made (``.recovery/`` is excluded from every batch)."""
+    return Path(workspace) / ".recovery" / "tmp"
+
+
+def _remove_stale(folder: Path, name: str) -> None:
+    """Removes the temporary copies of ``name`` in ``folder`` that a killed
+    process of this host left (``.NAME.PID.XXXX.tmp`` whose process is gone);
+    a live writer's copy is left alone."""
+    for left in folder.glob(f".{glob.escape(name)}.*.tmp"):
+        pid = left.name[len(name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and (int(pid) == os.getpid() or process_alive(int(pid))):
+            continue
+        left.unlink(missing_ok=True)
 
 
 def write_failure_log(
@@ -160,7 +161,9 @@ def atomic_write(target: Path, text: str, *, scratch: Path | None = None) -> Non
     if scratch is not None:
         scratch.mkdir(parents=True, exist_ok=True)
     folder = scratch if scratch is not None else target.parent
-    fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
+    _remove_stale(folder, target.name)
+    prefix = f".{target.name}.{os.getpid()}."
+    fd, temp = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)

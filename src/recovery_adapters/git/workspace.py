@@ -42,6 +42,7 @@ from recovery_adapters.git.refs import (
     ref_part,
 )
 from recovery_adapters.git.worktree import WorkingTree, is_file
+from recovery_adapters.host import process_alive
 from recovery_adapters.strategies.manual_git import ManualGitStrategy
 from recovery_adapters.watch import Tracker, start_tracker
 from recovery_core.ports import Committed, Quarantine
@@ -63,6 +64,8 @@ _KEPT: Final = 4
 #: How far back from HEAD a commit made before a kill is looked for.
 _SEARCHED: Final = 64
 _REGULAR: Final = frozenset({"100644", "100755"})
+#: The name (then the process id) of our copy of ``info/exclude`` being written.
+_EXCLUDE_COPY: Final = ".exclude.recovery-"
 
 
 @attrs.frozen
@@ -214,12 +217,13 @@ class GitWorkspace:
                 "'commit' needs a branch to commit to (git switch BRANCH)"
             )
         exclude = self._common_dir / "info" / "exclude"
+        _remove_stale_copies(exclude)
         line = f"/{RECOVERY_DIR}/"
         text = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
         if line not in text.splitlines():
             exclude.parent.mkdir(parents=True, exist_ok=True)
             sep = "" if not text or text.endswith("\n") else "\n"
-            temporary = exclude.with_name(f".exclude.recovery-{os.getpid()}")
+            temporary = exclude.with_name(f"{_EXCLUDE_COPY}{os.getpid()}")
             temporary.write_text(f"{text}{sep}{line}\n", encoding="utf-8")
             temporary.replace(exclude)  # whole or not at all: the user's rules
 
@@ -618,3 +622,13 @@ class GitWorkspace:
 def _ident_name(ident: str) -> str:
     """``Name <email>`` from git's ``Name <email> 1700000000 +0100``."""
     return ident.strip().rsplit(" ", 2)[0]
+
+
+def _remove_stale_copies(exclude: Path) -> None:
+    """Removes the copies of ``info/exclude`` that a killed process of ours
+    left halfway (its process is gone); a live writer's copy is left alone."""
+    for copy in exclude.parent.glob(f"{_EXCLUDE_COPY}*"):
+        pid = copy.name.removeprefix(_EXCLUDE_COPY)
+        if pid.isdigit() and int(pid) != os.getpid() and process_alive(int(pid)):
+            continue
+        copy.unlink(missing_ok=True)
