@@ -403,10 +403,13 @@ def drive(
                 view = latest_view(app)
             except Exception as exc:  # what the store holds is not a run
                 return calls, [f"the store cannot be read: {type(exc).__name__}: {exc}"]
-        # After a kill, the operator first types the stopped command again.
+        # After a kill, the operator first types the stopped command again,
+        # unless the run has ended (``recovery status`` says so): ``run`` of a
+        # plan whose run completed starts a new run, by design.
+        ended = view is not None and view.state in ("completed", "aborted")
         argv = (
             tuple(last)
-            if again and last is not None
+            if again and last is not None and not ended
             else next_call(view, scenario, last)
         )
         again = False
