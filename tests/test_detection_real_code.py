@@ -197,3 +197,51 @@ def test_hanging_step_is_killed_at_its_timeout(stdlib_repo: Path) -> None:
     assert failure["step"] == "post_build_validation.smoke_run"
     assert failure["timed_out"] is True
     assert "timed out" in failure["error"] and "killed" in failure["error"]
+
+
+#: A ruff configuration that the copied textwrap.py breaks already (printf-style
+#: formatting, UP031) before any batch.
+LINT_DEBT = '[lint]\nselect = ["F", "UP031"]\n'
+CLEAN_FUNCTION = '\n\ndef shout(text):\n    return f"{text.upper()}!"\n'
+
+
+def lint_batch(batch_id: str, addition: str) -> dict[str, Any]:
+    return {
+        "batch_id": batch_id,
+        "actions": [edit_action("stdcopy/textwrap.py", "\ndef dedent(", addition)],
+        "validation": [{"name": "lint", "kind": "lint"}],
+    }
+
+
+def test_lint_judges_what_the_batch_added_not_the_debt(stdlib_repo: Path) -> None:
+    """textwrap.py has ruff findings before any batch. Through the real command:
+    a batch that adds a clean function passes the lint step; a batch that adds
+    one new finding fails it naming that finding only, the old ones reported as
+    already there."""
+    (stdlib_repo / "ruff.toml").write_text(LINT_DEBT)
+    git(stdlib_repo, "add", "ruff.toml")
+    git(stdlib_repo, "commit", "-q", "-m", "lint rules")
+    write_plan(
+        stdlib_repo.parent / "plan.json",
+        {
+            "plan_id": "lint-debt",
+            "batches": [lint_batch("clean", CLEAN_FUNCTION + "\ndef dedent(")],
+        },
+    )
+    done = run_cli("run", stdlib_repo.parent / "plan.json", cwd=stdlib_repo)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert cli_json("status", cwd=stdlib_repo)["state"] == "completed"
+
+    addition = "\n\ndef loud(text):\n    import os\n    return text\n\ndef dedent("
+    failure = run_batch(stdlib_repo, lint_batch("new-finding", addition))
+    error = failure["error"]
+    assert " F401 `os` imported but unused (1 ruff finding in the changed files; " in (
+        error
+    ), error
+    assert error.endswith("already there before the batch)"), error
+    assert "UP031" not in error
+    assert failure["component"].startswith("stdcopy/textwrap.py:")
+    tail = failure["output_tail"].splitlines()
+    assert " F401 " in tail[0] and tail[0].startswith("stdcopy/textwrap.py:")
+    assert "already there before the batch" in tail[1]
+    assert tail[2:] and all(" UP031 " in entry for entry in tail[2:])

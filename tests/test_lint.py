@@ -15,7 +15,14 @@ from recovery_adapters import GitWorkspace
 from recovery_adapters.validation import lint
 from recovery_adapters.validation.lint import find_ruff, lint_step
 from recovery_core import RecoveryApp
-from recovery_core.plan import Batch, Identifier, Step, StepKind, parse_plan
+from recovery_core.plan import (
+    Batch,
+    Identifier,
+    LintFailOn,
+    Step,
+    StepKind,
+    parse_plan,
+)
 from recovery_core.ports import StepContext, StepOutcome
 from recovery_core.runner import Halted
 from support import copy_stdlib, git
@@ -48,7 +55,7 @@ def lintrepo(tmp_path: Path) -> Path:
     return root
 
 
-def lint_changes(root: Path) -> StepOutcome:
+def lint_changes(root: Path, fail_on: LintFailOn = "new") -> StepOutcome:
     """Runs the lint step on what changed in ``root`` since its last commit, with
     the changed files as the git workspace lists them against a snapshot."""
     workspace = GitWorkspace(root)
@@ -62,8 +69,9 @@ def lint_changes(root: Path) -> StepOutcome:
         baseline=baseline,
         changed_files=workspace.changed_files(baseline),
         phase="post_build_validation",
+        workspace=workspace,
     )
-    step = Step(name=Identifier("lint"), kind=StepKind("lint"))
+    step = Step(name=Identifier("lint"), kind=StepKind("lint"), fail_on=fail_on)
     return lint_step(step, context)
 
 
@@ -122,17 +130,72 @@ def test_lint_errors_in_unchanged_files_do_not_fail(lintrepo: Path) -> None:
     assert outcome.output_tail == "ruff checked 1 changed file(s)"
 
 
-def test_touching_a_file_with_old_findings_reports_them(lintrepo: Path) -> None:
-    """A changed file is checked whole: findings it already had are reported
-    once the batch touches it, from the changed file only."""
-    append(lintrepo / "stdcopy" / "shlex.py", "\n# touched\n")
+def test_touching_a_file_with_old_findings_reports_them_as_old(
+    lintrepo: Path,
+) -> None:
+    """A changed file is checked whole, but the findings it already had before
+    the batch are not the batch's: they are reported as such and the step
+    passes."""
+    shlex_py = lintrepo / "stdcopy" / "shlex.py"
+    before = subprocess.run(
+        [*(find_ruff() or []), "check", "--no-cache", "stdcopy/shlex.py"],
+        cwd=lintrepo,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert before.returncode == 1 and "UP031" in before.stdout
+    append(shlex_py, "\n# touched\n")
     outcome = lint_changes(lintrepo)
+    assert outcome.passed, outcome.error
+    lines = outcome.output_tail.splitlines()
+    assert lines[0] == "ruff checked 1 changed file(s): no new finding"
+    assert lines[1].endswith("already there before the batch (not its failure):")
+    assert len(lines) > 2
+    assert all(line.startswith("stdcopy/shlex.py:") for line in lines[2:])
+    assert all(" UP031 " in line for line in lines[2:])
+
+
+def test_fail_on_any_fails_on_old_findings_too(lintrepo: Path) -> None:
+    """``fail_on: any`` turns back to "any finding fails": the findings the
+    touched file already had fail the step."""
+    append(lintrepo / "stdcopy" / "shlex.py", "\n# touched\n")
+    outcome = lint_changes(lintrepo, fail_on="any")
     assert not outcome.passed
     assert outcome.error.startswith("stdcopy/shlex.py:")
     assert " UP031 " in outcome.error
     assert {line.split(":")[0] for line in outcome.output_tail.splitlines()} == {
         "stdcopy/shlex.py"
     }
+
+
+def test_only_the_new_finding_fails_and_is_named(lintrepo: Path) -> None:
+    """In a file with old findings, a batch that adds one new finding (and
+    moves an old finding's line down) fails naming that finding alone; the old
+    ones are listed after it as old."""
+    textwrap_py = lintrepo / "stdcopy" / "textwrap.py"
+    text = textwrap_py.read_text()
+    old_count = text.count(" % ")
+    assert old_count > 0
+    # Lines added at the top move every old finding down.
+    textwrap_py.write_text(
+        text.replace('"""Text wrapping', '"""Text wrapping', 1).replace(
+            "\nimport re\n", "\nimport re\nimport json\n", 1
+        )
+    )
+    outcome = lint_changes(lintrepo)
+    assert not outcome.passed
+    line = text.splitlines().index("import re") + 2
+    assert outcome.error.startswith(
+        f"stdcopy/textwrap.py:{line}:8: F401 `json` imported but unused (1 ruff "
+        "finding in the changed files; "
+    ), outcome.error
+    assert outcome.error.endswith("already there before the batch)")
+    assert outcome.component == f"stdcopy/textwrap.py:{line}"
+    lines = outcome.output_tail.splitlines()
+    assert lines[0] == f"stdcopy/textwrap.py:{line}:8: F401 `json` imported but unused"
+    assert "already there before the batch" in lines[1]
+    assert lines[2:] and all(" UP031 " in entry for entry in lines[2:])
 
 
 def test_the_workspace_ruff_configuration_is_respected(lintrepo: Path) -> None:
@@ -171,19 +234,36 @@ def test_no_python_file_changed_passes_without_running_ruff(
     assert outcome.output_tail == "no Python file changed"
 
 
-def test_missing_ruff_fails_clearly(
+def test_ruff_is_found_without_a_path_lookup(
     lintrepo: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """Without ruff on PATH or beside the interpreter (git alone is on PATH), the
-    step fails and says that ruff is not installed."""
-    append(lintrepo / "stdcopy" / "colorsys.py", "\n# touched\n")
+    """ruff is a dependency, found as its package says: with a PATH that holds
+    git alone (and a planted ``ruff`` that always passes, first on it), the
+    step still runs the installed ruff and finds the batch's finding."""
+    append(lintrepo / "stdcopy" / "colorsys.py", "\nimport os\n")
     bare = tmp_path / "bin-without-ruff"
     bare.mkdir()
     real_git = shutil.which("git")
     assert real_git is not None
     (bare / "git").symlink_to(real_git)
+    planted = bare / "ruff"
+    planted.write_text("#!/bin/sh\nexit 0\n")
+    planted.chmod(0o755)
     monkeypatch.setenv("PATH", str(bare))
-    monkeypatch.setattr(sys, "executable", str(bare / "python"))
+    outcome = lint_changes(lintrepo)
+    assert not outcome.passed
+    assert " F401 `os` imported but unused" in outcome.error
+    assert find_ruff() != [str(planted)]
+
+
+def test_missing_ruff_fails_clearly(
+    lintrepo: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Without the ruff package and with no ruff beside the interpreter, the
+    step fails and says that ruff is not installed."""
+    append(lintrepo / "stdcopy" / "colorsys.py", "\n# touched\n")
+    monkeypatch.setitem(sys.modules, "ruff", None)  # import ruff fails
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "bin" / "python"))
     outcome = lint_changes(lintrepo)
     assert not outcome.passed
     assert outcome.error.startswith("ruff is not installed")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from recovery_adapters.validation import steps
+from recovery_adapters.validation import lint, steps
 from recovery_adapters.validation.process import run_process
 from recovery_core.plan import Batch, Identifier, ModuleName, Step, StepKind, parse_plan
 from recovery_core.ports import StepContext
@@ -147,10 +147,10 @@ def syntax_checker(
 ) -> str:
     """Runs a syntax test with ruff and again with the ast fallback."""
     if request.param == "ast":
-        monkeypatch.setattr(steps, "_ruff", lambda: None)
+        monkeypatch.setattr(steps, "find_ruff", lambda: None)
     else:
-        assert steps._ruff() is not None, (
-            "ruff is a dev dependency and must be installed"
+        assert lint.find_ruff() is not None, (
+            "ruff is a dependency and must be installed"
         )
     return str(request.param)
 
@@ -203,7 +203,9 @@ def test_syntax_step_starts_no_process_when_the_files_parse(
     without starting ruff (a process per batch saved)."""
     marker, tools = tmp_path / "ruff-started", tmp_path / "tools"
     tools.mkdir()
-    monkeypatch.setattr(steps, "_ruff", lambda: _recording_ruff(tools, marker, "[]"))
+    monkeypatch.setattr(
+        steps, "find_ruff", lambda: _recording_ruff(tools, marker, "[]")
+    )
     (tmp_path / "ok.py").write_text("def ok() -> int:\n    return 1\n")
     outcome = steps.syntax_step(step("syntax"), context(tmp_path, ("ok.py",)))
     assert outcome.passed, outcome.error
@@ -228,12 +230,16 @@ def test_syntax_step_lets_ruff_judge_and_list_when_a_file_does_not_parse(
             }
         ]
     )
-    monkeypatch.setattr(steps, "_ruff", lambda: _recording_ruff(tools, marker, report))
+    monkeypatch.setattr(
+        steps, "find_ruff", lambda: _recording_ruff(tools, marker, report)
+    )
     outcome = steps.syntax_step(step("syntax"), context(tmp_path, ("bad.py",)))
     assert marker.read_text() == "started\n"
     assert not outcome.passed
     assert outcome.error == "SyntaxError: Expected a parameter (bad.py:1:7)"
-    monkeypatch.setattr(steps, "_ruff", lambda: _recording_ruff(tools, marker, "[]"))
+    monkeypatch.setattr(
+        steps, "find_ruff", lambda: _recording_ruff(tools, marker, "[]")
+    )
     outcome = steps.syntax_step(step("syntax"), context(tmp_path, ("bad.py",)))
     assert outcome.passed, outcome.error
 

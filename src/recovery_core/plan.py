@@ -36,6 +36,7 @@ __all__ = [
     "BatchStatus",
     "CommitStrategy",
     "ExecutionPlan",
+    "LintFailOn",
     "Step",
     "load_plan",
     "parse_plan",
@@ -45,6 +46,8 @@ __all__ = [
 #: The step kinds that the design names. Plugins may add more.
 
 CommitStrategy = Literal["commit", "none"]
+#: Which lint findings fail a ``lint`` step: those the batch introduced, or any.
+LintFailOn = Literal["new", "any"]
 BatchStatus = Literal["pending", "running", "verified", "failed", "skipped"]
 
 #: The keys of a batch that the library writes back; everything else is the user's.
@@ -88,6 +91,7 @@ class Step:
     timeout_s: float | None = None
     modules: tuple[ModuleName, ...] = ()
     imports: tuple[ModuleName, ...] = ()
+    fail_on: LintFailOn = "new"
 
 
 @attrs.frozen
@@ -280,7 +284,7 @@ def _make_converter(step_kinds: frozenset[str]) -> cattrs.Converter:
         return StepKind(text)
 
     converter.register_structure_hook(StepKind, kind)
-    for literal in (CommitStrategy, BatchStatus):
+    for literal in (CommitStrategy, BatchStatus, LintFailOn):
 
         def is_literal(cl: Any, literal: Any = literal) -> bool:
             return bool(cl == literal)

@@ -82,8 +82,10 @@ def run_process(
     cwd: Path,
     timeout_s: float | None = None,
     env: Mapping[str, str] | None = None,
+    stdin: Path | None = None,
 ) -> ProcessResult:
-    """Runs ``argv`` (never through a shell) in ``cwd`` in a new process group.
+    """Runs ``argv`` (never through a shell) in ``cwd`` in a new process group,
+    with the file ``stdin`` (if any) as its standard input.
 
     At the timeout the whole group is killed (SIGTERM, then SIGKILL a moment
     later), so that children a step spawned do not linger.
@@ -91,13 +93,16 @@ def run_process(
     timeout = DEFAULT_TIMEOUT_S if timeout_s is None else timeout_s
     full_env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})}
     started = time.monotonic()
-    with tempfile.TemporaryFile(mode="w+b") as sink:
+    with (
+        tempfile.TemporaryFile(mode="w+b") as sink,
+        Path(os.devnull if stdin is None else stdin).open("rb") as source,
+    ):
         try:
             process = subprocess.Popen(
                 list(argv),
                 cwd=cwd,
                 env=full_env,
-                stdin=subprocess.DEVNULL,
+                stdin=source,
                 stdout=sink,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

@@ -5,12 +5,12 @@ from __future__ import annotations
 import ast
 import json
 import os
-import shutil
 import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from recovery_adapters.validation.lint import find_ruff
 from recovery_adapters.validation.process import (
     ProcessResult,
     component_of,
@@ -96,14 +96,6 @@ def command_step(step: Step, context: StepContext) -> StepOutcome:
     return _from_process(result, context, f"`{' '.join(step.run)}`")
 
 
-def _ruff() -> list[str] | None:
-    found = shutil.which("ruff")
-    if found:
-        return [found]
-    beside = Path(sys.executable).with_name("ruff")
-    return [str(beside)] if beside.exists() else None
-
-
 def syntax_step(step: Step, context: StepContext) -> StepOutcome:
     """Checks that the Python files the batch changed parse. Only the changed
     files are read. Python's own parser (``ast``, which runs nothing) reads them
@@ -118,7 +110,7 @@ def syntax_step(step: Step, context: StepContext) -> StepOutcome:
         if f.endswith(".py") and (context.root / f).is_file()
     ]
     problems = _parse_problems(context.root, files)
-    ruff = _ruff() if problems else None
+    ruff = find_ruff() if problems else None
     judged = None if ruff is None else _ruff_problems(ruff, step, context, files)
     if judged is not None:
         problems = judged
