@@ -14,6 +14,7 @@ __all__ = [
     "EnvironmentFailure",
     "IllegalTransition",
     "IntegrityError",
+    "PlanCannotRun",
     "PlanError",
     "RecoveryError",
     "StoreURLError",
@@ -38,6 +39,17 @@ class PlanError(RecoveryError, ValueError):
         self.problems = tuple(problems)
         lines = "\n".join(f"  {p}" for p in self.problems)
         super().__init__(f"invalid plan {source}:\n{lines}")
+
+
+class PlanCannotRun(PlanError):
+    """A valid plan that cannot run in this workspace as it is: a program that
+    cannot be found, a module that does not exist, a lint configuration ruff
+    cannot read; ``problems`` lists each with its path in the plan."""
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        super().__init__(source, problems)
+        lines = "\n".join(f"  {p}" for p in self.problems)
+        self.args = (f"plan {source} cannot run here:\n{lines}",)
 
 
 class StoreURLError(RecoveryError, ValueError):

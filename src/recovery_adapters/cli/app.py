@@ -22,6 +22,7 @@ from recovery_adapters.cli.output import format_table, status_text
 from recovery_adapters.cli.wiring import UsageError, make_notifiers, make_runner
 from recovery_adapters.environment import as_recovery_error
 from recovery_adapters.git import GitWorkspace
+from recovery_adapters.preflight import plan_problems
 from recovery_adapters.projections import write_failure_log
 from recovery_adapters.stores import find_store, find_store_url, open_store
 from recovery_adapters.words import host_made_text, run_json
@@ -31,6 +32,8 @@ from recovery_core import (
     Decision,
     Halted,
     Outcome,
+    PlanCannotRun,
+    PlanError,
     RecoveryApp,
     RecoveryError,
     RunView,
@@ -113,6 +116,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--workspace {workspace_dir}: no such directory")
     workspace = GitWorkspace(workspace_dir, exclude=[plan_path])
     plan.require_runners()
+    if problems := plan_problems(plan, workspace.root):
+        raise PlanCannotRun(str(plan_path), problems)
     if args.strategy is not None:
         get_strategy(args.strategy)
     notifiers = make_notifiers(args.notify)
@@ -129,6 +134,44 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         outcome = runner.run(wait=args.wait, poll_s=args.poll)
     return _report(app, outcome, args.json)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """``recovery check PLAN``: everything ``run`` would refuse, and what would
+    stop the plan before a step could judge anything; writes nothing."""
+    plan_path = Path(args.plan)
+    plan = load_plan(plan_path)
+    workspace_dir = Path(args.workspace or Path.cwd())
+    if not workspace_dir.is_dir():
+        raise UsageError(f"--workspace {workspace_dir}: no such directory")
+    problems: list[str] = []
+    try:
+        plan.require_runners()
+    except PlanError as exc:
+        problems += exc.problems
+    with GitWorkspace(workspace_dir, exclude=[plan_path]) as workspace:
+        commits = any(b.commit_strategy == "commit" for b in plan.batches)
+        try:
+            workspace.prepare(commits=commits, write=False)
+        except RecoveryError as exc:
+            problems.append(f"workspace: {exc}")
+        problems += plan_problems(plan, workspace.root)
+    if args.json:
+        _print_json(
+            {"plan": str(plan_path), "can_run": not problems, "problems": problems}
+        )
+    if problems:
+        error = PlanCannotRun(str(plan_path), problems)
+        if not args.json:
+            sys.stderr.write(f"recovery: error: {error}\n")
+        return error.exit_code
+    if not args.json:
+        steps = sum(len(b.actions) + len(b.validation) for b in plan.batches)
+        sys.stdout.write(
+            f"plan {plan_path} can run: {len(plan.batches)} batch(es), "
+            f"{steps} action(s) and step(s) checked\n"
+        )
+    return EXIT_OK
 
 
 def _holder(plan_id: str, run_id: str | None = None) -> dict[str, str]:
@@ -313,6 +356,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--workspace", help="the git workspace (default: the current folder)"
     )
     runner_options(run)
+
+    check = add("check", cmd_check, "check that a plan can run here, writing nothing")
+    check.add_argument("plan", help="the plan file (JSON)")
+    check.add_argument(
+        "--workspace", help="the git workspace (default: the current folder)"
+    )
 
     status = add("status", cmd_status, "the run's state and every batch's status")
     status.add_argument(

@@ -202,10 +202,11 @@ class GitWorkspace:
             clear_stale_locks(self._common_dir)
             yield
 
-    def prepare(self, *, commits: bool = False) -> None:
+    def prepare(self, *, commits: bool = False, write: bool = True) -> None:
         """Refuses to start in the middle of a merge, rebase, cherry-pick,
         revert or bisect, or (when batches are to be committed) on a detached
-        HEAD; keeps ``.recovery/`` out of git through ``info/exclude``."""
+        HEAD; keeps ``.recovery/`` out of git through ``info/exclude`` (unless
+        ``write`` is false: then it only refuses)."""
         for marker, what in _IN_PROGRESS.items():
             if (self._git_dir / marker).exists():
                 raise WorkspaceError(
@@ -216,6 +217,8 @@ class GitWorkspace:
                 f"{self._root} has a detached HEAD: a batch with commit_strategy "
                 "'commit' needs a branch to commit to (git switch BRANCH)"
             )
+        if not write:
+            return
         exclude = self._common_dir / "info" / "exclude"
         _remove_stale_copies(exclude)
         line = f"/{RECOVERY_DIR}/"

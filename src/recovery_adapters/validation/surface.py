@@ -93,6 +93,7 @@ __all__ = [
     "Symbol",
     "blob_id",
     "extract_surface",
+    "module_exists",
     "surface_step",
 ]
 
@@ -628,7 +629,9 @@ def _module_files(path: str, modules: Sequence[str]) -> _File | None:
     return None
 
 
-def _module_exists(root: Path, module: str) -> bool:
+def module_exists(root: Path, module: str) -> bool:
+    """Whether the module ``module`` has its file ``a/b.py`` or its folder
+    ``a/b/`` in the workspace ``root``, at the top or below ``src/``."""
     # os.path on strings: a step may name many modules, and pathlib's overhead
     # per call would be most of this step's cost on a warm cache.
     top = os.fspath(root)
@@ -889,7 +892,7 @@ def _compare(
     for module in modules:
         if not any(
             f.module == module or f.module.startswith(module + ".") for f in files
-        ) and not _module_exists(root, module):
+        ) and not module_exists(root, module):
             folder = module.replace(".", "/")
             changes.append(
                 SurfaceChange(
