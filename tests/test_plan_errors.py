@@ -312,6 +312,30 @@ CASES = [
         "expected a number, got a boolean",
     ),
     Case(
+        "typo-knd",
+        add_step({"name": "t", "knd": COMMAND, "run": PASSING}),
+        "batches[2].validation[2].knd",
+        "unknown key; did you mean 'kind'?",
+    ),
+    Case(
+        "typo-timeout",
+        add_step({"name": "t", "kind": COMMAND, "run": PASSING, "timeout": 30}),
+        "batches[2].validation[2].timeout",
+        "unknown key; did you mean 'timeout_s'?",
+    ),
+    Case(
+        "typo-batch-comitstrategy",
+        set_batch(commit_stratgy="commit"),
+        "batches[2].commit_stratgy",
+        "unknown key; did you mean 'commit_strategy'?",
+    ),
+    Case(
+        "lint-fail_on-unknown",
+        add_step({"name": "lint", "kind": "lint", "fail_on": "some"}),
+        "batches[2].validation[2].fail_on",
+        "must be one of 'new', 'any', not 'some'",
+    ),
+    Case(
         "action-timeout-negative",
         set_batch(actions=[{"name": "gen", "run": PASSING, "timeout_s": -1}]),
         "batches[2].actions[0].timeout_s",

@@ -124,7 +124,9 @@ def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     assert not outcome.passed
     assert outcome.timed_out
     assert outcome.exit_code is None
-    assert "timed out" in outcome.error and "killed" in outcome.error
+    assert outcome.error.endswith(
+        "timed out after 1.5 s (timeout_s); its process group was ended with SIGTERM"
+    ), outcome.error
     child = int((tmp_path / "child.pid").read_text())
     deadline = time.monotonic() + 5
     while _alive(child) and time.monotonic() < deadline:
@@ -312,3 +314,23 @@ def test_component_from_traceback_ignores_frames_outside_the_workspace(
     )
     assert component_from_traceback(text, tmp_path) == "app/b.py:4"
     assert component_from_traceback("no traceback here", tmp_path) == ""
+
+
+def test_a_timeout_that_sigterm_does_not_end_says_sigkill_ended_it(
+    tmp_path: Path,
+) -> None:
+    """A step that ignores SIGTERM is killed with SIGKILL after the grace, and
+    the error says the configured timeout and the grace separately."""
+    code = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('ready', flush=True); time.sleep(60)"
+    )
+    outcome = steps.command_step(
+        step("command", run=[sys.executable, "-c", code], timeout_s=1),
+        context(tmp_path),
+    )
+    assert outcome.timed_out
+    assert outcome.error.endswith(
+        "timed out after 1 s (timeout_s); its process group was ended with "
+        "SIGKILL, 2 s after SIGTERM did not end it"
+    ), outcome.error

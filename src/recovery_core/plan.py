@@ -376,6 +376,56 @@ _STEP_NEEDS: Final = {
 }
 
 
+def _distance(a: str, b: str) -> int:
+    """The edit distance of two short words (insertions, deletions,
+    substitutions)."""
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        previous, row[0] = row[0], i
+        for j, y in enumerate(b, 1):
+            previous, row[j] = (
+                row[j],
+                min(row[j] + 1, row[j - 1] + 1, previous + (x != y)),
+            )
+    return row[-1]
+
+
+def _keys(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in attrs.fields(cls) if f.name not in _INTERNAL)
+
+
+_INTERNAL: Final = frozenset({"raw", "source", "digest"})
+
+
+def _typos(
+    where: str, value: Mapping[str, Any], cls: type
+) -> Iterator[tuple[str, str]]:
+    """Unknown keys that are likely typos of a key this object lacks (``knd``
+    without ``kind``, ``timeout`` without ``timeout_s``): within two edits of
+    it. Other unknown keys are the user's, kept as they are. Each with the path
+    of the key it stands for."""
+    known = _keys(cls)
+    missing = [k for k in known if k not in value]
+    for key in value:
+        if key in known or len(key) < 3:
+            continue
+        near = [k for k in missing if _distance(key, k) <= 2]
+        if near:
+            yield (
+                f"{where}{key}: unknown key; did you mean {near[0]!r}?",
+                (f"{where}{near[0]}"),
+            )
+
+
+def _all_typos(raw: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    yield from _typos("", raw, ExecutionPlan)
+    for index, batch in _dicts(raw.get("batches")):
+        yield from _typos(f"batches[{index}].", batch, Batch)
+        for group, cls in (("actions", Action), ("validation", Step)):
+            for position, step in _dicts(batch.get(group)):
+                yield from _typos(f"batches[{index}].{group}[{position}].", step, cls)
+
+
 def _cross_checks(raw: Mapping[str, Any]) -> list[str]:
     """Checks that span several values, made on the raw JSON so that they are made
     even where another part of the plan failed to structure."""
@@ -484,6 +534,10 @@ def parse_plan(
         plan = _converter(frozenset(step_kinds)).structure(raw, ExecutionPlan)
     except (ClassValidationError, IterableValidationError, _Problem) as exc:
         problems.extend(_structure_errors(exc))
+    for typo, meant in _all_typos(raw):
+        # Said once: the typo, not also the key it stands for as missing.
+        problems = [p for p in problems if p != f"{meant}: required field missing"]
+        problems.append(typo)
     for problem in _cross_checks(raw):
         if problem not in problems:
             problems.append(problem)

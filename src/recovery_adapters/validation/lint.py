@@ -264,8 +264,7 @@ def lint_step(step: Step, context: StepContext) -> StepOutcome:
         return StepOutcome(
             passed=False,
             duration_s=time.monotonic() - started,
-            error=f"ruff timed out after {result.duration_s:.1f}s; its process group "
-            "was killed",
+            error=result.timeout_text("ruff"),
             output_tail=output_tail(result.output),
             timed_out=True,
         )

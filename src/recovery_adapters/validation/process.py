@@ -32,6 +32,8 @@ __all__ = [
 DEFAULT_TIMEOUT_S: Final = 600.0
 TAIL_LINES: Final = 40
 TAIL_CHARS: Final = 4000
+#: How long a timed-out group has after SIGTERM before SIGKILL.
+TERM_GRACE_S: Final = 2.0
 
 _LOCATION = re.compile(
     r"^(?P<path>[^\s:\"']+\.[A-Za-z0-9]+):(?P<line>\d+)(?::\d+)?[:\s]", re.M
@@ -48,6 +50,24 @@ class ProcessResult:
     duration_s: float
     timed_out: bool = False
     not_found: bool = False
+    #: The timeout it ran under, in seconds.
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    #: At a timeout, the signal that ended the group (``SIGTERM``, else
+    #: ``SIGKILL`` once :data:`TERM_GRACE_S` had passed).
+    ended_by: str = ""
+
+    def timeout_text(self, what: str) -> str:
+        """``what timed out after 3 s; ...``: the configured timeout, then how
+        the process group was ended."""
+        how = (
+            f"SIGKILL, {TERM_GRACE_S:g} s after SIGTERM did not end it"
+            if self.ended_by == "SIGKILL"
+            else "SIGTERM"
+        )
+        return (
+            f"{what} timed out after {self.timeout_s:g} s (timeout_s); its process "
+            f"group was ended with {how}"
+        )
 
 
 def output_tail(text: str, lines: int = TAIL_LINES, chars: int = TAIL_CHARS) -> str:
@@ -115,12 +135,12 @@ def run_process(
                 duration_s=time.monotonic() - started,
                 not_found=True,
             )
-        timed_out = False
+        timed_out, ended_by = False, ""
         with _ExitWaiter(process) as waiter:
             try:
                 if not waiter.wait(timeout):
                     timed_out = True
-                    _kill_group(process, waiter)
+                    ended_by = _kill_group(process, waiter)
             except BaseException:
                 _kill_group(process, waiter)
                 raise
@@ -133,6 +153,8 @@ def run_process(
         output=output,
         duration_s=duration,
         timed_out=timed_out,
+        timeout_s=timeout,
+        ended_by=ended_by,
     )
 
 
@@ -244,15 +266,17 @@ class _ExitWaiter:
         self.close()
 
 
-def _kill_group(process: subprocess.Popen[bytes], waiter: _ExitWaiter) -> None:
-    for sig, grace in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 5.0)):
+def _kill_group(process: subprocess.Popen[bytes], waiter: _ExitWaiter) -> str:
+    """Ends the process group; the name of the signal that ended its leader."""
+    for sig, grace in ((signal.SIGTERM, TERM_GRACE_S), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(process.pid, sig)
         except ProcessLookupError:
-            break
+            return sig.name
         if not waiter.wait(grace):
             continue
         # The leader is gone; make sure nothing else of the group is left.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        break
+        return sig.name
+    return signal.SIGKILL.name

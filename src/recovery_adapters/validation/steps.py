@@ -41,8 +41,7 @@ def _from_process(
         return StepOutcome(
             passed=False,
             duration_s=result.duration_s,
-            error=f"{what} timed out after {result.duration_s:.1f}s; its process group "
-            "was killed",
+            error=result.timeout_text(what),
             component=component_of(result.output, context.root),
             output_tail=tail,
             timed_out=True,
