@@ -5,6 +5,7 @@ the ways a batch fails, and run through the real command line."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -147,7 +148,39 @@ def test_module_that_crashes_on_import_fails_the_smoke_step(stdlib_repo: Path) -
         .read_text()
         .splitlines()[-1]
     )
-    assert "importlib" in entry["traceback"] and "textwrap.py" in entry["traceback"]
+    # The frames that matter: the module's own, not the import machinery's.
+    frames = [
+        line for line in entry["traceback"].splitlines() if line.startswith("  File ")
+    ]
+    assert frames and all("stdcopy/textwrap.py" in line for line in frames), frames
+    assert "<frozen importlib" not in entry["traceback"]
+    assert (
+        "frame(s) of the import machinery or -c code left out" in (entry["traceback"])
+    )
+    assert entry["traceback"].rstrip().endswith("RuntimeError: generated code crashed")
+
+
+def test_the_component_is_a_workspace_file_or_empty(stdlib_repo: Path) -> None:
+    """Code given with ``-c`` that raises has no file: the component is empty,
+    never ``<string>:1``; a frame in a file outside the workspace (the standard
+    library's own json) is not the component either."""
+    failure = run_batch(
+        stdlib_repo,
+        {
+            "batch_id": "dash-c",
+            "actions": [edit_action("stdcopy/colorsys.py", "ONE_THIRD", "ONE_THIRD")],
+            "validation": [
+                {
+                    "name": "check",
+                    "kind": "command",
+                    "run": [sys.executable, "-c", "import json\njson.loads('{')"],
+                }
+            ],
+        },
+    )
+    assert failure["error"].startswith("json.decoder.JSONDecodeError"), failure
+    assert failure["component"] == ""
+    assert "<string>" not in failure["traceback"]
 
 
 def test_action_that_raises_is_a_build_failure_in_the_workspace_frame(
@@ -248,3 +281,48 @@ def test_lint_judges_what_the_batch_added_not_the_debt(stdlib_repo: Path) -> Non
     assert " F401 " in tail[0] and tail[0].startswith("stdcopy/textwrap.py:")
     assert "already there before the batch" in tail[1]
     assert tail[2:] and all(" UP031 " in entry for entry in tail[2:])
+
+
+@pytest.mark.parametrize("runner", ["unittest", "pytest"])
+def test_failed_tests_are_named_with_their_first_error_line(
+    stdlib_repo: Path, runner: str
+) -> None:
+    """colorsys's own tests fail after a behaviour change: the error, the
+    failure log and the status name the failed tests, each with its first
+    error line, as unittest and pytest report them, not only the exit code."""
+    run = (
+        [sys.executable, "-m", "unittest", "-q", "tests.test_colorsys"]
+        if runner == "unittest"
+        else [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/test_colorsys.py",
+        ]
+    )
+    failure = run_batch(
+        stdlib_repo,
+        {
+            "batch_id": "wrong-behaviour",
+            "actions": [
+                edit_action(
+                    "stdcopy/colorsys.py", "maxc = max(r, g, b)", "maxc = min(r, g, b)"
+                )
+            ],
+            "validation": [{"name": "unit_tests", "kind": "command", "run": run}],
+        },
+    )
+    test_id = (
+        r"tests\.test_colorsys\.ColorsysTest\.test_\w+"
+        if runner == "unittest"
+        else r"tests/test_colorsys\.py::ColorsysTest::test_\w+"
+    )
+    pattern = rf"^\d+ tests? failed: {test_id} \(AssertionError: .+\)"
+    assert re.match(pattern, failure["error"]), failure["error"]
+    assert failure["error"].endswith("exited with code 1)")
+    log = (stdlib_repo / ".recovery" / "logs" / "bootstrap_errors.log").read_text()
+    entry = json.loads(log.splitlines()[-1])
+    assert re.match(pattern, entry["error"]), entry["error"]

@@ -7,9 +7,13 @@ and a ``lint`` step whose ruff configuration ruff cannot read. Nothing is
 written: the programs are looked up, the modules found on disk (their code is
 never run) and ruff asked to read its configuration only.
 
-A module or program inside the workspace that does not exist yet is fine when
-a batch up to the one whose step names it has its file as the batch's
-``component``: that batch makes it.
+A batch may make what a step names (a bootstrap builds its application that
+way), so what a batch could make is a *note*, not a problem: a module that does
+not exist yet in a package that does (``app.extra`` beside ``app/``), a program
+by a path in the workspace. It is no note either when a batch up to the step's
+names the file as its ``component``. What no batch can make is a problem: a
+program looked up on ``PATH`` that is not there, a program outside the
+workspace, a module whose top-level package exists nowhere.
 """
 
 from __future__ import annotations
@@ -18,80 +22,111 @@ import importlib.machinery
 import importlib.util
 import os
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
+
+import attrs
 
 from recovery_adapters.validation.lint import find_ruff
 from recovery_adapters.validation.process import run_process
 from recovery_adapters.validation.surface import SOURCE_ROOTS, module_exists
 from recovery_core.plan import ExecutionPlan, Step
 
-__all__ = ["plan_problems"]
+__all__ = ["Preflight", "preflight"]
 
 #: How long ruff may take to read its configuration.
 _RUFF_TIMEOUT_S = 60.0
 
 
-def plan_problems(plan: ExecutionPlan, root: Path) -> list[str]:
-    """Every problem that would stop ``plan`` in the workspace ``root`` before
-    a step could judge anything, each with its path in the plan."""
-    problems: list[str] = []
+@attrs.frozen
+class Preflight:
+    """What the checks found, each with its path in the plan: ``problems``
+    stop the plan; ``notes`` name what a batch has to make first."""
+
+    problems: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+@attrs.define
+class _Found:
+    problems: list[str] = attrs.field(factory=list)
+    notes: list[str] = attrs.field(factory=list)
+
+
+def preflight(plan: ExecutionPlan, root: Path) -> Preflight:
+    """Checks ``plan`` against the workspace ``root`` (see the module's doc)."""
+    found = _Found()
     made: set[str] = set()  # the components of the batches so far
     lint_checked = False
     for i, batch in enumerate(plan.batches):
         if batch.component:
             made.add(PurePosixPath(batch.component).as_posix())
         for j, action in enumerate(batch.actions):
-            problems += _program(
-                f"batches[{i}].actions[{j}].run[0]", action.run, root, made
-            )
+            _program(found, f"batches[{i}].actions[{j}].run[0]", action.run, root, made)
         for j, step in enumerate(batch.validation):
             where = f"batches[{i}].validation[{j}]"
             if step.run:
-                problems += _program(f"{where}.run[0]", step.run, root, made)
-            problems += _modules(where, step, root, made)
+                _program(found, f"{where}.run[0]", step.run, root, made)
+            _modules(found, where, step, root, made)
             if step.kind == "lint" and not lint_checked:
                 lint_checked = True
-                problems += _lint_configuration(where, root)
-    return problems
+                found.problems += _lint_configuration(where, root)
+    return Preflight(tuple(found.problems), tuple(found.notes))
 
 
 def _program(
-    where: str, argv: tuple[str, ...], root: Path, made: set[str]
-) -> list[str]:
+    found: _Found, where: str, argv: tuple[str, ...], root: Path, made: set[str]
+) -> None:
     program = argv[0]
     if "/" not in program:
         if shutil.which(program) is None:
-            return [f"{where}: program {program!r} not found on PATH"]
-        return []
+            found.problems.append(f"{where}: program {program!r} not found on PATH")
+        return
     path = Path(program) if Path(program).is_absolute() else root / program
-    if path.is_file() and os.access(path, os.X_OK):
-        return []
     if path.is_file():
-        return [f"{where}: {program!r} is not executable"]
-    if _made_by_a_batch(path, root, made):
-        return []
-    return [f"{where}: program {program!r} not found"]
+        if not os.access(path, os.X_OK):
+            found.problems.append(f"{where}: {program!r} is not executable")
+        return
+    relative = _inside(path, root)
+    if relative is None:
+        found.problems.append(f"{where}: program {program!r} not found")
+    elif relative not in made:
+        found.notes.append(
+            f"{where}: program {program!r} does not exist yet; a batch before "
+            "this step must make it"
+        )
 
 
-def _modules(where: str, step: Step, root: Path, made: set[str]) -> Iterator[str]:
-    named: Iterable[tuple[str, str]] = ()
-    if step.kind == "surface":
-        named = ((f"{where}.modules[{k}]", m) for k, m in enumerate(step.modules))
-    elif step.kind == "smoke":
-        named = ((f"{where}.imports[{k}]", m) for k, m in enumerate(step.imports))
-    for path, module in named:
+def _modules(found: _Found, where: str, step: Step, root: Path, made: set[str]) -> None:
+    for path, module in _named_modules(where, step):
         if module_exists(root, module) or _made_module(module, made):
             continue
-        if step.kind == "smoke" and _installed(module):
+        smoke = step.kind == "smoke"
+        if smoke and _installed(module):
+            continue
+        top = module.split(".")[0]
+        if "." in module and (module_exists(root, top) or (smoke and _installed(top))):
+            found.notes.append(
+                f"{path}: module {module!r} does not exist yet; a batch up to "
+                "this step must make it"
+            )
             continue
         folder = module.replace(".", "/")
-        where_looked = "importable" if step.kind == "smoke" else "in the workspace"
-        yield (
-            f"{path}: no module {module!r} {where_looked} (no {folder}.py or "
-            f"{folder}/ at the top of the workspace or below src/, and no batch up "
-            "to this one names it as its component)"
+        looked = "importable" if smoke else "in the workspace"
+        found.problems.append(
+            f"{path}: no module {module!r} {looked} (no {folder}.py or {folder}/ "
+            "at the top of the workspace or below src/, nor its package "
+            f"{top!r}, and no batch up to this one names it as its component)"
         )
+
+
+def _named_modules(where: str, step: Step) -> Iterator[tuple[str, str]]:
+    if step.kind == "surface":
+        for k, module in enumerate(step.modules):
+            yield f"{where}.modules[{k}]", module
+    elif step.kind == "smoke":
+        for k, module in enumerate(step.imports):
+            yield f"{where}.imports[{k}]", module
 
 
 def _made_module(module: str, made: set[str]) -> bool:
@@ -104,12 +139,11 @@ def _made_module(module: str, made: set[str]) -> bool:
     return False
 
 
-def _made_by_a_batch(path: Path, root: Path, made: set[str]) -> bool:
+def _inside(path: Path, root: Path) -> str | None:
     try:
-        relative = path.resolve().relative_to(root.resolve()).as_posix()
+        return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
-        return False
-    return relative in made
+        return None
 
 
 def _installed(module: str) -> bool:

@@ -67,11 +67,7 @@ from recovery_core.ports import (
 from recovery_core.records import BatchView, Failure, RunView
 from recovery_core.run import Run, new_runner_id
 from recovery_core.runtime import default_host
-from recovery_core.tracebacks import (
-    component_from_traceback,
-    first_line,
-    innermost_frame,
-)
+from recovery_core.tracebacks import component_from_traceback, first_line
 
 if TYPE_CHECKING:  # the application makes runners; a runner only uses one
     from recovery_core.application import RecoveryApp
@@ -544,11 +540,11 @@ class Runner:
     def _host_failed(self, session: BatchSession, exc: Exception) -> None:
         text = "".join(traceback.format_exception(exc))
         outcome = _raised(text, session.started, self.workspace.root)
-        component = outcome.component or session.batch.component
+        # A file of the workspace, or the batch's component; the host's own
+        # code outside the workspace is in the traceback, not the component.
+        component = outcome.component or session.batch.component or ""
         outcome = attrs.evolve(
-            outcome,
-            error=f"{type(exc).__name__}: {exc}",
-            component=component or innermost_frame(text),
+            outcome, error=f"{type(exc).__name__}: {exc}", component=component
         )
         self._record(session, RUNTIME, "host_code", "host_code", outcome)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["component_from_traceback", "first_line", "innermost_frame"]
+__all__ = ["component_from_traceback", "first_line"]
 
 
 def component_from_traceback(text: str, root: Path) -> str:
@@ -15,6 +15,8 @@ def component_from_traceback(text: str, root: Path) -> str:
     found = ""
     resolved = root.resolve()
     for path, lineno in _frames(text):
+        if str(path).startswith("<"):
+            continue  # <string>, <stdin>, <frozen importlib._bootstrap>: no file
         full = path if path.is_absolute() else resolved / path
         try:
             relative = full.resolve().relative_to(resolved)
@@ -32,14 +34,6 @@ def _frames(text: str) -> Iterator[tuple[Path, str]]:
         name, _, rest = stripped[len('File "') :].partition('"')
         lineno = rest.split("line ", 1)[1].split(",", 1)[0] if "line " in rest else ""
         yield Path(name), lineno
-
-
-def innermost_frame(text: str) -> str:
-    """The innermost frame of a traceback, wherever it lies."""
-    last = ""
-    for path, lineno in _frames(text):
-        last = f"{path}:{lineno}" if lineno else str(path)
-    return last
 
 
 def first_line(text: str) -> str:

@@ -22,7 +22,7 @@ from recovery_adapters.cli.output import format_table, status_text
 from recovery_adapters.cli.wiring import UsageError, make_notifiers, make_runner
 from recovery_adapters.environment import as_recovery_error
 from recovery_adapters.git import GitWorkspace
-from recovery_adapters.preflight import plan_problems
+from recovery_adapters.preflight import preflight
 from recovery_adapters.projections import write_failure_log
 from recovery_adapters.stores import find_store, find_store_url, open_store
 from recovery_adapters.words import host_made_text, run_json
@@ -116,7 +116,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--workspace {workspace_dir}: no such directory")
     workspace = GitWorkspace(workspace_dir, exclude=[plan_path])
     plan.require_runners()
-    if problems := plan_problems(plan, workspace.root):
+    if problems := preflight(plan, workspace.root).problems:
         raise PlanCannotRun(str(plan_path), problems)
     if args.strategy is not None:
         get_strategy(args.strategy)
@@ -155,11 +155,19 @@ def cmd_check(args: argparse.Namespace) -> int:
             workspace.prepare(commits=commits, write=False)
         except RecoveryError as exc:
             problems.append(f"workspace: {exc}")
-        problems += plan_problems(plan, workspace.root)
+        found = preflight(plan, workspace.root)
+    problems += found.problems
     if args.json:
         _print_json(
-            {"plan": str(plan_path), "can_run": not problems, "problems": problems}
+            {
+                "plan": str(plan_path),
+                "can_run": not problems,
+                "problems": problems,
+                "notes": list(found.notes),
+            }
         )
+    elif found.notes:
+        sys.stdout.write("".join(f"note: {note}\n" for note in found.notes))
     if problems:
         error = PlanCannotRun(str(plan_path), problems)
         if not args.json:

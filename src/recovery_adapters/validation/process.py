@@ -78,9 +78,10 @@ def output_tail(text: str, lines: int = TAIL_LINES, chars: int = TAIL_CHARS) -> 
 
 def component_of(output: str, root: Path) -> str:
     """Where a failure lies, from a command's output: the innermost traceback frame
-    in the workspace, else the last ``path:line`` in the workspace."""
+    in the workspace, else the last ``path:line`` in the workspace; always a
+    file of the workspace (never ``<string>:3`` or a file outside), or empty."""
     from_traceback = component_from_traceback(output, root)
-    if from_traceback:
+    if from_traceback and (root / from_traceback.rsplit(":", 1)[0]).is_file():
         return from_traceback
     found = ""
     resolved = root.resolve()
@@ -91,7 +92,7 @@ def component_of(output: str, root: Path) -> str:
             relative = full.resolve().relative_to(resolved)
         except (ValueError, OSError):
             continue
-        if full.exists():
+        if full.is_file():
             found = f"{relative.as_posix()}:{match['line']}"
     return found
 

@@ -17,6 +17,7 @@ from recovery_adapters.validation.process import (
     output_tail,
     run_process,
 )
+from recovery_adapters.validation.testrunners import failed_tests, summary
 from recovery_core.plan import Step
 from recovery_core.ports import StepContext, StepOutcome, StepRunner
 
@@ -52,12 +53,15 @@ def _from_process(
         )
     traceback = _python_traceback(result.output)
     last = next((line for line in reversed(tail.splitlines()) if line.strip()), "")
+    tests = [] if result.not_found else failed_tests(result.output)
     if result.not_found:
         error = result.output.strip()
     else:
         error = f"{what} exited with code {result.exit_code}"
         exception = traceback.strip().splitlines()[-1].strip() if traceback else ""
-        if exception:
+        if tests:  # a test runner's own summary: which tests, and why
+            error = f"{summary(tests)} ({error})"
+        elif exception:
             error = f"{exception} ({error})"
         elif last:
             error = f"{error}: {last.strip()}"
@@ -73,17 +77,39 @@ def _from_process(
 
 
 def _python_traceback(output: str) -> str:
-    """The last Python traceback in ``output``, through its exception line."""
+    """The last Python traceback in ``output``, through its exception line,
+    less the frames of the import machinery (``<frozen importlib._bootstrap>``,
+    ``importlib/__init__.py``) and of code given on the command line
+    (``<string>``), which say nothing of where the failure lies."""
     start = output.rfind("Traceback (most recent call last):")
     if start < 0:
         return ""
     lines = output[start:].splitlines()
     kept = [lines[0]]
+    dropped = 0
+    skipping = False
     for line in lines[1:]:
-        kept.append(line)
+        if line.startswith("  File "):
+            name = line.strip()[len('File "') :].partition('"')[0]
+            skipping = name.startswith(_NOISE_FRAMES) or name.endswith(_IMPORTLIB_INIT)
+            dropped += skipping
+        elif line.startswith("    ") and skipping:
+            continue  # the dropped frame's source line and carets
+        else:
+            skipping = False
+        if not skipping:
+            kept.append(line)
         if line and not line.startswith((" ", "\t")):
             break
+    if dropped:
+        kept.insert(
+            1, f"  ({dropped} frame(s) of the import machinery or -c code left out)"
+        )
     return "\n".join(kept)
+
+
+_NOISE_FRAMES = ("<frozen importlib", "<string>", "<frozen runpy>")
+_IMPORTLIB_INIT = f"importlib{os.sep}__init__.py"
 
 
 def command_step(step: Step, context: StepContext) -> StepOutcome:
