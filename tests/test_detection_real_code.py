@@ -91,6 +91,12 @@ def test_syntax_error_names_file_and_line(stdlib_repo: Path) -> None:
     assert failure["changed_files"] == ["stdcopy/textwrap.py"]
 
 
+#: An edit that breaks colorsys's behaviour (and its own unit tests).
+WRONG_BEHAVIOUR = edit_action(
+    "stdcopy/colorsys.py", "maxc = max(r, g, b)", "maxc = min(r, g, b)"
+)
+
+
 def test_failing_unit_tests_keep_the_assertion_and_the_test_location(
     stdlib_repo: Path,
 ) -> None:
@@ -100,11 +106,7 @@ def test_failing_unit_tests_keep_the_assertion_and_the_test_location(
         stdlib_repo,
         {
             "batch_id": "wrong-behaviour",
-            "actions": [
-                edit_action(
-                    "stdcopy/colorsys.py", "maxc = max(r, g, b)", "maxc = min(r, g, b)"
-                )
-            ],
+            "actions": [WRONG_BEHAVIOUR],
             "validation": [unit_tests("colorsys")],
         },
     )
@@ -307,11 +309,7 @@ def test_failed_tests_are_named_with_their_first_error_line(
         stdlib_repo,
         {
             "batch_id": "wrong-behaviour",
-            "actions": [
-                edit_action(
-                    "stdcopy/colorsys.py", "maxc = max(r, g, b)", "maxc = min(r, g, b)"
-                )
-            ],
+            "actions": [WRONG_BEHAVIOUR],
             "validation": [{"name": "unit_tests", "kind": "command", "run": run}],
         },
     )
@@ -326,3 +324,79 @@ def test_failed_tests_are_named_with_their_first_error_line(
     log = (stdlib_repo / ".recovery" / "logs" / "bootstrap_errors.log").read_text()
     entry = json.loads(log.splitlines()[-1])
     assert re.match(pattern, entry["error"]), entry["error"]
+
+
+@pytest.fixture
+def shlex_repo(tmp_path: Path) -> Path:
+    """A repository holding copies of shlex and fnmatch and their own tests, with
+    a ruff configuration both copies break already."""
+    if not (STDLIB / "test" / "test_shlex.py").exists():
+        pytest.skip("this Python has no test package")
+    root = tmp_path / "repo"
+    copy_stdlib(root, ("shlex", "fnmatch"), rewrite_imports=True)
+    (root / "ruff.toml").write_text(LINT_DEBT)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "stdlib copies")
+    return root
+
+
+def test_a_good_batch_on_real_code_with_lint_debt_is_committed(
+    shlex_repo: Path,
+) -> None:
+    """On shlex (with lint findings of its own), a batch that adds a function
+    passes syntax, lint, surface, the module's own unit tests and a smoke
+    import on the first attempt, and is committed; a second batch that removes
+    fnmatch's public ``filter`` fails the surface step naming it."""
+    addition = (
+        '\n\ndef split_words(text):\n    """Words of text, as a shell splits them."""\n'
+        "    return split(text)\n\n\ndef _print_tokens("
+    )
+    checks: list[dict[str, Any]] = [
+        {"name": "syntax", "kind": "syntax"},
+        {"name": "lint", "kind": "lint"},
+        {"name": "surface", "kind": "surface", "modules": ["stdcopy"]},
+        unit_tests("shlex"),
+        {"name": "smoke", "kind": "smoke", "imports": ["stdcopy.shlex"]},
+    ]
+    write_plan(
+        shlex_repo.parent / "plan.json",
+        {
+            "plan_id": "real-code",
+            "batches": [
+                {
+                    "batch_id": "add-split-words",
+                    "actions": [
+                        edit_action(
+                            "stdcopy/shlex.py", "\n\ndef _print_tokens(", addition
+                        )
+                    ],
+                    "validation": checks,
+                    "commit_strategy": "commit",
+                }
+            ],
+        },
+    )
+    done = run_cli("run", shlex_repo.parent / "plan.json", cwd=shlex_repo)
+    assert done.returncode == 0, done.stdout + done.stderr
+    batch = cli_json("status", cwd=shlex_repo)["batches"][0]
+    assert (batch["status"], batch["attempts"]) == ("verified", 1)
+    log = git(shlex_repo, "log", "-1", "--format=%B")
+    assert "Recovery-Batch: add-split-words" in log
+    assert "def split_words" in git(shlex_repo, "show", "HEAD:stdcopy/shlex.py")
+
+    failure = run_batch(
+        shlex_repo,
+        {
+            "batch_id": "drop-filter",
+            "actions": [
+                edit_action("stdcopy/fnmatch.py", "def filter(", "def _filter(")
+            ],
+            "validation": [
+                {"name": "surface", "kind": "surface", "modules": ["stdcopy"]}
+            ],
+        },
+    )
+    assert failure["step"] == "post_build_validation.surface"
+    assert "stdcopy.fnmatch.filter" in failure["error"], failure["error"]
+    assert failure["component"].startswith("stdcopy/fnmatch.py")
