@@ -10,8 +10,9 @@ renaming a class never breaks a stored history. Their meaning never changes once
 released; a new meaning is a new event, or a new ``class_version`` with an
 upcaster. The run's state is :func:`recovery_core.records.apply` of its events.
 
-Every command checks the rules first and raises before anything is triggered, so
-that a refused command leaves no pending event behind.
+Every command checks its rule first (:mod:`recovery_core.rules`) and raises
+before anything is triggered, so that a refused command leaves no pending event
+behind.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import attrs
 from eventsourcing.domain import AggregateCreated, AggregateEvent, BaseAggregate
 from eventsourcing.domain import Snapshot as _Snapshot
 
+from recovery_core import rules
 from recovery_core.chain import (
     GENESIS_DIGEST,
     StoredRecord,
@@ -32,15 +34,8 @@ from recovery_core.chain import (
     payload_of,
     verify_chain,
 )
-from recovery_core.errors import ConflictError, IllegalTransition, UnknownBatch
-from recovery_core.records import (
-    DECISIONS,
-    BatchView,
-    Failure,
-    RunView,
-    apply,
-    failure_of,
-)
+from recovery_core.errors import IllegalTransition
+from recovery_core.records import Failure, RunView, apply, failure_of
 
 __all__ = [
     "GENESIS_DIGEST",
@@ -308,8 +303,6 @@ class Run(BaseAggregate[UUID]):
             **payload,
         )
 
-    # -- helpers ------------------------------------------------------------
-
     def _trigger(self, event_class: type[Run.Event], **payload: Any) -> None:
         native = json_native(payload)
         version = getattr(event_class, "class_version", 1)
@@ -323,39 +316,11 @@ class Run(BaseAggregate[UUID]):
             event_class, timestamp=timestamp, prev_digest=head, digest=digest, **native
         )
 
-    def _require_live(self) -> None:
-        if self.state_view.state in ("completed", "aborted"):
-            raise IllegalTransition(
-                f"run {self.id} is {self.state_view.state}: nothing more happens"
-            )
-
-    def _batch(self, batch_id: str) -> BatchView:
-        try:
-            return self.state_view.batch(batch_id)
-        except KeyError:
-            ids = ", ".join(b.batch_id for b in self.state_view.batches)
-            raise UnknownBatch(
-                f"run {self.id} (plan {self.state_view.plan_id}) has no batch "
-                f"{batch_id!r}; its batches are {ids}"
-            ) from None
-
-    def _require_running_attempt(self, batch_id: str, attempt: int) -> BatchView:
-        self._require_live()
-        batch = self._batch(batch_id)
-        if batch.status != "running" or batch.attempts != attempt:
-            raise IllegalTransition(
-                f"batch {batch_id} attempt {attempt} is not running "
-                f"(status {batch.status}, attempt {batch.attempts})"
-            )
-        return batch
-
-    # -- queries ------------------------------------------------------------
-
     def view(self) -> RunView:
         """The run's state as plain, frozen values."""
         return self.state_view
 
-    # -- commands -----------------------------------------------------------
+    # -- commands: each checks its rule (recovery_core.rules), then triggers ----
 
     def claim_runner(
         self, *, host: str, pid: int, runner_id: str, take_over: bool = False
@@ -363,63 +328,22 @@ class Run(BaseAggregate[UUID]):
         """Records that this runner now drives the run. Another runner's claim is
         refused with :class:`ConflictError` unless ``take_over`` (its process is
         known to be gone)."""
-        self._require_live()
-        held = self.state_view.claim
-        if held is not None and held.runner_id == runner_id:
-            return
-        if held is not None and not take_over:
-            raise ConflictError(
-                f"run {self.id} is driven by runner {held.runner_id} "
-                f"(pid {held.pid} on {held.host})"
-            )
-        self._trigger(self.RunnerClaimed, host=host, pid=pid, runner_id=runner_id)
+        if rules.require_claimable(self.state_view, runner_id, take_over):
+            self._trigger(self.RunnerClaimed, host=host, pid=pid, runner_id=runner_id)
 
     def release_runner(self, runner_id: str) -> None:
         """Records that this runner stopped driving the run (nothing, when another
         runner holds it)."""
-        self._require_live()
+        rules.require_live(self.state_view)
         held = self.state_view.claim
         if held is not None and held.runner_id == runner_id:
             self._trigger(self.RunnerReleased, runner_id=runner_id)
 
     def start_batch(self, batch_id: str, baseline: str | None) -> int:
-        """Starts the next attempt of ``batch_id``; returns the attempt number.
-
-        Only the first batch that is neither verified nor skipped may start, and
-        only when no failure awaits a decision; after a failure, only a ``retry``
-        or ``recover`` decision lets the same batch start again (for ``recover``,
-        the runner's strategy applies its proposed fix as the attempt's change).
-        """
-        self._require_live()
-        view = self.state_view
-        batch = self._batch(batch_id)
-        if view.running_batch is not None:
-            raise IllegalTransition(
-                f"batch {view.running_batch.batch_id} is still running"
-            )
-        expected = view.next_batch
-        if expected is None or batch_id != expected.batch_id:
-            raise IllegalTransition(
-                f"batch {batch_id} cannot start: "
-                + (
-                    f"it is {batch.status}"
-                    if expected is None or batch.status in ("verified", "skipped")
-                    else f"batch {expected.batch_id} comes first"
-                )
-            )
-        if view.state == "halted":
-            decision = view.decision
-            if decision is None:
-                raise IllegalTransition(
-                    f"batch {view.awaiting[0] if view.awaiting else batch_id} failed "
-                    "and awaits an operator decision"
-                )
-            if decision.decision not in ("retry", "recover"):
-                raise IllegalTransition(
-                    f"the decision for batch {decision.batch_id} is "
-                    f"{decision.decision}, not retry or recover"
-                )
-        attempt = batch.attempts + 1
+        """Starts the next attempt of ``batch_id``; returns the attempt number
+        (for a ``recover`` decision, the runner's strategy applies its proposed
+        fix as the attempt's change)."""
+        attempt = rules.require_startable(self.state_view, batch_id).attempts + 1
         self._trigger(
             self.BatchStarted, batch_id=batch_id, attempt=attempt, baseline=baseline
         )
@@ -429,7 +353,7 @@ class Run(BaseAggregate[UUID]):
         self, batch_id: str, attempt: int, *, step: str, phase: str, duration_s: float
     ) -> None:
         """Records a passed step of the running attempt."""
-        self._require_running_attempt(batch_id, attempt)
+        rules.require_running_attempt(self.state_view, batch_id, attempt)
         self._trigger(
             self.StepPassed,
             batch_id=batch_id,
@@ -441,23 +365,24 @@ class Run(BaseAggregate[UUID]):
 
     def step_failed(self, failure: Failure) -> None:
         """Records the failed step of the running attempt."""
-        batch = self._require_running_attempt(failure.batch_id, failure.attempt)
+        batch_id, attempt = failure.batch_id, failure.attempt
+        batch = rules.require_running_attempt(self.state_view, batch_id, attempt)
         if batch.failure is not None:
             raise IllegalTransition(
-                f"batch {failure.batch_id} attempt {failure.attempt} already failed"
+                f"batch {batch_id} attempt {attempt} already failed"
             )
         if failure.baseline is None:  # the attempt's, as BatchStarted has it
             failure = attrs.evolve(failure, baseline=batch.baseline)
         self._trigger(
             self.StepFailed,
-            batch_id=failure.batch_id,
-            attempt=failure.attempt,
+            batch_id=batch_id,
+            attempt=attempt,
             failure=failure.as_data(),
         )
 
     def mark_failed(self, batch_id: str, attempt: int, failure_reason: str) -> None:
         """Marks the running attempt failed after its failed step; the run halts."""
-        batch = self._require_running_attempt(batch_id, attempt)
+        batch = rules.require_running_attempt(self.state_view, batch_id, attempt)
         if batch.failure is None:
             raise IllegalTransition(
                 f"batch {batch_id} attempt {attempt} has no failed step to mark"
@@ -469,13 +394,6 @@ class Run(BaseAggregate[UUID]):
             failure_reason=failure_reason,
         )
 
-    def _require_awaiting(self, batch_id: str, attempt: int) -> None:
-        self._require_live()
-        if self.state_view.awaiting != (batch_id, attempt):
-            raise IllegalTransition(
-                f"no failure of batch {batch_id} attempt {attempt} awaits a decision"
-            )
-
     def changes_quarantined(
         self,
         batch_id: str,
@@ -486,7 +404,7 @@ class Run(BaseAggregate[UUID]):
         tree_id: str,
     ) -> None:
         """Records where the faulty change of a failed attempt was kept."""
-        self._require_awaiting(batch_id, attempt)
+        rules.require_awaiting(self.state_view, batch_id, attempt)
         self._trigger(
             self.ChangesQuarantined,
             batch_id=batch_id,
@@ -500,7 +418,7 @@ class Run(BaseAggregate[UUID]):
         self, batch_id: str, attempt: int, *, strategy: str, outcome: Mapping[str, Any]
     ) -> None:
         """Records the recovery strategy's answer to the failure."""
-        self._require_awaiting(batch_id, attempt)
+        rules.require_awaiting(self.state_view, batch_id, attempt)
         self._trigger(
             self.RecoveryAttempted,
             batch_id=batch_id,
@@ -519,7 +437,7 @@ class Run(BaseAggregate[UUID]):
         error: str | None = None,
     ) -> None:
         """Records a notification sent about the failure, or its delivery error."""
-        self._require_live()
+        rules.require_live(self.state_view)
         self._trigger(
             self.OperatorNotified,
             batch_id=batch_id,
@@ -538,54 +456,13 @@ class Run(BaseAggregate[UUID]):
         reason: str = "",
         attempt: int | None = None,
     ) -> None:
-        """Records an operator's decision on the failure awaiting one.
-
-        A decision must answer the failure that awaits one (exit 2 otherwise), and
-        only once: a second decision on the same failure is a conflict (exit 5).
-        ``abort`` ends the run at once; the others are carried out by the runner.
-        """
-        view = self.state_view
-        taken = view.decision
-        if (
-            taken is not None
-            and (not taken.carried_out or view.state == "aborted")
-            and taken.batch_id == batch_id
-            and attempt in (None, taken.attempt)
-        ):
-            raise ConflictError(
-                f"batch {batch_id} attempt {taken.attempt} was already decided: "
-                f"{taken.decision} by {taken.operator}"
-            )
-        self._require_live()
-        self._batch(batch_id)
-        if decision not in DECISIONS:
-            raise IllegalTransition(
-                f"unknown decision {decision!r} (one of {', '.join(DECISIONS)})"
-            )
-        if view.awaiting is None:
-            raise IllegalTransition(
-                f"run {self.id} is {view.state}: no failure awaits a decision"
-            )
-        awaiting_batch, awaiting_attempt = view.awaiting
-        if batch_id != awaiting_batch:
-            raise IllegalTransition(
-                f"batch {batch_id} has no failure awaiting a decision; "
-                f"batch {awaiting_batch} attempt {awaiting_attempt} does"
-            )
-        if attempt is not None and attempt != awaiting_attempt:
-            raise IllegalTransition(
-                f"batch {batch_id} attempt {attempt} is not the failure awaiting a "
-                f"decision; attempt {awaiting_attempt} is"
-            )
-        if decision == "recover" and not view.proposal:
-            raise IllegalTransition(
-                f"strategy {view.strategy or '(none)'} proposed no fix for batch "
-                f"{batch_id}: choose retry, skip or abort"
-            )
+        """Records an operator's decision on the failure awaiting one. ``abort``
+        ends the run at once; the others are carried out by the runner."""
+        decided = rules.require_decidable(self.state_view, batch_id, decision, attempt)
         self._trigger(
             self.OperatorDecided,
             batch_id=batch_id,
-            attempt=awaiting_attempt,
+            attempt=decided,
             decision=decision,
             operator=operator,
             reason=reason,
@@ -599,10 +476,7 @@ class Run(BaseAggregate[UUID]):
 
     def skip_batch(self) -> str:
         """Carries out a recorded ``skip`` decision; returns the batch skipped."""
-        self._require_live()
-        decision = self.state_view.decision
-        if decision is None or decision.carried_out or decision.decision != "skip":
-            raise IllegalTransition("no skip decision waits to be carried out")
+        decision = rules.require_skip(self.state_view)
         self._trigger(
             self.BatchSkipped, batch_id=decision.batch_id, operator=decision.operator
         )
@@ -610,47 +484,34 @@ class Run(BaseAggregate[UUID]):
 
     def verify_batch(self, batch_id: str, attempt: int) -> None:
         """Marks the running attempt verified: every step passed."""
-        batch = self._require_running_attempt(batch_id, attempt)
+        batch = rules.require_running_attempt(self.state_view, batch_id, attempt)
         if batch.failure is not None:
             raise IllegalTransition(f"batch {batch_id} attempt {attempt} failed")
         self._trigger(self.BatchVerified, batch_id=batch_id, attempt=attempt)
 
     def batch_committed(self, batch_id: str, attempt: int, commit: str) -> None:
         """Records the commit that a verified batch became."""
-        self._require_verified(batch_id, attempt)
+        rules.require_verified(self.state_view, batch_id, attempt)
         self._trigger(
             self.BatchCommitted, batch_id=batch_id, attempt=attempt, commit=commit
         )
 
     def batch_left_uncommitted(self, batch_id: str, attempt: int, reason: str) -> None:
         """Records that a verified batch was left uncommitted, and why."""
-        self._require_verified(batch_id, attempt)
+        rules.require_verified(self.state_view, batch_id, attempt)
         self._trigger(
             self.BatchLeftUncommitted, batch_id=batch_id, attempt=attempt, reason=reason
         )
 
-    def _require_verified(self, batch_id: str, attempt: int) -> None:
-        self._require_live()
-        batch = self._batch(batch_id)
-        if batch.status != "verified" or batch.attempts != attempt:
-            raise IllegalTransition(
-                f"batch {batch_id} attempt {attempt} is not verified"
-            )
-
     def abort(self, *, operator: str, reason: str) -> None:
         """Ends the run without completing it."""
-        self._require_live()
+        rules.require_live(self.state_view)
         self._trigger(self.RunAborted, operator=operator, reason=reason)
 
     def complete(self) -> None:
         """Ends the run: every batch is verified or skipped."""
-        self._require_live()
+        rules.require_completable(self.state_view)
         batches = self.state_view.batches
-        left = self.state_view.next_batch
-        if left is not None:
-            raise IllegalTransition(
-                f"run {self.id} cannot complete: batch {left.batch_id} is {left.status}"
-            )
         statuses = [b.status for b in batches]
         self._trigger(
             self.RunCompleted,

@@ -1,0 +1,189 @@
+"""The rules of a run: what each command of the :class:`~recovery_core.run.Run`
+aggregate requires of the run's state.
+
+Each rule is a pure check of a :class:`~recovery_core.records.RunView` that
+raises the refusal an operator reads (:class:`IllegalTransition`,
+:class:`ConflictError`, :class:`UnknownBatch`; see the exit codes) and makes no
+event, so that the aggregate checks everything before it triggers anything.
+"""
+
+from __future__ import annotations
+
+from recovery_core.errors import ConflictError, IllegalTransition, UnknownBatch
+from recovery_core.records import DECISIONS, BatchView, DecisionView, RunView
+
+__all__ = [
+    "batch_of",
+    "require_awaiting",
+    "require_claimable",
+    "require_completable",
+    "require_decidable",
+    "require_live",
+    "require_running_attempt",
+    "require_skip",
+    "require_startable",
+    "require_verified",
+]
+
+
+def require_live(view: RunView) -> None:
+    """Nothing happens after the run completed or was aborted."""
+    if view.state in ("completed", "aborted"):
+        raise IllegalTransition(
+            f"run {view.run_id} is {view.state}: nothing more happens"
+        )
+
+
+def batch_of(view: RunView, batch_id: str) -> BatchView:
+    """The batch ``batch_id`` of the run; :class:`UnknownBatch` when it has none."""
+    try:
+        return view.batch(batch_id)
+    except KeyError:
+        ids = ", ".join(b.batch_id for b in view.batches)
+        raise UnknownBatch(
+            f"run {view.run_id} (plan {view.plan_id}) has no batch "
+            f"{batch_id!r}; its batches are {ids}"
+        ) from None
+
+
+def require_claimable(view: RunView, runner_id: str, take_over: bool) -> bool:
+    """One runner at a time: whether ``runner_id``'s claim is new (it may be
+    held already); another runner's claim is a conflict unless ``take_over``."""
+    require_live(view)
+    held = view.claim
+    if held is not None and held.runner_id == runner_id:
+        return False
+    if held is not None and not take_over:
+        raise ConflictError(
+            f"run {view.run_id} is driven by runner {held.runner_id} "
+            f"(pid {held.pid} on {held.host})"
+        )
+    return True
+
+
+def require_startable(view: RunView, batch_id: str) -> BatchView:
+    """Batches run in plan order, one at a time, and none while a failure awaits
+    a decision; after a failure only ``retry`` or ``recover`` lets the same
+    batch start again."""
+    require_live(view)
+    batch = batch_of(view, batch_id)
+    if view.running_batch is not None:
+        raise IllegalTransition(f"batch {view.running_batch.batch_id} is still running")
+    expected = view.next_batch
+    if expected is None or batch_id != expected.batch_id:
+        raise IllegalTransition(
+            f"batch {batch_id} cannot start: "
+            + (
+                f"it is {batch.status}"
+                if expected is None or batch.status in ("verified", "skipped")
+                else f"batch {expected.batch_id} comes first"
+            )
+        )
+    if view.state == "halted":
+        decision = view.decision
+        if decision is None:
+            raise IllegalTransition(
+                f"batch {view.awaiting[0] if view.awaiting else batch_id} failed "
+                "and awaits an operator decision"
+            )
+        if decision.decision not in ("retry", "recover"):
+            raise IllegalTransition(
+                f"the decision for batch {decision.batch_id} is "
+                f"{decision.decision}, not retry or recover"
+            )
+    return batch
+
+
+def require_running_attempt(view: RunView, batch_id: str, attempt: int) -> BatchView:
+    """Steps are recorded only for the attempt that is running."""
+    require_live(view)
+    batch = batch_of(view, batch_id)
+    if batch.status != "running" or batch.attempts != attempt:
+        raise IllegalTransition(
+            f"batch {batch_id} attempt {attempt} is not running "
+            f"(status {batch.status}, attempt {batch.attempts})"
+        )
+    return batch
+
+
+def require_awaiting(view: RunView, batch_id: str, attempt: int) -> None:
+    """Only the failure that awaits a decision is answered or quarantined."""
+    require_live(view)
+    if view.awaiting != (batch_id, attempt):
+        raise IllegalTransition(
+            f"no failure of batch {batch_id} attempt {attempt} awaits a decision"
+        )
+
+
+def require_verified(view: RunView, batch_id: str, attempt: int) -> None:
+    """A batch is committed (or left uncommitted) only once verified."""
+    require_live(view)
+    batch = batch_of(view, batch_id)
+    if batch.status != "verified" or batch.attempts != attempt:
+        raise IllegalTransition(f"batch {batch_id} attempt {attempt} is not verified")
+
+
+def require_decidable(
+    view: RunView, batch_id: str, decision: str, attempt: int | None
+) -> int:
+    """A decision answers the failure that awaits one (the right batch and
+    attempt), once: a second one before the first is carried out, or after an
+    abort, is a conflict. ``recover`` only when the strategy proposed a fix.
+    Returns the attempt decided."""
+    taken = view.decision
+    if (
+        taken is not None
+        and (not taken.carried_out or view.state == "aborted")
+        and taken.batch_id == batch_id
+        and attempt in (None, taken.attempt)
+    ):
+        raise ConflictError(
+            f"batch {batch_id} attempt {taken.attempt} was already decided: "
+            f"{taken.decision} by {taken.operator}"
+        )
+    require_live(view)
+    batch_of(view, batch_id)
+    if decision not in DECISIONS:
+        raise IllegalTransition(
+            f"unknown decision {decision!r} (one of {', '.join(DECISIONS)})"
+        )
+    if view.awaiting is None:
+        raise IllegalTransition(
+            f"run {view.run_id} is {view.state}: no failure awaits a decision"
+        )
+    awaiting_batch, awaiting_attempt = view.awaiting
+    if batch_id != awaiting_batch:
+        raise IllegalTransition(
+            f"batch {batch_id} has no failure awaiting a decision; "
+            f"batch {awaiting_batch} attempt {awaiting_attempt} does"
+        )
+    if attempt is not None and attempt != awaiting_attempt:
+        raise IllegalTransition(
+            f"batch {batch_id} attempt {attempt} is not the failure awaiting a "
+            f"decision; attempt {awaiting_attempt} is"
+        )
+    if decision == "recover" and not view.proposal:
+        raise IllegalTransition(
+            f"strategy {view.strategy or '(none)'} proposed no fix for batch "
+            f"{batch_id}: choose retry, skip or abort"
+        )
+    return awaiting_attempt
+
+
+def require_skip(view: RunView) -> DecisionView:
+    """A skip is carried out only when one was decided and not yet carried out."""
+    require_live(view)
+    decision = view.decision
+    if decision is None or decision.carried_out or decision.decision != "skip":
+        raise IllegalTransition("no skip decision waits to be carried out")
+    return decision
+
+
+def require_completable(view: RunView) -> None:
+    """A run completes only when every batch is verified or skipped."""
+    require_live(view)
+    left = view.next_batch
+    if left is not None:
+        raise IllegalTransition(
+            f"run {view.run_id} cannot complete: batch {left.batch_id} is {left.status}"
+        )
