@@ -26,7 +26,6 @@ from typing import IO, Final, TypeVar
 from recovery_core import RecoveryError
 
 __all__ = [
-    "SAFE_SETTINGS",
     "Git",
     "GitError",
     "GitKilled",
@@ -39,14 +38,9 @@ __all__ = [
 
 _R = TypeVar("_R")
 
-#: Settings every git command of ours runs with, whatever the repository says.
-SAFE_SETTINGS: Final = (
-    "core.fsmonitor=false",
-    f"core.hooksPath={os.devnull}",
-    "core.quotepath=false",
-)
-#: How every git command of ours starts.
-_ARGV: Final = ("git", *(part for pair in SAFE_SETTINGS for part in ("-c", pair)))
+#: How every git command of ours starts, whatever the repository's settings say.
+_SAFE: Final = f"core.fsmonitor=false core.hooksPath={os.devnull} core.quotepath=false"
+_ARGV: Final = ("git", *(part for pair in _SAFE.split() for part in ("-c", pair)))
 #: Environment variables that would point git at another repository, index,
 #: object store or settings than the workspace's own.
 _REDIRECTING_NAMES: Final = (
@@ -57,7 +51,7 @@ _REDIRECTING_NAMES: Final = (
 )
 _REDIRECTING: Final = frozenset(_REDIRECTING_NAMES.split())
 #: How long one request to a long-lived git process may take.
-DEFAULT_TIMEOUT_S: Final = 120.0
+_TIMEOUT_S: Final = 120.0
 
 
 class WorkspaceError(RecoveryError):
@@ -155,9 +149,8 @@ class Git:
         index: Path | None = None,
         codes: tuple[int, ...] = (0,),
     ) -> bytes:
-        """Runs one git command to its end; returns its standard output, or
-        raises :class:`GitError` with its message when its exit code is not
-        one of ``codes``."""
+        """Runs one git command to its end; its standard output, or
+        :class:`GitError` when its exit code is not one of ``codes``."""
         self.calls += 1
         env = self.env if index is None else {**self.env, "GIT_INDEX_FILE": str(index)}
         try:
@@ -181,14 +174,9 @@ class Git:
     def text(
         self, *args: str, index: Path | None = None, codes: tuple[int, ...] = (0,)
     ) -> str:
-        """:meth:`run`, decoded (paths as git wrote them, undecodable bytes kept)."""
+        """:meth:`run`, decoded (undecodable bytes kept), less the ending newline."""
         out = self.run(*args, index=index, codes=codes)
-        return out.decode("utf-8", "surrogateescape")
-
-    def pipe(self, *args: str) -> Pipe:
-        """A long-lived git process for requests on its standard input."""
-        self.calls += 1
-        return Pipe(args, cwd=self.root, env=self.env)
+        return out.decode("utf-8", "surrogateescape").rstrip()
 
 
 class Server:
@@ -199,12 +187,6 @@ class Server:
     def __init__(self, git: Git, *args: str) -> None:
         self._git, self._args = git, args
         self._pipe: Pipe | None = None
-
-    def get(self) -> Pipe:
-        if self._pipe is None or not self._pipe.alive:
-            self.close()
-            self._pipe = self._git.pipe(*self._args)
-        return self._pipe
 
     def close(self) -> None:
         pipe, self._pipe = self._pipe, None
@@ -234,7 +216,11 @@ class Server:
         repeated), a process found killed is replaced and asked once more."""
         try:
             with deferred_signals():
-                return exchange(self.get())
+                if self._pipe is None or not self._pipe.alive:
+                    self.close()
+                    self._git.calls += 1
+                    self._pipe = Pipe(self._args, self._git)
+                return exchange(self._pipe)
         except GitKilled:
             self.close()
             if not again:
@@ -250,17 +236,15 @@ class Pipe:
     to a file (they can never fill a pipe and stall it), and every read has a
     deadline after which the process is ended."""
 
-    def __init__(
-        self, args: Sequence[str], *, cwd: Path, env: Mapping[str, str]
-    ) -> None:
+    def __init__(self, args: Sequence[str], git: Git) -> None:
         self._errors: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - kept open
         self._buffer = bytearray()
         self._what = args[0]
         try:
             self._process = subprocess.Popen(
                 [*_ARGV, *args],
-                cwd=cwd,
-                env=dict(env),
+                cwd=git.root,
+                env=dict(git.env),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=self._errors,
@@ -269,9 +253,9 @@ class Pipe:
         except OSError as exc:
             self._errors.close()
             raise GitError(f"cannot run git {self._what}: {exc}") from None
-        # Ended when dropped, or at exit: a Popen left to the garbage collector
-        # keeps its pipes open, and git would wait on them for ever.
-        self._end = weakref.finalize(self, _end, self._process, self._errors)
+        # close() ends it, and so does dropping it or exiting: a Popen left to
+        # the garbage collector keeps its pipes open, and git waits for ever.
+        self.close = weakref.finalize(self, _end, self._process, self._errors)
 
     @property
     def alive(self) -> bool:
@@ -288,26 +272,22 @@ class Pipe:
 
     def until(self, end: bytes) -> bytes:
         """What the process writes up to the next ``end`` (left out)."""
-        deadline = time.monotonic() + DEFAULT_TIMEOUT_S
+        deadline = time.monotonic() + _TIMEOUT_S
         while (found := self._buffer.find(end)) < 0:
             self._fill(deadline)
-        record = bytes(self._buffer[:found])
-        del self._buffer[: found + len(end)]
-        return record
+        return self._take(found, len(end))
 
     def exact(self, size: int) -> bytes:
         """The next ``size`` bytes the process writes."""
-        deadline = time.monotonic() + DEFAULT_TIMEOUT_S
+        deadline = time.monotonic() + _TIMEOUT_S
         while len(self._buffer) < size:
             self._fill(deadline)
-        data = bytes(self._buffer[:size])
-        del self._buffer[:size]
-        return data
+        return self._take(size, 0)
 
-    def close(self) -> None:
-        """Ends the process (its standard input closed first, so it ends on its
-        own; killed if it does not)."""
-        self._end()
+    def _take(self, size: int, skipped: int) -> bytes:
+        data = bytes(self._buffer[:size])
+        del self._buffer[: size + skipped]
+        return data
 
     def _fill(self, deadline: float) -> None:
         stdout = self._process.stdout
@@ -332,6 +312,8 @@ class Pipe:
 
 
 def _end(process: subprocess.Popen[bytes], errors: IO[bytes]) -> None:
+    """Closes the process's standard input first, so that it ends on its own;
+    kills it if it does not."""
     for stream in (process.stdin, process.stdout):
         if stream is not None:
             with contextlib.suppress(OSError):

@@ -58,16 +58,6 @@ class RepositoryState:
     refs: RefState
 
 
-#: What is reported when a file or folder of ours differs from its baseline.
-_CHANGED = {
-    "config": "the repository's git config was changed",
-    "config.worktree": "the repository's git config.worktree was changed",
-    ".git": "the work tree's .git file was changed",
-    "info": "the repository's info/ files (exclude, attributes) were changed",
-    "hooks": "the repository's hooks were changed",
-}
-
-
 def _remove(path: Path) -> None:
     if path.is_symlink() or path.is_file():
         path.unlink()
@@ -115,12 +105,17 @@ class Guard:
         self, refs: Refs, *, root: Path, git_dir: Path, common_dir: Path
     ) -> None:
         self._refs = refs
+        # Each file and folder kept, with what is reported when it changed.
+        ours, info = "the repository's", "info/ files (exclude, attributes)"
         self._files = {
-            "config": common_dir / "config",
-            "config.worktree": git_dir / "config.worktree",
-            ".git": root / ".git",  # a linked worktree's pointer file
+            common_dir / "config": f"{ours} git config was changed",
+            git_dir / "config.worktree": f"{ours} git config.worktree was changed",
+            root / ".git": "the work tree's .git file was changed",  # linked worktree
         }
-        self._folders = {"info": common_dir / "info", "hooks": common_dir / "hooks"}
+        self._folders = {
+            common_dir / "info": f"{ours} {info} were changed",
+            common_dir / "hooks": f"{ours} hooks were changed",
+        }
 
     def state(self) -> RepositoryState:
         """The state now (files read as they are; refs through git)."""
@@ -130,8 +125,8 @@ class Guard:
         """Our files, and the files below our folders. A folder of ours that is
         a symlink (or a file) is kept as that, never followed: one a batch puts
         there is taken away like any other change."""
-        found = {p: f for p in self._files.values() if (f := _read_file(p))}
-        for folder in self._folders.values():
+        found = {p: f for p in self._files if (f := _read_file(p))}
+        for folder in self._folders:
             link = _read_file(folder)
             found |= {folder: link} if link else _read_folder(folder)
         return found
@@ -143,10 +138,10 @@ class Guard:
         returns what was found changed."""
         now, kept = self._read(), before.files
         changed = {p for p in kept.keys() | now.keys() if kept.get(p) != now.get(p)}
-        problems = [_CHANGED[n] for n, path in self._files.items() if path in changed]
+        problems = [said for path, said in self._files.items() if path in changed]
         problems += [
-            _CHANGED[name]
-            for name, folder in self._folders.items()
+            said
+            for folder, said in self._folders.items()
             if any(p == folder or folder in p.parents for p in changed)
         ]
         # What the batch made goes first: a file where a folder of ours was,

@@ -21,8 +21,11 @@ import attrs
 
 from recovery_adapters.git.command import Git, GitError, Pipe, Server
 
-__all__ = ["TREE_MODE", "Entry", "ObjectError", "Objects", "nul"]
+__all__ = ["OUR_NAME", "TREE_MODE", "Entry", "ObjectError", "Objects", "nul"]
 
+#: Who writes the commits of snapshots and quarantines (and of a verified
+#: batch, when git has no identity for the user).
+OUR_NAME: Final = "recovery-core <recovery-core@localhost>"
 #: The mode of a subtree in a tree object (``ls-tree`` prints it as 040000).
 TREE_MODE: Final = "40000"
 #: How many trees are kept once read (a tree is a few hundred bytes).
@@ -75,8 +78,8 @@ class Objects:
         # lookup that never rescans packs, and miss an object that a repack
         # (a background `gc --auto`) moved since it started. Every entry we
         # write comes from git, so it exists.
-        self._trees_writer = Server(git, "mktree", "--batch", "-z", "--missing")
-        self._commits_writer = Server(
+        self._tree_writer = Server(git, "mktree", "--batch", "-z", "--missing")
+        self._commit_writer = Server(
             git, "hash-object", "-w", "-t", "commit", "--no-filters", "--stdin-paths"
         )
         # Reads the attributes (content filters) once per directory and keeps
@@ -87,10 +90,13 @@ class Objects:
 
     def close(self) -> None:
         """Ends the long-lived git processes."""
-        self._reader.close()
-        self._trees_writer.close()
-        self._commits_writer.close()
-        self._hasher.close()
+        for server in (
+            self._reader,
+            self._tree_writer,
+            self._commit_writer,
+            self._hasher,
+        ):
+            server.close()
 
     def forget_filters(self) -> None:
         """Ends the hasher, so that the next one reads the attributes and
@@ -139,10 +145,7 @@ class Objects:
 
     def commit_parts(self, commit: str) -> tuple[tuple[str, ...], str]:
         """The parents and the message of the commit ``commit``."""
-        answer = self.read(commit)
-        if answer is None or answer[0] != "commit":
-            raise ObjectError(f"{commit} is not a commit in {self._git.root}")
-        head, _, message = answer[1].partition(b"\n\n")
+        head, _, message = self._commit(commit).partition(b"\n\n")
         parents = tuple(
             line[7:].decode() for line in head.split(b"\n") if line[:7] == b"parent "
         )
@@ -150,10 +153,14 @@ class Objects:
 
     def commit_tree(self, commit: str) -> str:
         """The tree of the commit ``commit``."""
+        data = self._commit(commit)
+        return data[5 : data.index(b"\n")].decode()
+
+    def _commit(self, commit: str) -> bytes:
         answer = self.read(commit)
         if answer is None or answer[0] != "commit" or answer[1][:5] != b"tree ":
             raise ObjectError(f"{commit} is not a commit in {self._git.root}")
-        return answer[1][5 : answer[1].index(b"\n")].decode()
+        return answer[1]
 
     def blobs(self, commit: str, paths: Sequence[str]) -> dict[str, bytes | None]:
         """The content of each of ``paths`` in ``commit``; None for a path that
@@ -233,7 +240,7 @@ class Objects:
             + b"\0"
             for name, e in entries.items()
         )
-        sha = self._trees_writer.ask(request + b"\0")[0].decode().strip()
+        sha = self._tree_writer.ask(request + b"\0")[0].decode().strip()
         self._trees.setdefault(sha, dict(entries))
         return sha
 
@@ -279,20 +286,19 @@ class Objects:
         parents: Sequence[str],
         message: str,
         *,
-        author: str,
-        committer: str,
+        author: str = OUR_NAME,
+        committer: str = OUR_NAME,
     ) -> str:
         """Writes a commit; ``author`` and ``committer`` are ``Name <email>``."""
         stamp = _timestamp()
-        lines = [f"tree {tree}"]
-        lines += [f"parent {parent}" for parent in parents]
+        lines = [f"tree {tree}", *(f"parent {parent}" for parent in parents)]
         lines += [f"author {author} {stamp}", f"committer {committer} {stamp}"]
-        body = message if message.endswith("\n") else f"{message}\n"
         self._serial += 1
         source = self._scratch / f"commit-{self._serial}"
+        body = message if message.endswith("\n") else f"{message}\n"
         source.write_bytes(("\n".join(lines) + "\n\n" + body).encode())
         try:
-            return self._commits_writer.ask(raw_of(str(source)) + b"\n")[0].decode()
+            return self._commit_writer.ask(raw_of(str(source)) + b"\n")[0].decode()
         finally:
             source.unlink(missing_ok=True)
 

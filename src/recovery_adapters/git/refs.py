@@ -7,6 +7,7 @@ fsync rules apply. A branch moves only if it still points where it did
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Sequence
@@ -87,43 +88,40 @@ class Refs:
     def state(self) -> RefState:
         """HEAD and the branches, as git reads them now."""
         out = self._git.text(
-            "for-each-ref", "--format=%(HEAD) %(objectname) %(refname)", "refs/heads/"
+            "for-each-ref", "--format=%(HEAD) %(refname) %(objectname)", "refs/heads/"
         )
         branches: list[tuple[str, str]] = []
         head_ref: str | None = None
         head: str | None = None
         for line in out.splitlines():
-            sha, name = line[2:].split(" ", 1)
+            name, sha = line[2:].split(" ")
             branches.append((name, sha))
             if line[0] == "*":
                 head_ref, head = name, sha
         if head_ref is None:  # detached, or on a branch with no commit yet
             head_ref = (
-                self._git.text("symbolic-ref", "-q", "HEAD", codes=(0, 1)).strip()
-                or None
+                self._git.text("symbolic-ref", "-q", "HEAD", codes=(0, 1)) or None
             )
-            if head_ref is None:
-                found = self._git.text(
-                    "rev-parse", "-q", "--verify", "HEAD^{commit}", codes=(0, 1)
-                ).strip()
-                head = found if _ID.fullmatch(found) else None
-        return RefState(head_ref=head_ref, head=head, branches=tuple(sorted(branches)))
+        if head_ref is None:
+            asked = ("rev-parse", "-q", "--verify", "HEAD^{commit}")
+            found = self._git.text(*asked, codes=(0, 1))
+            head = found if _ID.fullmatch(found) else None
+        return RefState(head_ref, head, tuple(sorted(branches)))
 
     def update(self, updates: Sequence[RefUpdate]) -> None:
         """Writes ``updates`` in one transaction: all of them, or none (then
         :class:`RefMoved` when a ref was not where it was expected)."""
-        lines = []
+        request = "start\n"
         for update in updates:
             if not update.ref.startswith("refs/") or not _ID.fullmatch(update.new):
                 raise WorkspaceError(f"refusing to write ref {update.ref!r}")
             old = "" if update.old is None else f" {update.old or self._null}"
-            lines.append(f"update {update.ref} {update.new}{old}\n")
-        request = ["start\n", *lines, "prepare\n", "commit\n"]
+            request += f"update {update.ref} {update.new}{old}\n"
         try:
-            # git ends at a failed prepare, having written nothing.
-            # Never asked again: a transaction that may have been written.
+            # git ends at a failed prepare, having written nothing. Never asked
+            # again: a transaction that may have been written.
             answers = self._writer.ask(
-                "".join(request).encode(), answers=3, again=False
+                f"{request}prepare\ncommit\n".encode(), answers=3, again=False
             )
         except GitError as exc:
             if "but expected" in str(exc) or "reference already exists" in str(exc):
@@ -147,26 +145,16 @@ class Refs:
         self._git.run("update-ref", "-m", _PUT_BACK, name, sha)
 
 
-def clear_stale_locks(
-    common_dir: Path, *, older_than_s: float = _STALE_LOCK_S
-) -> list[str]:
+def clear_stale_locks(common_dir: Path) -> None:
     """Removes the lock files that a git process of ours, killed while it wrote
     one of our refs, left under ``refs/recovery/`` (else every later write of
-    that ref fails on "File exists" and the run is wedged); returns the refs
-    they were for. Only under our own namespace, where no process of the user
-    writes, only while the caller holds the workspace (so no runner of ours is
-    writing), and only locks older than any write takes. The one place we
-    touch a file of git's by hand: git has no command that clears a lock."""
-    ours = common_dir / "refs" / "recovery"
-    cleared: list[str] = []
-    if not ours.is_dir():
-        return cleared
+    that ref fails on "File exists" and the run is wedged). Only under our own
+    namespace, where no process of the user writes, only while the caller
+    holds the workspace (so no runner of ours is writing), and only locks older
+    than any write takes. The one place we touch a file of git's by hand: git
+    has no command that clears a lock."""
     now = time.time()
-    for lock in sorted(ours.rglob("*.lock")):
-        try:
-            if lock.is_file() and now - lock.stat().st_mtime > older_than_s:
+    for lock in sorted((common_dir / "refs" / "recovery").rglob("*.lock")):
+        with contextlib.suppress(OSError):  # gone meanwhile, or not ours to remove
+            if lock.is_file() and now - lock.stat().st_mtime > _STALE_LOCK_S:
                 lock.unlink()
-                cleared.append(lock.relative_to(common_dir).as_posix()[: -len(".lock")])
-        except OSError:
-            continue  # gone meanwhile, or not ours to remove
-    return cleared

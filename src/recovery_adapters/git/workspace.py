@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
 
@@ -32,7 +32,7 @@ from recovery_adapters.git.command import (
 )
 from recovery_adapters.git.guard import Guard, RepositoryState
 from recovery_adapters.git.lock import WorkspaceLock
-from recovery_adapters.git.objects import Entry, ObjectError, Objects, nul
+from recovery_adapters.git.objects import OUR_NAME, Entry, ObjectError, Objects, nul
 from recovery_adapters.git.refs import (
     RefMoved,
     Refs,
@@ -58,12 +58,12 @@ _IN_PROGRESS: Final = {
     "REVERT_HEAD": "a revert",
     "BISECT_LOG": "a bisect",
 }
-_OUR_NAME: Final = "recovery-core <recovery-core@localhost>"
 #: How many snapshots a workspace remembers (their indexes, their states).
 _KEPT: Final = 4
 #: How far back from HEAD a commit made before a kill is looked for.
 _SEARCHED: Final = 64
 _REGULAR: Final = frozenset({"100644", "100755"})
+_WHO: Final = ("AUTHOR", "COMMITTER")
 #: The name (then the process id) of our copy of ``info/exclude`` being written.
 _EXCLUDE_COPY: Final = ".exclude.recovery-"
 
@@ -104,7 +104,7 @@ class GitWorkspace:
         if not folder.is_dir():
             raise WorkspaceError(f"{folder} is not a folder")
         root, git_dir, common_dir, object_format = discover(folder)
-        self._root, self._git_dir = root, git_dir
+        self._root, self._git_dir, self._common_dir = root, git_dir, common_dir
         # A private folder for temporary indexes and object sources.
         self._scratch = tempfile.TemporaryDirectory(prefix="recovery-git-")
         scratch = Path(self._scratch.name)
@@ -115,7 +115,6 @@ class GitWorkspace:
         self._guard = Guard(
             self._refs, root=root, git_dir=git_dir, common_dir=common_dir
         )
-        self._common_dir = common_dir
         self._tree = WorkingTree(
             self._git,
             self._objects,
@@ -133,7 +132,7 @@ class GitWorkspace:
         self._state: RepositoryState | None = None
         self._found: tuple[str, ...] = ()
         self._checked: RefState | None = None
-        self._identity: tuple[str, str] | None = None
+        self._identity: tuple[str, ...] | None = None
 
     # -- what it is ---------------------------------------------------------
 
@@ -141,11 +140,6 @@ class GitWorkspace:
     def root(self) -> Path:
         """The top of the working tree."""
         return self._root
-
-    @property
-    def exclude(self) -> tuple[str, ...]:
-        """The paths whose changes never count as a batch's."""
-        return self._tree.exclude
 
     @property
     def tracking(self) -> bool:
@@ -188,16 +182,13 @@ class GitWorkspace:
 
     # -- before a run -------------------------------------------------------
 
-    def locked(self, holder: Mapping[str, str]) -> AbstractContextManager[None]:
+    @contextmanager
+    def locked(self, holder: Mapping[str, str]) -> Iterator[None]:
         """Holds the workspace for one runner (``holder`` says who: run, plan,
         host, pid); raises :class:`~recovery_adapters.git.lock.WorkspaceInUse`
         (exit 5), naming the holder, while another live process holds it.
         Held, it clears what a killed git process of ours left locked under
         ``refs/recovery/`` (see :func:`~recovery_adapters.git.refs.clear_stale_locks`)."""
-        return self._holding(holder)
-
-    @contextmanager
-    def _holding(self, holder: Mapping[str, str]) -> Iterator[None]:
         with self._lock.hold(holder):
             clear_stale_locks(self._common_dir)
             yield
@@ -235,29 +226,25 @@ class GitWorkspace:
     @staticmethod
     def _ref(run_id: str, batch_id: str, attempt: int, name: str) -> str:
         return (
-            f"refs/recovery/{ref_part(run_id)}/{ref_part(batch_id)}/"
-            f"{int(attempt)}/{name}"
+            f"refs/recovery/{ref_part(run_id)}/{ref_part(batch_id)}/{attempt:d}/{name}"
         )
 
     def snapshot(self, *, run_id: str, batch_id: str, attempt: int) -> str:
         """Snapshots the whole working tree as a commit under
         ``refs/recovery/<run>/<batch>/<attempt>/baseline`` (and what the user
         had staged under ``.../index``); returns the baseline commit's id."""
-        ref = self._ref(run_id, batch_id, attempt, "baseline")
         state = self._guard.state()
-        tree = self._tree.tree()
-        index_tree = self._tree.index_tree()
+        tree, index_tree = self._tree.tree(), self._tree.index_tree()
         head = state.refs.head
         parents = [head] if head else []
         what = f"run {run_id} batch {batch_id}"
-        commit = self._write_commit(
-            tree, parents, f"recovery baseline: {what} attempt {attempt}"
-        )
-        updates = [RefUpdate(ref, commit)]
+        message = f"recovery baseline: {what} attempt {attempt}"
+        commit = self._objects.write_commit(tree, parents, message)
+        updates = [RefUpdate(self._ref(run_id, batch_id, attempt, "baseline"), commit)]
         if index_tree is not None:
             staged = head or ""  # HEAD itself when the user has nothing staged
             if not head or index_tree != self._objects.commit_tree(head):
-                staged = self._write_commit(
+                staged = self._objects.write_commit(
                     index_tree, parents, f"recovery index: {what}"
                 )
             updates.append(
@@ -285,11 +272,6 @@ class GitWorkspace:
             known = _Baseline(self._objects.commit_tree(commit), staged)
             self._remember(commit, known)
         return known
-
-    def _write_commit(self, tree: str, parents: Sequence[str], message: str) -> str:
-        return self._objects.write_commit(
-            tree, parents, message, author=_OUR_NAME, committer=_OUR_NAME
-        )
 
     # -- the repository's own state, put back first --------------------------
 
@@ -373,7 +355,7 @@ class GitWorkspace:
             faulty = self._tree.tree()
             what = f"run {run_id} batch {batch_id} attempt {attempt}"
             message = f"recovery quarantine: {what}"
-            commit = self._write_commit(faulty, [baseline], message)
+            commit = self._objects.write_commit(faulty, [baseline], message)
             self._refs.update([RefUpdate(ref, commit)])
         files = self._changed(known.tree, faulty)
         self.restore(baseline, files)
@@ -467,22 +449,25 @@ class GitWorkspace:
         base_tree = self._baseline(baseline).tree if baseline else head_tree
         changes, tangled = self._batch_change(base_tree, head_tree, files)
         if tangled:
-            return Committed(
-                commit=None,
-                note="not committed: the user's uncommitted edits and the batch's "
-                f"change overlap in {', '.join(tangled)}; the batch's change is "
-                "left uncommitted in the working tree",
+            note = (
+                "not committed: the user's uncommitted edits and the batch's change "
+                f"overlap in {', '.join(tangled)}; the batch's change is left "
+                "uncommitted in the working tree"
             )
+            return Committed(commit=None, note=note)
         tree = self._objects.with_changes(head_tree, changes)
         if tree == head_tree:
             return Committed(
                 commit=None, note="not committed: HEAD has the change already"
             )
         lines = "".join(f"{key}: {value}\n" for key, value in trailers.items())
-        body = f"{message.rstrip()}\n\n{lines}"
         author, committer = self._author()
         commit = self._objects.write_commit(
-            tree, [head] if head else [], body, author=author, committer=committer
+            tree,
+            [head] if head else [],
+            f"{message.rstrip()}\n\n{lines}",
+            author=author,
+            committer=committer,
         )
         try:
             self._refs.update([RefUpdate(state.head_ref, commit, old=head or "")])
@@ -501,11 +486,8 @@ class GitWorkspace:
         trailers are ``trailers``' run and batch: a batch is committed once."""
         if not head or not baseline or "Recovery-Batch" not in trailers:
             return None
-        wanted = {
-            f"{key}: {trailers[key]}"
-            for key in ("Recovery-Run", "Recovery-Batch")
-            if key in trailers
-        }
+        keys = ("Recovery-Run", "Recovery-Batch")
+        wanted = {f"{key}: {trailers[key]}" for key in keys if key in trailers}
         stop = set(self._objects.commit_parts(baseline)[0])
         commit: str | None = head
         for _ in range(_SEARCHED):
@@ -521,8 +503,7 @@ class GitWorkspace:
         """Our own branch move is part of the state a later check keeps."""
         if self._state is None or state.head_ref is None:
             return
-        branches = dict(self._state.refs.branches)
-        branches[state.head_ref] = commit
+        branches = {**dict(self._state.refs.branches), state.head_ref: commit}
         refs = RefState(state.head_ref, commit, tuple(sorted(branches.items())))
         self._state = attrs.evolve(self._state, refs=refs)
 
@@ -553,17 +534,17 @@ class GitWorkspace:
     ) -> Entry | None:
         """HEAD's file (``ours``) with the change from ``base`` to ``theirs``,
         by ``git merge-file``; None when they overlap or are not text files."""
-        if not (ours and base and theirs):
+        if (
+            not (ours and base and theirs)
+            or {ours.mode, base.mode, theirs.mode} - _REGULAR
+        ):
             return None
-        if {ours.mode, base.mode, theirs.mode} - _REGULAR:
-            return None
-        scratch = Path(self._scratch.name)
         names = []
         for label, entry in (("ours", ours), ("base", base), ("theirs", theirs)):
             content = self._objects.read(entry.sha)
             if content is None:
                 return None
-            target = scratch / f"merge-{label}"
+            target = Path(self._scratch.name) / f"merge-{label}"
             target.write_bytes(content[1])
             names.append(str(target))
         try:
@@ -606,25 +587,18 @@ class GitWorkspace:
         """The strategy a run in a git workspace gets by default: manual-git."""
         return ManualGitStrategy()
 
-    def _author(self) -> tuple[str, str]:
+    def _author(self) -> tuple[str, ...]:
         """The author and committer (``Name <email>``) of a verified batch's
         commit: the user's when git has an identity for them, else
         recovery-core's (asked once per workspace)."""
         if self._identity is None:
-            if "user.email" not in self._tree.settings() and not os.environ.get(
-                "GIT_AUTHOR_EMAIL"
-            ):
-                self._identity = (_OUR_NAME, _OUR_NAME)
-            else:
-                author = self._git.text("var", "GIT_AUTHOR_IDENT")
-                committer = self._git.text("var", "GIT_COMMITTER_IDENT")
-                self._identity = (_ident_name(author), _ident_name(committer))
+            known = "user.email" in self._tree.settings()
+            if not known and not os.environ.get("GIT_AUTHOR_EMAIL"):
+                self._identity = (OUR_NAME, OUR_NAME)
+            else:  # from git's ``Name <email> 1700000000 +0100``
+                idents = (self._git.text("var", f"GIT_{who}_IDENT") for who in _WHO)
+                self._identity = tuple(ident.rsplit(" ", 2)[0] for ident in idents)
         return self._identity
-
-
-def _ident_name(ident: str) -> str:
-    """``Name <email>`` from git's ``Name <email> 1700000000 +0100``."""
-    return ident.strip().rsplit(" ", 2)[0]
 
 
 def _remove_stale_copies(exclude: Path) -> None:

@@ -107,8 +107,7 @@ class WorkingTree:
     # -- trees --------------------------------------------------------------
 
     def tree(self) -> str:
-        """The tree of the whole working tree now (ignored files and the
-        excluded paths aside)."""
+        """The tree of the working tree now (less ignored and excluded paths)."""
         followed = self._follow()
         if followed is not None:
             return followed
@@ -123,7 +122,7 @@ class WorkingTree:
         context = self._context()
         with self.temporary_index(from_user=True) as index:
             self._git.run("add", "-A", "--", ".", index=index)
-            tree = self._git.text("write-tree", index=index).strip()
+            tree = self._git.text("write-tree", index=index)
         if self.exclude:
             tree = self._objects.with_changes(tree, dict.fromkeys(self.exclude))
         self._followed = (tree, context) if self._tracker is not None else None
@@ -172,10 +171,8 @@ class WorkingTree:
         special = {".git", ".gitignore", ".gitattributes"}
         if any(special.intersection(path.split("/")) for path in changed):
             return None  # what is tracked, or how, may have changed: scan
-        if not self._modes_from_files():
-            return None
-        found = self._present_and_gone(tree, changed)
-        if found is None:
+        found = self._modes_from_files() and self._present_and_gone(tree, changed)
+        if not found:
             return None
         present, gone = found
         paths = sorted(present)
@@ -325,7 +322,7 @@ class WorkingTree:
             return self._index_state[1]
         with self.temporary_index(from_user=True) as index:
             try:
-                tree: str | None = self._git.text("write-tree", index=index).strip()
+                tree: str | None = self._git.text("write-tree", index=index)
             except GitError:
                 tree = None
         if _stat_key(self._index) == key:  # not rewritten while it was read
