@@ -48,7 +48,8 @@ class WorkspaceLock:
             self._fd = self._acquire()
         self._depth += 1
         try:
-            self._describe(holder)
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, json.dumps(dict(holder), sort_keys=True).encode(), 0)
             yield
         finally:
             self._depth -= 1
@@ -78,12 +79,6 @@ class WorkspaceLock:
             os.close(fd)
             raise
         return fd
-
-    def _describe(self, holder: Mapping[str, str]) -> None:
-        assert self._fd is not None
-        data = json.dumps(dict(holder), sort_keys=True).encode()
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, data, 0)
 
 
 def _read(fd: int) -> dict[str, str]:

@@ -90,17 +90,12 @@ class Objects:
 
     def close(self) -> None:
         """Ends the long-lived git processes."""
-        for server in (
-            self._reader,
-            self._tree_writer,
-            self._commit_writer,
-            self._hasher,
-        ):
+        for server in self._reader, self._tree_writer, self._commit_writer:
             server.close()
+        self._hasher.close()
 
     def forget_filters(self) -> None:
-        """Ends the hasher, so that the next one reads the attributes and
-        settings (content filters) as they are then."""
+        """The next hash reads the attributes and settings anew."""
         self._hasher.close()
 
     # -- reading ------------------------------------------------------------
@@ -209,9 +204,8 @@ class Objects:
         return found
 
     def diff(self, old: str | None, new: str | None) -> tuple[str, ...]:
-        """The file paths that differ between two trees (added, modified,
-        deleted, mode changes), as ``git diff-tree -r --name-only`` lists them,
-        sorted."""
+        """The file paths that differ between two trees, sorted, as
+        ``git diff-tree -r --name-only`` lists them."""
         return tuple(sorted(self._diff(old, new, "")))
 
     def _diff(self, old: str | None, new: str | None, prefix: str) -> Iterator[str]:
@@ -310,10 +304,8 @@ class Objects:
     def hash_files(self, paths: Sequence[str]) -> dict[str, str]:
         """The blob ids of working files (written to the repository), through
         the content filters their paths have, as staging does."""
-        if not paths:
+        if not paths:  # (a name with a newline or a leading quote cannot go here)
             return {}
-        if any("\n" in p or p.startswith('"') for p in paths):
-            raise GitError("a file name with a newline cannot be hashed this way")
         request = b"".join(raw_of(p) + b"\n" for p in paths)
         shas = self._hasher.ask(request, answers=len(paths))
         return dict(zip(paths, (sha.decode() for sha in shas), strict=True))
@@ -334,7 +326,4 @@ def _read_object(request: bytes, pipe: Pipe) -> tuple[str, bytes] | None:
 
 def _timestamp() -> str:
     now = time.time()
-    offset = time.localtime(now).tm_gmtoff // 60
-    sign = "+" if offset >= 0 else "-"
-    hours, minutes = divmod(abs(offset), 60)
-    return f"{int(now)} {sign}{hours:02d}{minutes:02d}"
+    return f"{int(now)} {time.strftime('%z', time.localtime(now))}"

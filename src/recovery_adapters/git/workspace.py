@@ -63,7 +63,6 @@ _KEPT: Final = 4
 #: How far back from HEAD a commit made before a kill is looked for.
 _SEARCHED: Final = 64
 _REGULAR: Final = frozenset({"100644", "100755"})
-_WHO: Final = ("AUTHOR", "COMMITTER")
 #: The name (then the process id) of our copy of ``info/exclude`` being written.
 _EXCLUDE_COPY: Final = ".exclude.recovery-"
 
@@ -88,9 +87,8 @@ class GitWorkspace:
     made from the paths it saw change, so a snapshot costs what the change
     costs. Whatever the watch cannot vouch for brings back a full scan;
     ``tracker=False`` scans every time, with the same results. ``tracker`` may
-    also be a function that starts a
-    :class:`~recovery_adapters.watch.Tracker` for a folder (or returns
-    None where it cannot), for another kind of watch.
+    also be a function that starts a :class:`~recovery_adapters.watch.Tracker`
+    for a folder (or returns None where it cannot).
     """
 
     def __init__(
@@ -120,7 +118,7 @@ class GitWorkspace:
             self._objects,
             common_dir=common_dir,
             scratch=scratch,
-            exclude=[p for p in (self._relative(p) for p in exclude) if p],
+            exclude=[p for p in map(self._relative, exclude) if p],
             tracker=start_tracker if tracker is True else (tracker or None),
         )
         self._lock = WorkspaceLock(git_dir, root)
@@ -132,7 +130,7 @@ class GitWorkspace:
         self._state: RepositoryState | None = None
         self._found: tuple[str, ...] = ()
         self._checked: RefState | None = None
-        self._identity: tuple[str, ...] | None = None
+        self._identity: tuple[str, str] | None = None
 
     # -- what it is ---------------------------------------------------------
 
@@ -172,11 +170,8 @@ class GitWorkspace:
         self.close()
 
     def _relative(self, path: str | os.PathLike[str]) -> str:
-        candidate = Path(path)
-        if not candidate.is_absolute():
-            candidate = Path.cwd() / candidate
         try:
-            return candidate.resolve().relative_to(self._root).as_posix()
+            return Path(path).resolve().relative_to(self._root).as_posix()
         except ValueError:
             return ""
 
@@ -224,10 +219,9 @@ class GitWorkspace:
     # -- snapshots ----------------------------------------------------------
 
     @staticmethod
-    def _ref(run_id: str, batch_id: str, attempt: int, name: str) -> str:
-        return (
-            f"refs/recovery/{ref_part(run_id)}/{ref_part(batch_id)}/{attempt:d}/{name}"
-        )
+    def _refs_of(run_id: str, batch_id: str, attempt: int) -> str:
+        """Where the refs of one attempt are."""
+        return f"refs/recovery/{ref_part(run_id)}/{ref_part(batch_id)}/{int(attempt)}"
 
     def snapshot(self, *, run_id: str, batch_id: str, attempt: int) -> str:
         """Snapshots the whole working tree as a commit under
@@ -240,25 +234,23 @@ class GitWorkspace:
         what = f"run {run_id} batch {batch_id}"
         message = f"recovery baseline: {what} attempt {attempt}"
         commit = self._objects.write_commit(tree, parents, message)
-        updates = [RefUpdate(self._ref(run_id, batch_id, attempt, "baseline"), commit)]
+        refs = self._refs_of(run_id, batch_id, attempt)
+        updates = [RefUpdate(f"{refs}/baseline", commit)]
         if index_tree is not None:
             staged = head or ""  # HEAD itself when the user has nothing staged
             if not head or index_tree != self._objects.commit_tree(head):
-                staged = self._objects.write_commit(
-                    index_tree, parents, f"recovery index: {what}"
-                )
-            updates.append(
-                RefUpdate(self._ref(run_id, batch_id, attempt, "index"), staged)
-            )
+                message = f"recovery index: {what}"
+                staged = self._objects.write_commit(index_tree, parents, message)
+            updates.append(RefUpdate(f"{refs}/index", staged))
         self._refs.update(updates)
         self._remember(commit, _Baseline(tree, index_tree))
         self._state, self._found, self._checked = state, (), None
         return commit
 
     def _remember(self, commit: str, baseline: _Baseline) -> None:
-        while len(self._baselines) >= _KEPT:
-            self._baselines.pop(next(iter(self._baselines)))
         self._baselines[commit] = baseline
+        while len(self._baselines) > _KEPT:
+            del self._baselines[next(iter(self._baselines))]
 
     def _baseline(self, commit: str, index_ref: str = "") -> _Baseline:
         """What is known of the snapshot ``commit``; of one another process
@@ -289,10 +281,9 @@ class GitWorkspace:
             self._found = (*self._found, *found)
 
     def check(self, baseline: str | None) -> tuple[str, ...]:
-        """What the attempt since the latest snapshot (``baseline``) changed
-        that a batch must not (HEAD moved, a branch rewritten, the settings,
-        ``info/`` or a hook changed), each put back as it was; empty when
-        nothing was."""
+        """What the attempt since the latest snapshot changed that a batch must
+        not (HEAD moved, a branch rewritten, the settings, ``info/`` or a hook
+        changed), each put back as it was; empty when nothing was."""
         self._put_back(refs=True)
         if self._state is not None:
             self._checked = self._state.refs  # HEAD is where it was, now
@@ -315,24 +306,18 @@ class GitWorkspace:
         them (a batch that changed .gitignore changed that file, not the
         user's file it now ignores)."""
         files = self._objects.diff(baseline, now)
-        left = [
-            p
-            for p in files
-            if is_file(self._root / p) and self._objects.entry(now, p) is None
-        ]
+        root, entry = self._root, self._objects.entry
+        left = [p for p in files if is_file(root / p) and entry(now, p) is None]
         if not left:
             return files
         before = self._objects.entries(baseline, left)
-        now_entries = self._tree.entries_of(left)
-        same = {p for p, e in now_entries.items() if before.get(p) == e}
+        same = {p for p, e in self._tree.entries_of(left).items() if before.get(p) == e}
         return tuple(p for p in files if p not in same)
 
     def read(self, snapshot: str, paths: Sequence[str]) -> dict[str, bytes | None]:
         """The content of each of ``paths`` as the snapshot (or any commit)
         ``snapshot`` has it; None for a path that is no file there."""
-        if not paths:
-            return {}
-        return self._objects.blobs(snapshot, paths)
+        return self._objects.blobs(snapshot, paths) if paths else {}
 
     # -- after a failure ----------------------------------------------------
 
@@ -344,17 +329,19 @@ class GitWorkspace:
         attempt changed back as they were at ``baseline``, and the user's staged
         entries back as they were; nothing else is touched."""
         self._put_back(refs=True)
-        known = self._baseline(baseline, self._ref(run_id, batch_id, attempt, "index"))
-        ref = self._ref(run_id, batch_id, attempt, "quarantine")
+        refs = self._refs_of(run_id, batch_id, attempt)
+        known = self._baseline(baseline, f"{refs}/index")
+        ref = f"{refs}/quarantine"
         # Kept already by a runner killed before the quarantine was recorded:
         # that tree is the faulty one (the working tree may be restored since).
-        commit = self._git.text("for-each-ref", "--format=%(objectname)", ref).strip()
+        commit = self._git.text("for-each-ref", "--format=%(objectname)", ref)
         if commit:
             faulty = self._objects.commit_tree(commit)
         else:
             faulty = self._tree.tree()
-            what = f"run {run_id} batch {batch_id} attempt {attempt}"
-            message = f"recovery quarantine: {what}"
+            message = (
+                f"recovery quarantine: run {run_id} batch {batch_id} attempt {attempt}"
+            )
             commit = self._objects.write_commit(faulty, [baseline], message)
             self._refs.update([RefUpdate(ref, commit)])
         files = self._changed(known.tree, faulty)
@@ -364,13 +351,18 @@ class GitWorkspace:
     @deferred_signals()
     def restore(self, baseline: str, files: Sequence[str]) -> None:
         """Puts ``files`` back as they were in the snapshot ``baseline``
-        (removing those it did not have), then the user's index entries as
-        they were."""
+        (removing those it did not have), then the user's index entries."""
         self._put_back(refs=False)
         known = self._baseline(baseline)
         wanted = self._objects.entries(known.tree, files)
         if wanted:
-            self._check_out(wanted)
+            # Through a temporary index of just those entries (a restore costs
+            # what the change costs); with -f git makes room for each file
+            # where the batch left a folder or a symbolic link.
+            with self._tree.temporary_index(from_user=False) as index:
+                self._tree.set_index_entries(wanted, index=index)
+                checkout = ["checkout-index", "-f", "-z", "--stdin"]
+                self._git.run(*checkout, index=index, stdin=nul(list(wanted)))
         # Removed only now that the baseline's ignore rules are back: a path they
         # cover cannot be in any snapshot, so it may be the user's own ignored
         # file (a batch that edits .gitignore un-ignores it); it stays.
@@ -380,19 +372,10 @@ class GitWorkspace:
         for path in gone:
             if path not in ignored:
                 self._remove(path)
-        self._restore_index(known)
-
-    def _check_out(self, wanted: Mapping[str, Entry]) -> None:
-        """Writes the files of ``wanted`` into the working tree, through a
-        temporary index of just those entries (a restore costs what the change
-        costs, whatever the repository). With ``-f`` git makes room for each
-        file where the batch left a folder or a symbolic link."""
-        with self._tree.temporary_index(from_user=False) as index:
-            self._tree.set_index_entries(wanted, index=index)
-            checkout = ["checkout-index", "-f", "-z", "--stdin"]
-            self._git.run(*checkout, index=index, stdin=nul(list(wanted)))
+        self._restore_index(known.index_tree)
 
     def _remove(self, path: str) -> None:
+        """Removes the file ``path`` and the folders that leaves empty."""
         target = self._root / path
         if is_file(target):
             target.unlink()
@@ -403,12 +386,10 @@ class GitWorkspace:
             parent.rmdir()
             parent = parent.parent
 
-    def _restore_index(self, known: _Baseline) -> None:
-        saved = known.index_tree
-        if saved is None:
-            return
-        current = self._tree.index_tree()
-        if current is None or current == saved:
+    def _restore_index(self, saved: str | None) -> None:
+        """Puts the user's index entries back as the snapshot's ``saved`` had them."""
+        current = self._tree.index_tree() if saved else None
+        if saved is None or current is None or current == saved:
             return
         paths = self._objects.diff(saved, current)
         before = self._objects.entries(saved, paths)
@@ -460,14 +441,11 @@ class GitWorkspace:
             return Committed(
                 commit=None, note="not committed: HEAD has the change already"
             )
-        lines = "".join(f"{key}: {value}\n" for key, value in trailers.items())
+        body = message.rstrip() + "\n\n"
+        body += "".join(f"{key}: {value}\n" for key, value in trailers.items())
         author, committer = self._author()
         commit = self._objects.write_commit(
-            tree,
-            [head] if head else [],
-            f"{message.rstrip()}\n\n{lines}",
-            author=author,
-            committer=committer,
+            tree, [head] if head else [], body, author=author, committer=committer
         )
         try:
             self._refs.update([RefUpdate(state.head_ref, commit, old=head or "")])
@@ -521,12 +499,10 @@ class GitWorkspace:
             end, before, at_head = now.get(path), was.get(path), committed.get(path)
             if before == at_head or end == at_head:
                 changes[path] = end  # the user had no uncommitted edit here
-                continue
-            merged = self._merge(at_head, before, end)
-            if merged is None:
-                tangled.append(path)
-            else:
+            elif (merged := self._merge(at_head, before, end)) is not None:
                 changes[path] = merged
+            else:
+                tangled.append(path)
         return changes, tangled
 
     def _merge(
@@ -587,17 +563,18 @@ class GitWorkspace:
         """The strategy a run in a git workspace gets by default: manual-git."""
         return ManualGitStrategy()
 
-    def _author(self) -> tuple[str, ...]:
+    def _author(self) -> tuple[str, str]:
         """The author and committer (``Name <email>``) of a verified batch's
-        commit: the user's when git has an identity for them, else
-        recovery-core's (asked once per workspace)."""
+        commit: the user's when git has an identity for them, else ours."""
         if self._identity is None:
-            known = "user.email" in self._tree.settings()
-            if not known and not os.environ.get("GIT_AUTHOR_EMAIL"):
-                self._identity = (OUR_NAME, OUR_NAME)
-            else:  # from git's ``Name <email> 1700000000 +0100``
-                idents = (self._git.text("var", f"GIT_{who}_IDENT") for who in _WHO)
-                self._identity = tuple(ident.rsplit(" ", 2)[0] for ident in idents)
+            self._identity = (OUR_NAME, OUR_NAME)
+            if "user.email" in self._tree.settings() or os.environ.get(
+                "GIT_AUTHOR_EMAIL"
+            ):
+                # git var gives ``Name <email> 1700000000 +0100``.
+                author = self._git.text("var", "GIT_AUTHOR_IDENT").rsplit(" ", 2)[0]
+                committer = self._git.text("var", "GIT_COMMITTER_IDENT")
+                self._identity = (author, committer.rsplit(" ", 2)[0])
         return self._identity
 
 
