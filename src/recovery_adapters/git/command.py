@@ -77,13 +77,11 @@ _ENDING: Final = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 @contextlib.contextmanager
 def deferred_signals() -> Iterator[None]:
     """Holds back SIGINT, SIGTERM and SIGHUP (for this thread) until the block
-    is done: a git command, a request to a long-lived git process or a write
-    of the repository's settings is never cut off halfway (which would leave
-    a lock file or half a file behind). The signal is delivered, and the
-    runner stops, right after. As a decorator (``@deferred_signals()``) it
-    holds a whole quarantine, restore or commit, never left halfway by Ctrl-C
-    (the faulty change kept but not taken out, the branch moved but not the
-    user's index)."""
+    is done, then delivers them: a git command, a request to a long-lived git
+    process or a write of the repository's settings is never cut off halfway
+    (leaving a lock file or half a file behind); nor is a whole quarantine,
+    restore or commit (``@deferred_signals()``), which would keep the faulty
+    change but not take it out, or move the branch but not the user's index."""
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, _ENDING)
     try:
         yield
@@ -101,22 +99,30 @@ def _environment() -> dict[str, str]:
     }
 
 
+def _run(
+    args: Sequence[str], *, cwd: Path, env: Mapping[str, str], stdin: bytes | None
+) -> subprocess.CompletedProcess[bytes]:
+    try:
+        with deferred_signals():
+            return subprocess.run(
+                [*_ARGV, *args],
+                cwd=cwd,
+                input=stdin,
+                capture_output=True,
+                env=env,
+                start_new_session=True,
+                check=False,
+            )
+    except OSError as exc:
+        raise GitError(f"cannot run git {args[0]} in {cwd}: {exc}") from None
+
+
 def discover(path: Path) -> tuple[Path, Path, Path, str]:
     """The work tree's top, its git folder, the repository's common folder and
     its object format (``sha1`` or ``sha256``) for a folder inside it."""
-    asked = "--is-bare-repository --absolute-git-dir --git-common-dir"
-    argv = ["git", "rev-parse", *asked.split(), "--show-object-format"]
-    try:
-        done = subprocess.run(
-            [*argv, "--show-toplevel"],
-            cwd=path,
-            capture_output=True,
-            env=_environment(),
-            start_new_session=True,
-            check=False,
-        )
-    except OSError as exc:
-        raise WorkspaceError(f"cannot run git in {path}: {exc}") from None
+    asked = "rev-parse --is-bare-repository --absolute-git-dir --git-common-dir"
+    argv = [*asked.split(), "--show-object-format", "--show-toplevel"]
+    done = _run(argv, cwd=path, env=_environment(), stdin=None)
     lines = done.stdout.decode("utf-8", "surrogateescape").splitlines()
     if lines[:1] == ["true"] or (done.returncode == 0 and len(lines) < 5):
         raise WorkspaceError(f"{path} is a bare repository: it has no working tree")
@@ -153,19 +159,7 @@ class Git:
         :class:`GitError` when its exit code is not one of ``codes``."""
         self.calls += 1
         env = self.env if index is None else {**self.env, "GIT_INDEX_FILE": str(index)}
-        try:
-            with deferred_signals():
-                done = subprocess.run(
-                    [*_ARGV, *args],
-                    cwd=self.root,
-                    input=stdin,
-                    capture_output=True,
-                    env=env,
-                    start_new_session=True,
-                    check=False,
-                )
-        except OSError as exc:
-            raise GitError(f"cannot run git {args[0]}: {exc}") from None
+        done = _run(args, cwd=self.root, env=env, stdin=stdin)
         if done.returncode not in codes:
             message = done.stderr.decode(errors="replace").strip() or "no message"
             raise GitError(f"git {args[0]} failed in {self.root}: {message}")

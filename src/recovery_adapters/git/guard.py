@@ -118,7 +118,6 @@ class Guard:
         }
 
     def state(self) -> RepositoryState:
-        """The state now (files read as they are; refs through git)."""
         return RepositoryState(self._read(), self._refs.state())
 
     def _read(self) -> dict[Path, _File]:
@@ -132,10 +131,9 @@ class Guard:
         return found
 
     def put_back(self, before: RepositoryState, *, refs: bool = True) -> list[str]:
-        """Writes back whatever differs from ``before``: the settings files and
-        folders first (so that the git commands that read the refs run with
-        the settings as they were), then, with ``refs``, HEAD and the branches;
-        returns what was found changed."""
+        """Writes back what differs from ``before`` (the files first, so that
+        git reads the refs with the settings as they were; then, with
+        ``refs``, HEAD and the branches); returns what was found changed."""
         now, kept = self._read(), before.files
         changed = {p for p in kept.keys() | now.keys() if kept.get(p) != now.get(p)}
         problems = [said for path, said in self._files.items() if path in changed]

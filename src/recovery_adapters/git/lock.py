@@ -69,11 +69,11 @@ class WorkspaceLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _read(fd)
+            holder = _holder(fd)
             os.close(fd)
             raise WorkspaceInUse(
                 f"the workspace {self._root} is in use by another runner"
-                f"{_name(holder)}; wait for it to stop, or stop it"
+                f"{holder}; wait for it to stop, or stop it"
             ) from None
         except OSError:
             os.close(fd)
@@ -81,15 +81,14 @@ class WorkspaceLock:
         return fd
 
 
-def _read(fd: int) -> dict[str, str]:
+def _holder(fd: int) -> str:
+    """Who the lock file says holds it: `` (run R, plan P, host H, process N)``."""
     try:
-        found = json.loads(os.pread(fd, 65536, 0) or b"{}")
+        holder = json.loads(os.pread(fd, 65536, 0) or b"{}")
     except (OSError, ValueError):
-        return {}
-    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
-
-
-def _name(holder: Mapping[str, str]) -> str:
+        holder = None
+    if not isinstance(holder, dict):
+        return ""
     labels = {"run": "run", "plan": "plan", "host": "host", "pid": "process"}
     parts = [
         f"{label} {holder[key]}" for key, label in labels.items() if holder.get(key)

@@ -158,8 +158,7 @@ class Objects:
         return answer[1]
 
     def blobs(self, commit: str, paths: Sequence[str]) -> dict[str, bytes | None]:
-        """The content of each of ``paths`` in ``commit``; None for a path that
-        is not a file there."""
+        """The content of each of ``paths`` in ``commit`` (None: no file)."""
         tree = self.commit_tree(commit)
         found: dict[str, bytes | None] = {}
         for path in paths:
@@ -189,9 +188,8 @@ class Objects:
                 yield f"{prefix}{name}", entry
 
     def entries(self, tree: str, paths: Iterable[str]) -> dict[str, Entry]:
-        """The file entries of ``paths`` in ``tree``, as ``git ls-tree -r``
-        gives them: a folder gives every file below it; missing paths are left
-        out."""
+        """The file entries of ``paths`` in ``tree`` (a folder's: all below it),
+        as ``git ls-tree -r`` gives them."""
         found: dict[str, Entry] = {}
         for path in paths:
             entry = self.entry(tree, path)

@@ -18,14 +18,7 @@ import attrs
 
 from recovery_adapters.git.command import Git, GitError, Server, WorkspaceError
 
-__all__ = [
-    "RefMoved",
-    "RefState",
-    "RefUpdate",
-    "Refs",
-    "clear_stale_locks",
-    "ref_part",
-]
+__all__ = ["RefMoved", "RefState", "RefUpdate", "Refs", "clear_stale_locks", "ref_part"]
 
 _REF_PART: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _ID: Final = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")

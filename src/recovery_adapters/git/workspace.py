@@ -269,9 +269,8 @@ class GitWorkspace:
 
     def _put_back(self, *, refs: bool) -> None:
         """Puts back what a batch changed in the repository since the latest
-        snapshot (its settings files first, then, with ``refs``, HEAD and
-        branches), before any other git command of ours; what was found is
-        kept for :meth:`check`."""
+        snapshot (with ``refs``, HEAD and branches too), before any other git
+        command of ours; what was found is kept for :meth:`check`."""
         if self._state is None:
             return
         with deferred_signals():
@@ -535,8 +534,7 @@ class GitWorkspace:
         self, old_tree: str | None, changes: Mapping[str, Entry | None]
     ) -> None:
         """Moves the user's index entries of the committed paths from the old
-        HEAD's to the new commit's, where the user had nothing staged in them;
-        staged work stays."""
+        HEAD's to the new commit's where the user had nothing staged."""
         index_tree = self._tree.index_tree()
         if index_tree is None:
             return  # unmerged entries: the index is left as it is

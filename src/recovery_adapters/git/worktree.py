@@ -69,7 +69,6 @@ class WorkingTree:
 
     @property
     def tracking(self) -> bool:
-        """Whether a tracker narrows the trees made now."""
         return self._tracker is not None
 
     def close(self) -> None:
@@ -90,8 +89,7 @@ class WorkingTree:
         return self._settings
 
     def forget_settings(self) -> None:
-        """Forgets the settings, ignore rules and attributes read so far (the
-        long-lived processes that keep them are ended)."""
+        """Forgets the settings, ignore rules and attributes read so far."""
         self._settings = None
         self._ignorer.close()
         self._objects.forget_filters()
@@ -149,9 +147,8 @@ class WorkingTree:
         self._start_tracker, self._followed = None, None
 
     def _context(self) -> tuple[object, ...]:
-        """What the tree of a working tree depends on besides its files: the
-        user's index (what is tracked), ignore rules and attributes outside
-        the tree, git's settings, and the paths left out."""
+        """What a tree depends on besides the files: the user's index, ignore
+        rules, attributes and settings outside it, and the paths left out."""
         home = Path.home()
         xdg = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config") / "git"
         common = self._common_dir
@@ -221,16 +218,13 @@ class WorkingTree:
             rules = (self._common_dir / "info" / "exclude").read_text(errors="replace")
             if f"/{RECOVERY_DIR}/" in rules.split():
                 ours = {p for p in untracked if p.startswith(f"{RECOVERY_DIR}/")}
-        rest = [p for p in untracked if p not in ours]
-        return ours | self.ignored(rest)
+        return ours | self.ignored([p for p in untracked if p not in ours])
 
     # -- files --------------------------------------------------------------
 
     def entries_of(self, files: Sequence[str]) -> dict[str, Entry]:
-        """The entries ``files`` have in the working tree, as git would stage
-        them (content filters, modes, symlinks); paths that are no file there
-        are left out. Taken from the tree the tracker follows where it vouches
-        for them (nothing changed since), else hashed."""
+        """The entries those of ``files`` that exist would be staged as: from
+        the tree the tracker follows where it vouches for them, else hashed."""
         present = [p for p in files if is_file(self.root / p)]
         if not present:
             return {}
@@ -240,22 +234,17 @@ class WorkingTree:
         return found | self._hash_entries([p for p in present if p not in found])
 
     def _hash_entries(self, present: Sequence[str]) -> dict[str, Entry]:
-        """The entries of existing files, hashed (and written) by git."""
         if not present:
             return {}
-        if not self._modes_from_files() or any(
-            "\n" in p or p.startswith('"') for p in present
-        ):
+        odd = any("\n" in p or p.startswith('"') for p in present)
+        if odd or not self._modes_from_files():
             return self._staged_entries(present)
         found: dict[str, Entry] = {}
-        regular: list[str] = []
         for path in present:
-            target = self.root / path
-            if target.is_symlink():
+            if (target := self.root / path).is_symlink():
                 link = os.fsencode(target.readlink())
                 found[path] = Entry("120000", self._objects.write_blob(link))
-            else:
-                regular.append(path)
+        regular = [p for p in present if p not in found]
         for path, sha in self._objects.hash_files(regular).items():
             executable = (self.root / path).stat().st_mode & stat.S_IXUSR
             found[path] = Entry("100755" if executable else "100644", sha)
@@ -332,8 +321,7 @@ class WorkingTree:
     def set_index_entries(
         self, entries: Mapping[str, Entry | None], *, index: Path | None = None
     ) -> None:
-        """Sets the index entries of these paths (None: removed), in the
-        user's index or in ``index``."""
+        """Sets (None: removes) entries of the user's index, or of ``index``."""
         lines = [
             f"{e.mode} {e.sha}\t{p}" if e else f"0 {self._objects.null}\t{p}"
             for p, e in entries.items()
@@ -342,9 +330,8 @@ class WorkingTree:
         self._git.run(*info, index=index, stdin=nul(lines))
 
     def stage_from_files(self, paths: Sequence[str], *, tree: str) -> None:
-        """Stages ``paths`` in the user's index from the working tree (fresh stat
-        data, so ``git status`` shows them clean without hashing them again);
-        ``tree`` is the index's tree afterwards."""
+        """Stages ``paths`` from the working tree (fresh stat data, so that
+        ``git status`` need not hash them again); the index's tree is ``tree``."""
         followed = self._followed
         if followed is not None and followed[1] != self._context():
             followed = None
