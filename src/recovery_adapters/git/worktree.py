@@ -234,6 +234,7 @@ class WorkingTree:
         return found | self._hash_entries([p for p in present if p not in found])
 
     def _hash_entries(self, present: Sequence[str]) -> dict[str, Entry]:
+        """The entries of existing files, hashed (and written) by git."""
         if not present:
             return {}
         odd = any("\n" in p or p.startswith('"') for p in present)
