@@ -12,6 +12,7 @@ place and reported.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
@@ -68,14 +69,12 @@ def _remove(path: Path) -> None:
 def _read_file(path: Path) -> _File | None:
     """The file or symlink at ``path``, else None. Read every time: a stat
     cache could miss a same-size rewrite within the file system's time tick."""
-    try:
+    with contextlib.suppress(OSError):
         mode = path.lstat().st_mode
         if stat.S_ISLNK(mode):
             return _File(os.fsencode(path.readlink()), 0, True)
         if stat.S_ISREG(mode):
             return _File(path.read_bytes(), stat.S_IMODE(mode), False)
-    except OSError:
-        pass
     return None
 
 

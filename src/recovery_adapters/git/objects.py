@@ -169,14 +169,11 @@ class Objects:
 
     def entry(self, tree: str, path: str) -> Entry | None:
         """The entry at ``path`` in ``tree`` (a file's or a folder's), or None."""
-        current = Entry(TREE_MODE, tree)
+        current: Entry | None = Entry(TREE_MODE, tree)
         for part in path.split("/"):
-            if not current.is_tree:
+            if current is None or not current.is_tree:
                 return None
-            found = self.tree(current.sha).get(part)
-            if found is None:
-                return None
-            current = found
+            current = self.tree(current.sha).get(part)
         return current
 
     def files(self, tree: str, prefix: str = "") -> Iterator[tuple[str, Entry]]:
@@ -193,11 +190,9 @@ class Objects:
         found: dict[str, Entry] = {}
         for path in paths:
             entry = self.entry(tree, path)
-            if entry is None:
-                continue
-            if entry.is_tree:
+            if entry is not None and entry.is_tree:
                 found.update(self.files(entry.sha, f"{path}/"))
-            else:
+            elif entry is not None:
                 found[path] = entry
         return found
 
@@ -301,8 +296,9 @@ class Objects:
 
     def hash_files(self, paths: Sequence[str]) -> dict[str, str]:
         """The blob ids of working files (written to the repository), through
-        the content filters their paths have, as staging does."""
-        if not paths:  # (a name with a newline or a leading quote cannot go here)
+        the content filters their paths have, as staging does. A name with a
+        newline or a leading quote cannot be asked for (its caller stages it)."""
+        if not paths:
             return {}
         request = b"".join(raw_of(p) + b"\n" for p in paths)
         shas = self._hasher.ask(request, answers=len(paths))

@@ -118,9 +118,7 @@ class WorkingTree:
         # Ignore rules, attributes or settings may have changed: read them anew.
         self.forget_settings()
         context = self._context()
-        with self.temporary_index(from_user=True) as index:
-            self._git.run("add", "-A", "--", ".", index=index)
-            tree = self._git.text("write-tree", index=index)
+        tree = self._write_tree(add=True)
         if self.exclude:
             tree = self._objects.with_changes(tree, dict.fromkeys(self.exclude))
         self._followed = (tree, context) if self._tracker is not None else None
@@ -310,14 +308,21 @@ class WorkingTree:
         key = _stat_key(self._index)
         if self._index_state is not None and self._index_state[0] == key:
             return self._index_state[1]
-        with self.temporary_index(from_user=True) as index:
-            try:
-                tree: str | None = self._git.text("write-tree", index=index)
-            except GitError:
-                tree = None
+        try:
+            tree: str | None = self._write_tree(add=False)
+        except GitError:
+            tree = None
         if _stat_key(self._index) == key:  # not rewritten while it was read
             self._index_state = (key, tree)
         return tree
+
+    def _write_tree(self, *, add: bool) -> str:
+        """The tree of the user's index, with (``add``) the working tree added
+        as ``git add -A`` would; the user's index is not touched."""
+        with self.temporary_index(from_user=True) as index:
+            if add:
+                self._git.run("add", "-A", "--", ".", index=index)
+            return self._git.text("write-tree", index=index)
 
     def set_index_entries(
         self, entries: Mapping[str, Entry | None], *, index: Path | None = None
