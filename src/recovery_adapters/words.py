@@ -86,6 +86,7 @@ def run_json(view: RunView, store: str | None = None) -> dict[str, Any]:
                 "commit": b.commit,
                 "uncommitted_reason": b.uncommitted_reason,
                 "baseline": b.baseline,
+                "flaky_steps": list(b.flaky),
                 "failure": None if b.failure is None else failure_json(b.failure),
             }
             for b in view.batches

@@ -211,17 +211,54 @@ class Attempts:
         context: StepContext,
         changed: tuple[str, ...] | None = None,
     ) -> bool:
-        """Runs one step of the plan and records how it went; whether it passed."""
+        """Runs one step of the plan and records how it went; whether it passed.
+        A command step with ``retries`` that fails is run again, up to that
+        many times; each failed try but the last is recorded (``StepRetried``),
+        so a step that passes after one is known as flaky, never silently."""
         start = StepStart(
             session.run_id, session.batch.batch_id, session.attempt, phase, step.name
         )
         self.hook("on_step_start", start)
+        tries = 1 + (step.retries if step.kind == "command" else 0)
+        for number in range(1, tries + 1):
+            outcome = self._run_step(step, context)
+            if outcome.passed or number == tries:
+                break
+            self._retried(session, phase, step.name, number, outcome)
+        return self._record(session, phase, step.name, step.kind, outcome, changed)
+
+    def _run_step(self, step: Step, context: StepContext) -> StepOutcome:
         started = time.monotonic()
         try:
-            outcome = self.step_runners[step.kind](step, context)
+            return self.step_runners[step.kind](step, context)
         except Exception:
-            outcome = _raised(traceback.format_exc(), started, context.root)
-        return self._record(session, phase, step.name, step.kind, outcome, changed)
+            return _raised(traceback.format_exc(), started, context.root)
+
+    def _retried(
+        self,
+        session: BatchSession,
+        phase: str,
+        name: str,
+        number: int,
+        outcome: StepOutcome,
+    ) -> None:
+        batch_id, attempt = session.batch.batch_id, session.attempt
+        self.app.update(
+            UUID(session.run_id),
+            lambda run: run.step_retried(
+                batch_id,
+                attempt,
+                step=name,
+                phase=phase,
+                tries=number,
+                error=outcome.error,
+                exit_code=outcome.exit_code,
+                timed_out=outcome.timed_out,
+                duration_s=outcome.duration_s,
+            ),
+        )
+        said = first_line(outcome.error) or "no error"
+        self._note(f"{phase}.{name} failed on try {number} ({said}); running it again")
 
     def _record(
         self,

@@ -58,6 +58,10 @@ ModuleName = NewType("ModuleName", str)
 RelativePath = NewType("RelativePath", str)
 StepKind = NewType("StepKind", str)
 Argv = NewType("Argv", tuple[str, ...])
+#: How many times a failed command step is run again before it fails.
+Retries = NewType("Retries", int)
+#: The most retries a step may ask for.
+MAX_RETRIES: Final = 10
 
 _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
@@ -92,6 +96,7 @@ class Step:
     modules: tuple[ModuleName, ...] = ()
     imports: tuple[ModuleName, ...] = ()
     fail_on: LintFailOn = "new"
+    retries: Retries = Retries(0)
 
 
 @attrs.frozen
@@ -198,6 +203,14 @@ def _float(value: object, _: type) -> float:
     return float(value)
 
 
+def _retries(value: object, _: type) -> Retries:
+    _expect(value, int, "a whole number")
+    assert isinstance(value, int)
+    if not 0 <= value <= MAX_RETRIES:
+        raise _Problem(f"expected 0 to {MAX_RETRIES} retries, got {value!r}")
+    return Retries(value)
+
+
 def _identifier(value: object, _: type) -> Identifier:
     text = _str(value, str)
     if not _IDENTIFIER.fullmatch(text) or ".." in text or text.endswith((".", ".lock")):
@@ -275,6 +288,7 @@ def _make_converter(step_kinds: frozenset[str]) -> cattrs.Converter:
     converter.register_structure_hook(ModuleName, _module)
     converter.register_structure_hook(RelativePath, _relative_path)
     converter.register_structure_hook(Argv, _argv)
+    converter.register_structure_hook(Retries, _retries)
 
     def kind(value: object, _: type) -> StepKind:
         text = _str(value, str)

@@ -126,6 +126,10 @@ class BatchView:
     baseline: str | None = None
     origin: str | None = None
     steps_passed: tuple[str, ...] = ()
+    #: The current attempt's steps that failed a try and were run again, once
+    #: per failed try; ``flaky``: those of them that then passed.
+    retried: tuple[str, ...] = ()
+    flaky: tuple[str, ...] = ()
     failure: Failure | None = None
     answer: dict[str, Any] | None = None
     notified: bool = False
@@ -327,6 +331,8 @@ def _batch_started(view: RunView, e: Any) -> RunView:
         baseline=e.baseline,
         origin=origin,
         steps_passed=(),
+        retried=(),
+        flaky=(),
         failure=None,
         failure_reason=None,
         answer=None,
@@ -345,8 +351,17 @@ def _batch_started(view: RunView, e: Any) -> RunView:
 
 @_on("StepPassed")
 def _step_passed(view: RunView, e: Any) -> RunView:
-    passed = view.batch(e.batch_id).steps_passed
-    return _batch(view, e.batch_id, steps_passed=(*passed, e.step))
+    batch = view.batch(e.batch_id)
+    flaky = (*batch.flaky, e.step) if e.step in batch.retried else batch.flaky
+    return _batch(
+        view, e.batch_id, steps_passed=(*batch.steps_passed, e.step), flaky=flaky
+    )
+
+
+@_on("StepRetried")
+def _step_retried(view: RunView, e: Any) -> RunView:
+    retried = view.batch(e.batch_id).retried
+    return _batch(view, e.batch_id, retried=(*retried, e.step))
 
 
 @_on("StepFailed")

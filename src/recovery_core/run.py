@@ -142,6 +142,21 @@ class Run(BaseAggregate[UUID]):
         phase: str
         duration_s: float
 
+    class StepRetried(Event):
+        """A try of a step with ``retries`` failed and the step is run again
+        (a flaky step is one that then passes): the try, and how it failed."""
+
+        TOPIC = "recovery:StepRetried"
+        batch_id: str
+        attempt: int
+        step: str
+        phase: str
+        tries: int
+        error: str
+        exit_code: int | None
+        timed_out: bool
+        duration_s: float
+
     class StepFailed(Event):
         """A step of the attempt failed: the failure record
         (:class:`~recovery_core.records.Failure`) as data. Version 1 had the
@@ -361,6 +376,34 @@ class Run(BaseAggregate[UUID]):
             step=step,
             phase=phase,
             duration_s=duration_s,
+        )
+
+    def step_retried(
+        self,
+        batch_id: str,
+        attempt: int,
+        *,
+        step: str,
+        phase: str,
+        tries: int,
+        error: str,
+        exit_code: int | None,
+        timed_out: bool,
+        duration_s: float,
+    ) -> None:
+        """Records a failed try of a step that is run again."""
+        rules.require_running_attempt(self.state_view, batch_id, attempt)
+        self._trigger(
+            self.StepRetried,
+            batch_id=batch_id,
+            attempt=attempt,
+            step=step,
+            phase=phase,
+            tries=tries,
+            error=json_native({"error": error})["error"],
+            exit_code=exit_code,
+            timed_out=timed_out,
+            duration_s=round(duration_s, 6),
         )
 
     def step_failed(self, failure: Failure) -> None:
