@@ -29,7 +29,6 @@ __all__ = [
     "Git",
     "GitError",
     "GitKilled",
-    "Pipe",
     "Server",
     "WorkspaceError",
     "deferred_signals",
@@ -176,16 +175,16 @@ class Git:
 class Server:
     """A long-lived git process for one kind of request, started on first use
     and again after it died; a request cut off halfway (an error, a signal)
-    ends it, since its answers would be out of step from then on."""
+    ends it, since its answers would be out of step from then on. Its errors
+    go to a file (they can never fill a pipe and stall it), and every read has
+    a deadline after which the process is ended."""
 
     def __init__(self, git: Git, *args: str) -> None:
         self._git, self._args = git, args
-        self._pipe: Pipe | None = None
-
-    def close(self) -> None:
-        pipe, self._pipe = self._pipe, None
-        if pipe is not None:
-            pipe.close()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._errors: IO[bytes] | None = None
+        self._buffer = bytearray()
+        self.close: Callable[[], object] = lambda: None
 
     def ask(
         self,
@@ -198,23 +197,21 @@ class Server:
         """Sends ``request``; returns the ``answers`` records (each up to
         ``end``) it is answered with (see :meth:`talk` for ``again``)."""
 
-        def exchange(pipe: Pipe) -> list[bytes]:
-            pipe.send(request)
-            return [pipe.until(end) for _ in range(answers)]
+        def exchange(server: Server) -> list[bytes]:
+            server.send(request)
+            return [server.until(end) for _ in range(answers)]
 
         return self.talk(exchange, again=again)
 
-    def talk(self, exchange: Callable[[Pipe], _R], *, again: bool = True) -> _R:
+    def talk(self, exchange: Callable[[Server], _R], *, again: bool = True) -> _R:
         """Runs one ``exchange`` (a request and its answer) with the process,
         never cut off by a signal. With ``again`` (requests that can be
         repeated), a process found killed is replaced and asked once more."""
         try:
             with deferred_signals():
-                if self._pipe is None or not self._pipe.alive:
-                    self.close()
-                    self._git.calls += 1
-                    self._pipe = Pipe(self._args, self._git)
-                return exchange(self._pipe)
+                if self._process is None or self._process.poll() is not None:
+                    self._start()
+                return exchange(self)
         except GitKilled:
             self.close()
             if not again:
@@ -224,43 +221,34 @@ class Server:
             self.close()
             raise
 
-
-class Pipe:
-    """One git process answering requests on its standard input; its errors go
-    to a file (they can never fill a pipe and stall it), and every read has a
-    deadline after which the process is ended."""
-
-    def __init__(self, args: Sequence[str], git: Git) -> None:
-        self._errors: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - kept open
-        self._buffer = bytearray()
-        self._what = args[0]
+    def _start(self) -> None:
+        self.close()
+        self._git.calls += 1
+        self._buffer.clear()
+        errors = tempfile.TemporaryFile()  # noqa: SIM115 - kept open
         try:
-            self._process = subprocess.Popen(
-                [*_ARGV, *args],
-                cwd=git.root,
-                env=dict(git.env),
+            process = subprocess.Popen(
+                [*_ARGV, *self._args],
+                cwd=self._git.root,
+                env=dict(self._git.env),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                stderr=self._errors,
+                stderr=errors,
                 start_new_session=True,
             )
         except OSError as exc:
-            self._errors.close()
-            raise GitError(f"cannot run git {self._what}: {exc}") from None
+            errors.close()
+            raise GitError(f"cannot run git {self._args[0]}: {exc}") from None
+        self._process, self._errors = process, errors
         # close() ends it, and so does dropping it or exiting: a Popen left to
         # the garbage collector keeps its pipes open, and git waits for ever.
-        self.close = weakref.finalize(self, _end, self._process, self._errors)
-
-    @property
-    def alive(self) -> bool:
-        return self._process.poll() is None
+        self.close = weakref.finalize(self, _end, process, errors)
 
     def send(self, data: bytes) -> None:
-        stdin = self._process.stdin
-        assert stdin is not None
+        assert self._process is not None and self._process.stdin is not None
         try:
-            stdin.write(data)
-            stdin.flush()
+            self._process.stdin.write(data)
+            self._process.stdin.flush()
         except OSError:
             raise self._died() from None
 
@@ -284,25 +272,26 @@ class Pipe:
         return data
 
     def _fill(self, deadline: float) -> None:
+        assert self._process is not None and self._process.stdout is not None
         stdout = self._process.stdout
-        assert stdout is not None
         remaining = deadline - time.monotonic()
         if remaining <= 0 or not select.select([stdout], [], [], remaining)[0]:
             self._process.kill()
-            raise GitError(f"git {self._what} did not answer in time")
+            raise GitError(f"git {self._args[0]} did not answer in time")
         chunk = os.read(stdout.fileno(), 1 << 16)
         if not chunk:
             raise self._died()
         self._buffer += chunk
 
     def _died(self) -> GitError:
+        assert self._process is not None and self._errors is not None
         with contextlib.suppress(subprocess.TimeoutExpired):
             self._process.wait(timeout=2)
         self._errors.seek(0)
         message = self._errors.read().decode(errors="replace").strip()
         code = self._process.returncode
         kind = GitKilled if code is not None and code < 0 else GitError
-        return kind(f"git {self._what} stopped: {message or f'exit {code}'}")
+        return kind(f"git {self._args[0]} stopped: {message or f'exit {code}'}")
 
 
 def _end(process: subprocess.Popen[bytes], errors: IO[bytes]) -> None:

@@ -19,7 +19,7 @@ from typing import Final
 
 import attrs
 
-from recovery_adapters.git.command import Git, GitError, Pipe, Server
+from recovery_adapters.git.command import Git, GitError, Server
 
 __all__ = ["OUR_NAME", "TREE_MODE", "Entry", "ObjectError", "Objects", "nul"]
 
@@ -305,7 +305,7 @@ class Objects:
         return dict(zip(paths, (sha.decode() for sha in shas), strict=True))
 
 
-def _read_object(request: bytes, pipe: Pipe) -> tuple[str, bytes] | None:
+def _read_object(request: bytes, pipe: Server) -> tuple[str, bytes] | None:
     """One ``cat-file --batch`` exchange: the object's type and content."""
     pipe.send(request + b"\n")
     header = pipe.until(b"\n")
