@@ -309,8 +309,9 @@ def test_recovery_folder_is_kept_out_of_git(repo: Path) -> None:
     library's writes to an untracked plan file are not part of any batch."""
     halted_run(repo)
     assert (repo / ".recovery" / "events.sqlite3").is_file()
-    assert "/.recovery/" in (repo / ".git" / "info" / "exclude").read_text()
-    porcelain = git(repo, "status", "--porcelain")
+    assert (repo / ".recovery" / ".gitignore").read_text() == "*\n"
+    assert "recovery" not in (repo / ".git" / "info" / "exclude").read_text()
+    porcelain = git(repo, "status", "--porcelain", "--untracked=all")
     assert ".recovery" not in porcelain
     status = cli_json("status", cwd=repo)
     assert "plan.json" not in status["batches"][1]["failure"]["changed_files"]

@@ -401,20 +401,20 @@ def test_an_action_left_running_by_a_killed_runner_is_ended_before_the_restore(
     ]
 
 
-def test_a_write_of_info_exclude_killed_halfway_leaves_no_copy_in_git(
-    repo: Path,
-) -> None:
-    """Killed between writing its copy of ``.git/info/exclude`` and the rename:
-    the next run removes the copy (its process is gone), so nothing of ours is
-    left in the user's ``.git/``."""
+def test_our_gitignore_cut_short_by_a_kill_is_written_again(repo: Path) -> None:
+    """A kill while ``.recovery/.gitignore`` was written leaves it empty (or
+    cut short): the next run writes it whole again, so the store never shows
+    in ``git status``, and the user's ``.git/info/exclude`` is never written."""
     plan = _passing_plan(repo)
-    _killed(repo, "run", plan, KILL_BEFORE_RENAME_TO="exclude")
-    info = repo / ".git" / "info"
-    assert [p.name for p in info.glob(".exclude.recovery-*")]  # the kill's copy
+    exclude = repo / ".git" / "info" / "exclude"
+    before = exclude.read_bytes() if exclude.exists() else None
+    (repo / ".recovery").mkdir()
+    (repo / ".recovery" / ".gitignore").write_text("")
     ran = run_cli("run", plan, cwd=repo)
     assert ran.returncode == 0, ran.stderr
-    assert sorted(p.name for p in info.iterdir() if p.name != "exclude") == []
-    assert "/.recovery/" in (info / "exclude").read_text().splitlines()
+    assert (repo / ".recovery" / ".gitignore").read_text() == "*\n"
+    assert ".recovery" not in git(repo, "status", "--porcelain", "--untracked=all")
+    assert (exclude.read_bytes() if exclude.exists() else None) == before
 
 
 def test_a_write_of_the_failure_log_killed_halfway_leaves_no_copy(repo: Path) -> None:

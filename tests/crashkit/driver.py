@@ -662,7 +662,7 @@ def check_projections(app: RecoveryApp, view: RunView, case: Path) -> Problems:
     return problems
 
 
-_TEMP_MARKS = (".tmp", ".lock", ".exclude.recovery-", "tmp_obj_", "tmp_pack_")
+_TEMP_MARKS = (".tmp", ".lock", "tmp_obj_", "tmp_pack_")
 
 
 def _temporary(name: str) -> bool:

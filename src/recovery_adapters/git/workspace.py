@@ -41,8 +41,7 @@ from recovery_adapters.git.refs import (
     clear_stale_locks,
     ref_part,
 )
-from recovery_adapters.git.worktree import WorkingTree, is_file
-from recovery_adapters.host import process_alive
+from recovery_adapters.git.worktree import IGNORE_ALL, WorkingTree, is_file
 from recovery_adapters.strategies.manual_git import ManualGitStrategy
 from recovery_adapters.watch import Tracker, start_tracker
 from recovery_core.ports import Committed, Quarantine
@@ -63,8 +62,6 @@ _KEPT: Final = 4
 #: How far back from HEAD a commit made before a kill is looked for.
 _SEARCHED: Final = 64
 _REGULAR: Final = frozenset({"100644", "100755"})
-#: The name (then the process id) of our copy of ``info/exclude`` being written.
-_EXCLUDE_COPY: Final = ".exclude.recovery-"
 
 
 @attrs.frozen
@@ -191,8 +188,9 @@ class GitWorkspace:
     def prepare(self, *, commits: bool = False, write: bool = True) -> None:
         """Refuses to start in the middle of a merge, rebase, cherry-pick,
         revert or bisect, or (when batches are to be committed) on a detached
-        HEAD; keeps ``.recovery/`` out of git through ``info/exclude`` (unless
-        ``write`` is false: then it only refuses)."""
+        HEAD; keeps ``.recovery/`` out of git by a ``.gitignore`` in it that
+        ignores everything, itself too (unless ``write`` is false: then it only
+        refuses). The user's own ``.git/info/exclude`` is never written."""
         for marker, what in _IN_PROGRESS.items():
             if (self._git_dir / marker).exists():
                 raise WorkspaceError(
@@ -203,18 +201,10 @@ class GitWorkspace:
                 f"{self._root} has a detached HEAD: a batch with commit_strategy "
                 "'commit' needs a branch to commit to (git switch BRANCH)"
             )
-        if not write:
-            return
-        exclude = self._common_dir / "info" / "exclude"
-        _remove_stale_copies(exclude)
-        line = f"/{RECOVERY_DIR}/"
-        text = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
-        if line not in text.splitlines():
-            exclude.parent.mkdir(parents=True, exist_ok=True)
-            sep = "" if not text or text.endswith("\n") else "\n"
-            temporary = exclude.with_name(f"{_EXCLUDE_COPY}{os.getpid()}")
-            temporary.write_text(f"{text}{sep}{line}\n", encoding="utf-8")
-            temporary.replace(exclude)  # whole or not at all: the user's rules
+        ignore = self._root / RECOVERY_DIR / ".gitignore"
+        if write and (not ignore.is_file() or ignore.read_text() != IGNORE_ALL):
+            ignore.parent.mkdir(exist_ok=True)
+            ignore.write_text(IGNORE_ALL)  # a kill halfway: written again next time
 
     # -- snapshots ----------------------------------------------------------
 
@@ -574,13 +564,3 @@ class GitWorkspace:
                 committer = self._git.text("var", "GIT_COMMITTER_IDENT")
                 self._identity = (author, committer.rsplit(" ", 2)[0])
         return self._identity
-
-
-def _remove_stale_copies(exclude: Path) -> None:
-    """Removes the copies of ``info/exclude`` that a killed process of ours
-    left halfway (its process is gone); a live writer's copy is left alone."""
-    for copy in exclude.parent.glob(f"{_EXCLUDE_COPY}*"):
-        pid = copy.name.removeprefix(_EXCLUDE_COPY)
-        if pid.isdigit() and int(pid) != os.getpid() and process_alive(int(pid)):
-            continue
-        copy.unlink(missing_ok=True)

@@ -20,13 +20,17 @@ import stat
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Final
 
 from recovery_adapters.git.command import Git, GitError, Server
 from recovery_adapters.git.objects import Entry, Objects, name_of, nul
 from recovery_adapters.watch import Tracker
 from recovery_core.store import RECOVERY_DIR
 
-__all__ = ["WorkingTree", "is_file"]
+__all__ = ["IGNORE_ALL", "WorkingTree", "is_file"]
+
+#: The ``.gitignore`` in ``.recovery/``: everything in it, itself too, is ignored.
+IGNORE_ALL: Final = "*\n"
 
 #: What tells a file's versions apart (None: no file), as :func:`_stat_key` reads it.
 _StatKey = tuple[int, int, int] | None
@@ -208,13 +212,12 @@ class WorkingTree:
 
     def _ignored_untracked(self, untracked: Sequence[str]) -> set[str]:
         """Those of the ``untracked`` paths the ignore rules cover. Our own
-        folder (the store, the log) is ignored by the rule prepare() writes,
-        and no rule brings back what is below an ignored folder: no need to ask
-        git about the store's files after every event."""
+        folder (the store, the log) is ignored whole by the ``.gitignore`` that
+        prepare() writes in it: no need to ask git about the store's files
+        after every event."""
         ours: set[str] = set()
         with suppress(OSError):
-            rules = (self._common_dir / "info" / "exclude").read_text(errors="replace")
-            if f"/{RECOVERY_DIR}/" in rules.split():
+            if (self.root / RECOVERY_DIR / ".gitignore").read_text() == IGNORE_ALL:
                 ours = {p for p in untracked if p.startswith(f"{RECOVERY_DIR}/")}
         return ours | self.ignored([p for p in untracked if p not in ours])
 
