@@ -114,7 +114,9 @@ class Attempts:
         for step in batch.validation:
             if not self._step(session, VALIDATION, step, context, changed):
                 return
-        if not self.guarded(session, VALIDATION):
+        # Checked again only if a step ran since the check after the build (or
+        # the host's code): no code of the batch ran since, nothing changed.
+        if batch.validation and not self.guarded(session, VALIDATION):
             return
         self.app.update(
             run_id, lambda run: run.verify_batch(batch.batch_id, session.attempt)
