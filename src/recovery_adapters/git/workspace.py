@@ -407,15 +407,14 @@ class GitWorkspace:
         state, self._checked = self._checked or self._refs.state(), None
         if state.head_ref is None:
             raise WorkspaceError("cannot commit on a detached HEAD")
-        head = state.head
-        made = self._made_before(head, baseline, trailers)
+        made = self._made_before(state.head, baseline, trailers)
         if made is not None:  # by a runner killed before it was recorded
             parents, _ = self._objects.commit_parts(made)
             old = self._objects.commit_tree(parents[0]) if parents else None
             now = self._objects.entries(self._objects.commit_tree(made), files)
             self._sync_index(old, {path: now.get(path) for path in files})
             return Committed(commit=made)
-        head_tree = self._objects.commit_tree(head) if head else None
+        head_tree = self._objects.commit_tree(state.head) if state.head else None
         base_tree = self._baseline(baseline).tree if baseline else head_tree
         changes, tangled = self._batch_change(base_tree, head_tree, files)
         if tangled:
@@ -427,9 +426,18 @@ class GitWorkspace:
             return Committed(commit=None, note=note)
         tree = self._objects.with_changes(head_tree, changes)
         if tree == head_tree:
-            return Committed(
-                commit=None, note="not committed: HEAD has the change already"
-            )
+            return Committed(None, note="not committed: HEAD has the change already")
+        commit = self._commit_on_branch(state, tree, message, trailers)
+        self._sync_index(head_tree, changes)
+        return Committed(commit=commit)
+
+    def _commit_on_branch(
+        self, state: RefState, tree: str, message: str, trailers: Mapping[str, str]
+    ) -> str:
+        """Writes the commit of ``tree`` on HEAD's branch as ``state`` saw it,
+        moving the branch only if it is still there."""
+        assert state.head_ref is not None
+        head = state.head
         body = message.rstrip() + "\n\n"
         body += "".join(f"{key}: {value}\n" for key, value in trailers.items())
         author, committer = self._author()
@@ -443,8 +451,7 @@ class GitWorkspace:
                 f"cannot commit the batch: {exc} (moved while the batch ran)"
             ) from None
         self._moved(state, commit)
-        self._sync_index(head_tree, changes)
-        return Committed(commit=commit)
+        return commit
 
     def _made_before(
         self, head: str | None, baseline: str | None, trailers: Mapping[str, str]
