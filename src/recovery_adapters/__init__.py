@@ -2,7 +2,14 @@
 processes, consoles), and the ``recovery`` command line."""
 
 from recovery_adapters.git import GitWorkspace, WorkspaceError
-from recovery_adapters.notify import ConsoleNotifier
+from recovery_adapters.notify import (
+    AppriseNotifier,
+    CommandNotifier,
+    ConsoleNotifier,
+    InboxNotifier,
+    WebhookNotifier,
+    notification_json,
+)
 from recovery_adapters.strategies import ManualGitStrategy, manual_git
 from recovery_adapters.validation import (
     command_step,
@@ -14,14 +21,19 @@ from recovery_adapters.validation import (
 )
 
 __all__ = [
+    "AppriseNotifier",
+    "CommandNotifier",
     "ConsoleNotifier",
     "GitWorkspace",
+    "InboxNotifier",
     "ManualGitStrategy",
+    "WebhookNotifier",
     "WorkspaceError",
     "command_step",
     "default_step_runners",
     "lint_step",
     "manual_git",
+    "notification_json",
     "smoke_step",
     "surface_step",
     "syntax_step",

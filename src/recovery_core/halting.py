@@ -180,6 +180,16 @@ class Halting:
         )
 
     def _notify(self, halted: Halted, answer: RecoveryOutcome) -> None:
+        failure = halted.failure
+        entry = next(
+            (
+                e
+                for e in reversed(self.app.failure_log(run_id=halted.run_id))
+                if (e.failure.batch_id, e.failure.attempt)
+                == (failure.batch_id, failure.attempt)
+            ),
+            None,
+        )
         notification = Notification(
             run_id=halted.run_id,
             plan_id=self.plan.plan_id,
@@ -191,6 +201,8 @@ class Halting:
             hints=answer.hints,
             store=self.app.store_hint(self.workspace.root),
             made_by_host=halted.made_by_host,
+            view=halted.view,
+            failure_log_entry=entry,
         )
         for notifier in self.notifiers:
             error: str | None = None

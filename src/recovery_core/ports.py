@@ -251,7 +251,11 @@ class Notification:
     decision open now (with the decisions that may be taken), the strategy's
     answer, and the ``--store`` that commands must name (None: the workspace's
     own store, found by itself). ``made_by_host``: the batch is made by the
-    host application, which carries out a retry. Notifiers make the words."""
+    host application, which carries out a retry. ``view`` is the run's state at
+    the halt and ``failure_log_entry`` the failure's line of the failure log
+    (None where the one who built the notification had neither); the failure
+    record's ``quarantine_ref`` says where the faulty change was kept.
+    Notifiers make the words."""
 
     run_id: str
     plan_id: str
@@ -263,6 +267,8 @@ class Notification:
     hints: tuple[str, ...] = ()
     store: str | None = None
     made_by_host: bool = False
+    view: RunView | None = None
+    failure_log_entry: FailureLogEntry | None = None
 
     @property
     def batch_id(self) -> str:

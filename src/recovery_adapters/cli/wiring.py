@@ -9,40 +9,25 @@ from uuid import UUID
 
 from recovery_adapters.cli.output import ProgressPrinter
 from recovery_adapters.git import GitWorkspace
-from recovery_adapters.notify import ConsoleNotifier
+from recovery_adapters.notify.kinds import NOTIFIERS, make_notifier
+from recovery_adapters.usage import UsageError
 from recovery_core import (
     ExecutionPlan,
     Notifier,
     RecoveryApp,
-    RecoveryError,
     Runner,
     get_strategy,
 )
 
-__all__ = ["NOTIFIER_KINDS", "UsageError", "make_notifiers", "make_runner"]
-
-NOTIFIER_KINDS = ("console",)
-
-
-class UsageError(RecoveryError):
-    """A command line that asks for something that cannot be done."""
-
-    exit_code = 2
+__all__ = ["NOTIFIERS", "UsageError", "make_notifiers", "make_runner"]
 
 
 def make_notifiers(specs: Sequence[str]) -> list[Notifier]:
-    """Notifiers from ``--notify`` specs; console when none is given."""
-    notifiers: list[Notifier] = []
-    for spec in specs or ["console"]:
-        kind, _, _arg = spec.partition(":")
-        if kind == "console":
-            notifiers.append(ConsoleNotifier())
-        else:
-            raise UsageError(
-                f"--notify {spec!r}: unknown notifier {kind!r} "
-                f"(available: {', '.join(NOTIFIER_KINDS)})"
-            )
-    return notifiers
+    """Notifiers from ``--notify KIND[:ARG]`` specs (console when none is
+    given), each kind found in the registry of the entry point group
+    ``recovery_core.notifiers``. Every spec is checked here, before anything is
+    written: an unknown kind or a bad argument is a :class:`UsageError`."""
+    return [make_notifier(spec) for spec in specs or ["console"]]
 
 
 def make_runner(

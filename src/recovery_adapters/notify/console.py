@@ -5,10 +5,11 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
+from recovery_adapters.usage import UsageError
 from recovery_adapters.words import host_made_text, next_commands
 from recovery_core.ports import Notification
 
-__all__ = ["ConsoleNotifier", "format_notification"]
+__all__ = ["ConsoleNotifier", "console_notifier", "format_notification"]
 
 
 def format_notification(n: Notification) -> str:
@@ -53,3 +54,10 @@ class ConsoleNotifier:
         stream = self._stream or sys.stderr
         stream.write(format_notification(notification))
         stream.flush()
+
+
+def console_notifier(arg: str) -> ConsoleNotifier:
+    """The ``console`` kind of ``--notify`` (``console`` or ``console:stderr``)."""
+    if arg not in ("", "stderr"):
+        raise UsageError(f"console writes to stderr only, not {arg!r}")
+    return ConsoleNotifier()
