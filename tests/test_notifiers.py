@@ -5,6 +5,7 @@ halting a run with several notifiers, one of which cannot deliver."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -345,6 +346,17 @@ def test_webhook_without_a_secret_is_not_signed() -> None:
         WebhookNotifier(receiver.url).notify(sample())
     (got,) = receiver.got
     assert "x-recovery-signature" not in got.headers
+
+
+def test_webhook_credentials_in_the_url_are_basic_auth_not_in_the_channel() -> None:
+    with Receiver() as receiver:
+        url = receiver.url.replace("http://", "http://ops:pa%40ss@")
+        notifier = WebhookNotifier(url)
+        notifier.notify(sample())
+    (got,) = receiver.got
+    token = base64.b64encode(b"ops:pa@ss").decode()
+    assert got.headers["authorization"] == f"Basic {token}"
+    assert "ops" not in notifier.channel and "pa" not in notifier.channel
 
 
 def test_webhook_retries_after_a_500_then_succeeds() -> None:

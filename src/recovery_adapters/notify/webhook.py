@@ -3,6 +3,7 @@ backoff within a bound, optionally signed with HMAC-SHA256."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import os
@@ -11,7 +12,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from typing import Final
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from recovery_adapters.notify.schema import SCHEMA, notification_body, notification_id
 from recovery_adapters.usage import UsageError
@@ -60,7 +61,8 @@ class WebhookNotifier:
     Delivered on a 2xx answer. A connection error, a timeout, a 5xx, 408 or
     429 answer is tried again after ``backoff_s`` (``tries`` in all); any other
     answer (a 4xx, a redirect) fails at once. With ``secret``, the request has
-    ``X-Recovery-Signature: sha256=<hex>`` (see :func:`signature`). Every
+    ``X-Recovery-Signature: sha256=<hex>`` (see :func:`signature`); a user and
+    password in the URL are sent as HTTP basic authentication. Every
     request has ``X-Recovery-Schema`` and ``X-Recovery-Notification`` (the
     notification's id, the same on every try, for a receiver to drop repeats).
     """
@@ -81,15 +83,23 @@ class WebhookNotifier:
             )
         if tries < 1:
             raise UsageError(f"a webhook is tried at least once, not {tries}")
-        self.url = url
+        parts.port  # noqa: B018 - a port that is no number raises ValueError here
+        # Credentials in the URL go in an Authorization header (urllib would
+        # take them for part of the host name).
+        host = parts.netloc.rpartition("@")[2]
+        self._authorization: str | None = None
+        if parts.username is not None:
+            pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            token = base64.b64encode(pair.encode("utf-8")).decode("ascii")
+            self._authorization = f"Basic {token}"
+        self.url = urlunsplit(parts._replace(netloc=host))
         self.secret = secret or None
         self.tries = tries
         self.backoff_s = tuple(backoff_s) or (0.0,)
         self.timeout_s = timeout_s
-        port = f":{parts.port}" if parts.port else ""
         #: The URL without credentials, path or query (which may hold tokens):
         #: what the channel and the errors name.
-        self.where = f"{parts.scheme}://{parts.hostname}{port}"
+        self.where = f"{parts.scheme}://{host}"
         self._opener = urllib.request.build_opener(_NoRedirect)
 
     @property
@@ -107,6 +117,8 @@ class WebhookNotifier:
             "X-Recovery-Schema": SCHEMA,
             "X-Recovery-Notification": notification_id(notification),
         }
+        if self._authorization is not None:
+            headers["Authorization"] = self._authorization
         if self.secret is not None:
             headers["X-Recovery-Signature"] = signature(self.secret, body)
         problems: list[str] = []
