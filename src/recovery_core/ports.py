@@ -283,7 +283,9 @@ class Notification:
         return self.open.choices
 
     def as_json(self) -> dict[str, Any]:
-        """The notification as a JSON object (for inbox, command and webhook)."""
+        """The notification's fields as JSON-ready data. The inbox, command and
+        webhook notifiers send the versioned form instead
+        (``recovery_adapters.notification_json``)."""
         data = attrs.asdict(self, recurse=True)
         data["failure"] = failure_json(self.failure)
         return data
