@@ -1,17 +1,23 @@
 """The machine a runner runs on (the :class:`~recovery_core.ports.RunnerHost`
 port): its host name and process id, whether a runner recorded on this host is
-still alive, waiting, and ending the processes a killed runner left running."""
+still alive, waiting, its heartbeat, and ending the processes a killed runner
+left running."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 __all__ = ["LocalHost", "process_alive"]
+
+#: The signals that end a runner: never taken by a thread of ours.
+_ENDING = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
 def process_alive(pid: int) -> bool:
@@ -47,6 +53,29 @@ class LocalHost:
     def sleep(self, seconds: float) -> None:
         """Waits ``seconds``."""
         time.sleep(max(0.0, seconds))
+
+    @contextlib.contextmanager
+    def keep_alive(self, beat: Callable[[], None], every_s: float) -> Iterator[None]:
+        """Calls ``beat`` every ``every_s`` seconds (the first time after one
+        interval) from a thread of its own while the block runs. The thread
+        never takes the signals that end a runner (SIGINT, SIGTERM, SIGHUP):
+        they stay the main thread's, held back while git writes. A beat that
+        fails (the store unreachable for a while) is tried again next time."""
+        stop = threading.Event()
+
+        def loop() -> None:
+            signal.pthread_sigmask(signal.SIG_BLOCK, _ENDING)
+            while not stop.wait(every_s):
+                with contextlib.suppress(Exception):
+                    beat()
+
+        thread = threading.Thread(target=loop, name="recovery-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=30)
 
     def end_processes(self, marks: Mapping[str, str]) -> list[int]:
         """Ends, with their process groups, the processes of this host whose

@@ -30,6 +30,7 @@ from recovery_core.errors import (
     UnknownRun,
 )
 from recovery_core.hooks import Hooks
+from recovery_core.lease import HEARTBEAT_S, STALE_AFTER_S, RunnerLease, lease_id
 from recovery_core.plan import ExecutionPlan, parse_plan
 from recovery_core.ports import (
     Notifier,
@@ -239,6 +240,16 @@ class RecoveryApp(Application[UUID]):
         """The run's state as plain values."""
         return self.get_run(run_id).view()
 
+    def last_seen(self, run_id: UUID | str, runner_id: str) -> float | None:
+        """When the runner ``runner_id`` last recorded a heartbeat on the run
+        (seconds since the epoch; see :mod:`recovery_core.lease`), or None."""
+        lease = lease_id(as_run_id(run_id), runner_id)
+        for stored in self.recorder.select_events(lease, desc=True, limit=1):
+            event = self.mapper.to_domain_event(stored)
+            assert isinstance(event, RunnerLease.Event)
+            return event.timestamp.timestamp()
+        return None
+
     def recorded_plan(self, run_id: UUID | str) -> ExecutionPlan:
         """The plan as the run recorded it when it started; its ``source`` is the
         path of the plan file it was loaded from, when that was a file."""
@@ -442,6 +453,8 @@ class RecoveryApp(Application[UUID]):
         run_id: UUID | str | None = None,
         projections: Sequence[Projection] | None = None,
         host: RunnerHost | None = None,
+        stale_after_s: float | None = None,
+        heartbeat_s: float | None = None,
     ) -> Runner:
         """A runner for ``plan`` in ``workspace``.
 
@@ -453,6 +466,10 @@ class RecoveryApp(Application[UUID]):
         workspace's failure log; the host to this machine
         (:mod:`recovery_core.runtime`). With ``run_id``, it drives that run;
         otherwise the unfinished run of this plan in this workspace, or a new one.
+        ``stale_after_s``: how old another host's runner's heartbeat may be
+        before its claim is taken over (:data:`~recovery_core.lease.STALE_AFTER_S`),
+        ``heartbeat_s`` how often this runner records its own
+        (:data:`~recovery_core.lease.HEARTBEAT_S`).
         """
         from recovery_core.runner import Runner
         from recovery_core.runtime import default_host, default_projections
@@ -475,6 +492,8 @@ class RecoveryApp(Application[UUID]):
             run_id=None if run_id is None else as_run_id(run_id),
             projections=projections,
             host=host if host is not None else default_host(),
+            stale_after_s=STALE_AFTER_S if stale_after_s is None else stale_after_s,
+            heartbeat_s=HEARTBEAT_S if heartbeat_s is None else heartbeat_s,
         )
 
     def unfinished_run(

@@ -155,6 +155,8 @@ class ClaimView:
     host: str
     pid: int
     runner_id: str
+    #: When the claim was recorded (seconds since the epoch).
+    since: float = 0.0
 
 
 @attrs.frozen
@@ -312,7 +314,8 @@ def _carried_out(view: RunView) -> DecisionView | None:
 
 @_on("RunnerClaimed")
 def _claimed(view: RunView, e: Any) -> RunView:
-    return attrs.evolve(view, claim=ClaimView(e.host, e.pid, e.runner_id))
+    claim = ClaimView(e.host, e.pid, e.runner_id, e.timestamp.timestamp())
+    return attrs.evolve(view, claim=claim)
 
 
 @_on("RunnerReleased")

@@ -55,8 +55,10 @@ def require_claimable(view: RunView, runner_id: str, take_over: bool) -> bool:
         return False
     if held is not None and not take_over:
         raise ConflictError(
-            f"run {view.run_id} is driven by runner {held.runner_id} "
-            f"(pid {held.pid} on {held.host})"
+            f"run {view.run_id} is driven by runner {held.runner_id} (process "
+            f"{held.pid} on {held.host}), working or waiting for a decision; let "
+            "it finish, or stop it (a runner that died is taken over: on its own "
+            "host at once, from another once its heartbeat is stale)"
         )
     return True
 

@@ -25,6 +25,7 @@ first an event.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,6 +39,7 @@ from recovery_core.errors import IllegalTransition, RecoveryError
 from recovery_core.halting import Halting
 from recovery_core.hooks import Hooks, call_hooks
 from recovery_core.interruption import LOST, SIGNALLED, interrupted, settled
+from recovery_core.lease import HEARTBEAT_S, STALE_AFTER_S, RunnerLease
 from recovery_core.outcomes import (
     Aborted,
     BatchOutcome,
@@ -58,7 +60,7 @@ from recovery_core.ports import (
     StepRunner,
     Workspace,
 )
-from recovery_core.records import RunView
+from recovery_core.records import ClaimView, RunView
 from recovery_core.run import Run, new_runner_id
 from recovery_core.runtime import default_host
 from recovery_core.tracebacks import component_from_traceback
@@ -113,8 +115,14 @@ class Runner:
         run_id: UUID | None = None,
         projections: Sequence[Projection] = (),
         host: RunnerHost | None = None,
+        stale_after_s: float = STALE_AFTER_S,
+        heartbeat_s: float = HEARTBEAT_S,
     ) -> None:
         self.app = app
+        #: How old the heartbeat of another host's runner may be before this
+        #: runner takes its claim over, and how often this one records its own
+        #: (:mod:`recovery_core.lease`).
+        self.stale_after_s, self.heartbeat_s = stale_after_s, heartbeat_s
         self.plan = plan
         self.workspace = workspace
         self.step_runners = dict(step_runners)
@@ -180,12 +188,12 @@ class Runner:
         with self._holding() as run_id:
             self._project(run_id, failures=True)  # as the events say, first
             if self.app.view(run_id).state not in ("completed", "aborted"):
-                self._claim(run_id)
                 try:
                     while batch := self._next(run_id, wait, poll_s, wait_timeout_s):
                         self._attempts.make(run_id, batch)
                 except KeyboardInterrupt:
                     if not interrupted(self._attempts, self.host, run_id, SIGNALLED):
+                        self._release(run_id)  # stopped while it waited: halted
                         raise
             return self._stop(run_id)
 
@@ -209,7 +217,6 @@ class Runner:
                 f"batch {batch_id} has actions: the runner runs them (use run())"
             )
         with self._holding() as run_id:
-            self._claim(run_id)
             try:
                 session = self._attempts.start(
                     run_id, self._host_may_start(run_id, batch)
@@ -318,8 +325,9 @@ class Runner:
             )
 
     def _waited(self, run_id: UUID, poll_s: float, timeout_s: float | None) -> bool:
-        """Waits for a decision, the run released meanwhile; whether one came."""
-        self._release(run_id)
+        """Waits for a decision, the run still claimed (no other runner takes it
+        meanwhile: a decision is carried out once, by this runner); whether one
+        came."""
         self._note("waiting for an operator decision")
         decided = self.app.wait_for_decision(
             run_id, timeout_s=timeout_s, poll_s=poll_s, sleep=self.host.sleep
@@ -327,7 +335,7 @@ class Runner:
         if decided is None:
             return False
         if self.app.view(run_id).state not in ("completed", "aborted"):
-            self._claim(run_id)
+            self._claim(run_id)  # still this runner's (not taken over as stale)
         return True
 
     # -- around -------------------------------------------------------------
@@ -340,7 +348,34 @@ class Runner:
             run_id = self.open_run()
             self.app.check_chain(run_id)  # before anything is acted on
             with self.workspace.locked(self._holder(run_id)):
-                yield run_id
+                if self.app.view(run_id).state not in ("completed", "aborted"):
+                    self._claim(run_id)  # before the workspace is touched
+                with self._alive(run_id):
+                    yield run_id
+
+    @contextmanager
+    def _alive(self, run_id: UUID) -> Iterator[None]:
+        """Records this runner's heartbeat while it holds the run, through its
+        host's ``keep_alive`` (a host without one records none: its claims are
+        then taken over as stale from other hosts; see
+        :mod:`recovery_core.lease`)."""
+        keep_alive = getattr(self.host, "keep_alive", None)
+        if keep_alive is None:
+            yield
+            return
+        ident, leases = self.identity, list[RunnerLease]()
+
+        def beat() -> None:
+            if not leases:
+                leases.append(
+                    RunnerLease.start(run_id, ident.runner_id, ident.host, ident.pid)
+                )
+            else:
+                leases[0].beat()
+            self.app.save(leases[0])
+
+        with keep_alive(beat, self.heartbeat_s):
+            yield
 
     def _holder(self, run_id: UUID | None) -> dict[str, str]:
         """Who holds the workspace, as the lock records it."""
@@ -363,6 +398,7 @@ class Runner:
             take_over = held is not None and (
                 (held.host, held.pid) == (ident.host, ident.pid)
                 or not host.alive(held.host, held.pid)
+                or (held.host != ident.host and self._stale(run_id, held))
             )
             run.claim_runner(
                 host=ident.host,
@@ -372,6 +408,12 @@ class Runner:
             )
 
         self.app.update(run_id, claim)
+
+    def _stale(self, run_id: UUID, held: ClaimView) -> bool:
+        """Whether the claim ``held`` (of a runner on another host) has had no
+        heartbeat for longer than :attr:`stale_after_s`."""
+        seen = self.app.last_seen(run_id, held.runner_id) or held.since
+        return time.time() - seen > self.stale_after_s
 
     def _release(self, run_id: UUID) -> None:
         try:

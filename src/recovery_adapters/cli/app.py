@@ -19,7 +19,12 @@ from pathlib import Path
 from typing import Any, get_args
 
 from recovery_adapters.cli.output import format_table, status_text
-from recovery_adapters.cli.wiring import UsageError, make_notifiers, make_runner
+from recovery_adapters.cli.wiring import (
+    UsageError,
+    make_notifiers,
+    make_runner,
+    runner_timing,
+)
 from recovery_adapters.environment import as_recovery_error
 from recovery_adapters.git import GitWorkspace
 from recovery_adapters.preflight import preflight
@@ -121,6 +126,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.strategy is not None:
         get_strategy(args.strategy)
     notifiers = make_notifiers(args.notify)
+    runner_timing()  # a bad setting stops it here, before anything is written
     url = RecoveryApp.store_url(workspace.root, args.store)
     # The workspace is held before anything is written (its info/exclude, the
     # store): a second runner here stops with exit 5, naming this one.
@@ -242,6 +248,11 @@ def cmd_decide(args: argparse.Namespace) -> int:
         )
         if view.state == "aborted":
             sys.stdout.write("the run is aborted\n")
+        elif (held := view.claim) is not None:
+            sys.stdout.write(
+                f"runner {held.runner_id} (process {held.pid} on {held.host}) "
+                "is waiting for it and will carry it out\n"
+            )
         else:
             hint = app.store_hint(view.workspace)
             store = f" --store '{hint}'" if hint else ""

@@ -4,6 +4,7 @@ the demo."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from uuid import UUID
 
@@ -19,7 +20,13 @@ from recovery_core import (
     get_strategy,
 )
 
-__all__ = ["NOTIFIERS", "UsageError", "make_notifiers", "make_runner"]
+__all__ = [
+    "NOTIFIERS",
+    "UsageError",
+    "make_notifiers",
+    "make_runner",
+    "runner_timing",
+]
 
 
 def make_notifiers(specs: Sequence[str]) -> list[Notifier]:
@@ -47,4 +54,28 @@ def make_runner(
         notifiers=notifiers,
         hooks=ProgressPrinter().hooks(),
         run_id=run_id,
+        stale_after_s=_seconds("RECOVERY_STALE_AFTER_S"),
+        heartbeat_s=_seconds("RECOVERY_HEARTBEAT_S"),
     )
+
+
+def runner_timing() -> tuple[float | None, float | None]:
+    """A runner's ``stale_after_s`` and ``heartbeat_s``, from the variables
+    ``RECOVERY_STALE_AFTER_S`` and ``RECOVERY_HEARTBEAT_S`` (None: the
+    defaults); a :class:`UsageError` for a value that is no positive number."""
+    return _seconds("RECOVERY_STALE_AFTER_S"), _seconds("RECOVERY_HEARTBEAT_S")
+
+
+def _seconds(name: str) -> float | None:
+    """A positive number of seconds from the environment variable ``name``
+    (None when it is not set)."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise UsageError(f"{name}={value!r}: a number of seconds above 0 is needed")
+    return seconds
