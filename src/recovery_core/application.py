@@ -221,14 +221,28 @@ class RecoveryApp(Application[UUID]):
         operator: str,
         reason: str = "",
         attempt: int | None = None,
+        plan: ExecutionPlan | None = None,
     ) -> RunView:
         """Records an operator's decision (on a run whose events verify, see
-        :meth:`check_chain`); returns the run's state after it."""
+        :meth:`check_chain`); returns the run's state after it. With ``plan``
+        (a ``retry`` only), the run follows that amended plan from now on: only
+        its batches not yet verified or skipped may differ (``PlanAmended``
+        records what changed); its file, when it was loaded from one, becomes
+        the run's plan file."""
         self.check_chain(run_id)
+        path = None
+        if plan is not None and Path(plan.source).is_file():
+            path = str(Path(plan.source).resolve())
 
         def command(run: Run) -> RunView:
             run.decide(
-                batch_id, decision, operator=operator, reason=reason, attempt=attempt
+                batch_id,
+                decision,
+                operator=operator,
+                reason=reason,
+                attempt=attempt,
+                plan=plan,
+                plan_path=path,
             )
             return run.view()
 
@@ -513,7 +527,7 @@ class RecoveryApp(Application[UUID]):
             state = self.view(run_id).state
             if state in ("completed", "aborted"):
                 return None
-            if summary.plan_digest != plan.digest:
+            if self.view(run_id).plan_digest != plan.digest:  # as amended, if so
                 raise IllegalTransition(
                     f"plan {plan.plan_id} changed since run {summary.run_id} started "
                     f"(it is {state}); finish it with `recovery decide "

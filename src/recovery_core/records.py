@@ -312,6 +312,18 @@ def _carried_out(view: RunView) -> DecisionView | None:
     return None if decision is None else attrs.evolve(decision, carried_out=True)
 
 
+@_on("PlanAmended")
+def _plan_amended(view: RunView, e: Any) -> RunView:
+    kept = {b.batch_id: b for b in view.batches}
+    ids = [b["batch_id"] for b in e.plan["batches"]]
+    return attrs.evolve(
+        view,
+        plan_digest=e.plan_digest,
+        plan_path=e.plan_path,
+        batches=tuple(kept.get(i) or BatchView(batch_id=i) for i in ids),
+    )
+
+
 @_on("RunnerClaimed")
 def _claimed(view: RunView, e: Any) -> RunView:
     claim = ClaimView(e.host, e.pid, e.runner_id, e.timestamp.timestamp())

@@ -9,11 +9,17 @@ event, so that the aggregate checks everything before it triggers anything.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from recovery_core.errors import ConflictError, IllegalTransition, UnknownBatch
+from recovery_core.plan import STATUS_KEYS
 from recovery_core.records import DECISIONS, BatchView, DecisionView, RunView
 
 __all__ = [
     "batch_of",
+    "plan_changes",
+    "require_amendable",
     "require_awaiting",
     "require_claimable",
     "require_completable",
@@ -189,3 +195,74 @@ def require_completable(view: RunView) -> None:
         raise IllegalTransition(
             f"run {view.run_id} cannot complete: batch {left.batch_id} is {left.status}"
         )
+
+
+def _batches(plan: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """A plan's batches by id, less the status keys the library writes back."""
+    return {
+        b["batch_id"]: {k: v for k, v in b.items() if k not in STATUS_KEYS}
+        for b in plan.get("batches", ())
+    }
+
+
+def plan_changes(
+    old: Mapping[str, Any], new: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """What differs between two plans, batch by batch, in the new plan's order
+    (then the removed ones): ``{"batch_id", "change": "added" | "removed" |
+    "changed", "fields": [...]}``, the fields being the batch's keys that differ."""
+    before, after = _batches(old), _batches(new)
+    changes: list[dict[str, Any]] = []
+    for batch_id, batch in after.items():
+        was = before.get(batch_id)
+        if was is None:
+            changes.append({"batch_id": batch_id, "change": "added", "fields": []})
+        elif was != batch:
+            fields = sorted(
+                k for k in was.keys() | batch.keys() if was.get(k) != batch.get(k)
+            )
+            changes.append(
+                {"batch_id": batch_id, "change": "changed", "fields": fields}
+            )
+    changes += [
+        {"batch_id": batch_id, "change": "removed", "fields": []}
+        for batch_id in before
+        if batch_id not in after
+    ]
+    return changes
+
+
+def require_amendable(
+    view: RunView, old: Mapping[str, Any], new: Mapping[str, Any], batch_id: str
+) -> list[dict[str, Any]]:
+    """A plan is amended only with a retry of the failure awaiting a decision,
+    and only where the run has not been: its plan id stays, the batches it
+    verified or skipped stay as they were and first, in their order; the
+    failed batch stays. Returns :func:`plan_changes` (refused when empty)."""
+    if new.get("plan_id") != old.get("plan_id"):
+        raise IllegalTransition(
+            f"the amended plan is plan {new.get('plan_id')!r}, not "
+            f"{old.get('plan_id')!r}: a run's plan keeps its id"
+        )
+    before, after = _batches(old), _batches(new)
+    done = [b.batch_id for b in view.batches if b.status in ("verified", "skipped")]
+    problems = [
+        f"batch {i} is {view.batch(i).status}: it cannot change"
+        for i in done
+        if after.get(i) != before.get(i)
+    ]
+    if not problems and list(after)[: len(done)] != done:
+        problems.append(
+            "the batches already verified or skipped must come first, in their "
+            f"order: {', '.join(done)}"
+        )
+    if batch_id not in after:
+        problems.append(f"batch {batch_id}, the one to retry, is not in it")
+    if problems:
+        raise IllegalTransition("the plan cannot be amended so: " + "; ".join(problems))
+    changes = plan_changes(old, new)
+    if not changes:
+        raise IllegalTransition(
+            "the amended plan is the plan the run has: decide retry without --plan"
+        )
+    return changes

@@ -35,6 +35,7 @@ from recovery_core.chain import (
     verify_chain,
 )
 from recovery_core.errors import IllegalTransition
+from recovery_core.plan import ExecutionPlan
 from recovery_core.records import Failure, RunView, apply, failure_of
 
 __all__ = [
@@ -229,6 +230,24 @@ class Run(BaseAggregate[UUID]):
         decision: str
         operator: str
         reason: str
+
+    class PlanAmended(Event):
+        """An operator amended the plan with a retry decision: from now on the
+        run follows ``plan`` (only batches not yet verified or skipped differ;
+        ``changes`` says which, batch by batch)."""
+
+        TOPIC = "recovery:PlanAmended"
+        plan_digest: str
+        previous_digest: str
+        plan: dict[str, Any]
+        plan_path: str | None
+        changes: list[dict[str, Any]]
+        operator: str
+        reason: str
+
+        def apply(self, run: Any) -> None:
+            run.plan, run.plan_path = self.plan, self.plan_path
+            super().apply(run)
 
     class BatchVerified(Event):
         """Every step of the attempt passed."""
@@ -498,10 +517,32 @@ class Run(BaseAggregate[UUID]):
         operator: str,
         reason: str = "",
         attempt: int | None = None,
+        plan: ExecutionPlan | None = None,
+        plan_path: str | None = None,
     ) -> None:
         """Records an operator's decision on the failure awaiting one. ``abort``
-        ends the run at once; the others are carried out by the runner."""
+        ends the run at once; the others are carried out by the runner. With
+        ``plan`` (only with ``retry``), the run follows that amended plan from
+        now on (``PlanAmended`` first, with what changed)."""
         decided = rules.require_decidable(self.state_view, batch_id, decision, attempt)
+        if plan is not None:
+            if decision != "retry":
+                raise IllegalTransition(
+                    f"a plan is amended with a retry decision, not with {decision}"
+                )
+            changes = rules.require_amendable(
+                self.state_view, self.plan, plan.raw, batch_id
+            )
+            self._trigger(
+                self.PlanAmended,
+                plan_digest=plan.digest,
+                previous_digest=self.state_view.plan_digest,
+                plan=dict(plan.raw),
+                plan_path=plan_path,
+                changes=changes,
+                operator=operator,
+                reason=reason,
+            )
         self._trigger(
             self.OperatorDecided,
             batch_id=batch_id,

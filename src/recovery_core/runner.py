@@ -256,6 +256,8 @@ class Runner:
             view = self.app.view(run_id)
             if view.state in ("completed", "aborted"):
                 return None
+            if view.plan_digest != self.plan.digest:
+                self._adopt(run_id)  # amended with a retry decision meanwhile
             if interrupted(self._attempts, self.host, run_id, LOST):
                 continue  # a runner died mid-attempt: that attempt failed
             if settled(self._attempts, view):
@@ -287,6 +289,15 @@ class Runner:
                 self._project(run_id)
                 return None
             return self.plan.batch(upcoming.batch_id)
+
+    def _adopt(self, run_id: UUID) -> None:
+        """Follows the run's amended plan (``PlanAmended``) from now on."""
+        plan = self.app.recorded_plan(run_id)
+        plan.require_runners(self.step_runners)
+        halting = attrs.evolve(self._attempts.halting, plan=plan)
+        self._attempts = attrs.evolve(self._attempts, plan=plan, halting=halting)
+        self.plan = plan
+        self._note(f"following the amended plan {plan.plan_id} ({plan.digest[:12]})")
 
     def _host_may_start(self, run_id: UUID, batch: Batch) -> Batch:
         """``batch``, when a host's block may start it now."""

@@ -236,8 +236,17 @@ def cmd_decide(args: argparse.Namespace) -> int:
     app = _open_existing(args)
     run_id = app.resolve(args.run)
     operator = operator_name(args.operator)
+    amended = None
+    if args.amended_plan is not None:
+        amended = load_plan(Path(args.amended_plan))
+        amended.require_runners()
     view = app.decide(
-        run_id, args.batch, args.decision, operator=operator, reason=args.reason
+        run_id,
+        args.batch,
+        args.decision,
+        operator=operator,
+        reason=args.reason,
+        plan=amended,
     )
     if args.json:
         _show(app, view, True)
@@ -246,6 +255,10 @@ def cmd_decide(args: argparse.Namespace) -> int:
             f"recorded: {args.decision} for batch {args.batch} of run {view.run_id} "
             f"by {operator}\n"
         )
+        if amended is not None:
+            sys.stdout.write(
+                f"the run follows the amended plan {args.amended_plan} from now on\n"
+            )
         if view.state == "aborted":
             sys.stdout.write("the run is aborted\n")
         elif (held := view.claim) is not None:
@@ -397,6 +410,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--operator", help="who decides (default: RECOVERY_OPERATOR, else login)"
     )
     decide.add_argument("--reason", default="", help="why, for the record")
+    decide.add_argument(
+        "--plan",
+        dest="amended_plan",
+        metavar="PLAN",
+        help="with retry: the amended plan the run follows from now on",
+    )
 
     resume = add("resume", cmd_resume, "carry out the decision and go on")
     resume.add_argument("run", help="run id, unique prefix or 'latest'")
