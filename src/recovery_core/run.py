@@ -24,6 +24,7 @@ from uuid import UUID, uuid4
 import attrs
 from eventsourcing.domain import AggregateCreated, AggregateEvent, BaseAggregate
 from eventsourcing.domain import Snapshot as _Snapshot
+from eventsourcing.utils import register_topic
 
 from recovery_core import rules
 from recovery_core.chain import (
@@ -606,3 +607,9 @@ class Run(BaseAggregate[UUID]):
                 "attempts": sum(b.attempts for b in batches),
             },
         )
+
+
+# eventsourcing registers the explicit topics of an aggregate's events when the
+# class is made, but not its snapshot class's: without this, a process that has
+# taken no snapshot itself cannot read a run of 100 events or more.
+register_topic(Run.Snapshot.TOPIC, Run.Snapshot)

@@ -1,0 +1,87 @@
+"""Two operators deciding the same failure at the same moment, 50 times over:
+exactly one decision is recorded each time, and the other operator is told
+(exit 5, "already decided"). Two real ``recovery decide`` processes race on a
+real SQLite file for every failure of a batch that fails 50 times."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from uuid import UUID
+
+from recovery_core import RecoveryApp
+from recovery_core.run import Run
+from test_run_rules import fail, make_plan
+
+ROUNDS = 50
+
+#: One operator: waits for ``go-N`` before each round, then decides at once.
+OPERATOR = r"""
+import subprocess, sys, time
+from pathlib import Path
+folder, name, url, run_id, rounds = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+cli = [sys.executable, "-m", "recovery_adapters.cli"]
+for n in range(1, rounds + 1):
+    while not (folder / f"go-{n}").exists():
+        time.sleep(0.002)
+    done = subprocess.run(
+        [*cli, "decide", run_id, "b1", "retry", "--operator", name, "--store", url],
+        capture_output=True, text=True,
+    )
+    (folder / f"done-{n}-{name}").write_text(f"{done.returncode}\n{done.stderr}")
+"""
+
+
+def test_fifty_races_of_two_operators_record_one_decision_each(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/events.sqlite3"
+    app = RecoveryApp.open(url)
+    run_id = app.start_run(make_plan(("b1",)), workspace=tmp_path)
+    sync = tmp_path / "sync"
+    sync.mkdir()
+    operators = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPERATOR, str(sync), name, url, str(run_id), "50"],
+            cwd=tmp_path,
+        )
+        for name in ("alice", "bob")
+    ]
+    try:
+        for n in range(1, ROUNDS + 1):
+            assert fail(app, run_id, "b1") == n  # retried: attempt n fails
+            (sync / f"go-{n}").write_text("")
+            results = [sync / f"done-{n}-{name}" for name in ("alice", "bob")]
+            for result in results:
+                _wait_for(result, operators)
+            codes = sorted(int(r.read_text().split("\n", 1)[0]) for r in results)
+            assert codes == [0, 5], [r.read_text() for r in results]
+            loser = next(r for r in results if r.read_text().startswith("5"))
+            said = loser.read_text()  # lost the race to load, or to save
+            assert "already decided: retry by" in said or "wrote first" in said
+            decided = _decisions(app, run_id, n)
+            assert len(decided) == 1, decided
+    finally:
+        for operator in operators:
+            if operator.poll() is None and not (sync / f"done-{ROUNDS}-bob").exists():
+                operator.kill()
+            operator.wait(timeout=120)
+    every = [e for e in app.history(run_id) if isinstance(e, Run.OperatorDecided)]
+    assert [e.attempt for e in every] == list(range(1, ROUNDS + 1))
+
+
+def _decisions(app: RecoveryApp, run_id: UUID, attempt: int) -> list[str]:
+    return [
+        e.operator
+        for e in app.history(run_id)
+        if isinstance(e, Run.OperatorDecided) and e.attempt == attempt
+    ]
+
+
+def _wait_for(path: Path, operators: list[subprocess.Popen[bytes]]) -> None:
+    import time
+
+    deadline = time.monotonic() + 120
+    while not path.exists() or not path.read_text():
+        assert any(p.poll() is None for p in operators), f"no {path.name}"
+        assert time.monotonic() < deadline, f"no {path.name}"
+        time.sleep(0.005)
