@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -83,6 +83,11 @@ __all__ = [
     "Verified",
     "component_from_traceback",
 ]
+
+
+#: How a runner waits at a halt: between looks at the store, for how long at
+#: most, and whom it asks first (see :meth:`Runner.run`).
+_Waiting = tuple[float, "float | None", "Callable[[RunView], None] | None"]
 
 
 @attrs.frozen
@@ -179,17 +184,23 @@ class Runner:
         wait: bool = False,
         poll_s: float = 1.0,
         wait_timeout_s: float | None = None,
+        ask: Callable[[RunView], None] | None = None,
     ) -> Outcome:
         """Runs the plan's remaining batches until the run completes, aborts or
         halts. With ``wait``, a halt waits for an operator's decision (recorded
         by ``recovery decide`` from anywhere that reaches the store, or by
         :meth:`RecoveryApp.decide`) and goes on; ``wait_timeout_s`` bounds it.
+        ``ask`` (with ``wait``) is called first at each halt with the run's
+        state, to ask an operator at hand (a terminal) who records a decision
+        through :meth:`RecoveryApp.decide`, or none to wait for one from
+        elsewhere.
         """
         with self._holding() as run_id:
             self._project(run_id, failures=True)  # as the events say, first
             if self.app.view(run_id).state not in ("completed", "aborted"):
                 try:
-                    while batch := self._next(run_id, wait, poll_s, wait_timeout_s):
+                    waiting = (poll_s, wait_timeout_s, ask) if wait else None
+                    while batch := self._next(run_id, waiting):
                         self._attempts.make(run_id, batch)
                 except KeyboardInterrupt:
                     if not interrupted(self._attempts, self.host, run_id, SIGNALLED):
@@ -240,13 +251,7 @@ class Runner:
     # -- what comes next ----------------------------------------------------
 
     def _next(
-        self,
-        run_id: UUID,
-        wait: bool = False,
-        poll_s: float = 1.0,
-        timeout_s: float | None = None,
-        *,
-        by_host: bool = False,
+        self, run_id: UUID, waiting: _Waiting | None = None, *, by_host: bool = False
     ) -> Batch | None:
         """The batch to attempt now, after recording a lost attempt, carrying
         out a skip, waiting for a decision or completing the run; None when the
@@ -265,7 +270,7 @@ class Runner:
             open_now = view.open_decision
             decision = None if open_now is None else open_now.recorded
             if open_now is not None and decision is None:
-                if wait and self._waited(run_id, poll_s, timeout_s):
+                if waiting is not None and self._waited(run_id, *waiting):
                     continue
                 return None
             if decision is not None:
@@ -335,11 +340,26 @@ class Runner:
                 "or resume with the strategy that proposed the fix"
             )
 
-    def _waited(self, run_id: UUID, poll_s: float, timeout_s: float | None) -> bool:
-        """Waits for a decision, the run still claimed (no other runner takes it
-        meanwhile: a decision is carried out once, by this runner); whether one
-        came."""
-        self._note("waiting for an operator decision")
+    def _waited(
+        self,
+        run_id: UUID,
+        poll_s: float,
+        timeout_s: float | None,
+        ask: Callable[[RunView], None] | None,
+    ) -> bool:
+        """Waits for a decision (asking ``ask`` first), the run still claimed
+        (no other runner takes it meanwhile: a decision is carried out once, by
+        this runner); whether one came."""
+        view = self.app.view(run_id)
+        if ask is not None:
+            ask(view)
+        if view.awaiting is not None:
+            batch_id, attempt = view.awaiting
+            self._note(
+                f"waiting for a decision on batch {batch_id} attempt {attempt} "
+                "(from any process or host that reaches the store); Ctrl-C stops "
+                "waiting and leaves the run halted"
+            )
         decided = self.app.wait_for_decision(
             run_id, timeout_s=timeout_s, poll_s=poll_s, sleep=self.host.sleep
         )

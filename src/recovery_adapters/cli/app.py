@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, get_args
 
+from recovery_adapters.cli.interactive import terminal_asker
 from recovery_adapters.cli.output import format_table, status_text
 from recovery_adapters.cli.wiring import (
     UsageError,
@@ -41,6 +42,7 @@ from recovery_core import (
     PlanError,
     RecoveryApp,
     RecoveryError,
+    Runner,
     RunView,
     available_strategies,
     get_strategy,
@@ -127,6 +129,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         get_strategy(args.strategy)
     notifiers = make_notifiers(args.notify)
     runner_timing()  # a bad setting stops it here, before anything is written
+    _require_terminal(args)
     url = RecoveryApp.store_url(workspace.root, args.store)
     # The workspace is held before anything is written (its info/exclude, the
     # store): a second runner here stops with exit 5, naming this one.
@@ -138,8 +141,28 @@ def cmd_run(args: argparse.Namespace) -> int:
         runner = make_runner(
             app, plan, workspace=workspace, strategy=args.strategy, notifiers=notifiers
         )
-        outcome = runner.run(wait=args.wait, poll_s=args.poll)
+        outcome = _drive(runner, app, workspace, args)
     return _report(app, outcome, args.json)
+
+
+def _require_terminal(args: argparse.Namespace) -> None:
+    """``--interactive`` asks at a terminal: refused (exit 2) without one."""
+    if args.interactive and not (sys.stdin.isatty() and sys.stderr.isatty()):
+        raise UsageError(
+            "--interactive asks for the decision at a terminal, and this one has "
+            "none (standard input or error is not a terminal): use --wait and "
+            "`recovery decide` from elsewhere"
+        )
+
+
+def _drive(
+    runner: Runner, app: RecoveryApp, workspace: GitWorkspace, args: argparse.Namespace
+) -> Outcome:
+    """Runs the runner as ``--wait`` and ``--interactive`` ask."""
+    if not args.interactive:
+        return runner.run(wait=args.wait, poll_s=args.poll)
+    ask = terminal_asker(app, workspace, operator_name(None))
+    return runner.run(wait=True, poll_s=args.poll, ask=ask)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -207,6 +230,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         return _report(
             app, Aborted(view.run_id, view, view.abort_reason or ""), args.json
         )
+    _require_terminal(args)
     plan = app.recorded_plan(run_id)
     workspace = GitWorkspace(view.workspace)
     runner = make_runner(
@@ -219,7 +243,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     )
     with workspace.locked(_holder(plan.plan_id, str(run_id))):
         workspace.prepare()
-        outcome = runner.run(wait=args.wait, poll_s=args.poll)
+        outcome = _drive(runner, app, workspace, args)
     return _report(app, outcome, args.json)
 
 
@@ -379,6 +403,11 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sub.add_argument(
             "--wait", action="store_true", help="on a halt, wait for a decision"
+        )
+        sub.add_argument(
+            "--interactive",
+            action="store_true",
+            help="on a halt, ask for the decision at this terminal (then wait)",
         )
         sub.add_argument("--poll", type=float, default=1.0, help=argparse.SUPPRESS)
 
