@@ -20,6 +20,7 @@ from typing import Any, get_args
 
 from recovery_adapters.cli.interactive import terminal_asker
 from recovery_adapters.cli.output import format_table, status_text
+from recovery_adapters.cli.quarantined import add_arguments, cmd_restore, cmd_show
 from recovery_adapters.cli.wiring import (
     UsageError,
     make_notifiers,
@@ -460,6 +461,13 @@ def build_parser() -> argparse.ArgumentParser:
     log.add_argument(
         "--all", action="store_true", help="every run in the run's workspace"
     )
+
+    show = add("show", cmd_show, "a failed attempt's quarantined change, as a diff")
+    add_arguments(show)
+    restore = add(
+        "restore", cmd_restore, "bring a quarantined change back into the working tree"
+    )
+    add_arguments(restore)
 
     strategies = commands.add_parser(
         "strategies",
