@@ -17,11 +17,13 @@ from typing import Any
 
 from support import (
     BUGGY_CALC,
+    FIXED_CALC,
     cli_json,
     git,
     make_repo,
     python_step,
     run_cli,
+    unit_tests_step,
     write_plan,
 )
 
@@ -335,3 +337,41 @@ def test_a_change_not_quarantined_or_a_ref_deleted_exits_2(
         done = run_cli(command, "latest", "b1", cwd=other)
         assert done.returncode == 2, done.stderr
         assert "was not quarantined" in done.stderr
+
+
+def test_restore_fix_and_retry_commits_the_fixed_change(repo: Path) -> None:
+    """The next step ``restore`` suggests: the operator fixes the change it
+    brought back and decides retry; the batch's action (which writes nothing
+    on a second attempt) and its tests run on the fixed files, and the batch
+    is committed with them."""
+    code = (
+        "import os, pathlib\n"
+        "if os.environ['RECOVERY_ATTEMPT'] == '1':\n"
+        f"    pathlib.Path('app/calc.py').write_text({BUGGY_CALC!r})\n"
+    )
+    write_plan(
+        repo / "plan.json",
+        {
+            "plan_id": "fix-by-hand",
+            "batches": [
+                {
+                    "batch_id": "b1",
+                    "actions": [
+                        {"name": "generate", "run": [sys.executable, "-c", code]}
+                    ],
+                    "validation": [unit_tests_step()],
+                    "commit_strategy": "commit",
+                }
+            ],
+        },
+    )
+    assert run_cli("run", "plan.json", cwd=repo).returncode == 3
+    assert (repo / "app" / "calc.py").read_text() != BUGGY_CALC
+    assert run_cli("restore", "latest", "b1", cwd=repo).returncode == 0
+    assert (repo / "app" / "calc.py").read_text() == BUGGY_CALC
+    (repo / "app" / "calc.py").write_text(FIXED_CALC)  # the operator's fix
+    assert run_cli("decide", "latest", "b1", "retry", cwd=repo).returncode == 0
+    done = run_cli("resume", "latest", cwd=repo)
+    assert done.returncode == 0, done.stderr
+    assert git(repo, "show", "HEAD:app/calc.py") == FIXED_CALC
+    assert git(repo, "status", "--porcelain", "--", "app") == ""
