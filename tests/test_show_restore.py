@@ -375,3 +375,51 @@ def test_restore_fix_and_retry_commits_the_fixed_change(repo: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert git(repo, "show", "HEAD:app/calc.py") == FIXED_CALC
     assert git(repo, "status", "--porcelain", "--", "app") == ""
+
+
+def test_odd_names_links_and_modes_come_back(repo: Path) -> None:
+    """A name with a space, a quote and a non-ASCII letter, a symbolic link, a
+    mode change and a glob-like name come back as the quarantine has them;
+    hostile diff settings of the repository (an external diff, no prefixes,
+    whitespace errors fatal to apply) change nothing."""
+    git(repo, "config", "diff.external", "false")
+    git(repo, "config", "diff.noprefix", "true")
+    git(repo, "config", "apply.whitespace", "error")
+    (repo / "run.sh").write_text("echo hi\n")
+    (repo / "[ab].txt").write_text("glob-like\n")
+    (repo / "a.txt").write_text("not the glob's\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "more")
+    code = (
+        "import os, pathlib\n"
+        "pathlib.Path('app/odd \"näme\" 1.txt').write_text('trailing space  \\n')\n"
+        "os.symlink('calc.py', 'app/link.py')\n"
+        "os.chmod('run.sh', 0o755)\n"
+        "pathlib.Path('[ab].txt').write_text('changed\\n')\n"
+    )
+    write_plan(
+        repo / "plan.json",
+        {
+            "plan_id": "odd",
+            "batches": [
+                {
+                    "batch_id": "b1",
+                    "actions": [{"name": "gen", "run": [sys.executable, "-c", code]}],
+                    "validation": [python_step("fails", "raise SystemExit(1)")],
+                }
+            ],
+        },
+    )
+    assert run_cli("run", "plan.json", cwd=repo).returncode == 3
+    assert not (repo / "app" / "link.py").is_symlink()  # quarantined
+    assert not (repo / "run.sh").stat().st_mode & 0o111
+    shown = cli_json("show", "latest", "b1", cwd=repo)
+    odd = 'app/odd "näme" 1.txt'
+    assert shown["files"] == ["[ab].txt", "app/link.py", odd, "run.sh"]
+    done = run_cli("restore", "latest", "b1", cwd=repo)
+    assert done.returncode == 0, done.stderr
+    assert (repo / odd).read_text() == "trailing space  \n"
+    assert (repo / "app" / "link.py").readlink() == Path("calc.py")
+    assert (repo / "run.sh").stat().st_mode & 0o111
+    assert (repo / "[ab].txt").read_text() == "changed\n"
+    assert (repo / "a.txt").read_text() == "not the glob's\n"
