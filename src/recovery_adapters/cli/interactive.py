@@ -9,7 +9,7 @@ from typing import TextIO
 
 from recovery_adapters.git import GitWorkspace
 from recovery_core import ConflictError, RecoveryApp, RecoveryError
-from recovery_core.records import RunView
+from recovery_core.records import Failure, RunView
 
 __all__ = ["terminal_asker"]
 
@@ -37,7 +37,7 @@ def terminal_asker(
             return
         failure = view.batch(awaiting.batch_id).failure
         if failure is not None and failure.baseline and failure.quarantine_ref:
-            write.write(_diff(workspace, failure.baseline, failure.quarantine_ref))
+            write.write(_diff(workspace, failure))
         choices = "/".join(awaiting.choices)
         while True:
             write.write(
@@ -78,15 +78,22 @@ def terminal_asker(
     return ask
 
 
-def _diff(workspace: GitWorkspace, baseline: str, quarantine: str) -> str:
-    """The attempt's change as git shows it, cut at :data:`DIFF_LINES`."""
+def _diff(workspace: GitWorkspace, failure: Failure) -> str:
+    """The attempt's change as ``recovery show`` prints it, cut at
+    :data:`DIFF_LINES`."""
+    assert failure.baseline is not None and failure.quarantine_ref is not None
+    title = f"the attempt's change ({failure.quarantine_ref}):"
     try:
-        text = workspace.diff(baseline, quarantine)
+        commit = workspace.kept_commit(failure.quarantine_ref)
+        if commit is None:
+            return f"{title} its ref is gone\n"
+        raw = workspace.quarantined_diff(
+            failure.baseline, commit, failure.changed_files, binary=False
+        )
     except RecoveryError as exc:
         return f"(the attempt's diff cannot be shown: {exc})\n"
-    lines = text.splitlines()
+    lines = raw.decode("utf-8", "replace").splitlines()
     if len(lines) > DIFF_LINES:
         left = len(lines) - DIFF_LINES
         lines = [*lines[:DIFF_LINES], f"... ({left} more lines)"]
-    title = f"the attempt's change ({quarantine}):"
     return "\n".join([title, *lines, ""]) if lines else f"{title} none\n"

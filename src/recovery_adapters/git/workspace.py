@@ -321,14 +321,6 @@ class GitWorkspace:
         ``snapshot`` has it; None for a path that is no file there."""
         return self._objects.blobs(snapshot, paths) if paths else {}
 
-    def diff(self, old: str, new: str) -> str:
-        """What changed from the commit ``old`` to ``new`` (a snapshot and its
-        quarantine), as ``git diff --stat --patch`` shows it; no diff driver or
-        text conversion of the repository's settings runs."""
-        self._put_back(refs=False)
-        asked = ["--stat", "--patch", "--no-color", "--no-ext-diff", "--no-textconv"]
-        return self._git.text("diff", *asked, old, new, "--") + "\n"
-
     # -- after a failure ----------------------------------------------------
 
     @deferred_signals()
