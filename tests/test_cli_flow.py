@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from recovery_adapters.words import recovery_command
 from support import (
     ATTEMPT_AWARE,
     BUGGY_CALC,
@@ -266,15 +268,20 @@ def test_halt_notification_prints_commands_that_work_as_printed(repo: Path) -> N
     assert done.returncode == 3
     assert "halted: batch 15.2 attempt 1 failed" in done.stderr
     assert "post_build_validation.unit_tests" in done.stderr
+    # `recovery`, or this environment's script when `recovery` is not on PATH.
+    command = recovery_command()
     commands = [
         line.strip()
         for line in done.stderr.splitlines()
-        if line.strip().startswith("recovery ")
+        if line.strip().startswith(f"{command} ")
     ]
     skip = next(c for c in commands if c.endswith(" skip"))
     resume = next(c for c in commands if " resume " in c)
-    assert run_cli(*shlex.split(skip)[1:], cwd=repo).returncode == 0
-    assert run_cli(*shlex.split(resume)[1:], cwd=repo).returncode == 0
+    for printed in (skip, resume):
+        ran = subprocess.run(
+            shlex.split(printed), cwd=repo, capture_output=True, text=True, check=False
+        )
+        assert ran.returncode == 0, ran.stderr
 
 
 def test_run_again_without_decision_stays_halted(repo: Path) -> None:

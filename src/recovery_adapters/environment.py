@@ -11,6 +11,7 @@ import sqlite3
 from pathlib import Path
 from typing import Final
 
+from recovery_adapters.words import recovery_command
 from recovery_core import ConflictError, EnvironmentFailure, IntegrityError
 from recovery_core.errors import RecoveryError
 
@@ -24,10 +25,13 @@ _ENVIRONMENT_ERRNOS: Final = {
     errno.EDQUOT: "the disk quota is used up",
     errno.EFBIG: "the file is too large for this system's limits",
 }
-_AFTER: Final = (
-    "what was recorded before stays; once that is fixed, `recovery resume` "
-    "goes on from there"
-)
+
+
+def _after() -> str:
+    return (
+        "what was recorded before stays; once that is fixed, "
+        f"`{recovery_command()} resume` goes on from there"
+    )
 
 
 def lock_holders(path: Path) -> list[str]:
@@ -74,9 +78,9 @@ def _ours(exc: BaseException, store: Path | None) -> RecoveryError | None:
             return EnvironmentFailure(
                 f"{where} cannot be opened: {text} (a read-only folder or file "
                 "system, or missing permissions: SQLite writes beside the file even "
-                f"to read it); {_AFTER}"
+                f"to read it); {_after()}"
             )
-        return EnvironmentFailure(f"{where} cannot be written: {text}; {_AFTER}")
+        return EnvironmentFailure(f"{where} cannot be written: {text}; {_after()}")
     if isinstance(exc, sqlite3.DatabaseError):
         return IntegrityError(
             f"{where} cannot be read: {exc} (a corrupt or truncated SQLite file); "
@@ -86,5 +90,5 @@ def _ours(exc: BaseException, store: Path | None) -> RecoveryError | None:
     if isinstance(exc, OSError) and exc.errno in _ENVIRONMENT_ERRNOS:
         what = _ENVIRONMENT_ERRNOS[exc.errno]
         name = f" {exc.filename}" if exc.filename else ""
-        return EnvironmentFailure(f"cannot write{name}: {what}; {_AFTER}")
+        return EnvironmentFailure(f"cannot write{name}: {what}; {_after()}")
     return None

@@ -13,6 +13,7 @@ from typing import Final
 
 from eventsourcing.persistence import DatabaseError
 
+from recovery_adapters.words import no_runs_text
 from recovery_core import RecoveryApp, StoreURLError, UnknownRun
 from recovery_core.store import (
     DEFAULT_STORE_NAME,
@@ -73,9 +74,12 @@ def find_store_url(start: str | os.PathLike[str], explicit: str | None = None) -
         candidate = folder / RECOVERY_DIR / DEFAULT_STORE_NAME
         if candidate.is_file():
             return f"sqlite:///{candidate}"
+    found = no_runs_text(
+        here,
+        why=f" (no store found: no {RECOVERY_DIR}/{DEFAULT_STORE_NAME} here or above)",
+    )
     raise StoreURLError(
-        f"no store found: no {RECOVERY_DIR}/{DEFAULT_STORE_NAME} in {here} or above; "
-        f"pass --store or set {STORE_ENV}"
+        f"{found}, or pass --store or set {STORE_ENV} to use another store"
     )
 
 
@@ -83,5 +87,10 @@ def find_store(
     start: str | os.PathLike[str] = ".", store: str | None = None
 ) -> RecoveryApp:
     """The store that commands other than ``run`` use (see :func:`find_store_url`).
-    Never makes a store."""
-    return open_store(find_store_url(start, store), create=False)
+    Never makes a store: a SQLite file that does not exist is
+    :class:`~recovery_core.UnknownRun`, with the command that would start a run."""
+    url = find_store_url(start, store)
+    path = parse_store_url(url).path
+    if path is not None and not path.is_file():
+        raise UnknownRun(no_runs_text(path, store, why=" (no store there)"))
+    return open_store(url, create=False)

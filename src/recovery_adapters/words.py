@@ -5,14 +5,56 @@ notifiers; nothing here is parsed back."""
 
 from __future__ import annotations
 
+import os
 import shlex
+import shutil
+import sys
+from pathlib import Path
 from typing import Any
 
 import attrs
 
 from recovery_core.records import OpenDecision, RunView, failure_json
 
-__all__ = ["NextCommands", "host_made_text", "next_commands", "run_json"]
+__all__ = [
+    "NextCommands",
+    "host_made_text",
+    "next_commands",
+    "no_runs_text",
+    "recovery_command",
+    "run_json",
+]
+
+#: The command's name, as a hint names it when PATH finds this installation's.
+COMMAND = "recovery"
+
+
+def recovery_command() -> str:
+    """The ``recovery`` command as a user types it here, for hints that print
+    commands: ``recovery`` when PATH finds this installation's (or finds one and
+    this installation has no script), else the full path of the script beside
+    this interpreter (a virtual environment that is not activated), else
+    ``python -m recovery_adapters.cli`` with this interpreter's path. Quoted for
+    a POSIX shell."""
+    script = Path(sys.executable).parent / COMMAND
+    ours = script if script.is_file() and os.access(script, os.X_OK) else None
+    found = shutil.which(COMMAND)
+    if found is not None and (ours is None or Path(found).resolve() == ours.resolve()):
+        return COMMAND
+    if ours is not None:
+        return shlex.quote(str(ours))
+    return f"{shlex.quote(sys.executable)} -m recovery_adapters.cli"
+
+
+def no_runs_text(where: object, store: str | None = None, why: str = "") -> str:
+    """What to say where no run was recorded yet: ``where`` (a folder or a
+    store), ``why`` (in words, after it), and the command that starts a run
+    (naming ``store``, the ``--store`` given, when there is one)."""
+    store_arg = f" --store {shlex.quote(store)}" if store else ""
+    return (
+        f"no runs yet in {where}{why}: start one with "
+        f"`{recovery_command()} run PLAN{store_arg}`"
+    )
 
 
 @attrs.frozen
@@ -29,16 +71,22 @@ class NextCommands:
 
 
 def next_commands(
-    run_id: str, open_now: OpenDecision, store: str | None = None
+    run_id: str,
+    open_now: OpenDecision,
+    store: str | None = None,
+    *,
+    command: str = COMMAND,
 ) -> NextCommands:
     """The commands for the decision open now; ``store`` is the ``--store`` to
-    name when the commands would not find the store by themselves."""
+    name when the commands would not find the store by themselves, ``command``
+    how to call ``recovery`` (:func:`recovery_command` for a hint printed here;
+    the bare name for a notification read elsewhere)."""
     store_arg = f" --store {shlex.quote(store)}" if store else ""
     decide = tuple(
-        f"recovery decide{store_arg} {run_id} {open_now.batch_id} {choice}"
+        f"{command} decide{store_arg} {run_id} {open_now.batch_id} {choice}"
         for choice in open_now.choices
     )
-    return NextCommands(decide, f"recovery resume{store_arg} {run_id}")
+    return NextCommands(decide, f"{command} resume{store_arg} {run_id}")
 
 
 def host_made_text(batch_id: str, retry_recorded: bool = False) -> str:
@@ -57,8 +105,11 @@ def host_made_text(batch_id: str, retry_recorded: bool = False) -> str:
     )
 
 
-def run_json(view: RunView, store: str | None = None) -> dict[str, Any]:
-    """The run as the JSON object ``recovery status --json`` prints."""
+def run_json(
+    view: RunView, store: str | None = None, *, command: str = COMMAND
+) -> dict[str, Any]:
+    """The run as the JSON object ``recovery status --json`` prints
+    (``command``: as for :func:`next_commands`)."""
     open_now = view.open_decision
     return {
         "run_id": view.run_id,
@@ -93,5 +144,5 @@ def run_json(view: RunView, store: str | None = None) -> dict[str, Any]:
         ],
         "next_commands": []
         if open_now is None
-        else list(next_commands(view.run_id, open_now, store).all),
+        else list(next_commands(view.run_id, open_now, store, command=command).all),
     }

@@ -370,6 +370,15 @@ class RecoveryApp(Application[UUID]):
                 return found
             start = batch[-1].id
 
+    def has_runs(self) -> bool:
+        """Whether any run was ever started in the store (one look at the store,
+        where :meth:`runs` reads every run's start)."""
+        return bool(
+            self.recorder.select_notifications(
+                start=None, limit=1, topics=[Run.Started.TOPIC]
+            )
+        )
+
     def resolve(self, ref: str) -> UUID:
         """The run named by ``ref``: its id, a unique prefix of at least 6
         characters, or ``latest`` (the run most recently started)."""

@@ -7,7 +7,9 @@ Exit codes (the same for every command): 0 done, 1 internal error, 2 bad input,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
+import io
 import json
 import os
 import signal
@@ -18,8 +20,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, get_args
 
+import attrs
+
 from recovery_adapters.cli.interactive import terminal_asker
-from recovery_adapters.cli.output import format_table, status_text
+from recovery_adapters.cli.output import clip, format_table, status_text
 from recovery_adapters.cli.quarantined import add_arguments, cmd_restore, cmd_show
 from recovery_adapters.cli.wiring import (
     UsageError,
@@ -32,7 +36,12 @@ from recovery_adapters.git import GitWorkspace
 from recovery_adapters.preflight import preflight
 from recovery_adapters.projections import write_failure_log
 from recovery_adapters.stores import find_store, find_store_url, open_store
-from recovery_adapters.words import host_made_text, run_json
+from recovery_adapters.words import (
+    host_made_text,
+    no_runs_text,
+    recovery_command,
+    run_json,
+)
 from recovery_core import (
     Aborted,
     Completed,
@@ -44,7 +53,9 @@ from recovery_core import (
     RecoveryApp,
     RecoveryError,
     Runner,
+    RunSummary,
     RunView,
+    UnknownRun,
     available_strategies,
     get_strategy,
     load_plan,
@@ -57,6 +68,11 @@ EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_BAD_INPUT = 2
 EXIT_ABORTED = 4
+
+#: How much of a run id the tables show: a prefix every command accepts as RUN.
+SHORT_RUN_ID = 8
+#: The characters of an error that ``recovery log`` shows (its first line).
+LOG_ERROR_WIDTH = 60
 
 DECISIONS: tuple[str, ...] = get_args(Decision)
 
@@ -81,7 +97,7 @@ def _print_json(value: Any) -> None:
 def _show(app: RecoveryApp, view: RunView, as_json: bool) -> None:
     store = app.store_hint(view.workspace)
     if as_json:
-        _print_json(run_json(view, store))
+        _print_json(run_json(view, store, command=recovery_command()))
     else:
         sys.stdout.write(status_text(view, store) + "\n")
 
@@ -107,7 +123,10 @@ def _report(app: RecoveryApp, outcome: Outcome, as_json: bool) -> int:
 
 
 def _open_existing(args: argparse.Namespace) -> RecoveryApp:
-    return find_store(Path.cwd(), args.store)
+    app = find_store(Path.cwd(), args.store)
+    if not app.has_runs():
+        raise UnknownRun(no_runs_text(app.store.display, args.store))
+    return app
 
 
 # -- commands ------------------------------------------------------------------
@@ -188,14 +207,16 @@ def cmd_check(args: argparse.Namespace) -> int:
         found = preflight(plan, workspace.root)
     problems += found.problems
     if args.json:
-        _print_json(
-            {
-                "plan": str(plan_path),
-                "can_run": not problems,
-                "problems": problems,
-                "notes": list(found.notes),
-            }
-        )
+        checked: dict[str, Any] = {
+            "plan": str(plan_path),
+            "can_run": not problems,
+            "problems": problems,
+            "notes": list(found.notes),
+        }
+        if problems:  # also the error object every failing --json command prints
+            failed = PlanCannotRun(str(plan_path), problems)
+            checked.update(error=str(failed), exit_code=failed.exit_code)
+        _print_json(checked)
     elif found.notes:
         sys.stdout.write("".join(f"note: {note}\n" for note in found.notes))
     if problems:
@@ -295,7 +316,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
             hint = app.store_hint(view.workspace)
             store = f" --store '{hint}'" if hint else ""
             sys.stdout.write(
-                f"carry it out with: recovery resume{store} {view.run_id}\n"
+                f"carry it out with: {recovery_command()} resume{store} {view.run_id}\n"
             )
     return EXIT_ABORTED if view.state == "aborted" else EXIT_OK
 
@@ -318,17 +339,87 @@ def cmd_log(args: argparse.Namespace) -> int:
     rows = [
         [
             e.timestamp[:19],
+            e.run_id[:SHORT_RUN_ID],
             e.failure.batch_id,
             str(e.failure.attempt),
             e.failure.step_id,
             e.failure.component,
-            (e.failure.error.splitlines() or [""])[0][:60],
+            clip(e.failure.error, LOG_ERROR_WIDTH),
         ]
         for e in entries
     ]
-    headers = ["TIME (UTC)", "BATCH", "ATTEMPT", "STEP", "COMPONENT", "ERROR"]
+    headers = ["TIME (UTC)", "RUN", "BATCH", "ATTEMPT", "STEP", "COMPONENT", "ERROR"]
     sys.stdout.write(format_table(headers, rows) + "\n")
     return EXIT_OK
+
+
+def _listed_run(summary: RunSummary, view: RunView) -> dict[str, Any]:
+    """One run as ``recovery runs --json`` lists it."""
+    return {
+        "run_id": view.run_id,
+        "state": view.state,
+        "plan_id": view.plan_id,
+        "workspace": view.workspace,
+        "store": view.store,
+        "started_at": summary.started_at,
+        "version": view.version,
+        "awaiting_decision": None
+        if view.awaiting is None
+        else {"batch_id": view.awaiting[0], "attempt": view.awaiting[1]},
+        "decision": None if view.decision is None else attrs.asdict(view.decision),
+        "runner": None if view.claim is None else attrs.asdict(view.claim),
+    }
+
+
+def _halted_at(view: RunView) -> str:
+    open_now = view.open_decision
+    if open_now is None:
+        return ""
+    at = f"{open_now.batch_id} attempt {open_now.attempt}"
+    decided = open_now.recorded
+    return at if decided is None else f"{at} ({decided.decision} decided)"
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    """``recovery runs``: the runs in the store, newest first."""
+    app = _open_existing(args)
+    listed = [(s, app.view(s.run_id)) for s in reversed(app.runs())]
+    if args.json:
+        _print_json([_listed_run(summary, view) for summary, view in listed])
+        return EXIT_OK
+    rows = [
+        [
+            view.run_id[:SHORT_RUN_ID],
+            view.state,
+            view.plan_id,
+            view.workspace,
+            summary.started_at[:19],
+            _halted_at(view),
+            ""
+            if (held := view.claim) is None
+            else f"{held.runner_id} (process {held.pid} on {held.host})",
+        ]
+        for summary, view in listed
+    ]
+    headers = [
+        "RUN",
+        "STATE",
+        "PLAN",
+        "WORKSPACE",
+        "STARTED (UTC)",
+        "HALTED AT",
+        "RUNNER",
+    ]
+    sys.stdout.write(format_table(headers, rows) + "\n")
+    return EXIT_OK
+
+
+def _add_runs_command(
+    add: Callable[
+        [str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser
+    ],
+) -> None:
+    add("runs", cmd_runs, "the runs in the store, newest first")
 
 
 def cmd_strategies(args: argparse.Namespace) -> int:
@@ -461,6 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
     log.add_argument(
         "--all", action="store_true", help="every run in the run's workspace"
     )
+    _add_runs_command(add)
 
     show = add("show", cmd_show, "a failed attempt's quarantined change, as a diff")
     add_arguments(show)
@@ -500,10 +592,49 @@ def _store_file(args: argparse.Namespace) -> Path | None:
         return None
 
 
+def _wants_json(argv: Sequence[str]) -> bool:
+    """Whether the command line asks for JSON (before any ``--``)."""
+    words = list(argv)
+    if "--" in words:
+        words = words[: words.index("--")]
+    return "--json" in words
+
+
+def _json_error(
+    as_json: bool, message: str, code: int, problems: Sequence[str] = ()
+) -> int:
+    """With ``--json``, the error object on stdout; returns ``code``."""
+    if as_json:
+        _print_json({"error": message, "exit_code": code, "problems": list(problems)})
+    return code
+
+
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
+    """The parsed command line; with ``--json``, a usage error also prints the
+    JSON error object (argparse's own message still goes to stderr)."""
+    if not _wants_json(argv):
+        return parser.parse_args(argv)
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said):
+            return parser.parse_args(argv)
+    except SystemExit as exc:
+        text = said.getvalue()
+        sys.stderr.write(text)
+        if exc.code not in (0, None):
+            lines = text.strip().splitlines() or ["bad usage"]
+            message = lines[-1].partition(": error: ")[2] or lines[-1]
+            code = exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+            _json_error(True, message, code)
+        raise
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs ``recovery`` and returns its exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = _parse(parser, words)
+    as_json = bool(getattr(args, "json", False))
     # SIGTERM (a stopped container) and SIGHUP (a closed terminal) end a runner
     # as Ctrl-C does.
     signal.signal(signal.SIGTERM, _terminate)
@@ -512,18 +643,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except RecoveryError as exc:
         sys.stderr.write(f"recovery: error: {exc}\n")
-        return exc.exit_code
+        problems = exc.problems if isinstance(exc, PlanError) else ()
+        return _json_error(as_json, str(exc), exc.exit_code, problems)
     except KeyboardInterrupt:
         sys.stderr.write("recovery: interrupted\n")
-        return 130
+        return _json_error(as_json, "interrupted", 130)
     except Exception as exc:
         ours = as_recovery_error(exc, _store_file(args))
         if ours is not None:
             sys.stderr.write(f"recovery: error: {ours}\n")
-            return ours.exit_code
+            return _json_error(as_json, str(ours), ours.exit_code)
         sys.stderr.write(
             "recovery: internal error (a bug; please report it with this trace):\n"
             + traceback.format_exc()
         )
-        return EXIT_INTERNAL
+        message = f"internal error (a bug): {type(exc).__name__}: {exc}"
+        return _json_error(as_json, message, EXIT_INTERNAL)
     return code

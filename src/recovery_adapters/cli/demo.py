@@ -4,6 +4,7 @@ operator's decision and a completion, with each step narrated."""
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -15,6 +16,7 @@ from recovery_adapters.cli.output import status_text
 from recovery_adapters.cli.wiring import UsageError, make_notifiers, make_runner
 from recovery_adapters.git import GitWorkspace
 from recovery_adapters.stores import store_for_workspace
+from recovery_adapters.words import recovery_command
 from recovery_core import Completed, Halted, load_plan
 
 __all__ = ["run_demo"]
@@ -184,8 +186,11 @@ def run_demo(directory: str | None) -> int:
     workspace.prepare()
     app = store_for_workspace(folder)
     notifiers = make_notifiers(["console"])
+    # The commands named below, as they would be typed here (the virtual
+    # environment's script when `recovery` is not on PATH).
+    recovery = recovery_command()
 
-    _say("\n2. Running the plan: `recovery run plan.json`")
+    _say(f"\n2. Running the plan: `{recovery} run plan.json`")
     outcome = make_runner(
         app,
         plan,
@@ -201,7 +206,7 @@ def run_demo(directory: str | None) -> int:
         f"\n   The run halted (exit code 3). Batch {outcome.failure.batch_id} failed at "
         f"{outcome.failure.phase}.{outcome.failure.step}."
     )
-    _say("\n3. `recovery status` shows every batch:")
+    _say(f"\n3. `{recovery} status` shows every batch:")
     _say(
         textwrap.indent(
             status_text(outcome.view, app.store_hint(outcome.view.workspace)), "   "
@@ -222,7 +227,8 @@ def run_demo(directory: str | None) -> int:
 
     _say("\n5. The operator reads the failure and decides to retry:")
     _say(
-        f"   `recovery decide {run_id} 2 retry --reason 'generator told of the failing test'`"
+        f"   `{recovery} decide {run_id} 2 retry "
+        "--reason 'generator told of the failing test'`"
     )
     app.decide(
         UUID(run_id),
@@ -233,7 +239,8 @@ def run_demo(directory: str | None) -> int:
     )
 
     _say(
-        f"\n6. `recovery resume {run_id}` carries it out: batch 2 runs again as attempt 2."
+        f"\n6. `{recovery} resume {run_id}` carries it out: "
+        "batch 2 runs again as attempt 2."
     )
     final = make_runner(
         app,
@@ -256,6 +263,7 @@ def run_demo(directory: str | None) -> int:
         _say(f"   unexpected: the run ended {type(final).__name__}")
         return 1
     _say(
-        f"The run completed. Look around: cd {folder} && recovery status && recovery log"
+        f"The run completed. Look around: cd {shlex.quote(str(folder))} "
+        f"&& {recovery} status && {recovery} log"
     )
     return 0

@@ -6,10 +6,10 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from recovery_adapters.words import next_commands
+from recovery_adapters.words import next_commands, recovery_command
 from recovery_core import BatchEnd, BatchStart, Hooks, RunView, StepResult, StepStart
 
-__all__ = ["ProgressPrinter", "format_table", "status_text"]
+__all__ = ["ProgressPrinter", "clip", "format_table", "status_text"]
 
 
 class ProgressPrinter:
@@ -75,9 +75,14 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def _clip(text: str, width: int = 70) -> str:
-    first = text.splitlines()[0] if text else ""
-    return first if len(first) <= width else first[: width - 1] + "…"
+def clip(text: str, width: int = 70) -> str:
+    """The first line of ``text`` in at most ``width`` characters; a value cut
+    (to fit, or to its first line) ends in an ellipsis."""
+    lines = text.strip().splitlines() or [""]
+    first, cut = lines[0].rstrip(), len(lines) > 1
+    if len(first) > width or (cut and len(first) >= width):
+        return first[: width - 1] + "…"
+    return first + "…" if cut else first
 
 
 def status_text(view: RunView, store: str | None = None) -> str:
@@ -97,7 +102,7 @@ def status_text(view: RunView, store: str | None = None) -> str:
             "yes" if b.verified else "no",
             str(b.attempts),
             (b.commit or "")[:10],
-            _clip(b.failure_reason or ""),
+            clip(b.failure_reason or ""),
         ]
         for b in view.batches
     ]
@@ -109,14 +114,16 @@ def status_text(view: RunView, store: str | None = None) -> str:
     open_now = view.open_decision
     if open_now is not None:
         failure = view.failure
-        commands = next_commands(view.run_id, open_now, store)
+        commands = next_commands(
+            view.run_id, open_now, store, command=recovery_command()
+        )
         lines.append("")
         if failure is not None:
             lines.append(
                 f"batch {open_now.batch_id} attempt {open_now.attempt} failed at "
                 f"{failure.step_id} in {failure.component or '(unknown component)'}:"
             )
-            lines.append(f"  {_clip(failure.error, 100)}")
+            lines.append(f"  {clip(failure.error, 100)}")
         decision = open_now.recorded
         if decision is not None:
             lines.append(

@@ -6,7 +6,7 @@ import sys
 from typing import TextIO
 
 from recovery_adapters.usage import UsageError
-from recovery_adapters.words import host_made_text, next_commands
+from recovery_adapters.words import host_made_text, next_commands, recovery_command
 from recovery_core.ports import Notification
 
 __all__ = ["ConsoleNotifier", "console_notifier", "format_notification"]
@@ -33,7 +33,7 @@ def format_notification(n: Notification) -> str:
         lines.extend(f"    {h}" for h in n.hints)
     if n.made_by_host:
         lines.append(f"  {host_made_text(n.batch_id)}")
-    commands = next_commands(n.run_id, n.open, n.store)
+    commands = next_commands(n.run_id, n.open, n.store, command=recovery_command())
     lines.append("  decide with one of:")
     lines.extend(f"    {c}" for c in commands.decide)
     lines.append("  then carry the decision out with:")
