@@ -44,6 +44,7 @@ from recovery_adapters.words import (
 )
 from recovery_core import (
     Aborted,
+    ClaimView,
     Completed,
     Decision,
     Halted,
@@ -353,8 +354,15 @@ def cmd_log(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _holder_of(view: RunView) -> ClaimView | None:
+    """The runner holding an unfinished run (a finished run keeps its last
+    claim in its state, but nobody holds it)."""
+    return view.claim if view.state in ("running", "halted") else None
+
+
 def _listed_run(summary: RunSummary, view: RunView) -> dict[str, Any]:
     """One run as ``recovery runs --json`` lists it."""
+    held = _holder_of(view)
     return {
         "run_id": view.run_id,
         "state": view.state,
@@ -367,7 +375,7 @@ def _listed_run(summary: RunSummary, view: RunView) -> dict[str, Any]:
         if view.awaiting is None
         else {"batch_id": view.awaiting[0], "attempt": view.awaiting[1]},
         "decision": None if view.decision is None else attrs.asdict(view.decision),
-        "runner": None if view.claim is None else attrs.asdict(view.claim),
+        "runner": None if held is None else attrs.asdict(held),
     }
 
 
@@ -396,7 +404,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
             summary.started_at[:19],
             _halted_at(view),
             ""
-            if (held := view.claim) is None
+            if (held := _holder_of(view)) is None
             else f"{held.runner_id} (process {held.pid} on {held.host})",
         ]
         for summary, view in listed
