@@ -268,7 +268,9 @@ def test_where_no_run_was_recorded_the_message_says_how_to_start_one(
     assert cli_json("status", cwd=repo)["state"] == "completed"
 
     empty = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
-    open_store(empty)  # a store with its tables and no run
+    assert not open_store(empty).has_runs()  # a store with its tables, no run
+    ran = open_store(f"sqlite:///{repo / '.recovery' / 'events.sqlite3'}")
+    assert ran.has_runs()
     done = run_cli("runs", "--store", empty, "--json", cwd=repo)
     assert done.returncode == 2
     expected = no_runs_text(f"sqlite:///{tmp_path / 'empty.sqlite3'}", empty)
