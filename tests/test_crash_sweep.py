@@ -35,7 +35,7 @@ from crashkit.driver import (
 #: The least each plan's sweep kills at (what it kills at today, less a
 #: margin for a crossing that a change of the code adds or removes). The
 #: issue asks for at least 300 in all.
-FLOORS = {"commit": 130, "retry": 170, "skip": 170, "recover": 150}
+FLOORS = {"commit": 130, "retry": 170, "skip": 170, "recover": 150, "wait": 150}
 
 
 def test_the_floors_ask_for_at_least_300_points() -> None:

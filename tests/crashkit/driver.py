@@ -143,6 +143,9 @@ class Scenario:
     batches: tuple[dict[str, Any], ...]
     decisions: Mapping[str, str] = field(default_factory=dict)
     strategy: str | None = None
+    #: Whether the runner waits for each decision (``--wait``), which the
+    #: operator then records from another process while it waits.
+    wait: bool = False
 
     @property
     def plan(self) -> dict[str, Any]:
@@ -158,7 +161,8 @@ class Scenario:
 
     @property
     def strategy_args(self) -> tuple[str, ...]:
-        return ("--strategy", self.strategy) if self.strategy else ()
+        wait = ("--wait", "--poll", "0.05") if self.wait else ()
+        return (*(("--strategy", self.strategy) if self.strategy else ()), *wait)
 
 
 SCENARIOS: Mapping[str, Scenario] = {
@@ -207,6 +211,28 @@ SCENARIOS: Mapping[str, Scenario] = {
                 ),
             ),
             decisions={"c1": "skip"},
+        ),
+        # (e) the retry plan, with a runner that waits for the decision
+        # (``--wait``) while the operator records it from another process:
+        # kills while it notifies, waits, takes over the dead runner's claim
+        # and carries the decision out.
+        Scenario(
+            "wait",
+            (
+                _batch(
+                    "e2",
+                    _first_time(
+                        "generate",
+                        "../state/e2.ran",
+                        "app/calc.py",
+                        FAULTY_CALC,
+                        GOOD_CALC,
+                    ),
+                    "app.calc",
+                ),
+            ),
+            decisions={"e2": "retry"},
+            wait=True,
         ),
         # (d) a batch that always fails, recovered by the crash kit's own
         # strategy (crashkit_fixer.py, an entry point beside this file).
@@ -274,8 +300,13 @@ def cli(
     argv: Sequence[str],
     env: Mapping[str, str],
     extra: Mapping[str, str] | None = None,
+    scenario: Scenario | None = None,
 ) -> Call:
-    """Runs the real ``recovery`` command in the case's workspace."""
+    """Runs the real ``recovery`` command in the case's workspace. A runner
+    that waits (``--wait``) is decided for, from another process (without
+    ``extra``), each time it halts."""
+    if "--wait" in argv and scenario is not None:
+        return _waiting_cli(case, argv, env, extra or {}, scenario)
     try:
         done = subprocess.run(
             [PY, "-m", "recovery_adapters.cli", *argv],
@@ -289,6 +320,49 @@ def cli(
     except subprocess.TimeoutExpired:
         return Call(tuple(argv), -1000, f"timed out after {CLI_TIMEOUT_S}s")
     return Call(tuple(argv), done.returncode, done.stderr)
+
+
+def _waiting_cli(
+    case: Path,
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    extra: Mapping[str, str],
+    scenario: Scenario,
+) -> Call:
+    """``run``/``resume --wait``, with the operator deciding while it waits."""
+    runner = subprocess.Popen(
+        [PY, "-m", "recovery_adapters.cli", *argv],
+        cwd=case / "work",
+        env={**env, **extra},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + CLI_TIMEOUT_S
+    decided: set[tuple[str, ...]] = set()
+    try:
+        while runner.poll() is None and time.monotonic() < deadline:
+            with open_store(case) as app:
+                try:
+                    view = latest_view(app)
+                except Exception:  # copied mid-write: look again
+                    view = None
+            decide = None if view is None else _decide_argv(view, scenario)
+            # The operator acts on the notification: once it is recorded.
+            if decide is not None and decide not in decided:
+                assert view is not None
+                if view.batch(decide[2]).notified:
+                    decided.add(decide)
+                    cli(case, decide, env)
+            time.sleep(0.05)
+    finally:
+        timed_out = runner.poll() is None
+        if timed_out:
+            runner.kill()
+        _, stderr = runner.communicate()
+    if timed_out:
+        return Call(tuple(argv), -1000, f"timed out after {CLI_TIMEOUT_S}s")
+    return Call(tuple(argv), runner.returncode, stderr)
 
 
 # -- the workspace -------------------------------------------------------------
@@ -354,6 +428,18 @@ def latest_view(app: RecoveryApp | None) -> RunView | None:
 # -- driving a run ------------------------------------------------------------
 
 
+def _decide_argv(view: RunView, scenario: Scenario) -> tuple[str, ...] | None:
+    """The operator's ``decide`` for the failure awaiting a decision, if any:
+    the plan's decision for the batch, else retry."""
+    decision = view.open_decision
+    if decision is None or decision.recorded is not None:
+        return None
+    wanted = scenario.decisions.get(decision.batch_id, "retry")
+    if wanted not in decision.choices:
+        wanted = "retry"
+    return ("decide", view.run_id, decision.batch_id, wanted)
+
+
 def next_call(
     view: RunView | None, scenario: Scenario, last: Sequence[str] | None
 ) -> tuple[str, ...] | None:
@@ -365,12 +451,8 @@ def next_call(
         return ("run", "plan.json", *scenario.strategy_args)
     if view.state in ("completed", "aborted"):
         return None
-    decision = view.open_decision
-    if decision is not None and decision.recorded is None:
-        wanted = scenario.decisions.get(decision.batch_id, "retry")
-        if wanted not in decision.choices:
-            wanted = "retry"
-        return ("decide", view.run_id, decision.batch_id, wanted)
+    if (decide := _decide_argv(view, scenario)) is not None:
+        return decide
     if last is not None and last[0] == "run":
         return ("run", "plan.json", *scenario.strategy_args)
     return ("resume", view.run_id, *scenario.strategy_args)
@@ -422,7 +504,7 @@ def drive(
         if seen[state] > 2:
             return calls, [f"stuck: `recovery {' '.join(argv)}` changes nothing"]
         extra = before_call(index, argv) if before_call is not None else {}
-        call = cli(case, argv, env, extra)
+        call = cli(case, argv, env, extra, scenario)
         calls.append(call)
         last = argv
         if call.code not in _FINE[argv[0]]:
@@ -890,7 +972,7 @@ def _run_case(
         "RECOVERY_CRASH_ROOT": str(slot.case),
         "RECOVERY_CRASH_KILLED": str(killed_file),
     }
-    first = cli(slot.case, argv, env, crash)
+    first = cli(slot.case, argv, env, crash, scenario)
     killed = first.code == -signal.SIGKILL
 
     def violation(check: str, message: str) -> Violation:
