@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import multiprocessing
+import shlex
 import socket
 import subprocess
 import sys
@@ -628,3 +629,39 @@ def test_cli_bad_notify_spec_exits_2_before_anything_is_written(repo: Path) -> N
     assert done.returncode == 2
     assert "http:// or https://" in done.stderr
     assert not (repo / ".recovery").exists()
+
+
+@pytest.mark.parametrize("answer", ["fails", "hangs"])
+def test_cli_webhook_that_fails_or_hangs_still_halts_and_records_why(
+    repo: Path, answer: str
+) -> None:
+    """Through `recovery run`: a webhook that answers 500 every time, or one
+    that hangs past the request timeout, is tried to its bound; the run still
+    halts (exit 3), the command notifier beside it still delivers, and
+    OperatorNotified records the webhook's error."""
+    write_plan(repo / "plan.json", failing_plan())
+    out = repo.parent / "from-command.json"
+    command = f"{sys.executable} -c " + shlex.quote(
+        f"import sys; open({str(out)!r}, 'w').write(sys.stdin.read())"
+    )
+    script, hang = ([500, 500], 0.0) if answer == "fails" else ([0, 0], 3.0)
+    with Receiver(script, hang_s=hang) as receiver:
+        done = run_cli(
+            "run",
+            "plan.json",
+            "--notify",
+            f"webhook:{receiver.url}",
+            "--notify",
+            f"command:{command}",
+            cwd=repo,
+            env={"RECOVERY_WEBHOOK_TRIES": "2", "RECOVERY_WEBHOOK_TIMEOUT_S": "1"},
+        )
+        tried = len(receiver.got)
+    assert done.returncode == 3, done.stderr
+    assert tried == 2
+    webhook, by_command = notified_events(repo)
+    assert webhook.delivered is False
+    assert webhook.error is not None and "gave up after 2 tries" in webhook.error
+    assert ("500" if answer == "fails" else "timed out") in webhook.error
+    assert by_command.delivered is True, by_command.error
+    assert json.loads(out.read_text())["schema"] == SCHEMA

@@ -164,5 +164,25 @@ class WebhookNotifier:
 
 def webhook_notifier(arg: str) -> WebhookNotifier:
     """The ``webhook:URL`` kind of ``--notify``; signed when
-    ``RECOVERY_WEBHOOK_SECRET`` is set (and not empty)."""
-    return WebhookNotifier(arg, secret=os.environ.get(WEBHOOK_SECRET_ENV) or None)
+    ``RECOVERY_WEBHOOK_SECRET`` is set (and not empty). ``RECOVERY_WEBHOOK_TRIES``
+    and ``RECOVERY_WEBHOOK_TIMEOUT_S`` change the bound and the time one request
+    may take."""
+    return WebhookNotifier(
+        arg,
+        secret=os.environ.get(WEBHOOK_SECRET_ENV) or None,
+        tries=int(_setting("RECOVERY_WEBHOOK_TRIES", WEBHOOK_TRIES)),
+        timeout_s=_setting("RECOVERY_WEBHOOK_TIMEOUT_S", WEBHOOK_TIMEOUT_S),
+    )
+
+
+def _setting(name: str, default: float) -> float:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        number = 0.0
+    if not number > 0:
+        raise UsageError(f"{name}={value!r}: a number above 0 is needed")
+    return number
