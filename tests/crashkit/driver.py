@@ -339,7 +339,7 @@ def _waiting_cli(
         text=True,
     )
     deadline = time.monotonic() + CLI_TIMEOUT_S
-    decided: set[tuple[str, ...]] = set()
+    decided: set[tuple[object, ...]] = set()  # each failure decided once
     try:
         while runner.poll() is None and time.monotonic() < deadline:
             with open_store(case) as app:
@@ -349,10 +349,10 @@ def _waiting_cli(
                     view = None
             decide = None if view is None else _decide_argv(view, scenario)
             # The operator acts on the notification: once it is recorded.
-            if decide is not None and decide not in decided:
-                assert view is not None
-                if view.batch(decide[2]).notified:
-                    decided.add(decide)
+            if decide is not None and view is not None and view.open_decision:
+                key = (*decide, view.open_decision.attempt)
+                if key not in decided and view.batch(decide[2]).notified:
+                    decided.add(key)
                     cli(case, decide, env)
             time.sleep(0.05)
     finally:
