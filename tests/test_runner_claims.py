@@ -196,3 +196,14 @@ def test_another_hosts_runner_takes_over_only_once_the_heartbeat_is_stale(
     assert _skips(app, run_id) == 1
     claims = [e for e in app.history(run_id) if type(e).__name__ == "RunnerClaimed"]
     assert claims[-1].host == "other-host.example"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("name", ["RECOVERY_HEARTBEAT_S", "RECOVERY_STALE_AFTER_S"])
+def test_a_bad_timing_setting_is_refused_before_anything_is_written(
+    repo: Path, name: str
+) -> None:
+    _plan(repo)
+    done = run_cli("run", "plan.json", cwd=repo, env={name: "soon"})
+    assert done.returncode == 2, done.stderr
+    assert f"{name}='soon': a number above 0 is needed" in done.stderr
+    assert not (repo / ".recovery").exists()

@@ -4,14 +4,13 @@ the demo."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from uuid import UUID
 
 from recovery_adapters.cli.output import ProgressPrinter
 from recovery_adapters.git import GitWorkspace
 from recovery_adapters.notify.kinds import NOTIFIERS, make_notifier
-from recovery_adapters.usage import UsageError
+from recovery_adapters.usage import UsageError, positive_setting
 from recovery_core import (
     ExecutionPlan,
     Notifier,
@@ -54,8 +53,8 @@ def make_runner(
         notifiers=notifiers,
         hooks=ProgressPrinter().hooks(),
         run_id=run_id,
-        stale_after_s=_seconds("RECOVERY_STALE_AFTER_S"),
-        heartbeat_s=_seconds("RECOVERY_HEARTBEAT_S"),
+        stale_after_s=positive_setting("RECOVERY_STALE_AFTER_S"),
+        heartbeat_s=positive_setting("RECOVERY_HEARTBEAT_S"),
     )
 
 
@@ -63,19 +62,6 @@ def runner_timing() -> tuple[float | None, float | None]:
     """A runner's ``stale_after_s`` and ``heartbeat_s``, from the variables
     ``RECOVERY_STALE_AFTER_S`` and ``RECOVERY_HEARTBEAT_S`` (None: the
     defaults); a :class:`UsageError` for a value that is no positive number."""
-    return _seconds("RECOVERY_STALE_AFTER_S"), _seconds("RECOVERY_HEARTBEAT_S")
-
-
-def _seconds(name: str) -> float | None:
-    """A positive number of seconds from the environment variable ``name``
-    (None when it is not set)."""
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = 0.0
-    if not seconds > 0:
-        raise UsageError(f"{name}={value!r}: a number of seconds above 0 is needed")
-    return seconds
+    return positive_setting("RECOVERY_STALE_AFTER_S"), positive_setting(
+        "RECOVERY_HEARTBEAT_S"
+    )

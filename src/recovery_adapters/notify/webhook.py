@@ -15,7 +15,7 @@ from typing import Final
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from recovery_adapters.notify.schema import SCHEMA, notification_body, notification_id
-from recovery_adapters.usage import UsageError
+from recovery_adapters.usage import UsageError, positive_setting
 from recovery_core.ports import Notification
 
 __all__ = [
@@ -170,19 +170,6 @@ def webhook_notifier(arg: str) -> WebhookNotifier:
     return WebhookNotifier(
         arg,
         secret=os.environ.get(WEBHOOK_SECRET_ENV) or None,
-        tries=int(_setting("RECOVERY_WEBHOOK_TRIES", WEBHOOK_TRIES)),
-        timeout_s=_setting("RECOVERY_WEBHOOK_TIMEOUT_S", WEBHOOK_TIMEOUT_S),
+        tries=int(positive_setting("RECOVERY_WEBHOOK_TRIES") or WEBHOOK_TRIES),
+        timeout_s=positive_setting("RECOVERY_WEBHOOK_TIMEOUT_S") or WEBHOOK_TIMEOUT_S,
     )
-
-
-def _setting(name: str, default: float) -> float:
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return default
-    try:
-        number = float(value)
-    except ValueError:
-        number = 0.0
-    if not number > 0:
-        raise UsageError(f"{name}={value!r}: a number above 0 is needed")
-    return number
