@@ -23,7 +23,10 @@ from pathlib import Path
 folder, name, url, run_id, rounds = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
 cli = [sys.executable, "-m", "recovery_adapters.cli"]
 for n in range(1, rounds + 1):
+    deadline = time.monotonic() + 120  # the test stopped: so does this
     while not (folder / f"go-{n}").exists():
+        if time.monotonic() > deadline:
+            sys.exit(f"no go-{n}")
         time.sleep(0.002)
     done = subprocess.run(
         [*cli, "decide", run_id, "b1", "retry", "--operator", name, "--store", url],
