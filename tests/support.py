@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -161,3 +162,29 @@ def cli_json(*args: str | os.PathLike[str], cwd: Path) -> Any:
     done = run_cli(*args, "--json", cwd=cwd)
     assert done.stdout, f"no output; exit {done.returncode}; stderr: {done.stderr}"
     return json.loads(done.stdout)
+
+
+def waiting_runner(
+    repo: Path, *args: str, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """``recovery run plan.json --wait`` (with ``args``, such as ``--store
+    URL``) in the background, in a session of its own, once it halted and
+    waits for a decision."""
+    command = [sys.executable, "-m", "recovery_adapters.cli", "run", "plan.json"]
+    runner = subprocess.Popen(
+        [*command, "--wait", "--poll", "0.1", *args],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while True:
+        assert runner.poll() is None, runner.communicate()
+        assert time.monotonic() < deadline, "the runner never halted"
+        done = run_cli("status", "--json", *args, cwd=repo)
+        if done.returncode == 0 and json.loads(done.stdout)["state"] == "halted":
+            return runner
+        time.sleep(0.1)

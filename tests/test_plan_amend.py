@@ -11,14 +11,18 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from recovery_core import RecoveryApp
-from support import cli_json, git, run_cli, write_file_action, write_plan
+from support import (
+    cli_json,
+    git,
+    run_cli,
+    waiting_runner,
+    write_file_action,
+    write_plan,
+)
 
 #: app/calc.py with ``add`` renamed: an intended change of the public surface.
 RENAMED = "def plus(a: int, b: int) -> int:\n    return a + b\n"
@@ -126,28 +130,8 @@ def test_a_waiting_runner_follows_the_amended_plan(repo: Path) -> None:
     """``run --wait`` halts; the operator decides retry with an amended plan
     from another process; the waiting runner runs the amended batch."""
     write_plan(repo / "plan.json", _plan())
-    command = [sys.executable, "-m", "recovery_adapters.cli", "run", "plan.json"]
-    runner = subprocess.Popen(
-        [*command, "--wait", "--poll", "0.1"],
-        cwd=repo,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ),
-        start_new_session=True,
-    )
+    runner = waiting_runner(repo)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert runner.poll() is None, runner.communicate()
-            assert time.monotonic() < deadline
-            status = run_cli("status", "--json", cwd=repo)
-            if (
-                status.returncode == 0
-                and json.loads(status.stdout)["state"] == "halted"
-            ):
-                break
-            time.sleep(0.1)
         write_plan(repo / "plan.json", _plan(["app.calc.add"]))  # edited in place
         decided = run_cli(
             "decide", "latest", "rename", "retry", "--plan", "plan.json", cwd=repo

@@ -8,11 +8,9 @@ only once its heartbeat is stale."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,15 @@ import pytest
 from recovery_adapters.git import GitWorkspace
 from recovery_core import ConflictError, RecoveryApp
 from recovery_core.lease import lease_id
-from support import cli_json, git, python_step, run_cli, write_file_action, write_plan
+from support import (
+    cli_json,
+    git,
+    python_step,
+    run_cli,
+    waiting_runner,
+    write_file_action,
+    write_plan,
+)
 
 FAILS = "import sys; sys.exit('the check failed')"
 
@@ -48,35 +54,6 @@ def _plan(repo: Path) -> Path:
     )
 
 
-def _waiting_runner(
-    repo: Path, *args: str, env: dict[str, str] | None = None
-) -> subprocess.Popen[str]:
-    """``recovery run plan.json --wait`` in the background, once it waits."""
-    command = [sys.executable, "-m", "recovery_adapters.cli", "run", "plan.json"]
-    runner = subprocess.Popen(
-        [*command, "--wait", "--poll", "0.1", *args],
-        cwd=repo,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **(env or {})},
-        start_new_session=True,
-    )
-    _until_halted(repo, runner, *args)
-    return runner
-
-
-def _until_halted(repo: Path, runner: subprocess.Popen[str], *args: str) -> None:
-    deadline = time.monotonic() + 120
-    while True:
-        assert runner.poll() is None, runner.communicate()
-        assert time.monotonic() < deadline, "the runner never halted"
-        done = run_cli("status", "--json", *args, cwd=repo)
-        if done.returncode == 0 and json.loads(done.stdout)["state"] == "halted":
-            return
-        time.sleep(0.1)
-
-
 def _skips(app: RecoveryApp, run_id: str) -> int:
     return sum(type(e).__name__ == "BatchSkipped" for e in app.history(run_id))
 
@@ -88,7 +65,7 @@ def test_a_second_runner_of_a_waiting_run_exits_5_and_the_decision_is_its_own(
     and changes nothing; ``decide`` says the waiting runner will carry the
     decision out (not "carry it out with: recovery resume"), and it does, once."""
     _plan(repo)
-    runner = _waiting_runner(repo)
+    runner = waiting_runner(repo)
     try:
         head = git(repo, "rev-parse", "HEAD")
         second = run_cli("resume", "latest", cwd=repo)
@@ -121,7 +98,7 @@ def test_ctrl_c_while_waiting_leaves_the_run_halted_and_free(repo: Path) -> None
     decision open, and the claim is released, so ``resume`` (after a decision)
     goes on at once."""
     _plan(repo)
-    runner = _waiting_runner(repo)
+    runner = waiting_runner(repo)
     os.killpg(runner.pid, signal.SIGINT)
     runner.communicate(timeout=60)
     assert runner.returncode != 0
@@ -168,7 +145,7 @@ def test_another_hosts_runner_takes_over_only_once_the_heartbeat_is_stale(
     takes the run over after the stale timeout and carries out the decision."""
     _plan(repo)
     env = {"RECOVERY_HEARTBEAT_S": "0.2"}
-    runner = _waiting_runner(repo, "--store", postgres_url, env=env)
+    runner = waiting_runner(repo, "--store", postgres_url, env=env)
     clone = tmp_path / "elsewhere"
     subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)
     try:

@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from support import (
     python_step,
     run_cli,
     unit_tests_step,
+    waiting_runner,
     write_plan,
 )
 
@@ -250,33 +250,11 @@ def test_restore_refuses_over_the_users_edit_of_a_changed_file(repo: Path) -> No
     assert (repo / "app" / "old.txt").exists()
 
 
-def _waiting_runner(repo: Path) -> subprocess.Popen[str]:
-    """``recovery run plan.json --wait`` in the background, once it waits."""
-    command = [sys.executable, "-m", "recovery_adapters.cli", "run", "plan.json"]
-    runner = subprocess.Popen(
-        [*command, "--wait", "--poll", "0.1"],
-        cwd=repo,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ),
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 120
-    while True:
-        assert runner.poll() is None, runner.communicate()
-        assert time.monotonic() < deadline, "the runner never halted"
-        done = run_cli("status", "--json", cwd=repo)
-        if done.returncode == 0 and json.loads(done.stdout)["state"] == "halted":
-            return runner
-        time.sleep(0.1)
-
-
 def test_restore_is_refused_while_a_runner_holds_the_workspace(repo: Path) -> None:
     """While ``run --wait`` waits for a decision, ``restore`` exits 5 naming
     the runner, and writes nothing; ``show`` still works."""
     _workspace(repo)
-    runner = _waiting_runner(repo)
+    runner = waiting_runner(repo)
     try:
         before = _snapshot(repo)
         done = run_cli("restore", "latest", "b1", cwd=repo)
