@@ -616,3 +616,59 @@ def test_core_worktree_set_by_a_failing_batch_does_not_redirect_the_restore(
     assert (repo / "app" / "calc.py").read_text() == APP_CALC
     assert not (repo / "app" / "new.py").exists()
     assert git_rc(repo, "config", "--get", "core.worktree") == 1
+
+
+# -- 7. a repository made inside a watched folder ---------------------------------
+
+MAKE_DATA = """\
+import pathlib
+pathlib.Path('data').mkdir()
+pathlib.Path('data/table.csv').write_text('a,b\\n1,2\\n')
+"""
+
+MAKE_NESTED = """\
+import subprocess
+who = ['-c', 'user.name=Batch', '-c', 'user.email=batch@example.com']
+subprocess.run(['git', 'init', '-q'], cwd='data', check=True)
+subprocess.run(['git', 'add', 'table.csv'], cwd='data', check=True)
+subprocess.run(['git', *who, 'commit', '-q', '-m', 'data'], cwd='data', check=True)
+"""
+
+EDIT_NESTED = """\
+import pathlib, sys
+table = pathlib.Path('data/table.csv')
+table.write_text(table.read_text() + '3,4\\n')
+sys.exit(1)
+"""
+
+
+def test_a_repository_made_inside_a_watched_folder_is_never_torn_apart(
+    repo: Path, tmp_path: Path
+) -> None:
+    """Found by a probe of the watch (not among the issue's six): batch 1 makes
+    the folder data/, batch 2 turns it into a repository of its own (git then
+    sees one entry, a gitlink, not its files), batch 3 edits a file inside it
+    and fails. Git sees no change of the outer repository there, so the restore
+    must touch nothing inside data/: with the watch following the files inside
+    the nested repository as if they were the outer one's, the restore deleted
+    data/table.csv. Its content and the nested repository's own state stay."""
+    plan = {
+        "plan_id": "nested",
+        "batches": [
+            {"batch_id": "b1", "actions": [action("make", MAKE_DATA)]},
+            {"batch_id": "b2", "actions": [action("nest", MAKE_NESTED)]},
+            {"batch_id": "b3", "actions": [action("edit", EDIT_NESTED)]},
+        ],
+    }
+    done = run_cli("run", write_plan(tmp_path / "plan.json", plan), cwd=repo)
+    assert done.returncode == 3, done.stderr
+    status = cli_json("status", cwd=repo)
+    assert [b["status"] for b in status["batches"]] == [
+        "verified",
+        "verified",
+        "failed",
+    ]
+    table = repo / "data" / "table.csv"
+    assert table.read_text() == "a,b\n1,2\n3,4\n"  # git cannot see it: left as it is
+    assert git(repo / "data", "status", "--porcelain") == " M table.csv\n"
+    assert git(repo / "data", "log", "--format=%s") == "data\n"

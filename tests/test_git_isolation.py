@@ -785,6 +785,37 @@ def test_the_tracker_follows_or_gives_way_to_a_scan(
                 assert watched.tracking is still_tracking
 
 
+def test_a_repository_made_inside_a_watched_folder_ends_the_watch() -> None:
+    """data/ (untracked) is watched when it becomes a repository of its own:
+    git then sees one entry there, a gitlink, and a file inside it edited
+    after the next snapshot is no change of the outer tree. The watch cannot
+    vouch for the files below a gitlink: it is dropped, and every snapshot is
+    what a full scan takes (before, the edit was followed as a file of the
+    outer tree, and the gitlink replaced by the nested repository's files)."""
+    with fresh_repo() as repo:
+        commit_files(repo, {"top.txt": b"top\n"})
+        with (
+            GitWorkspace(repo) as watched,
+            GitWorkspace(repo, tracker=False) as scanning,
+        ):
+            watched.snapshot(run_id="w", batch_id="b0", attempt=1)
+            write(repo, "data/table.csv", b"a,b\n")
+            watched.snapshot(run_id="w", batch_id="b1", attempt=1)
+            assert watched.tracking
+            git(repo / "data", "init", "-q")
+            git(repo / "data", "add", "-A")
+            git(repo / "data", "commit", "-q", "-m", "nested")
+            for batch in ("b2", "b3"):
+                followed = watched.snapshot(run_id="w", batch_id=batch, attempt=1)
+                scanned = scanning.snapshot(run_id="s", batch_id=batch, attempt=1)
+                assert tree_entries(repo, followed) == tree_entries(repo, scanned)
+                assert tree_entries(repo, followed)["data"][0] == "160000"
+                write(repo, "data/table.csv", f"{batch}\n".encode())
+                assert watched.changed_files(followed) == ()
+                assert scanning.changed_files(scanned) == ()
+            assert not watched.tracking
+
+
 def small_tracker(root: Path) -> Tracker | None:
     """An inotify tracker that gives up beyond five folders."""
     return InotifyTracker.start(root, max_folders=5)

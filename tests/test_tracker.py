@@ -170,6 +170,21 @@ def test_nested_repository_at_start_refused(root: Path) -> None:
     assert InotifyTracker.start(root) is None
 
 
+@pytest.mark.parametrize("kind", ["folder", "file"])
+def test_a_repository_made_in_a_watched_folder_makes_it_unusable(
+    root: Path, start: Start, kind: str
+) -> None:
+    """A ``.git`` (a folder, or a file naming a repository elsewhere) that
+    appears in a folder already watched turns that folder into a nested
+    repository, of which git sees one entry: the tracker can never vouch for
+    the files below it again."""
+    tracker = start(root)
+    nested = root / "sub" / ".git"
+    nested.mkdir() if kind == "folder" else nested.write_text("gitdir: ../x\n")
+    assert tracker.changes() is None
+    assert not tracker.usable
+
+
 def test_hard_linked_file_at_start_refused(root: Path) -> None:
     """A regular file with several names means no tracker."""
     os.link(root / "sub" / "b.txt", root / "b-again.txt")

@@ -253,6 +253,11 @@ class InotifyTracker:
             return
         if not name or (folder == "" and name == ".git"):
             return
+        if name == ".git":
+            # A repository made inside the tree: git sees one entry there (a
+            # gitlink), not the files the watch would report from now on.
+            self._broken = True
+            return
         path = f"{folder}/{name}" if folder else name
         # A folder made or moved in is reported whole: what happened in it
         # before its watch was added went unseen.
