@@ -11,6 +11,7 @@ on the workspace's own work tree whatever ``core.worktree`` a batch set."""
 from __future__ import annotations
 
 import json
+import os
 import stat
 import sys
 from pathlib import Path
@@ -690,6 +691,49 @@ def test_check_reports_and_puts_back_each_settings_file(
         assert words in found
         assert (target.read_bytes() if target.exists() else None) == before
         assert workspace.check(baseline) == ()
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["global", "xdg config", "xdg ignore", "include not there yet", "excludes file"],
+)
+def test_check_reports_and_puts_back_the_users_settings_files(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """The files outside the repository that git reads settings and ignore
+    rules from are guarded as ``.git/config`` is: the global settings, those
+    under ``$XDG_CONFIG_HOME/git``, a file the global settings include (one
+    not there yet too) and the ``core.excludesFile`` they name. A batch that
+    writes one (here: rules ignoring the file it adds, so that no quarantine
+    would see it) is reported by check(), and the file is put back byte for
+    byte, or removed where it was not there; the batch's new file is then a
+    change like any other."""
+    xdg = tmp_path / "xdg"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(xdg))
+    global_config = Path(os.environ["GIT_CONFIG_GLOBAL"])
+    global_config.write_text(
+        "[include]\n\tpath = extra.gitconfig\n[core]\n\texcludesFile = ~/ign\n"
+    )
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    target = {
+        "global": global_config,
+        "xdg config": xdg / "git" / "config",
+        "xdg ignore": xdg / "git" / "ignore",
+        "include not there yet": global_config.parent / "extra.gitconfig",
+        "excludes file": tmp_path / "home" / "ign",
+    }[where]
+    before = target.read_bytes() if target.exists() else None
+    with GitWorkspace(repo) as workspace:
+        baseline = workspace.snapshot(run_id="r", batch_id="b", attempt=1)
+        (repo / "app" / "sneaky.py").write_text("X = 1\n")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        rules = "[core]\n\texcludesFile = ~/ign\n" if where != "excludes file" else ""
+        target.write_text(rules + "sneaky.py\n")
+        (found,) = workspace.check(baseline)
+        assert f"{target} (outside the repository) was changed" in found
+        assert (target.read_bytes() if target.exists() else None) == before
+        assert workspace.check(baseline) == ()
+        assert workspace.changed_files(baseline) == ("app/sneaky.py",)
 
 
 def test_a_batch_that_rewrites_a_linked_worktrees_git_file_is_put_back(

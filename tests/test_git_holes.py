@@ -672,3 +672,49 @@ def test_a_repository_made_inside_a_watched_folder_is_never_torn_apart(
     assert table.read_text() == "a,b\n1,2\n3,4\n"  # git cannot see it: left as it is
     assert git(repo / "data", "status", "--porcelain") == " M table.csv\n"
     assert git(repo / "data", "log", "--format=%s") == "data\n"
+
+
+# -- 8. filter drivers planted in the user's global git settings ------------------
+
+PLANT_GLOBAL_FILTERS = PLANT_FILTERS.replace("'config',", "'config', '--global',")
+
+
+@pytest.mark.parametrize("exit_code", [1, 0])
+def test_filter_drivers_planted_in_the_global_settings_never_run(
+    repo: Path, tmp_path: Path, exit_code: int
+) -> None:
+    """As hole 5, but the batch writes the filters into the user's global git
+    settings (``git config --global``), outside the repository, where the
+    repository's guard did not look: the quarantine's own ``git add`` then ran
+    them. Neither filter runs, whether the batch's action fails or passes (then
+    the guard fails the batch, naming the file), the workspace is put back, and
+    so are the global settings (else the planted command would run on the
+    user's next ``git status``)."""
+    global_config = Path(os.environ["GIT_CONFIG_GLOBAL"])
+    global_config.write_text("[user]\n\tname = Someone\n")
+    code = PLANT_GLOBAL_FILTERS.replace("sys.exit(1)", f"sys.exit({exit_code})")
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan(
+            "global-filters",
+            action(
+                "plant",
+                code,
+                touch_command(tmp_path / "PWNED_clean") + "; cat",
+                touch_command(tmp_path / "PWNED_smudge") + "; cat",
+            ),
+            commit_strategy="commit",
+        ),
+    )
+    done = run_cli("run", plan, cwd=repo, timeout=60)
+    assert done.returncode == 3, done.stderr
+    assert pwned(tmp_path) == [], done.stderr
+    assert global_config.read_text() == "[user]\n\tname = Someone\n"
+    git(repo, "status")  # the user's next command runs no planted filter either
+    assert pwned(tmp_path) == []
+    assert (repo / "app" / "calc.py").read_text() == APP_CALC
+    assert not (repo / ".gitattributes").exists()
+    failure = cli_json("status", cwd=repo)["batches"][0]["failure"]
+    if exit_code == 0:
+        assert failure["step"] == "build.workspace_guard"
+        assert f"{global_config} (outside the repository)" in failure["error"]

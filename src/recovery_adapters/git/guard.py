@@ -7,7 +7,10 @@ of ours (or the user's) would run its code or write somewhere else. So the
 settings files (``config``, ``config.worktree``), ``info/`` and ``hooks/`` are
 kept byte for byte and written back before any other git command of ours runs;
 HEAD and the branches are then put back through git. New branches are left in
-place and reported.
+place and reported. The same holds for the files outside the repository that
+git reads settings, ignore rules and attributes from (the user's global
+settings, the system's, and the files they include): a filter a batch defines
+there would run inside our own git commands, and on the user's next one.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import contextlib
 import os
 import shutil
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import attrs
@@ -53,10 +56,12 @@ class _File:
 @attrs.frozen
 class RepositoryState:
     """What a batch must not change in the repository: each file (or symlink)
-    of ours by its path, and the refs."""
+    of ours by its path (of those ``outside`` the repository too), and the
+    refs."""
 
     files: Mapping[Path, _File]
     refs: RefState
+    outside: tuple[Path, ...] = ()
 
 
 def _remove(path: Path) -> None:
@@ -98,12 +103,20 @@ def _read_folder(folder: Path) -> dict[Path, _File]:
 class Guard:
     """Keeps and puts back one repository's state. ``git_dir`` is the work
     tree's own git folder, ``common_dir`` the repository's (they differ in a
-    linked worktree)."""
+    linked worktree); ``outside`` lists the files outside the repository that
+    git reads settings from, as they are named now."""
 
     def __init__(
-        self, refs: Refs, *, root: Path, git_dir: Path, common_dir: Path
+        self,
+        refs: Refs,
+        *,
+        root: Path,
+        git_dir: Path,
+        common_dir: Path,
+        outside: Callable[[], Sequence[Path]] = list,
     ) -> None:
         self._refs = refs
+        self._outside = outside
         # Each file and folder kept, with what is reported when it changed.
         ours, info = "the repository's", "info/ files (exclude, attributes)"
         self._files = {
@@ -117,13 +130,14 @@ class Guard:
         }
 
     def state(self) -> RepositoryState:
-        return RepositoryState(self._read(), self._refs.state())
+        outside = tuple(self._outside())
+        return RepositoryState(self._read(outside), self._refs.state(), outside)
 
-    def _read(self) -> dict[Path, _File]:
-        """Our files, and the files below our folders. A folder of ours that is
-        a symlink (or a file) is kept as that, never followed: one a batch puts
-        there is taken away like any other change."""
-        found = {p: f for p in self._files if (f := _read_file(p))}
+    def _read(self, outside: Sequence[Path]) -> dict[Path, _File]:
+        """Our files, those ``outside``, and the files below our folders. A
+        folder of ours that is a symlink (or a file) is kept as that, never
+        followed: one a batch puts there is taken away like any other change."""
+        found = {p: f for p in (*self._files, *outside) if (f := _read_file(p))}
         for folder in self._folders:
             link = _read_file(folder)
             found |= {folder: link} if link else _read_folder(folder)
@@ -133,9 +147,14 @@ class Guard:
         """Writes back what differs from ``before`` (the files first, so that
         git reads the refs with the settings as they were; then, with
         ``refs``, HEAD and the branches); returns what was found changed."""
-        now, kept = self._read(), before.files
+        now, kept = self._read(before.outside), before.files
         changed = {p for p in kept.keys() | now.keys() if kept.get(p) != now.get(p)}
         problems = [said for path, said in self._files.items() if path in changed]
+        problems += [
+            f"the git settings file {path} (outside the repository) was changed"
+            for path in before.outside
+            if path in changed
+        ]
         problems += [
             said
             for folder, said in self._folders.items()

@@ -120,9 +120,6 @@ class GitWorkspace:
         width = 32 if object_format == "sha256" else 20
         self._objects = Objects(self._git, scratch, id_bytes=width)
         self._refs = Refs(self._git, null=self._objects.null)
-        self._guard = Guard(
-            self._refs, root=root, git_dir=git_dir, common_dir=common_dir
-        )
         self._tree = WorkingTree(
             self._git,
             self._objects,
@@ -130,6 +127,13 @@ class GitWorkspace:
             scratch=scratch,
             exclude=[p for p in map(self._relative, exclude) if p],
             tracker=start_tracker if tracker is True else (tracker or None),
+        )
+        self._guard = Guard(
+            self._refs,
+            root=root,
+            git_dir=git_dir,
+            common_dir=common_dir,
+            outside=self._tree.user_setting_files,
         )
         self._lock = WorkspaceLock(git_dir, root)
         self._baselines: dict[str, _Baseline] = {}

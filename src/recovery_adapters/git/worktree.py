@@ -65,6 +65,8 @@ class WorkingTree:
         self._followed: tuple[str, tuple[object, ...]] | None = None
         self._index_state: tuple[_StatKey, str | None] | None = None
         self._settings: dict[str, str] | None = None
+        self._setting_files: set[Path] = set()
+        self._user_files: list[Path] | None = None
         self._serial = 0
         # Keeps each folder's ignore rules once read: restarted with each full
         # scan, which is what any change of those rules brings.
@@ -87,10 +89,49 @@ class WorkingTree:
         """The repository's git settings (lower-case keys), read once and kept
         until :meth:`forget_settings` (which every full scan calls)."""
         if self._settings is None:
-            records = self._git.text("config", "--list", "-z").split("\0")
-            pairs = (record.partition("\n") for record in records if record)
-            self._settings = {key.lower(): value for key, _, value in pairs}
+            records = self._git.text("config", "--list", "--show-origin", "-z")
+            fields = records.split("\0")
+            settings: dict[str, str] = {}
+            origins: set[Path] = set()
+            for origin, record in zip(fields[::2], fields[1::2], strict=False):
+                key, _, value = record.partition("\n")
+                settings[key.lower()] = value
+                if not origin.startswith("file:"):
+                    continue  # our own -c settings
+                origins.add(source := self.root / origin[5:])  # relative: to the top
+                if key.lower() == "include.path" or (
+                    key.lower().startswith("includeif.") and key.endswith(".path")
+                ):  # read only under some condition, or not there (yet)
+                    origins.add(source.parent / Path(value).expanduser())
+            self._settings, self._user_files = settings, None
+            self._setting_files = origins
         return self._settings
+
+    def user_setting_files(self) -> list[Path]:
+        """The files outside the repository that git reads settings, ignore
+        rules or attributes from (those of the user and of the system, and the
+        files they include), whether they exist or not."""
+        settings = self.settings()
+        if self._user_files is not None:
+            return self._user_files
+        home = Path.home()
+        xdg = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config") / "git"
+        files = [Path(os.environ.get("GIT_CONFIG_GLOBAL") or home / ".gitconfig")]
+        files += [xdg / "config", xdg / "ignore", xdg / "attributes"]
+        if not os.environ.get("GIT_CONFIG_NOSYSTEM"):
+            files.append(Path(os.environ.get("GIT_CONFIG_SYSTEM") or "/etc/gitconfig"))
+        files.append(Path("/etc/gitattributes"))
+        named = ("core.excludesfile", "core.attributesfile")
+        files += [Path(settings[key]).expanduser() for key in named if key in settings]
+        files += sorted(self._setting_files)
+        inside = (self._git.git_dir.resolve(), self._common_dir.resolve())
+        found = dict.fromkeys(self.root / path for path in files)
+        self._user_files = [
+            path
+            for path in found
+            if not any(d in path.resolve().parents for d in inside)
+        ]
+        return self._user_files
 
     def forget_settings(self) -> None:
         """Forgets the settings, ignore rules and attributes read so far."""
@@ -151,17 +192,10 @@ class WorkingTree:
     def _context(self) -> tuple[object, ...]:
         """What a tree depends on besides the files: the user's index, ignore
         rules, attributes and settings outside it, and the paths left out."""
-        home = Path.home()
-        xdg = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config") / "git"
         common = self._common_dir
         files = [common / "info" / "exclude", common / "info" / "attributes"]
         files += [common / "config", self._git.git_dir / "config.worktree"]
-        files.append(Path(os.environ.get("GIT_CONFIG_GLOBAL") or home / ".gitconfig"))
-        files += [xdg / "config", xdg / "ignore", xdg / "attributes"]
-        files += [Path("/etc/gitconfig"), Path("/etc/gitattributes")]
-        settings = self.settings()
-        named = ("core.excludesfile", "core.attributesfile")
-        files += [Path(settings[key]).expanduser() for key in named if key in settings]
+        files += self.user_setting_files()
         return (_stat_key(self._index), self.exclude, *map(_stat_key, files))
 
     def _with_changed(self, tree: str, changed: set[str]) -> str | None:
