@@ -718,3 +718,40 @@ def test_filter_drivers_planted_in_the_global_settings_never_run(
     if exit_code == 0:
         assert failure["step"] == "build.workspace_guard"
         assert f"{global_config} (outside the repository)" in failure["error"]
+
+
+# -- 9. a folder replaced by a symbolic link that leads out ------------------------
+
+LINK_OUT = """\
+import os, pathlib, shutil, sys
+shutil.rmtree('app')
+os.symlink(sys.argv[1], 'app')
+"""
+
+
+def test_a_folder_replaced_by_a_link_out_commits_the_link_not_what_it_leads_to(
+    repo: Path, tmp_path: Path
+) -> None:
+    """A passing batch replaces the folder app/ by a symbolic link to a folder
+    outside the repository that holds a calc.py of its own. Git sees one
+    change there: app/ went, the link came. The commit must hold the link and
+    no app/calc.py; before, app/calc.py was read through the link, and the
+    outside file's content went into the user's commit (and the followed tree
+    lost the link)."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "calc.py").write_text("SECRET = 'outside the repository'\n")
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan(
+            "link-out", action("link", LINK_OUT, str(outside)), commit_strategy="commit"
+        ),
+    )
+    done = run_cli("run", plan, cwd=repo, timeout=60)
+    assert done.returncode == 0, done.stderr
+    files = git(repo, "ls-tree", "-r", "--name-only", "HEAD").split()
+    assert "app/calc.py" not in files
+    assert git(repo, "ls-tree", "HEAD", "app").split()[0] == "120000"
+    assert "SECRET" not in git(repo, "log", "-p", "--all")
+    assert (outside / "calc.py").read_text() == "SECRET = 'outside the repository'\n"
+    assert git(repo, "status", "--porcelain") == ""

@@ -725,6 +725,16 @@ def _files_a_negated_rule_keeps(repo: Path) -> None:
     write(repo, "pkg/drop.log", b"ignored\n")
 
 
+def _a_folder_replaced_by_a_link_out(repo: Path) -> None:
+    # What the link leads to has files of the same names: they are not the
+    # working tree's, and never read as if they were.
+    outside = repo.parent / "outside"
+    write(outside, "mod.py", b"outside\n")
+    write(outside, "sub/deep.py", b"outside too\n")
+    shutil.rmtree(repo / "pkg")
+    (repo / "pkg").symlink_to(outside)
+
+
 def _a_second_name_for_a_file(repo: Path) -> None:
     (repo / "pkg" / "alias.txt").hardlink_to(repo / "top.txt")
     write(repo, "top.txt", b"changed through the other name\n")
@@ -747,6 +757,7 @@ def _a_nested_repository_appears(repo: Path) -> None:
         (_exclude_file_changes, True),
         (_files_a_negated_rule_keeps, True),
         (_a_nested_repository_appears, None),
+        (_a_folder_replaced_by_a_link_out, True),
         (_a_second_name_for_a_file, False),
     ],
 )

@@ -42,7 +42,12 @@ from recovery_adapters.git.refs import (
     clear_stale_locks,
     ref_part,
 )
-from recovery_adapters.git.worktree import IGNORE_ALL, WorkingTree, is_file
+from recovery_adapters.git.worktree import (
+    IGNORE_ALL,
+    WorkingTree,
+    beyond_link,
+    is_file,
+)
 from recovery_adapters.strategies.manual_git import ManualGitStrategy
 from recovery_adapters.watch import Tracker, start_tracker
 from recovery_core.ports import Committed, Quarantine
@@ -313,7 +318,7 @@ class GitWorkspace:
         user's file it now ignores)."""
         files = self._objects.diff(baseline, now)
         root, entry = self._root, self._objects.entry
-        left = [p for p in files if is_file(root / p) and entry(now, p) is None]
+        left = [p for p in files if is_file(root, p) and entry(now, p) is None]
         if not left:
             return files
         before = self._objects.entries(baseline, left)
@@ -383,10 +388,10 @@ class GitWorkspace:
     def _remove(self, path: str) -> None:
         """Removes the file ``path`` and the folders that leaves empty."""
         target = self._root / path
-        if is_file(target):
+        if is_file(self._root, path):
             target.unlink()
-        elif target.is_dir():
-            return
+        elif target.is_dir() or beyond_link(self._root, path):
+            return  # never through a link: what lies there is not ours
         parent = target.parent
         while parent != self._root and parent.is_dir() and not any(parent.iterdir()):
             parent.rmdir()
@@ -675,7 +680,9 @@ class GitWorkspace:
             if staged.get(p) == before.get(p) and (p in staged or changes[p])
         }
         now = self._tree.entries_of(list(wanted))
-        from_files = [p for p, e in wanted.items() if e == now.get(p)]
+        # Staged from the files where they are as committed; removed (or set)
+        # by entry otherwise: git stages nothing beyond a symbolic link.
+        from_files = [p for p, e in wanted.items() if e and e == now.get(p)]
         by_entry = {p: e for p, e in wanted.items() if p not in from_files}
         new_tree = self._objects.with_changes(index_tree, wanted)
         if by_entry:

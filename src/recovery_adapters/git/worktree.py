@@ -27,7 +27,7 @@ from recovery_adapters.git.objects import Entry, Objects, name_of, nul
 from recovery_adapters.watch import Tracker
 from recovery_core.store import RECOVERY_DIR
 
-__all__ = ["IGNORE_ALL", "WorkingTree", "is_file"]
+__all__ = ["IGNORE_ALL", "WorkingTree", "beyond_link", "is_file"]
 
 #: The ``.gitignore`` in ``.recovery/``: everything in it, itself too, is ignored.
 IGNORE_ALL: Final = "*\n"
@@ -36,9 +36,24 @@ IGNORE_ALL: Final = "*\n"
 _StatKey = tuple[int, int, int] | None
 
 
-def is_file(path: Path) -> bool:
-    """A file or a symlink (as git tracks them), not a folder or nothing."""
-    return path.is_symlink() or path.is_file()
+def beyond_link(root: Path, path: str) -> bool:
+    """Whether a folder on the way from ``root`` to ``path`` is a symbolic
+    link: git has no such path in the working tree then (what lies there is
+    the link's target's, maybe outside the repository), and never reads or
+    writes through it."""
+    folder = root
+    for part in path.split("/")[:-1]:
+        folder = folder / part
+        if folder.is_symlink():
+            return True
+    return False
+
+
+def is_file(root: Path, path: str) -> bool:
+    """Whether the working tree at ``root`` has a file or a symlink (as git
+    tracks them) at ``path``: not a folder, nothing, or beyond a link."""
+    full = root / path
+    return (full.is_symlink() or full.is_file()) and not beyond_link(root, path)
 
 
 class WorkingTree:
@@ -227,11 +242,11 @@ class WorkingTree:
         gone: set[str] = set()
         for path in changed:
             full = self.root / path
-            if is_file(full):
+            if is_file(self.root, path):
                 present.add(path)
                 continue
             gone.add(path)  # for a folder, a file it replaced, if any
-            if full.is_dir():
+            if full.is_dir() and not beyond_link(self.root, path):
                 below = _files_below(full, path)
                 if below is None:
                     return None  # a nested repository
@@ -260,7 +275,7 @@ class WorkingTree:
     def entries_of(self, files: Sequence[str]) -> dict[str, Entry]:
         """The entries those of ``files`` that exist would be staged as: from
         the tree the tracker follows where it vouches for them, else hashed."""
-        present = [p for p in files if is_file(self.root / p)]
+        present = [p for p in files if is_file(self.root, p)]
         if not present:
             return {}
         followed = self._follow()
