@@ -755,3 +755,77 @@ def test_a_folder_replaced_by_a_link_out_commits_the_link_not_what_it_leads_to(
     assert "SECRET" not in git(repo, "log", "-p", "--all")
     assert (outside / "calc.py").read_text() == "SECRET = 'outside the repository'\n"
     assert git(repo, "status", "--porcelain") == ""
+
+
+# -- 10. the library's own folder un-ignored by a batch ----------------------------
+
+UNIGNORE_STORE = """\
+import pathlib, sys
+pathlib.Path('.recovery/.gitignore').write_text('')
+calc = pathlib.Path('app/calc.py')
+calc.write_text(calc.read_text() + 'BROKEN = True\\n')
+sys.exit(int(sys.argv[1]))
+"""
+
+
+@pytest.mark.parametrize("exit_code", [1, 0])
+def test_a_batch_that_unignores_the_store_never_touches_it(
+    repo: Path, tmp_path: Path, exit_code: int
+) -> None:
+    """A batch empties ``.recovery/.gitignore``, which keeps the library's own
+    folder (the event store, the failure log) out of git, and fails or passes
+    (then the guard fails it: that file is the library's). The store is never
+    part of a batch's change: not quarantined, not removed by the restore (it
+    was), not committed; every event is still there, the .gitignore is put
+    back, and the run goes on from it."""
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan(
+            "unignore",
+            action("unignore", UNIGNORE_STORE, str(exit_code)),
+            commit_strategy="commit",
+        ),
+    )
+    done = run_cli("run", plan, cwd=repo, timeout=60)
+    assert done.returncode == 3, done.stderr
+    assert (repo / ".recovery" / "events.sqlite3").is_file()
+    assert (repo / ".recovery" / ".gitignore").read_text() == "*\n"
+    failure = cli_json("status", cwd=repo)["batches"][0]["failure"]
+    assert failure["changed_files"] == ["app/calc.py"]
+    if exit_code == 0:
+        assert failure["step"] == "build.workspace_guard"
+        assert ".recovery/.gitignore was changed" in failure["error"]
+    assert (repo / "app" / "calc.py").read_text() == APP_CALC
+    assert ".recovery" not in git(repo, "log", "--all", "--name-only", "--format=")
+    assert git(repo, "status", "--porcelain") == ""
+    assert run_cli("decide", "latest", "b1", "skip", cwd=repo).returncode == 0
+    assert run_cli("resume", "latest", cwd=repo).returncode == 0
+
+
+STAGE_STORE = """\
+import subprocess
+subprocess.run(['git', 'add', '-f', '.recovery'], check=True)
+"""
+
+
+def test_a_batch_that_stages_the_store_never_commits_it(
+    repo: Path, tmp_path: Path
+) -> None:
+    """A passing batch forces the library's folder into the user's index
+    (``git add -f .recovery``): the batch's commit must not hold it (the
+    events, the failure log), whatever the index says."""
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan(
+            "stage-store",
+            action(
+                "edit", "import pathlib; pathlib.Path('app/x.py').write_text('X=1')"
+            ),
+            action("stage", STAGE_STORE),
+            commit_strategy="commit",
+        ),
+    )
+    done = run_cli("run", plan, cwd=repo, timeout=60)
+    assert done.returncode == 0, done.stderr
+    committed = git(repo, "show", "--name-only", "--format=", "HEAD").split()
+    assert committed == ["app/x.py"]

@@ -25,6 +25,7 @@ from pathlib import Path
 import attrs
 
 from recovery_adapters.git.refs import Refs, RefState
+from recovery_core.store import RECOVERY_DIR
 
 __all__ = ["Guard", "RepositoryState"]
 
@@ -123,6 +124,10 @@ class Guard:
             common_dir / "config": f"{ours} git config was changed",
             git_dir / "config.worktree": f"{ours} git config.worktree was changed",
             root / ".git": "the work tree's .git file was changed",  # linked worktree
+            # Keeps the library's own folder (the store, the log) out of git.
+            root
+            / RECOVERY_DIR
+            / ".gitignore": f"{RECOVERY_DIR}/.gitignore was changed",
         }
         self._folders = {
             common_dir / "info": f"{ours} {info} were changed",

@@ -130,7 +130,7 @@ class GitWorkspace:
             self._objects,
             common_dir=common_dir,
             scratch=scratch,
-            exclude=[p for p in map(self._relative, exclude) if p],
+            exclude=[RECOVERY_DIR, *(p for p in map(self._relative, exclude) if p)],
             tracker=start_tracker if tracker is True else (tracker or None),
         )
         self._guard = Guard(

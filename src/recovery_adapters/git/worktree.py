@@ -18,14 +18,13 @@ import os
 import shutil
 import stat
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
 
 from recovery_adapters.git.command import Git, GitError, Server
 from recovery_adapters.git.objects import Entry, Objects, name_of, nul
 from recovery_adapters.watch import Tracker
-from recovery_core.store import RECOVERY_DIR
 
 __all__ = ["IGNORE_ALL", "WorkingTree", "beyond_link", "is_file"]
 
@@ -179,8 +178,7 @@ class WorkingTree:
         self.forget_settings()
         context = self._context()
         tree = self._write_tree(add=True)
-        if self.exclude:
-            tree = self._objects.with_changes(tree, dict.fromkeys(self.exclude))
+        tree = self._without_excluded(tree)
         self._followed = (tree, context) if self._tracker is not None else None
         return tree
 
@@ -213,9 +211,19 @@ class WorkingTree:
         files += self.user_setting_files()
         return (_stat_key(self._index), self.exclude, *map(_stat_key, files))
 
+    def _without_excluded(self, tree: str) -> str:
+        """``tree`` less the excluded paths (a folder with all below it),
+        whatever ignore rules or the user's index say of them."""
+        below = self._objects.entries(tree, self.exclude)
+        return self._objects.with_changes(tree, dict.fromkeys([*self.exclude, *below]))
+
+    def _excluded(self, path: str) -> bool:
+        return any(path == e or path.startswith(f"{e}/") for e in self.exclude)
+
     def _with_changed(self, tree: str, changed: set[str]) -> str | None:
         """``tree`` with the ``changed`` paths (a folder standing for all below
         it) as ``git add -A`` would take them now; None where it cannot say."""
+        changed = {path for path in changed if not self._excluded(path)}
         special = {".git", ".gitignore", ".gitattributes"}
         if any(special.intersection(path.split("/")) for path in changed):
             return None  # what is tracked, or how, may have changed: scan
@@ -228,12 +236,12 @@ class WorkingTree:
         known = self._objects.entries(index_tree, paths) if index_tree else {}
         known |= self._objects.entries(tree, paths)
         try:
-            ignored = self._ignored_untracked([p for p in paths if p not in known])
+            ignored = self.ignored([p for p in paths if p not in known])
             entries = self._hash_entries([p for p in paths if p not in ignored])
         except (GitError, OSError):
             return None  # a file went again while it was read: scan instead
         changes: dict[str, Entry | None] = {**dict.fromkeys(gone), **entries}
-        return self._objects.with_changes(tree, changes | dict.fromkeys(self.exclude))
+        return self._objects.with_changes(tree, changes)
 
     def _present_and_gone(
         self, tree: str, changed: set[str]
@@ -258,17 +266,6 @@ class WorkingTree:
             return None
         gone.update(self._objects.entries(tree, list(gone)))  # files below folders
         return present, gone - present
-
-    def _ignored_untracked(self, untracked: Sequence[str]) -> set[str]:
-        """Those of the ``untracked`` paths the ignore rules cover. Our own
-        folder (the store, the log) is ignored whole by the ``.gitignore`` that
-        prepare() writes in it: no need to ask git about the store's files
-        after every event."""
-        ours: set[str] = set()
-        with suppress(OSError):
-            if (self.root / RECOVERY_DIR / ".gitignore").read_text() == IGNORE_ALL:
-                ours = {p for p in untracked if p.startswith(f"{RECOVERY_DIR}/")}
-        return ours | self.ignored([p for p in untracked if p not in ours])
 
     # -- files --------------------------------------------------------------
 
