@@ -829,3 +829,51 @@ def test_a_batch_that_stages_the_store_never_commits_it(
     assert done.returncode == 0, done.stderr
     committed = git(repo, "show", "--name-only", "--format=", "HEAD").split()
     assert committed == ["app/x.py"]
+
+
+# -- 11. the user's index corrupted or locked by a failing batch -------------------
+
+STAGE_THEN = """\
+import pathlib, subprocess, sys
+calc = pathlib.Path('app/calc.py')
+calc.write_text(calc.read_text() + 'BROKEN = True\\n')
+subprocess.run(['git', 'add', 'app/calc.py'], check=True)
+index = pathlib.Path('.git/index')
+if sys.argv[1] == 'corrupt':
+    index.write_bytes(b'not an index at all' * 4)
+elif sys.argv[1] == 'truncate':
+    index.write_bytes(index.read_bytes()[:40])
+else:
+    pathlib.Path('.git/index.lock').write_bytes(b'')
+sys.exit(1)
+"""
+
+
+@pytest.mark.parametrize("how", ["corrupt", "truncate", "lock"])
+def test_an_index_a_failing_batch_corrupted_or_locked_is_put_back(
+    repo: Path, tmp_path: Path, how: str
+) -> None:
+    """The user has a file staged. A failing batch edits app/calc.py, stages
+    it, and then writes garbage over the index, cuts it short, or leaves
+    ``.git/index.lock`` behind. Before, git could not read (or write) the index
+    any more: the strategy raised, the faulty change stayed in the working tree
+    (or in the index), and the user's git commands failed. Now the index is
+    made anew as the user had staged it (or the lock is removed), the change is
+    quarantined and the workspace put back, and the failure says so."""
+    (repo / "staged.txt").write_text("the user's staged file\n")
+    git(repo, "add", "staged.txt")
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan("index", action("stage-then", STAGE_THEN, how)),
+    )
+    done = run_cli("run", plan, cwd=repo, timeout=60)
+    assert done.returncode == 3, done.stderr
+    assert not (repo / ".git" / "index.lock").exists()
+    assert (repo / "app" / "calc.py").read_text() == APP_CALC
+    assert git(repo, "status", "--porcelain") == "A  staged.txt\n"
+    assert git(repo, "show", ":staged.txt") == "the user's staged file\n"
+    failure = cli_json("status", cwd=repo)["batches"][0]["failure"]
+    assert failure["changed_files"] == ["app/calc.py"]
+    said = "lock file left behind" if how == "lock" else "index could not be read"
+    assert said in failure["error"]
+    assert quarantine_refs(repo, "b1")

@@ -63,6 +63,7 @@ class RepositoryState:
     files: Mapping[Path, _File]
     refs: RefState
     outside: tuple[Path, ...] = ()
+    locks: frozenset[Path] = frozenset()
 
 
 def _remove(path: Path) -> None:
@@ -133,10 +134,17 @@ class Guard:
             common_dir / "info": f"{ours} {info} were changed",
             common_dir / "hooks": f"{ours} hooks were changed",
         }
+        # Locks a batch may leave behind that would stop every later write of
+        # the index, HEAD or the settings (ours and the user's). Git has no
+        # command that clears one; one that was there before is never touched.
+        self._locks = [git_dir / "index.lock", git_dir / "HEAD.lock"]
+        self._locks.append(common_dir / "config.lock")
 
     def state(self) -> RepositoryState:
         outside = tuple(self._outside())
-        return RepositoryState(self._read(outside), self._refs.state(), outside)
+        locks = frozenset(p for p in self._locks if _read_file(p) is not None)
+        files, refs = self._read(outside), self._refs.state()
+        return RepositoryState(files, refs, outside, locks)
 
     def _read(self, outside: Sequence[Path]) -> dict[Path, _File]:
         """Our files, those ``outside``, and the files below our folders. A
@@ -171,6 +179,10 @@ class Guard:
             _remove(path)
         for path in sorted(changed & kept.keys()):
             kept[path].write(path)
+        for lock in self._locks:
+            if lock not in before.locks and _read_file(lock) is not None:
+                _remove(lock)
+                problems.append(f"a lock file left behind ({lock.name}) was removed")
         return problems + self._put_back_refs(before.refs) if refs else problems
 
     def _put_back_refs(self, before: RefState) -> list[str]:

@@ -149,6 +149,7 @@ class GitWorkspace:
         self._state: RepositoryState | None = None
         self._found: tuple[str, ...] = ()
         self._checked: RefState | None = None
+        self._staged: str | None = None  # the user's index tree at that snapshot
         self._identity: tuple[str, str] | None = None
 
     # -- what it is ---------------------------------------------------------
@@ -257,6 +258,7 @@ class GitWorkspace:
         self._refs.update(updates)
         self._remember(commit, _Baseline(tree, index_tree))
         self._state, self._found, self._checked = state, (), None
+        self._staged = index_tree
         return commit
 
     def _remember(self, commit: str, baseline: _Baseline) -> None:
@@ -287,9 +289,23 @@ class GitWorkspace:
             return
         with deferred_signals():
             found = self._guard.put_back(self._state, refs=refs)
+            if self._tree.index_corrupt():
+                found.append(self._rebuild_index())
         if found:
             self._tree.forget_settings()
             self._found = (*self._found, *found)
+
+    def _rebuild_index(self) -> str:
+        """Makes the user's index, which git cannot read, anew from what the
+        user had staged at the latest snapshot."""
+        staged = self._staged
+        if staged is None:
+            raise WorkspaceError(
+                f"the index of {self._root} cannot be read, and what was staged "
+                "before the batch is not known: restore it with `git read-tree HEAD`"
+            )
+        self._tree.reset_index(staged)
+        return "the index could not be read; it was made anew as it was staged"
 
     def check(self, baseline: str | None) -> tuple[str, ...]:
         """What the attempt since the latest snapshot changed that a batch must

@@ -14,6 +14,7 @@ runs.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import stat
@@ -31,6 +32,8 @@ __all__ = ["IGNORE_ALL", "WorkingTree", "beyond_link", "is_file"]
 #: The ``.gitignore`` in ``.recovery/``: everything in it, itself too, is ignored.
 IGNORE_ALL: Final = "*\n"
 
+#: What git says of an index it cannot read at all.
+_CORRUPT: Final = ("index file", "bad signature", "bad index")
 #: What tells a file's versions apart (None: no file), as :func:`_stat_key` reads it.
 _StatKey = tuple[int, int, int] | None
 
@@ -70,14 +73,16 @@ class WorkingTree:
     ) -> None:
         self._git, self._objects = git, objects
         self.root = git.root
-        self._index = git.git_dir / "index"
+        self._index_file = git.git_dir / "index"
         self._common_dir, self._scratch = common_dir, scratch
         self.exclude = tuple(exclude)
         self._start_tracker = tracker
         self._tracker: Tracker | None = None
         # The last tree made while a tracker watched, with what it depends on.
         self._followed: tuple[str, tuple[object, ...]] | None = None
-        self._index_state: tuple[_StatKey, str | None] | None = None
+        # The user's index file as last seen, its tree, and whether git could
+        # not read it at all.
+        self._index_state: tuple[_StatKey, str | None, bool] | None = None
         self._settings: dict[str, str] | None = None
         self._setting_files: set[Path] = set()
         self._user_files: list[Path] | None = None
@@ -209,7 +214,7 @@ class WorkingTree:
         files = [common / "info" / "exclude", common / "info" / "attributes"]
         files += [common / "config", self._git.git_dir / "config.worktree"]
         files += self.user_setting_files()
-        return (_stat_key(self._index), self.exclude, *map(_stat_key, files))
+        return (_stat_key(self._index_file), self.exclude, *map(_stat_key, files))
 
     def _without_excluded(self, tree: str) -> str:
         """``tree`` less the excluded paths (a folder with all below it),
@@ -338,11 +343,11 @@ class WorkingTree:
         was staged."""
         self._serial += 1
         index = self._scratch / f"temporary-{self._serial}.index"
-        if from_user and self._index.exists():
+        if from_user and self._index_file.exists():
             try:
-                os.link(self._index, index)
+                os.link(self._index_file, index)
             except OSError:  # a file system without hard links
-                shutil.copy2(self._index, index)
+                shutil.copy2(self._index_file, index)
         try:
             yield index
         finally:
@@ -354,16 +359,31 @@ class WorkingTree:
         as a tree, e.g. unmerged paths); the user's index is not touched. Known
         without git while the index file is as last seen: git replaces the
         file on every write, so its inode, size and times change."""
-        key = _stat_key(self._index)
+        return self._index()[1]
+
+    def index_corrupt(self) -> bool:
+        """Whether git cannot read the user's index at all (a batch wrote it
+        by hand, or cut it short)."""
+        return self._index()[2]
+
+    def _index(self) -> tuple[_StatKey, str | None, bool]:
+        key = _stat_key(self._index_file)
         if self._index_state is not None and self._index_state[0] == key:
-            return self._index_state[1]
+            return self._index_state
+        tree, corrupt = None, not _checksum_holds(self._index_file)
         try:
-            tree: str | None = self._write_tree(add=False)
-        except GitError:
-            tree = None
-        if _stat_key(self._index) == key:  # not rewritten while it was read
-            self._index_state = (key, tree)
-        return tree
+            tree = None if corrupt else self._write_tree(add=False)
+        except GitError as exc:
+            corrupt = any(word in str(exc) for word in _CORRUPT)
+        state = (key, tree, corrupt)
+        if _stat_key(self._index_file) == key:  # not rewritten while it was read
+            self._index_state = state
+        return state
+
+    def reset_index(self, tree: str) -> None:
+        """Makes the user's index anew from ``tree`` (its stat data is lost:
+        the next ``git status`` hashes the files again)."""
+        self._git.run("read-tree", tree)
 
     def _write_tree(self, *, add: bool) -> str:
         """The tree of the user's index, with (``add``) the working tree added
@@ -396,7 +416,29 @@ class WorkingTree:
             # What the tracker follows was in the tree already: it still holds,
             # under the index as it is now.
             self._followed = (followed[0], self._context())
-        self._index_state = (_stat_key(self._index), tree)
+        self._index_state = (_stat_key(self._index_file), tree, False)
+
+
+def _checksum_holds(index: Path) -> bool:
+    """Whether the index file ends with the hash of all before it, as git
+    writes it (or with zeros, as ``index.skipHash`` does): git itself reads
+    an index without checking that, so one a batch cut short would pass for
+    a small index. Read only when the index changed since last seen."""
+    try:
+        data = index.read_bytes()
+    except FileNotFoundError:
+        return True  # no index yet: nothing staged
+    except OSError:
+        return False
+    for algorithm in (hashlib.sha1, hashlib.sha256):
+        size = algorithm().digest_size
+        trailer = data[-size:]
+        if len(data) > size and trailer in (
+            bytes(size),
+            algorithm(data[:-size]).digest(),
+        ):
+            return True
+    return False
 
 
 def _stat_key(path: Path) -> _StatKey:
