@@ -12,6 +12,7 @@ import getpass
 import io
 import json
 import os
+import shlex
 import signal
 import socket
 import sys
@@ -315,7 +316,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
             )
         else:
             hint = app.store_hint(view.workspace)
-            store = f" --store '{hint}'" if hint else ""
+            store = f" --store {shlex.quote(hint)}" if hint else ""
             sys.stdout.write(
                 f"carry it out with: {recovery_command()} resume{store} {view.run_id}\n"
             )

@@ -6,14 +6,20 @@ import sys
 from typing import TextIO
 
 from recovery_adapters.usage import UsageError
-from recovery_adapters.words import host_made_text, next_commands, recovery_command
+from recovery_adapters.words import (
+    host_made_text,
+    kept_change_commands,
+    next_commands,
+    recovery_command,
+)
 from recovery_core.ports import Notification
 
 __all__ = ["ConsoleNotifier", "console_notifier", "format_notification"]
 
 
 def format_notification(n: Notification) -> str:
-    """The notification as a block of text for a terminal."""
+    """The notification as a block of text for a terminal, its commands as
+    they are typed there (:func:`recovery_command`)."""
     failure = n.failure
     lines = [
         "",
@@ -29,11 +35,23 @@ def format_notification(n: Notification) -> str:
         lines.extend(f"    | {line}" for line in output.splitlines()[-12:])
     lines.append(f"  strategy {n.strategy}: {n.analysis}")
     if n.hints:
-        lines.append("  look at the change, or bring it back, with:")
+        lines.append("  the strategy suggests:")
         lines.extend(f"    {h}" for h in n.hints)
+    command = recovery_command()
+    kept = kept_change_commands(n, command=command)
+    if kept is not None:
+        # The ref, for those who audit with git itself.
+        base = f" (baseline {failure.baseline[:12]})" if failure.baseline else ""
+        lines.append(f"  quarantine: {failure.quarantine_ref}{base}")
+        lines.append(
+            "  look at the change"
+            + (", or bring it back into the working tree" if kept.restore else "")
+            + ", with:"
+        )
+        lines.extend(f"    {c}" for c in kept.all)
     if n.made_by_host:
         lines.append(f"  {host_made_text(n.batch_id)}")
-    commands = next_commands(n.run_id, n.open, n.store, command=recovery_command())
+    commands = next_commands(n.run_id, n.open, n.store, command=command)
     lines.append("  decide with one of:")
     lines.extend(f"    {c}" for c in commands.decide)
     lines.append("  then carry the decision out with:")
