@@ -23,7 +23,7 @@ import attrs
 
 from recovery_adapters.cli.wiring import UsageError
 from recovery_adapters.git import GitWorkspace, WorkspaceError
-from recovery_adapters.stores import find_store
+from recovery_adapters.stores import find_store, store_to_name
 from recovery_adapters.words import recovery_command
 from recovery_core import RecoveryApp, RunView
 from recovery_core.rules import batch_of
@@ -205,7 +205,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 def _next_steps(app: RecoveryApp, view: RunView, batch_id: str) -> list[str]:
     """What to do next, as the run stands (restore records nothing), with the
     ``recovery`` command as the user types it here."""
-    hint = app.store_hint(view.workspace)
+    hint = store_to_name(app.store_hint(view.workspace), view.workspace)
     store = f" --store {shlex.quote(hint)}" if hint else ""
     command = recovery_command()
     open_now = view.open_decision

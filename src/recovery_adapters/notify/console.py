@@ -5,6 +5,9 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
+import attrs
+
+from recovery_adapters.stores import store_to_name
 from recovery_adapters.usage import UsageError
 from recovery_adapters.words import (
     host_made_text,
@@ -18,9 +21,13 @@ __all__ = ["ConsoleNotifier", "console_notifier", "format_notification"]
 
 
 def format_notification(n: Notification) -> str:
-    """The notification as a block of text for a terminal, its commands as
-    they are typed there (:func:`recovery_command`)."""
+    """The notification as a block of text for the terminal it is printed on,
+    its commands as they are typed there (:func:`recovery_command`, and the
+    ``--store`` to name from the current folder)."""
     failure = n.failure
+    # Typed here: the store to name may differ from the one seen from the
+    # workspace (a run started with --workspace from another folder).
+    n = attrs.evolve(n, store=store_to_name(n.store, n.workspace))
     lines = [
         "",
         f"== run {n.run_id} halted: batch {n.batch_id} attempt {n.attempt} failed ==",
