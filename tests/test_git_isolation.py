@@ -1233,10 +1233,11 @@ def test_the_printed_commands_show_and_bring_back_the_faulty_change(
     tmp_path: Path,
 ) -> None:
     """`recovery run` of a failing batch prints, under the manual-git analysis,
-    a `git diff` that shows the quarantined change and a command that brings it
-    back; run from the top of the restored workspace, the latter gives exactly
-    the faulty tree again, even where the batch deleted the user's untracked
-    file, added a name with spaces and glob characters, or changed a mode."""
+    the quarantine ref and the `recovery show` and `recovery restore` commands
+    of the attempt; run as printed, the first shows the quarantined change and
+    the second gives exactly the faulty tree again, even where the batch
+    deleted the user's untracked file, added a name with spaces and glob
+    characters, or changed a mode."""
     repo = tmp_path / "work"
     repo.mkdir()
     git(repo, "init", "-q", "-b", "main")
@@ -1264,19 +1265,23 @@ def test_the_printed_commands_show_and_bring_back_the_faulty_change(
     assert done.returncode == 3, done.stderr
     assert working_files(repo) == files_before
 
-    hints = done.stderr.split("bring it back, with:\n", 1)[1].split("  decide", 1)[0]
-    show, _stat, bring_back = (line.strip() for line in hints.strip().splitlines())
+    quarantine = done.stderr.split("  quarantine: ", 1)[1].split()[0]
+    assert quarantine.startswith("refs/recovery/") and quarantine.endswith(
+        "/b1/1/quarantine"
+    )
+    hints = done.stderr.split("into the working tree, with:\n", 1)[1]
+    show, bring_back = (line.strip() for line in hints.splitlines()[:2])
+    assert " show " in show and show.endswith(" b1 --attempt 1"), show
+    assert " restore " in bring_back and bring_back.endswith(" b1 --attempt 1")
+    assert (
+        "git " not in done.stderr.split("  decide with", 1)[0].split("quarantine: ")[1]
+    )
     shown = subprocess.run(
         shlex.split(show), cwd=repo, capture_output=True, check=True
     ).stdout
     assert b"print(broken" in shown and b"user notes.txt" in shown
-    left, _, right = bring_back.partition(" | ")
-    patch = subprocess.run(
-        shlex.split(left), cwd=repo, capture_output=True, check=True
-    ).stdout
-    subprocess.run(shlex.split(right), cwd=repo, input=patch, check=True)
+    subprocess.run(shlex.split(bring_back), cwd=repo, capture_output=True, check=True)
 
-    quarantine = shlex.split(show)[-1]
     assert tree_entries(repo, quarantine) == as_tree(working_files(repo), set())
     assert not (repo / "user notes.txt").exists()
     assert (repo / "new [*] file.txt").read_bytes() == b"new\n"

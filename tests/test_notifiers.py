@@ -35,7 +35,9 @@ from recovery_adapters import (
 )
 from recovery_adapters.cli.wiring import NOTIFIERS, UsageError, make_notifiers
 from recovery_adapters.notify import SCHEMA
+from recovery_adapters.notify.console import format_notification
 from recovery_adapters.notify.webhook import signature
+from recovery_adapters.words import recovery_command
 from recovery_core import Notification, Notifier, RecoveryApp
 from recovery_core.records import Failure, OpenDecision, failure_json
 from recovery_core.run import Run
@@ -107,10 +109,70 @@ def test_notification_json_is_versioned_and_complete() -> None:
     assert data["made_by_host"] is False
     assert data["next_commands"]["resume"].startswith("recovery resume --store ")
     assert len(data["next_commands"]["decide"]) == 3
+    # The quarantined change: the commands that show it and bring it back,
+    # naming the attempt (a later one may fail too).
+    store = "--store sqlite:////srv/events.sqlite3"
+    assert (
+        data["next_commands"]["show"]
+        == f"recovery show {store} {n.run_id} 2 --attempt 1"
+    )
+    assert data["next_commands"]["restore"] == (
+        f"recovery restore {store} {n.run_id} 2 --attempt 1"
+    )
     # Built without a run state or a log entry (as a host may), those are null.
     assert data["run"] is None
     assert data["failure_log_entry"] is None
     json.dumps(data)
+
+
+def test_no_quarantine_no_change_commands() -> None:
+    """Without a quarantine (a strategy such as noop), the JSON has no show or
+    restore command and the console names none; an attempt that changed no
+    file has a show command but nothing to restore."""
+    n = sample()
+    kept_none = attrs.evolve(
+        n, failure=attrs.evolve(n.failure, quarantine_ref=None), hints=()
+    )
+    data = notification_json(kept_none)
+    assert (data["next_commands"]["show"], data["next_commands"]["restore"]) == (
+        None,
+        None,
+    )
+    assert " show " not in format_notification(kept_none)
+    assert "quarantine:" not in format_notification(kept_none)
+    unchanged = attrs.evolve(n, failure=attrs.evolve(n.failure, changed_files=()))
+    data = notification_json(unchanged)
+    assert data["next_commands"]["show"] is not None
+    assert data["next_commands"]["restore"] is None
+    assert " restore " not in format_notification(unchanged)
+
+
+def test_the_console_names_the_quarantine_and_the_recovery_commands(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The console shows the quarantine ref (with the baseline) for those who
+    audit with git, then ``recovery show`` and ``recovery restore`` of the
+    attempt as they are typed here; the strategy's own hints stay its own."""
+    monkeypatch.chdir(tmp_path)
+    n = attrs.evolve(
+        sample(), failure=attrs.evolve(sample().failure, baseline="ab" * 20)
+    )
+    text = format_notification(n)
+    command = recovery_command()
+    store = "--store sqlite:////srv/events.sqlite3"
+    assert (
+        "  quarantine: refs/recovery/r/2/1/quarantine (baseline abababababab)" in text
+    )
+    lines = text.splitlines()
+    at = lines.index(
+        "  look at the change, or bring it back into the working tree, with:"
+    )
+    assert lines[at + 1 : at + 3] == [
+        f"    {command} show {store} {n.run_id} 2 --attempt 1",
+        f"    {command} restore {store} {n.run_id} 2 --attempt 1",
+    ]
+    assert "  the strategy suggests:\n    git diff a b\n" in text
+    assert "git apply" not in text
 
 
 def test_the_reference_names_every_field() -> None:

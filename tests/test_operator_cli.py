@@ -354,6 +354,17 @@ def _as_printed(
     )
 
 
+def _printed(text: str, start: str, cut: str | None = None) -> str:
+    """The one command line of ``text`` that starts with ``start`` (after its
+    indent), up to ``cut`` (a comment after it) when given."""
+    (line,) = [
+        line.strip().partition(cut)[0].strip() if cut else line.strip()
+        for line in text.splitlines()
+        if line.strip().startswith(start) and (cut is None or cut in line)
+    ]
+    return line
+
+
 def test_the_demo_hint_names_the_environments_recovery_off_path(
     tmp_path: Path,
 ) -> None:
@@ -408,11 +419,17 @@ def test_halt_and_decide_hints_work_as_printed_off_path(
         check=False,
     )
     assert halted.returncode == 3, halted.stderr
-    skip = next(
-        line.strip()
-        for line in halted.stderr.splitlines()
-        if line.strip().startswith(f"{script} decide ") and line.endswith(" skip")
+    show, restore = (
+        _printed(halted.stderr, f"{script} {name} ") for name in ("show", "restore")
     )
+    assert show.endswith(" b1 --attempt 1") and restore.endswith(" b1 --attempt 1")
+    shown = _as_printed(show, repo, env)
+    assert shown.returncode == 0, shown.stderr
+    assert "+X = 1" in shown.stdout
+    restored = _as_printed(restore, repo, env)
+    assert restored.returncode == 0, restored.stderr
+    assert (repo / "app" / "m1.py").read_text() == "X = 1\n"
+    skip = _printed(restored.stdout, f"{script} decide ", " # the run goes on")
     decided = _as_printed(skip, repo, env)
     assert decided.returncode == 0, decided.stderr
     resume = decided.stdout.splitlines()[-1].partition("carry it out with: ")[2]
@@ -425,3 +442,41 @@ def test_halt_and_decide_hints_work_as_printed_off_path(
     assert recovery_command() == "recovery"
     monkeypatch.setenv("PATH", env["PATH"])
     assert recovery_command() == script
+
+
+def test_halt_hints_work_as_printed_from_outside_the_workspace(
+    repo: Path, tmp_path: Path
+) -> None:
+    """A run started with ``--workspace`` from another folder prints hints
+    that work from that folder: the halt's ``show``, ``restore`` and
+    ``decide`` commands and ``decide``'s resume command name the workspace's
+    store, and each runs as printed there."""
+    env = _narrow_env(tmp_path)
+    script = shlex.quote(str(_script()))
+    _plan(repo, "plan.json", "outside", FAILS)
+    here = tmp_path
+    halted = _as_printed(
+        f"{script} run {shlex.quote(str(repo / 'plan.json'))} "
+        f"--workspace {shlex.quote(str(repo))}",
+        here,
+        env,
+    )
+    assert halted.returncode == 3, halted.stderr
+    store = f"--store {shlex.quote('sqlite:///' + str(repo.resolve() / '.recovery' / 'events.sqlite3'))}"
+    show = _printed(halted.stderr, f"{script} show ")
+    assert show.startswith(f"{script} show {store} "), show
+    shown = _as_printed(show, here, env)
+    assert shown.returncode == 0, shown.stderr
+    assert "+X = 1" in shown.stdout
+    restored = _as_printed(_printed(halted.stderr, f"{script} restore "), here, env)
+    assert restored.returncode == 0, restored.stderr
+    assert (repo / "app" / "m1.py").read_text() == "X = 1\n"
+    skip = _printed(restored.stdout, f"{script} decide {store} ", " # the run goes on")
+    decided = _as_printed(skip, here, env)
+    assert decided.returncode == 0, decided.stderr
+    resume = decided.stdout.splitlines()[-1].partition("carry it out with: ")[2]
+    assert resume.startswith(f"{script} resume {store} "), decided.stdout
+    resumed = _as_printed(resume, here, env)
+    assert resumed.returncode == 0, resumed.stderr
+    status = _as_printed(f"{script} status {store} --json", here, env)
+    assert json.loads(status.stdout)["state"] == "completed"

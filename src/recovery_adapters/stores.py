@@ -19,10 +19,17 @@ from recovery_core.store import (
     DEFAULT_STORE_NAME,
     RECOVERY_DIR,
     STORE_ENV,
+    default_store_url,
     parse_store_url,
 )
 
-__all__ = ["find_store", "find_store_url", "open_store", "store_for_workspace"]
+__all__ = [
+    "find_store",
+    "find_store_url",
+    "open_store",
+    "store_for_workspace",
+    "store_to_name",
+]
 
 #: How often opening a PostgreSQL store is tried while others create its tables.
 _SCHEMA_ATTEMPTS: Final = 5
@@ -81,6 +88,27 @@ def find_store_url(start: str | os.PathLike[str], explicit: str | None = None) -
     raise StoreURLError(
         f"{found}, or pass --store or set {STORE_ENV} to use another store"
     )
+
+
+def store_to_name(
+    store: str | None,
+    workspace: str | os.PathLike[str],
+    here: str | os.PathLike[str] | None = None,
+) -> str | None:
+    """The ``--store`` that a command typed in ``here`` (default: the current
+    folder) must name to reach the store of a run in ``workspace``: ``store``,
+    the one to name anyway (:meth:`~recovery_core.RecoveryApp.store_hint`),
+    else the workspace's own store when a command here would not find it by
+    itself (typed outside the workspace, or where ``RECOVERY_STORE`` names
+    another store), else None."""
+    if store is not None:
+        return store
+    own = default_store_url(workspace)
+    try:
+        found = find_store_url(Path.cwd() if here is None else here)
+    except StoreURLError:
+        found = None
+    return None if found == own else own
 
 
 def find_store(

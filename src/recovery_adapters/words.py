@@ -1,6 +1,7 @@
 """Words for people and JSON for programs, made from the structured state the
-core returns: the ``recovery`` commands an operator may run now, and the run as
-``recovery status --json`` prints it. Shared by the command line and the
+core returns: the ``recovery`` commands an operator may run now (deciding,
+resuming, and looking at or bringing back a failed attempt's quarantined
+change), and the run as ``recovery status --json`` prints it. Shared by the command line and the
 notifiers; nothing here is parsed back."""
 
 from __future__ import annotations
@@ -14,11 +15,15 @@ from typing import Any
 
 import attrs
 
+from recovery_core.ports import Notification
 from recovery_core.records import OpenDecision, RunView, failure_json
 
 __all__ = [
+    "ChangeCommands",
     "NextCommands",
+    "change_commands",
     "host_made_text",
+    "kept_change_commands",
     "next_commands",
     "no_runs_text",
     "recovery_command",
@@ -87,6 +92,60 @@ def next_commands(
         for choice in open_now.choices
     )
     return NextCommands(decide, f"{command} resume{store_arg} {run_id}")
+
+
+@attrs.frozen
+class ChangeCommands:
+    """What an operator may run about one failed attempt's quarantined change:
+    ``recovery show``, which prints it as a diff, and ``recovery restore``,
+    which brings it back into the working tree (None when the attempt changed
+    no file: there is nothing to bring back)."""
+
+    show: str
+    restore: str | None
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        return (self.show, *((self.restore,) if self.restore else ()))
+
+
+def change_commands(
+    run_id: str,
+    batch_id: str,
+    attempt: int,
+    store: str | None = None,
+    *,
+    changed: bool = True,
+    command: str = COMMAND,
+) -> ChangeCommands:
+    """The ``show`` and ``restore`` commands of ``attempt`` of the batch, the
+    attempt named (a later attempt may fail too); ``changed``: whether it
+    changed a file; ``store`` and ``command`` as for :func:`next_commands`."""
+    store_arg = f" --store {shlex.quote(store)}" if store else ""
+    which = f"{run_id} {batch_id} --attempt {attempt}"
+    return ChangeCommands(
+        show=f"{command} show{store_arg} {which}",
+        restore=f"{command} restore{store_arg} {which}" if changed else None,
+    )
+
+
+def kept_change_commands(
+    n: Notification, *, command: str = COMMAND
+) -> ChangeCommands | None:
+    """:func:`change_commands` for the failed attempt a notification is about;
+    None when its change was not quarantined (a strategy such as ``noop``
+    leaves it in the working tree)."""
+    failure = n.failure
+    if failure.quarantine_ref is None:
+        return None
+    return change_commands(
+        n.run_id,
+        n.batch_id,
+        n.attempt,
+        n.store,
+        changed=bool(failure.changed_files),
+        command=command,
+    )
 
 
 def host_made_text(batch_id: str, retry_recorded: bool = False) -> str:

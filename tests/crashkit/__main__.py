@@ -2,7 +2,8 @@
 
     .venv/bin/python tests/crashkit [--workers N] [--root DIR] [PLAN ...]
 
-PLAN is one of the sweep's plans (commit, retry, skip, recover, wait; all by default).
+PLAN is one of the sweep's plans (commit, retry, skip, recover, wait, takeover;
+all by default).
 Exits 1 when any case was damaged or any point was not reached."""
 
 from __future__ import annotations

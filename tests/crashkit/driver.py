@@ -19,12 +19,19 @@ For one plan (a :class:`Scenario`), the sweep
    again, ``decide`` with the scripted decision, ``resume``, until the run
    completes), then checks the folder (:func:`check_case`).
 
+A plan whose case starts with a dead runner (:attr:`Scenario.dies_after`) has
+its first runner SIGKILLed after a chosen event, afresh in each case (so that
+its process is surely gone, whatever pids the machine hands out meanwhile),
+and only the next command, the one that takes the dead runner's claim over,
+is killed at each of its crossings.
+
 Every check failure is a :class:`Violation` naming the call, the point and n.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -43,6 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from recovery_adapters.git.lock import LOCK_NAME
 from recovery_adapters.projections import write_plan_status
 from recovery_core import IntegrityError, RecoveryApp, RunView, verify_chain
 from recovery_core.projections import plan_status_fields
@@ -55,6 +63,8 @@ __all__ = [
     "SweepResult",
     "Violation",
     "check_case",
+    "check_claim",
+    "check_decisions",
     "drive",
     "format_report",
     "make_template",
@@ -146,6 +156,10 @@ class Scenario:
     #: Whether the runner waits for each decision (``--wait``), which the
     #: operator then records from another process while it waits.
     wait: bool = False
+    #: When set, each case starts with a runner SIGKILLed right after the
+    #: first save of this event (its claim left to a dead process), and the
+    #: sweep kills only the command that takes that claim over.
+    dies_after: str | None = None
 
     @property
     def plan(self) -> dict[str, Any]:
@@ -233,6 +247,32 @@ SCENARIOS: Mapping[str, Scenario] = {
             ),
             decisions={"e2": "retry"},
             wait=True,
+        ),
+        # (f) the wait plan's batch, in a case that starts with a dead runner:
+        # one SIGKILLed once its attempt's action wrote the faulty change
+        # (after BatchStarted and the build step's StepPassed), so that its
+        # claim is a dead process's and its attempt never ended. The sweep
+        # kills the next ``run --wait``, which takes the claim over, records
+        # the lost attempt (quarantining its change), notifies, waits and
+        # carries out the operator's retry, at each of its crossings.
+        Scenario(
+            "takeover",
+            (
+                _batch(
+                    "f1",
+                    _first_time(
+                        "generate",
+                        "../state/f1.ran",
+                        "app/calc.py",
+                        FAULTY_CALC,
+                        GOOD_CALC,
+                    ),
+                    "app.calc",
+                ),
+            ),
+            decisions={"f1": "retry"},
+            wait=True,
+            dies_after="StepPassed",
         ),
         # (d) a batch that always fails, recovered by the crash kit's own
         # strategy (crashkit_fixer.py, an entry point beside this file).
@@ -515,6 +555,49 @@ def drive(
     return calls, [f"the run did not end after {limit} commands"]
 
 
+# -- a dead runner -------------------------------------------------------------
+
+
+def death_point(
+    root: Path, template: Path, scenario: Scenario, env: Mapping[str, str]
+) -> str:
+    """Where the first runner of ``scenario`` dies (``POINT:N``, for
+    ``RECOVERY_CRASH_AT``): right after the first save of
+    :attr:`Scenario.dies_after`, as the first command, run uninterrupted in a
+    copy of the template, counts it."""
+    case = root / "death" / "case"
+    restore(template, case)
+    trace = root / "death" / "trace.txt"
+    argv = next_call(None, scenario, None)
+    assert argv is not None
+    extra = {"RECOVERY_CRASH_TRACE": str(trace), "RECOVERY_CRASH_ROOT": str(case)}
+    cli(case, argv, env, extra, scenario)
+    crossings, _seams = read_trace(trace, 0, argv[0])
+    for crossing in crossings:
+        topics = crossing.detail.partition(" ")[2].split(",")
+        if crossing.point == "store.insert:after" and scenario.dies_after in topics:
+            return f"{crossing.point}:{crossing.n}"
+    raise RuntimeError(f"`recovery {' '.join(argv)}` never saved {scenario.dies_after}")
+
+
+def kill_first_runner(
+    case: Path, scenario: Scenario, env: Mapping[str, str], point: str
+) -> tuple[Call, list[str]]:
+    """Runs the plan's first command in ``case``, SIGKILLed at ``point``: the
+    run is left claimed by a process that is gone. Returns the call and, when
+    it was not killed there, the problem."""
+    argv = next_call(None, scenario, None)
+    assert argv is not None
+    extra = {"RECOVERY_CRASH_AT": point, "RECOVERY_CRASH_ROOT": str(case)}
+    call = cli(case, argv, env, extra, scenario)
+    if call.code == -signal.SIGKILL:
+        return call, []
+    tail = " | ".join(call.stderr.strip().splitlines()[-2:])
+    return call, [
+        f"the first runner was not killed at {point}: exited {call.code}: {tail}"
+    ]
+
+
 # -- checks --------------------------------------------------------------------
 
 
@@ -640,6 +723,90 @@ def check_events(
         problems.append(("events: lost", f"run {view.state}, no RunCompleted"))
     for batch in scenario.batches:
         problems += _check_batch(batch, scenario, by_attempt, topics)
+    problems += check_decisions(list(zip(topics, events, strict=True)))
+    return problems
+
+
+def check_decisions(events: Sequence[tuple[str, Any]]) -> Problems:
+    """Each decision carried out once, after it was recorded (a retry or a
+    recover of attempt k starts attempt k+1, a skip skips the batch, an abort
+    aborts the run), and no attempt but a batch's first started without the
+    decision that asks for it. ``events``: the run's, as (short topic, event)."""
+    decided: dict[tuple[str, int], tuple[str, int]] = {}
+    starts: dict[tuple[str, int], list[int]] = defaultdict(list)
+    skips: dict[str, list[int]] = defaultdict(list)
+    aborts: list[int] = []
+    for index, (topic, event) in enumerate(events):
+        if topic == "OperatorDecided":
+            decided[(event.batch_id, event.attempt)] = (event.decision, index)
+        elif topic == "BatchStarted":
+            starts[(event.batch_id, event.attempt)].append(index)
+        elif topic == "BatchSkipped":
+            skips[event.batch_id].append(index)
+        elif topic == "RunAborted":
+            aborts.append(index)
+    problems: Problems = []
+    for (batch, attempt), (decision, at) in sorted(decided.items()):
+        done = {"skip": skips.get(batch, []), "abort": aborts}.get(
+            decision, starts.get((batch, attempt + 1), [])
+        )
+        after = [i for i in done if i > at]
+        if len(done) != 1 or len(after) != 1:
+            problems.append(
+                (
+                    "decisions",
+                    f"{decision} of batch {batch} attempt {attempt} carried out "
+                    f"{len(done)} times ({len(after)} after it was recorded)",
+                )
+            )
+    for batch, attempt in sorted(starts):
+        asked = decided.get((batch, attempt - 1), ("", 0))[0]
+        if attempt > 1 and asked not in ("retry", "recover"):
+            problems.append(
+                (
+                    "decisions",
+                    f"batch {batch} attempt {attempt} started without a retry "
+                    "or recover decision",
+                )
+            )
+    return problems
+
+
+def _processes_in(work: Path) -> list[str]:
+    """The live processes whose working directory is ``work`` (every
+    ``recovery`` command of a case, and what it starts, runs there), as
+    ``pid: command line``."""
+    found: list[str] = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if (entry / "cwd").readlink() != work:
+                continue
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue  # gone, a zombie, or another user's
+        command = " ".join(a.decode(errors="replace") for a in argv if a)
+        found.append(f"{entry.name}: {command[:120]}")
+    return found
+
+
+def check_claim(case: Path) -> Problems:
+    """The claim ended with its runners: no process runs in the workspace any
+    more and its runner lock is free. (The run's last claim stays recorded: a
+    completed run has no runner to release it, and its process is gone.)"""
+    problems: Problems = []
+    work = (case / "work").resolve()
+    if live := _processes_in(work):
+        problems.append(("claim", "still running: " + "; ".join(live)))
+    lock = work / ".git" / LOCK_NAME
+    if lock.is_file():
+        fd = os.open(lock, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = lock.read_text(errors="replace")[:200]
+            problems.append(("claim", f"the workspace is still locked: {holder}"))
+        finally:
+            os.close(fd)  # and with it the lock, if this took it
     return problems
 
 
@@ -862,6 +1029,7 @@ def check_case(case: Path, scenario: Scenario, expected: Expected | None) -> Pro
         problems = check_events(app, view, scenario, expected)
         problems += check_projections(app, view, case)
         problems += check_git(case, view, scenario, expected)
+        problems += check_claim(case)
     return problems
 
 
@@ -940,8 +1108,15 @@ def _prepare_slot(
     scenario: Scenario,
     env: Mapping[str, str],
     trace: Path | None,
+    death: str | None,
 ) -> tuple[list[Call], list[str]]:
     restore(template, slot.case)
+    last: tuple[str, ...] | None = None
+    if death is not None:
+        dead, problems = kill_first_runner(slot.case, scenario, env, death)
+        if problems:
+            return [dead], problems
+        last = dead.argv
 
     def before(index: int, argv: tuple[str, ...]) -> Mapping[str, str]:
         shutil.copytree(slot.case, slot.snapshots / str(index), symlinks=True)
@@ -952,7 +1127,7 @@ def _prepare_slot(
             "RECOVERY_CRASH_ROOT": str(slot.case),
         }
 
-    calls, problems = drive(slot.case, scenario, env, before_call=before)
+    calls, problems = drive(slot.case, scenario, env, last=last, before_call=before)
     slot.calls = calls
     return calls, problems
 
@@ -963,10 +1138,18 @@ def _run_case(
     crossing: Crossing,
     env: Mapping[str, str],
     expected: Expected,
+    death: tuple[Path, str] | None,
 ) -> CaseResult:
     started = time.monotonic()
-    restore(slot.snapshots / str(crossing.call), slot.case)
     argv = slot.calls[crossing.call].argv
+    dying: list[str] = []
+    if death is not None:  # a runner of its own to die: its pid surely gone
+        assert crossing.call == 0, "only the takeover is swept"
+        template, point = death
+        restore(template, slot.case)
+        _dead, dying = kill_first_runner(slot.case, scenario, env, point)
+    else:
+        restore(slot.snapshots / str(crossing.call), slot.case)
     killed_file = slot.case.parent / "killed.txt"
     killed_file.unlink(missing_ok=True)
     crash = {
@@ -982,7 +1165,7 @@ def _run_case(
             scenario.name, crossing.kind, crossing.point, crossing.n, check, message
         )
 
-    violations: list[Violation] = []
+    violations = [violation("finish", problem) for problem in dying]
     if not killed and first.code not in _FINE[argv[0]]:
         tail = " | ".join(first.stderr.strip().splitlines()[-2:])
         violations.append(
@@ -1018,6 +1201,11 @@ def sweep(
     env = child_env(root)
     template = root / "template"
     make_template(template, scenario)
+    death = (
+        death_point(root, template, scenario, env)
+        if scenario.dies_after is not None
+        else None
+    )
     slots = [_Slot(root, i) for i in range(max(1, workers))]
     trace = root / "trace"
     trace.mkdir()
@@ -1025,7 +1213,12 @@ def sweep(
         prepared = list(
             pool.map(
                 lambda s: _prepare_slot(
-                    s, template, scenario, env, trace if s is slots[0] else None
+                    s,
+                    template,
+                    scenario,
+                    env,
+                    trace if s is slots[0] else None,
+                    death,
                 ),
                 slots,
             )
@@ -1057,6 +1250,8 @@ def sweep(
         found, seams_of_call = read_trace(trace / f"call-{index}.txt", index, call.kind)
         crossings += found
         seams = seams or seams_of_call
+    if death is not None:  # the case starts with a dead runner: its takeover
+        crossings = [c for c in crossings if c.call == 0]
     selected = crossings[:limit] if limit is not None else crossings
     free: queue.Queue[_Slot] = queue.Queue()
     for slot in slots:
@@ -1069,7 +1264,14 @@ def sweep(
         slot = free.get()
         started = time.monotonic()
         try:
-            result = _run_case(slot, scenario, crossing, env, expected)
+            result = _run_case(
+                slot,
+                scenario,
+                crossing,
+                env,
+                expected,
+                None if death is None else (template, death),
+            )
         except Exception as exc:  # a bug of the harness: reported, not fatal
             failed = Violation(
                 scenario.name,

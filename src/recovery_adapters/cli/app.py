@@ -12,6 +12,7 @@ import getpass
 import io
 import json
 import os
+import shlex
 import signal
 import socket
 import sys
@@ -35,7 +36,12 @@ from recovery_adapters.environment import as_recovery_error
 from recovery_adapters.git import GitWorkspace
 from recovery_adapters.preflight import preflight
 from recovery_adapters.projections import write_failure_log
-from recovery_adapters.stores import find_store, find_store_url, open_store
+from recovery_adapters.stores import (
+    find_store,
+    find_store_url,
+    open_store,
+    store_to_name,
+)
 from recovery_adapters.words import (
     host_made_text,
     no_runs_text,
@@ -96,7 +102,7 @@ def _print_json(value: Any) -> None:
 
 
 def _show(app: RecoveryApp, view: RunView, as_json: bool) -> None:
-    store = app.store_hint(view.workspace)
+    store = store_to_name(app.store_hint(view.workspace), view.workspace)
     if as_json:
         _print_json(run_json(view, store, command=recovery_command()))
     else:
@@ -314,8 +320,8 @@ def cmd_decide(args: argparse.Namespace) -> int:
                 "is waiting for it and will carry it out\n"
             )
         else:
-            hint = app.store_hint(view.workspace)
-            store = f" --store '{hint}'" if hint else ""
+            hint = store_to_name(app.store_hint(view.workspace), view.workspace)
+            store = f" --store {shlex.quote(hint)}" if hint else ""
             sys.stdout.write(
                 f"carry it out with: {recovery_command()} resume{store} {view.run_id}\n"
             )

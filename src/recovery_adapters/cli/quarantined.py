@@ -23,7 +23,8 @@ import attrs
 
 from recovery_adapters.cli.wiring import UsageError
 from recovery_adapters.git import GitWorkspace, WorkspaceError
-from recovery_adapters.stores import find_store
+from recovery_adapters.stores import find_store, store_to_name
+from recovery_adapters.words import recovery_command
 from recovery_core import RecoveryApp, RunView
 from recovery_core.rules import batch_of
 from recovery_core.run import Run
@@ -202,9 +203,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def _next_steps(app: RecoveryApp, view: RunView, batch_id: str) -> list[str]:
-    """What to do next, as the run stands (restore records nothing)."""
-    hint = app.store_hint(view.workspace)
+    """What to do next, as the run stands (restore records nothing), with the
+    ``recovery`` command as the user types it here."""
+    hint = store_to_name(app.store_hint(view.workspace), view.workspace)
     store = f" --store {shlex.quote(hint)}" if hint else ""
+    command = recovery_command()
     open_now = view.open_decision
     if open_now is None or open_now.batch_id != batch_id:
         return [f"run {view.run_id} is {view.state}; nothing was recorded"]
@@ -212,9 +215,9 @@ def _next_steps(app: RecoveryApp, view: RunView, batch_id: str) -> list[str]:
         return [
             f"the run stays halted at batch {batch_id} (nothing was recorded); "
             f"{open_now.recorded.decision} is decided already, carried out by: "
-            f"recovery resume{store} {view.run_id}"
+            f"{command} resume{store} {view.run_id}"
         ]
-    decide = f"recovery decide{store} {view.run_id} {batch_id}"
+    decide = f"{command} decide{store} {view.run_id} {batch_id}"
     return [
         f"the run stays halted at batch {batch_id} (nothing was recorded). "
         "Edit the change as needed, then either:",

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from recovery_adapters.usage import UsageError
-from recovery_adapters.words import next_commands
+from recovery_adapters.words import kept_change_commands, next_commands
 from recovery_core.ports import Notification
 
 __all__ = ["AppriseNotifier", "apprise_notifier", "apprise_text"]
@@ -32,10 +32,12 @@ def _apprise() -> ModuleType:
 
 def apprise_text(n: Notification) -> tuple[str, str]:
     """The title and the body Apprise sends: the run, the batch, the step, the
-    error's gist and the commands that decide."""
+    error's gist, the command that shows the quarantined change and the
+    commands that decide."""
     failure = n.failure
     title = f"recovery: run {n.run_id[:8]} halted at batch {n.batch_id}"
     commands = next_commands(n.run_id, n.open, n.store)
+    kept = kept_change_commands(n)
     lines = [
         f"Run {n.run_id} of plan {n.plan_id} halted: batch {n.batch_id} "
         f"attempt {n.attempt} failed.",
@@ -43,6 +45,7 @@ def apprise_text(n: Notification) -> tuple[str, str]:
         + (f" in {failure.component}" if failure.component else ""),
         f"Error: {failure.summary or failure.error or '(none)'}",
         f"Workspace: {n.workspace}",
+        *(() if kept is None else (f"See the change: {kept.show}",)),
         "Decide with one of:",
         *(f"  {c}" for c in commands.decide),
         f"then: {commands.resume}",

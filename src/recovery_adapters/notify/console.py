@@ -5,16 +5,29 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
+import attrs
+
+from recovery_adapters.stores import store_to_name
 from recovery_adapters.usage import UsageError
-from recovery_adapters.words import host_made_text, next_commands, recovery_command
+from recovery_adapters.words import (
+    host_made_text,
+    kept_change_commands,
+    next_commands,
+    recovery_command,
+)
 from recovery_core.ports import Notification
 
 __all__ = ["ConsoleNotifier", "console_notifier", "format_notification"]
 
 
 def format_notification(n: Notification) -> str:
-    """The notification as a block of text for a terminal."""
+    """The notification as a block of text for the terminal it is printed on,
+    its commands as they are typed there (:func:`recovery_command`, and the
+    ``--store`` to name from the current folder)."""
     failure = n.failure
+    # Typed here: the store to name may differ from the one seen from the
+    # workspace (a run started with --workspace from another folder).
+    n = attrs.evolve(n, store=store_to_name(n.store, n.workspace))
     lines = [
         "",
         f"== run {n.run_id} halted: batch {n.batch_id} attempt {n.attempt} failed ==",
@@ -29,11 +42,23 @@ def format_notification(n: Notification) -> str:
         lines.extend(f"    | {line}" for line in output.splitlines()[-12:])
     lines.append(f"  strategy {n.strategy}: {n.analysis}")
     if n.hints:
-        lines.append("  look at the change, or bring it back, with:")
+        lines.append("  the strategy suggests:")
         lines.extend(f"    {h}" for h in n.hints)
+    command = recovery_command()
+    kept = kept_change_commands(n, command=command)
+    if kept is not None:
+        # The ref, for those who audit with git itself.
+        base = f" (baseline {failure.baseline[:12]})" if failure.baseline else ""
+        lines.append(f"  quarantine: {failure.quarantine_ref}{base}")
+        lines.append(
+            "  look at the change"
+            + (", or bring it back into the working tree" if kept.restore else "")
+            + ", with:"
+        )
+        lines.extend(f"    {c}" for c in kept.all)
     if n.made_by_host:
         lines.append(f"  {host_made_text(n.batch_id)}")
-    commands = next_commands(n.run_id, n.open, n.store, command=recovery_command())
+    commands = next_commands(n.run_id, n.open, n.store, command=command)
     lines.append("  decide with one of:")
     lines.extend(f"    {c}" for c in commands.decide)
     lines.append("  then carry the decision out with:")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
-from recovery_adapters.words import next_commands, run_json
+from recovery_adapters.words import kept_change_commands, next_commands, run_json
 from recovery_core.ports import Notification
 from recovery_core.records import failure_json
 
@@ -31,6 +31,7 @@ def notification_id(n: Notification) -> str:
 def notification_json(n: Notification) -> dict[str, Any]:
     """The notification as the JSON object of :data:`SCHEMA`."""
     commands = next_commands(n.run_id, n.open, n.store)
+    kept = kept_change_commands(n)
     recorded = n.open.recorded
     return {
         "schema": SCHEMA,
@@ -63,7 +64,12 @@ def notification_json(n: Notification) -> dict[str, Any]:
         "analysis": n.analysis,
         "hints": list(n.hints),
         "made_by_host": n.made_by_host,
-        "next_commands": {"decide": list(commands.decide), "resume": commands.resume},
+        "next_commands": {
+            "decide": list(commands.decide),
+            "resume": commands.resume,
+            "show": None if kept is None else kept.show,
+            "restore": None if kept is None else kept.restore,
+        },
         "run": None if n.view is None else run_json(n.view, n.store),
     }
 

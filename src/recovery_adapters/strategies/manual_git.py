@@ -1,6 +1,8 @@
-"""The ``manual-git`` strategy: quarantine the faulty change under a ref, put the
-workspace back as it was before the attempt, and tell the operator how to look
-at the change or bring it back."""
+"""The ``manual-git`` strategy: quarantine the faulty change under a ref and put
+the workspace back as it was before the attempt. Where the change was kept is
+in its answer (and so in ``ChangesQuarantined``); the notifiers make the
+commands that look at it or bring it back (``recovery show``, ``recovery
+restore``) from that."""
 
 from __future__ import annotations
 
@@ -35,15 +37,9 @@ class ManualGitStrategy:
         )
         failure = context.failure
         where = f" in {failure.component}" if failure.component else ""
-        base = context.baseline[:12]
-        # Bringing the change back is its diff applied to the restored tree, not
-        # `git restore --source`: that fails on a path the batch deleted that git
-        # never tracked, and reads the paths as globs.
-        hints = (
-            f"git diff {base} {kept.ref}",
-            f"git diff --stat {base} {kept.ref}",
-            f"git diff --binary {base} {kept.ref} | git apply" if kept.files else "",
-        )
+        # No hints: the notifiers name `recovery show` and `recovery restore`
+        # as the operator can type them where they read them (a hint recorded
+        # here could not know that).
         return RecoveryOutcome(
             analysis=(
                 f"{failure.phase}.{failure.step} failed{where}; the faulty change "
@@ -51,7 +47,6 @@ class ManualGitStrategy:
                 "workspace put back as it was before the attempt"
             ),
             quarantine=kept,
-            hints=tuple(h for h in hints if h),
             details={"quarantine_commit": kept.commit, "baseline": context.baseline},
         )
 
