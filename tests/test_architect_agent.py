@@ -19,7 +19,15 @@ from uuid import UUID
 
 import pytest
 
-from recovery_core import RecoveryApp
+from recovery_adapters import ArchitectAgentStrategy, GitWorkspace, architect_agent
+from recovery_adapters.git.sandbox import GitSandbox, PatchRefused
+from recovery_core import (
+    Completed,
+    Halted,
+    RecoveryApp,
+    RecoveryStrategy,
+    load_plan,
+)
 from recovery_core.run import Run
 from support import (
     APP_CALC,
@@ -250,6 +258,9 @@ def test_trigger_file_holds_the_failure_context(
     trigger = json.loads((seen / "stdin.json").read_text())
     assert json.loads(trigger_file.read_text()) == trigger
     assert set(trigger) >= TRIGGER_KEYS
+    reference = EXAMPLES.parents[1] / "docs" / "reference" / "agent-protocol.md"
+    documented = reference.read_text(encoding="utf-8")
+    assert [key for key in trigger if f"| `{key}` |" not in documented] == []
     assert trigger["batch_id"] == "b1" and trigger["attempt"] == 1
     assert trigger["step"] == "post_build_validation.syntax_check"
     assert trigger["changed_files"] == ["app/calc.py"]
@@ -575,3 +586,106 @@ def test_architect_agent_is_a_built_in_strategy(repo: Path) -> None:
     done = run_cli("strategies", "--json", cwd=repo)
     assert done.returncode == 0
     assert "architect-agent" in done.stdout
+
+
+def test_host_runs_architect_agent_and_recovers_from_code(repo: Path) -> None:
+    """A host hands `architect_agent(agent=...)` to its runner: the halt offers
+    `recover`, and a decision from code makes attempt 2 with the fix."""
+    plan_path = plan(repo)
+    strategy = architect_agent(agent=(sys.executable, str(EXAMPLES / "fix_syntax.py")))
+    assert isinstance(strategy, ArchitectAgentStrategy)
+    assert isinstance(strategy, RecoveryStrategy)
+    app = RecoveryApp.open("memory://")
+    with GitWorkspace(repo, exclude=[plan_path]) as workspace:
+        runner = app.runner(
+            load_plan(plan_path), workspace=workspace, strategy=strategy
+        )
+        halted = runner.run()
+        assert isinstance(halted, Halted)
+        assert "recover" in halted.decisions
+        app.decide(halted.run_id, "b1", "recover", operator="host")
+        assert isinstance(runner.run(), Completed)
+    assert git(repo, "show", "HEAD:app/calc.py") == FIXED_CALC
+
+
+def test_recover_over_the_users_new_edit_fails_the_attempt_and_keeps_it(
+    repo: Path, temp_dir: Path
+) -> None:
+    """When the user edited the batch's file after the halt, the proposal does
+    not apply: build.recover fails with the reason, the user's edit stays, and
+    the operator decides again."""
+    plan(repo)
+    agent = python_command(EXAMPLES / "fix_syntax.py")
+    env = run_env(temp_dir)
+    assert (
+        run_cli("run", "plan.json", "--agent", agent, cwd=repo, env=env).returncode == 3
+    )
+    mine = "def add(a: int, b: int) -> int:\n    return b + a  # mine\n"
+    (repo / "app" / "calc.py").write_text(mine)
+    assert run_cli("decide", "latest", "b1", "recover", cwd=repo).returncode == 0
+    resumed = run_cli("resume", "latest", cwd=repo, env=env)
+    assert resumed.returncode == 3, resumed.stderr
+    assert "build.recover" in resumed.stderr
+    assert "does not apply to the working tree" in resumed.stderr
+    failed = [e for e in events(repo) if isinstance(e, Run.StepFailed)]
+    assert failed[-1].failure["step"] == "recover"
+    assert (repo / "app" / "calc.py").read_text() == mine
+
+
+@pytest.fixture
+def sandbox_repo(repo: Path) -> tuple[GitSandbox, str]:
+    """A sandbox on the repository, and a commit whose tree has a symbolic
+    link `linked` to a folder outside it."""
+    (repo / "linked").symlink_to("/tmp")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "a link")
+    return GitSandbox(repo), git(repo, "rev-parse", "HEAD").strip()
+
+
+def test_patch_through_a_symlinked_folder_is_refused(
+    sandbox_repo: tuple[GitSandbox, str],
+) -> None:
+    """A patch that writes a file through a folder that is a symbolic link in
+    the faulty tree is refused by name."""
+    sandbox, commit = sandbox_repo
+    patch = (
+        b"diff --git a/linked/x b/linked/x\nnew file mode 100644\n"
+        b"--- /dev/null\n+++ b/linked/x\n@@ -0,0 +1 @@\n+x\n"
+    )
+    with pytest.raises(PatchRefused) as caught:
+        sandbox.check_patch(sandbox.tree(commit), patch)
+    assert caught.value.check == "symlink"
+    assert "through the symbolic link 'linked'" in caught.value.reason
+
+
+def test_rename_out_of_the_workspace_is_refused(
+    sandbox_repo: tuple[GitSandbox, str],
+) -> None:
+    """Both sides of a rename are checked: renaming a file to ../x is refused."""
+    sandbox, commit = sandbox_repo
+    patch = (
+        b"diff --git a/app/calc.py b/../calc.py\nsimilarity index 100%\n"
+        b"rename from app/calc.py\nrename to ../calc.py\n"
+    )
+    with pytest.raises(PatchRefused) as caught:
+        sandbox.check_patch(sandbox.tree(commit), patch)
+    assert caught.value.check == "inside"
+
+
+def test_fixed_tree_and_checks_of_a_good_patch(
+    sandbox_repo: tuple[GitSandbox, str],
+) -> None:
+    """A good patch gives the patched tree, with the file as the patch makes
+    it, and names the paths it touches."""
+    sandbox, commit = sandbox_repo
+    patch = (
+        b"--- a/app/calc.py\n+++ b/app/calc.py\n@@ -1,2 +1,2 @@\n"
+        b"-def add(a: int, b: int) -> int:\n+def add(a: int, b: int) -> int:  # ok\n"
+        b"     return a + b\n"
+    )
+    checked = sandbox.check_patch(sandbox.tree(commit), patch)
+    assert checked.paths == ("app/calc.py",)
+    content = sandbox.contents(checked.tree, ["app/calc.py"])["app/calc.py"]
+    assert content is not None and content.startswith(
+        b"def add(a: int, b: int) -> int:  # ok"
+    )

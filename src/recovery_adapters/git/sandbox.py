@@ -260,7 +260,8 @@ class GitSandbox:
         finally:
             self.remove_worktree(path)
             shutil.rmtree(folder, ignore_errors=True)
-            self._git.run("worktree", "prune")
+            with contextlib.suppress(GitError):
+                self._git.run("worktree", "prune")
 
     def remove_worktree(self, path: Path) -> None:
         """Removes the worktree at ``path`` (gone already: nothing to do)."""

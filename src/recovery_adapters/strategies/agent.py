@@ -53,8 +53,11 @@ MAX_ANSWER_BYTES: Final = 8 << 20
 _TAIL_CHARS: Final = 4000
 
 
-class AgentError(RecoveryError):
-    """An agent's answer that cannot be read (the message says why)."""
+class AgentError(RecoveryError, ValueError):
+    """An agent's answer that cannot be read, or an agent setting that is
+    not valid (the message says why)."""
+
+    exit_code = 2
 
 
 @attrs.frozen

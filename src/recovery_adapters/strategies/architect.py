@@ -97,9 +97,20 @@ class ArchitectAgentStrategy:
             return attrs.evolve(
                 manual, analysis=manual.analysis + "; no trigger was written"
             )
-        sandbox = GitSandbox(context.root)
-        attempt = _Attempt(self, context, sandbox, kept, context.baseline)
-        return attempt.answer(manual)
+        try:
+            sandbox = GitSandbox(context.root)
+            return _Attempt(self, context, sandbox, kept, context.baseline).answer(
+                manual
+            )
+        except Exception as exc:
+            # The quarantine stands and must be recorded whatever went wrong
+            # after it; the operator decides with manual-git's choices.
+            return attrs.evolve(
+                manual,
+                analysis=f"{manual.analysis}\nno fix is proposed: "
+                f"{type(exc).__name__}: {exc}",
+                details={**manual.details, "error": f"{type(exc).__name__}: {exc}"},
+            )
 
     def recover(self, context: FailureContext) -> None:
         """Applies the proposal kept for ``context``'s failure to the working
