@@ -689,3 +689,19 @@ def test_fixed_tree_and_checks_of_a_good_patch(
     assert content is not None and content.startswith(
         b"def add(a: int, b: int) -> int:  # ok"
     )
+
+
+def test_a_removed_line_that_looks_like_a_header_is_no_path(repo: Path) -> None:
+    """A hunk that removes a line starting with `-- ` (a SQL comment naming
+    ../x) is read as a removed line, not as a file header: the patch passes."""
+    (repo / "schema.sql").write_text("select 1;\n-- ../x is old\nselect 2;\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "sql")
+    sandbox = GitSandbox(repo)
+    patch = (
+        b"diff --git a/schema.sql b/schema.sql\n--- a/schema.sql\n+++ b/schema.sql\n"
+        b"@@ -1,3 +1,2 @@\n select 1;\n--- ../x is old\n select 2;\n"
+    )
+    commit = git(repo, "rev-parse", "HEAD").strip()
+    checked = sandbox.check_patch(sandbox.tree(commit), patch)
+    assert checked.paths == ("schema.sql",)

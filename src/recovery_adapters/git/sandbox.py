@@ -290,8 +290,12 @@ def _git_reason(exc: GitError) -> str:
 
 
 _HEADER: Final = re.compile(
-    rb"^(?:--- |\+\+\+ |rename from |rename to |copy from |copy to )(.*)$", re.M
+    rb"^(?:rename from |rename to |copy from |copy to )(.*)$", re.M
 )
+#: A file's header pair; a removed line ``--- x`` in a hunk is no header,
+#: unless an added ``+++ y`` follows it at once (then it is read as one: a
+#: refusal in doubt, never a path let through).
+_PAIR: Final = re.compile(rb"^--- (.*)\r?\n\+\+\+ (.*)$", re.M)
 _GIT_HEADER: Final = re.compile(rb"^diff --git (.*)$", re.M)
 
 
@@ -299,13 +303,12 @@ def _header_paths(patch: bytes) -> Iterator[str]:
     """The paths the patch's own headers name, as a reader of it would take
     them (so that a path git refuses to read is still refused by name)."""
     for match in _HEADER.finditer(patch):
-        name = _unquote(match[1].split(b"\t")[0].rstrip(b"\r"))
-        if name == "/dev/null":
-            continue
-        line = match[0]
-        if line.startswith((b"--- ", b"+++ ")):
-            name = name[2:] if name[:2] in ("a/", "b/") else name
-        yield name
+        yield _unquote(match[1].split(b"\t")[0].rstrip(b"\r"))
+    for match in _PAIR.finditer(patch):
+        for side in (match[1], match[2]):
+            name = _unquote(side.split(b"\t")[0].rstrip(b"\r"))
+            if name != "/dev/null":
+                yield name[2:] if name[:2] in ("a/", "b/") else name
     for match in _GIT_HEADER.finditer(patch):
         text = match[1].decode("utf-8", "surrogateescape")
         if text.startswith("a/") and " b/" in text:

@@ -68,16 +68,12 @@ def error_location(context: FailureContext, files: Sequence[str]) -> Location | 
     ):
         for match in _PLACE.finditer(text or ""):
             found.append(Location(match["path"], int(match["line"])))
-        if text and not found and _is_path(text, files):
+        if text and not found and text in files:  # a component with no line
             found.append(Location(text))
     for place in found:
         if place.file in files:
             return place
     return found[0] if found else None
-
-
-def _is_path(text: str, files: Sequence[str]) -> bool:
-    return text in files
 
 
 def hunk_at(diff: str, location: Location) -> str | None:
