@@ -10,7 +10,12 @@ from recovery_adapters.notify import (
     WebhookNotifier,
     notification_json,
 )
-from recovery_adapters.strategies import ManualGitStrategy, manual_git
+from recovery_adapters.strategies import (
+    ArchitectAgentStrategy,
+    ManualGitStrategy,
+    architect_agent,
+    manual_git,
+)
 from recovery_adapters.validation import (
     command_step,
     default_step_runners,
@@ -22,6 +27,7 @@ from recovery_adapters.validation import (
 
 __all__ = [
     "AppriseNotifier",
+    "ArchitectAgentStrategy",
     "CommandNotifier",
     "ConsoleNotifier",
     "GitWorkspace",
@@ -29,6 +35,7 @@ __all__ = [
     "ManualGitStrategy",
     "WebhookNotifier",
     "WorkspaceError",
+    "architect_agent",
     "command_step",
     "default_step_runners",
     "lint_step",

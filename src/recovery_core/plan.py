@@ -32,6 +32,7 @@ from recovery_core.steps import BUILTIN_STEP_KINDS, STEP_KINDS
 __all__ = [
     "BUILTIN_STEP_KINDS",
     "Action",
+    "AgentCommand",
     "Batch",
     "BatchStatus",
     "CommitStrategy",
@@ -86,6 +87,15 @@ class Action:
 
 
 @attrs.frozen
+class AgentCommand:
+    """The agent a batch's ``architect-agent`` strategy asks for a fix when the
+    batch fails: a command run in the workspace, killed at ``timeout_s``."""
+
+    run: Argv
+    timeout_s: float | None = None
+
+
+@attrs.frozen
 class Step:
     """A validation step; which options matter depends on its ``kind``."""
 
@@ -110,6 +120,7 @@ class Batch:
     validation: tuple[Step, ...] = ()
     commit_strategy: CommitStrategy = "none"
     expected_surface_changes: tuple[str, ...] = ()
+    agent: AgentCommand | None = None
     status: BatchStatus = "pending"
     verified: bool = False
     failure_reason: str | None = None

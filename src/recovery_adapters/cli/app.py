@@ -30,6 +30,7 @@ from recovery_adapters.cli.wiring import (
     UsageError,
     make_notifiers,
     make_runner,
+    make_strategy,
     runner_timing,
 )
 from recovery_adapters.environment import as_recovery_error
@@ -64,7 +65,6 @@ from recovery_core import (
     RunView,
     UnknownRun,
     available_strategies,
-    get_strategy,
     load_plan,
 )
 from recovery_core.store import parse_store_url
@@ -152,8 +152,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     plan.require_runners()
     if problems := preflight(plan, workspace.root).problems:
         raise PlanCannotRun(str(plan_path), problems)
-    if args.strategy is not None:
-        get_strategy(args.strategy)
+    make_strategy(args.strategy, args.agent)
     notifiers = make_notifiers(args.notify)
     runner_timing()  # a bad setting stops it here, before anything is written
     _require_terminal(args)
@@ -166,7 +165,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         app = open_store(url)
         runner = make_runner(
-            app, plan, workspace=workspace, strategy=args.strategy, notifiers=notifiers
+            app,
+            plan,
+            workspace=workspace,
+            strategy=args.strategy,
+            notifiers=notifiers,
+            agent=args.agent,
         )
         outcome = _drive(runner, app, workspace, args)
     return _report(app, outcome, args.json)
@@ -266,14 +270,27 @@ def cmd_resume(args: argparse.Namespace) -> int:
         app,
         plan,
         workspace=workspace,
-        strategy=args.strategy,
+        strategy=_resume_strategy(args, view),
         notifiers=make_notifiers(args.notify),
         run_id=run_id,
+        agent=args.agent,
     )
     with workspace.locked(_holder(plan.plan_id, str(run_id))):
         workspace.prepare()
         outcome = _drive(runner, app, workspace, args)
     return _report(app, outcome, args.json)
+
+
+def _resume_strategy(args: argparse.Namespace, view: RunView) -> str | None:
+    """``--strategy``; else, for a recover decision waiting to be carried
+    out, the strategy that proposed the fix (only it can apply it)."""
+    if args.strategy is not None or args.agent is not None:
+        return str(args.strategy) if args.strategy is not None else None
+    pending = view.open_decision.recorded if view.open_decision else None
+    recovering = pending is not None and pending.decision == "recover"
+    if recovering and view.strategy and view.strategy in available_strategies():
+        return view.strategy
+    return None
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -499,6 +516,13 @@ def build_parser() -> argparse.ArgumentParser:
             "--strategy",
             help="recovery strategy (default: manual-git in a git workspace); "
             "see `recovery strategies`",
+        )
+        sub.add_argument(
+            "--agent",
+            metavar="COMMAND",
+            help="the agent command of the architect-agent strategy (implied): "
+            "it gets the failure as JSON and answers with a patch "
+            "(default: the batch's agent in the plan, else RECOVERY_AGENT_COMMAND)",
         )
         sub.add_argument(
             "--notify",

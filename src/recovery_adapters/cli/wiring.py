@@ -7,14 +7,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from uuid import UUID
 
+import attrs
+
 from recovery_adapters.cli.output import ProgressPrinter
 from recovery_adapters.git import GitWorkspace
 from recovery_adapters.notify.kinds import NOTIFIERS, make_notifier
+from recovery_adapters.strategies.agent import AgentError, split_command
+from recovery_adapters.strategies.architect import ArchitectAgentStrategy
 from recovery_adapters.usage import UsageError, positive_setting
 from recovery_core import (
     ExecutionPlan,
     Notifier,
     RecoveryApp,
+    RecoveryStrategy,
     Runner,
     get_strategy,
 )
@@ -24,6 +29,7 @@ __all__ = [
     "UsageError",
     "make_notifiers",
     "make_runner",
+    "make_strategy",
     "runner_timing",
 ]
 
@@ -44,18 +50,39 @@ def make_runner(
     strategy: str | None,
     notifiers: Sequence[Notifier],
     run_id: UUID | None = None,
+    agent: str | None = None,
 ) -> Runner:
     """A runner with the registered step runners, printing its progress."""
     return app.runner(
         plan,
         workspace=workspace,
-        strategy=None if strategy is None else get_strategy(strategy),
+        strategy=make_strategy(strategy, agent),
         notifiers=notifiers,
         hooks=ProgressPrinter().hooks(),
         run_id=run_id,
         stale_after_s=positive_setting("RECOVERY_STALE_AFTER_S"),
         heartbeat_s=positive_setting("RECOVERY_HEARTBEAT_S"),
     )
+
+
+def make_strategy(name: str | None, agent: str | None) -> RecoveryStrategy | None:
+    """The strategy ``--strategy`` names (None: the workspace's default), with
+    the agent command ``--agent`` (which implies ``architect-agent``); a
+    :class:`UsageError` for an agent given to another strategy."""
+    if agent is not None and name is None:
+        name = "architect-agent"
+    if name is None:
+        return None
+    strategy = get_strategy(name)
+    if agent is None:
+        return strategy
+    if not isinstance(strategy, ArchitectAgentStrategy):
+        raise UsageError(f"--agent is for the architect-agent strategy, not {name!r}")
+    try:
+        argv = split_command(agent)
+    except AgentError as exc:
+        raise UsageError(f"--agent: {exc}") from None
+    return attrs.evolve(strategy, agent=tuple(argv))
 
 
 def runner_timing() -> tuple[float | None, float | None]:

@@ -40,7 +40,10 @@ def format_notification(n: Notification) -> str:
     if output:
         lines.append("  output (last lines):")
         lines.extend(f"    | {line}" for line in output.splitlines()[-12:])
-    lines.append(f"  strategy {n.strategy}: {n.analysis}")
+    # An analysis of several lines (a proposal's checks and pre-validation)
+    # keeps its lines under the strategy's.
+    analysis = "\n    ".join(n.analysis.splitlines())
+    lines.append(f"  strategy {n.strategy}: {analysis}")
     if n.hints:
         lines.append("  the strategy suggests:")
         lines.extend(f"    {h}" for h in n.hints)

@@ -1,0 +1,397 @@
+"""A proposed fix, away from the user's tree: checked, kept and tried out.
+
+A patch an agent proposes is measured against the *faulty* tree (the one a
+failed attempt left, kept under ``.../quarantine``), never the working tree,
+which the quarantine restored. :meth:`GitSandbox.check_patch` refuses a patch
+that names a path outside the workspace, under ``.git/`` or ``.recovery/``, or
+through or into a symbolic link that leads out, and one that does not apply
+there (``git apply --check`` on a temporary index holding the faulty tree);
+else it returns the patched tree. :meth:`GitSandbox.keep` writes that tree as a
+commit under ``refs/recovery/<run>/<batch>/<attempt>/proposal``, so that a
+later process (``recovery resume``) finds it. :meth:`GitSandbox.worktree`
+checks a commit out in a detached ``git worktree`` in a temporary folder
+outside the user's tree, and always removes it (and prunes git's record of it)
+afterwards; the user's index, branches and files are never touched.
+
+Every git process goes through :class:`~recovery_adapters.git.command.Git`,
+with a ``--`` before every path and no string from an agent as an option.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import posixpath
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Final
+
+import attrs
+
+from recovery_adapters.git.command import Git, GitError, WorkspaceError, discover
+from recovery_adapters.git.refs import ref_part
+
+__all__ = ["CheckedPatch", "GitSandbox", "PatchRefused", "proposal_ref"]
+
+#: How our diffs are printed, whatever the repository's settings say.
+_DIFF: Final = (
+    "--no-color",
+    "--no-ext-diff",
+    "--no-textconv",
+    "--no-renames",
+    "--src-prefix=a/",
+    "--dst-prefix=b/",
+)
+#: How a proposed patch is applied: hunk headers recounted (agents often
+#: miscount them), whitespace left as the patch has it.
+_APPLY: Final = ("apply", "--recount", "--whitespace=nowarn")
+_ID: Final = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
+_LINK: Final = "120000"
+#: The largest patch taken from an agent.
+MAX_PATCH_BYTES: Final = 4 << 20
+#: Who writes a proposal's commit.
+_IDENTITY: Final = {
+    "GIT_AUTHOR_NAME": "recovery-core",
+    "GIT_AUTHOR_EMAIL": "recovery-core@localhost",
+    "GIT_COMMITTER_NAME": "recovery-core",
+    "GIT_COMMITTER_EMAIL": "recovery-core@localhost",
+}
+
+
+class PatchRefused(WorkspaceError):
+    """A proposed patch was refused; ``check`` names the check it failed and
+    the message says why. Nothing was written to the working tree."""
+
+    def __init__(self, check: str, reason: str) -> None:
+        super().__init__(reason)
+        self.check = check
+        self.reason = reason
+
+
+@attrs.frozen
+class CheckedPatch:
+    """A patch that passed every check: the paths it touches and the tree it
+    makes of the faulty tree."""
+
+    paths: tuple[str, ...]
+    tree: str
+
+
+def proposal_ref(run_id: str, batch_id: str, attempt: int) -> str:
+    """``refs/recovery/<run>/<batch>/<attempt>/proposal``."""
+    parts = (ref_part(run_id), ref_part(batch_id), str(int(attempt)))
+    return "refs/recovery/" + "/".join(parts) + "/proposal"
+
+
+class GitSandbox:
+    """The git operations of a proposed fix, for the repository whose work
+    tree holds ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        top, git_dir, _common, _format = discover(root)
+        self.root = top
+        self._git = Git(top, git_dir)
+        self._git.env = {**self._git.env, **_IDENTITY}
+
+    # -- reading ------------------------------------------------------------
+
+    def tree(self, commit: str) -> str:
+        """The tree of ``commit`` (a commit id)."""
+        _commit_id(commit)
+        return self._git.text(
+            "rev-parse", "--verify", "--end-of-options", f"{commit}^{{tree}}"
+        )
+
+    def diff(self, before: str, after: str, *, binary: bool = False) -> bytes:
+        """The change from ``before`` to ``after`` (commits or trees), as
+        ``git diff`` prints it (with ``binary``: as ``git apply`` takes it,
+        binary files too)."""
+        how = ("--binary", "--full-index") if binary else ()
+        return self._git.run("diff", *_DIFF, *how, before, after)
+
+    def changed(self, before: str, after: str) -> tuple[str, ...]:
+        """The paths that differ between ``before`` and ``after``, sorted."""
+        out = self._git.run("diff", "--name-only", "-z", *_DIFF, before, after)
+        names = out.decode("utf-8", "surrogateescape").split("\0")
+        return tuple(sorted(name for name in names if name))
+
+    def entries(self, tree: str) -> dict[str, tuple[str, str]]:
+        """Every file of ``tree``: its mode and object id, by path."""
+        out = self._git.run("ls-tree", "-r", "-z", "--full-tree", tree)
+        found: dict[str, tuple[str, str]] = {}
+        for record in out.split(b"\0"):
+            if not record:
+                continue
+            meta, _, name = record.partition(b"\t")
+            mode, _kind, sha = meta.decode().split()
+            found[name.decode("utf-8", "surrogateescape")] = (mode, sha)
+        return found
+
+    def blob(self, sha: str) -> bytes:
+        """The content of the blob ``sha``."""
+        _commit_id(sha)
+        return self._git.run("cat-file", "blob", sha)
+
+    def contents(self, tree: str, paths: Sequence[str]) -> dict[str, bytes | None]:
+        """Each of ``paths`` as ``tree`` has it; None where it has no file (a
+        symbolic link's content is its target)."""
+        entries = self.entries(tree)
+        return {
+            path: self.blob(entries[path][1]) if path in entries else None
+            for path in paths
+        }
+
+    def kept(self, ref: str) -> str | None:
+        """The commit ``ref`` (one of ours) points at; None when it is gone."""
+        found = self._git.text("for-each-ref", "--format=%(objectname)", ref)
+        return found if _ID.fullmatch(found) else None
+
+    # -- a proposed patch ---------------------------------------------------
+
+    def check_patch(self, tree: str, patch: bytes) -> CheckedPatch:
+        """Checks ``patch`` against the faulty ``tree`` and returns the tree it
+        makes; raises :class:`PatchRefused` naming the check it fails."""
+        if not patch.strip():
+            raise PatchRefused("patch", "the patch is empty")
+        if len(patch) > MAX_PATCH_BYTES:
+            raise PatchRefused(
+                "patch", f"the patch is larger than {MAX_PATCH_BYTES} bytes"
+            )
+        named = sorted(set(_header_paths(patch)) | set(self._numstat(patch)))
+        if not named:
+            raise PatchRefused("patch", "git finds no change in the patch")
+        for path in named:
+            _check_path(path)
+        before = self.entries(tree)
+        for path in named:
+            _check_not_through_link(path, before)
+        with tempfile.TemporaryDirectory(prefix="recovery-patch-") as scratch:
+            index = Path(scratch) / "index"
+            self._git.run("read-tree", tree, index=index)
+            try:
+                self._git.run(
+                    *_APPLY, "--cached", "--check", "-", stdin=patch, index=index
+                )
+            except GitError as exc:
+                raise PatchRefused(
+                    "applies",
+                    f"the patch does not apply to the faulty tree: {_git_reason(exc)}",
+                ) from None
+            self._git.run(*_APPLY, "--cached", "-", stdin=patch, index=index)
+            patched = self._git.text("write-tree", index=index)
+        after = self.entries(patched)
+        for path in named:
+            mode, sha = after.get(path, ("", ""))
+            if mode == _LINK:
+                _check_link_target(path, self.blob(sha).decode("utf-8", "replace"))
+        return CheckedPatch(paths=tuple(named), tree=patched)
+
+    def _numstat(self, patch: bytes) -> list[str]:
+        """The paths git reads in ``patch`` (both sides of a rename)."""
+        try:
+            out = self._git.run(*_APPLY, "--numstat", "-z", "-", stdin=patch)
+        except GitError as exc:
+            raise PatchRefused(
+                "patch", f"git cannot read the patch: {_git_reason(exc)}"
+            ) from None
+        fields = out.split(b"\0")
+        paths: list[str] = []
+        position = 0
+        while position < len(fields):
+            field = fields[position]
+            position += 1
+            if not field:
+                continue
+            counts = field.split(b"\t", 2)
+            if len(counts) < 3:
+                continue
+            if counts[2]:
+                paths.append(counts[2].decode("utf-8", "surrogateescape"))
+            else:  # a rename or copy: the source and the destination follow
+                pair = fields[position : position + 2]
+                paths += [p.decode("utf-8", "surrogateescape") for p in pair]
+                position += 2
+        return paths
+
+    def keep(self, ref: str, tree: str, parent: str, message: str) -> str:
+        """Writes ``tree`` as a commit on ``parent`` under ``ref``; its id."""
+        _commit_id(parent)
+        _commit_id(tree)
+        out = self._git.run("commit-tree", tree, "-p", parent, stdin=message.encode())
+        commit = _commit_id(out.decode().strip())
+        self._git.run("update-ref", "-m", "recovery: proposal", ref, commit)
+        return commit
+
+    def apply(self, patch: bytes) -> None:
+        """Applies ``patch`` (as ``git diff --binary`` prints it) to the working
+        tree only, after ``git apply --check``; nothing is written when it does
+        not apply."""
+        apply = ("apply", "--whitespace=nowarn")
+        try:
+            self._git.run(*apply, "--check", "-", stdin=patch)
+        except GitError as exc:
+            raise WorkspaceError(
+                "the proposed fix does not apply to the working tree "
+                f"({_git_reason(exc)}); nothing was changed"
+            ) from None
+        self._git.run(*apply, "-", stdin=patch)
+
+    # -- a sandbox worktree -------------------------------------------------
+
+    @contextlib.contextmanager
+    def worktree(self, commit: str, name: str = "sandbox") -> Iterator[Path]:
+        """``commit`` checked out in a detached worktree in a new temporary
+        folder outside the user's tree; removed with its folder afterwards,
+        whatever happens in the block."""
+        _commit_id(commit)
+        folder = Path(tempfile.mkdtemp(prefix="recovery-sandbox-")).resolve()
+        if folder.is_relative_to(self.root):
+            shutil.rmtree(folder, ignore_errors=True)
+            raise WorkspaceError(
+                f"the temporary folder {folder} is inside the workspace; set "
+                "TMPDIR to a folder outside it"
+            )
+        path = folder / re.sub(r"[^A-Za-z0-9._-]", "-", name)[:80]
+        try:
+            self._git.run("worktree", "add", "--detach", "--", str(path), commit)
+            yield path
+        finally:
+            self.remove_worktree(path)
+            shutil.rmtree(folder, ignore_errors=True)
+            with contextlib.suppress(GitError):
+                self._git.run("worktree", "prune")
+
+    def remove_worktree(self, path: Path) -> None:
+        """Removes the worktree at ``path`` (gone already: nothing to do)."""
+        with contextlib.suppress(GitError):
+            self._git.run("worktree", "remove", "--force", "--force", "--", str(path))
+
+    def worktrees(self) -> list[Path]:
+        """The repository's worktrees (the main one first)."""
+        out = self._git.text("worktree", "list", "--porcelain", "-z")
+        return [
+            Path(field.removeprefix("worktree "))
+            for field in out.split("\0")
+            if field.startswith("worktree ")
+        ]
+
+
+def _commit_id(value: str) -> str:
+    if not _ID.fullmatch(value):
+        raise WorkspaceError(f"{value!r} is not an object id")
+    return value
+
+
+def _git_reason(exc: GitError) -> str:
+    text = str(exc).split(": ", 1)[-1]
+    return " ".join(text.split())[:500]
+
+
+_HEADER: Final = re.compile(
+    rb"^(?:rename from |rename to |copy from |copy to )(.*)$", re.M
+)
+#: A file's header pair; a removed line ``--- x`` in a hunk is no header,
+#: unless an added ``+++ y`` follows it at once (then it is read as one: a
+#: refusal in doubt, never a path let through).
+_PAIR: Final = re.compile(rb"^--- (.*)\r?\n\+\+\+ (.*)$", re.M)
+_GIT_HEADER: Final = re.compile(rb"^diff --git (.*)$", re.M)
+
+
+def _header_paths(patch: bytes) -> Iterator[str]:
+    """The paths the patch's own headers name, as a reader of it would take
+    them (so that a path git refuses to read is still refused by name)."""
+    for match in _HEADER.finditer(patch):
+        yield _unquote(match[1].split(b"\t")[0].rstrip(b"\r"))
+    for match in _PAIR.finditer(patch):
+        for side in (match[1], match[2]):
+            name = _unquote(side.split(b"\t")[0].rstrip(b"\r"))
+            if name != "/dev/null":
+                yield name[2:] if name[:2] in ("a/", "b/") else name
+    for match in _GIT_HEADER.finditer(patch):
+        text = match[1].decode("utf-8", "surrogateescape")
+        if text.startswith("a/") and " b/" in text:
+            left, _, right = text[2:].partition(" b/")
+            yield left
+            yield right
+
+
+def _unquote(raw: bytes) -> str:
+    """A path as git prints it, quoted C-style when it has odd characters."""
+    text = raw.decode("utf-8", "surrogateescape").strip()
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        body = text[1:-1].encode("latin-1", "backslashreplace")
+        try:
+            return (
+                body.decode("unicode_escape")
+                .encode("latin-1")
+                .decode("utf-8", "surrogateescape")
+            )
+        except (UnicodeDecodeError, UnicodeEncodeError):
+            return text[1:-1]
+    return text
+
+
+def _check_path(path: str) -> None:
+    """Refuses a path outside the workspace, or under ``.git/`` or ours."""
+    parts = path.replace("\\", "/").split("/")
+    if (
+        not path
+        or "\0" in path
+        or path.startswith(("/", "\\"))
+        or re.match(r"[A-Za-z]:", path)
+    ):
+        raise PatchRefused(
+            "inside", f"the patch names {path!r}, which is not inside the workspace"
+        )
+    if ".." in parts:
+        raise PatchRefused(
+            "inside",
+            f"the patch names {path!r}, which leads outside the workspace",
+        )
+    lowered = [part.lower().rstrip(". ") for part in parts]
+    if ".git" in lowered or any(p.startswith("git~") for p in lowered):
+        raise PatchRefused(
+            "git_dir", f"the patch touches {path!r}, under .git/ (git's own files)"
+        )
+    if lowered[0] == ".recovery":
+        raise PatchRefused(
+            "git_dir", f"the patch touches {path!r}, under .recovery/ (recovery-core's)"
+        )
+
+
+def _check_not_through_link(path: str, entries: Mapping[str, tuple[str, str]]) -> None:
+    """Refuses a path one of whose folders is a symbolic link in the tree."""
+    parts = path.split("/")
+    for end in range(1, len(parts)):
+        folder = "/".join(parts[:end])
+        if entries.get(folder, ("", ""))[0] == _LINK:
+            raise PatchRefused(
+                "symlink",
+                f"the patch writes {path!r} through the symbolic link {folder!r}",
+            )
+
+
+def _check_link_target(path: str, target: str) -> None:
+    """Refuses a symbolic link that leads outside the workspace or into
+    ``.git/``."""
+    if target.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", target):
+        raise PatchRefused(
+            "symlink",
+            f"the patch makes {path!r} a symbolic link to {target!r}, outside the "
+            "workspace",
+        )
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
+    first = resolved.split("/")[0].lower()
+    if resolved == ".." or resolved.startswith("../"):
+        raise PatchRefused(
+            "symlink",
+            f"the patch makes {path!r} a symbolic link to {target!r}, which leads "
+            "outside the workspace",
+        )
+    if first in (".git", ".recovery"):
+        raise PatchRefused(
+            "symlink",
+            f"the patch makes {path!r} a symbolic link into {first}/",
+        )
