@@ -20,6 +20,7 @@ SCRIPT = textwrap.dedent(
     from pathlib import Path
 
     from recovery_core import Completed, Halted, NoopStrategy, RecoveryApp, parse_plan
+    from recovery_core.ports import ProjectionUpdate
     from recovery_core.testing import (
         FakeHost, MemoryWorkspace, RecordingNotifier, ScriptedSteps,
     )
@@ -76,6 +77,7 @@ SCRIPT = textwrap.dedent(
     assert isinstance(second, Completed), second
     assert not violations, violations
     assert [n.failure.error for n in inbox.got] == ["check failed (scripted)"]
+    assert isinstance(kept.updates[-1], ProjectionUpdate)
     assert kept.updates[-1].view.state == "completed"
     assert any(u.failure_log for u in kept.updates)
     calls = [c.step for c in steps.calls]
