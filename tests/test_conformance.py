@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import shlex
 import shutil
 import socket
 import sys
@@ -92,6 +93,8 @@ class _ClosedStream(io.StringIO):
 class TestConsole(testing.NotifierConformance):
     """The console notifier on a stream; a closed stream cannot be written."""
 
+    registered_kind = "console"
+
     def make_notifier(self) -> Notifier:
         self.stream = io.StringIO()
         return ConsoleNotifier(self.stream)
@@ -119,8 +122,13 @@ class _Folder(testing.NotifierConformance):
 class TestInbox(_Folder):
     """The inbox notifier; an inbox whose folder is a file cannot be written."""
 
+    registered_kind = "inbox"
+
+    def spec_argument(self) -> str:
+        return str(self.folder / "inbox" / "halts.jsonl")
+
     def make_notifier(self) -> Notifier:
-        return InboxNotifier(self.folder / "inbox" / "halts.jsonl")
+        return InboxNotifier(self.spec_argument())
 
     def make_undeliverable_notifier(self) -> Notifier:
         (self.folder / "a-file").write_text("not a folder\n")
@@ -140,9 +148,16 @@ class TestCommand(_Folder):
     """The command notifier with a real program that appends what it reads;
     a program that exits 1 did not deliver."""
 
+    registered_kind = "command"
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-c", APPEND, str(self.folder / "received.jsonl")]
+
+    def spec_argument(self) -> str:
+        return shlex.join(self.argv())
+
     def make_notifier(self) -> Notifier:
-        received = str(self.folder / "received.jsonl")
-        return CommandNotifier([sys.executable, "-c", APPEND, received])
+        return CommandNotifier(self.argv())
 
     def make_undeliverable_notifier(self) -> Notifier:
         return CommandNotifier([sys.executable, "-c", "raise SystemExit(1)"])
@@ -187,6 +202,8 @@ class TestWebhook(testing.NotifierConformance):
     """The webhook notifier against a local server; a port nothing listens on
     does not deliver (one try)."""
 
+    registered_kind = "webhook"
+
     def setUp(self) -> None:
         super().setUp()
         for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
@@ -194,6 +211,9 @@ class TestWebhook(testing.NotifierConformance):
                 self.addCleanup(os.environ.__setitem__, name, os.environ.pop(name))
         self.receiver = _Receiver()
         self.addCleanup(self.receiver.close)
+
+    def spec_argument(self) -> str:
+        return self.receiver.url
 
     def make_notifier(self) -> Notifier:
         return WebhookNotifier(self.receiver.url, timeout_s=10.0)

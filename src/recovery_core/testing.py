@@ -58,6 +58,7 @@ from recovery_core.ports import (
     Workspace,
 )
 from recovery_core.records import Failure
+from recovery_core.registry import Registry
 from recovery_core.strategies import get_strategy
 
 __all__ = [
@@ -359,6 +360,8 @@ def json_problems(value: object, where: str = "details") -> list[str]:
 
 # -- what the conformance tests run on --------------------------------------
 
+#: The entry point group of notifier kinds (``--notify KIND:ARG``).
+NOTIFIER_GROUP: Final = "recovery_core.notifiers"
 #: The run every conformance test uses.
 RUN_ID: Final = "0c0ffee0c0ffee0c0ffee0c0ffee0c0f"
 #: The workspace before the failed batch.
@@ -727,9 +730,19 @@ class NotifierConformance(_Conformance):
     being swallowed. Fill in :meth:`deliveries` to have every delivery
     counted where it arrived."""
 
+    #: The kind an entry point of the group ``recovery_core.notifiers`` gives
+    #: the notifier (``--notify KIND:ARG``); when set, the kit checks that
+    #: the kind's factory, given :meth:`spec_argument`, makes one.
+    registered_kind: ClassVar[str | None] = None
+
     def make_notifier(self) -> Notifier:
         """A new notifier under test, whose channel delivers."""
         raise NotImplementedError("fill in make_notifier")
+
+    def spec_argument(self) -> str:
+        """The ARG of ``--notify KIND:ARG`` for :attr:`registered_kind` (the
+        text after the colon; empty by default)."""
+        return ""
 
     def make_undeliverable_notifier(self) -> Notifier | None:
         """A notifier of the same kind whose deliveries fail; None (the
@@ -791,6 +804,18 @@ class NotifierConformance(_Conformance):
         self.assertTrue(notifier.channel.strip(), "an empty channel")
         self.assertNotIn("\n", notifier.channel)
         self.assertEqual(notifier.channel, notifier.channel)
+
+    def test_is_found_by_its_registered_kind(self) -> None:
+        """The entry point of :attr:`registered_kind` names a factory that,
+        given the spec's argument, makes a notifier of the same class."""
+        if self.registered_kind is None:
+            self.skipTest("registered_kind is not set")
+        kinds = Registry[Callable[[str], object]](
+            "notifier", NOTIFIER_GROUP, check=callable
+        )
+        made = kinds.get(self.registered_kind)(self.spec_argument())
+        self.assertIsInstance(made, Notifier)
+        self.assertIs(type(made), type(self.make_notifier()))
 
     def test_delivers_a_halt(self) -> None:
         """notify delivers the runner's notification of a halt and returns."""
