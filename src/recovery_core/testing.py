@@ -62,6 +62,9 @@ from recovery_core.registry import Registry
 from recovery_core.strategies import get_strategy
 
 __all__ = [
+    "BASELINE_FILES",
+    "FAULTY_FILES",
+    "ODD_FAILURES",
     "CommitCall",
     "FakeHost",
     "MemoryWorkspace",
