@@ -12,6 +12,10 @@ import pytest
 
 from support import GIT_IDENTITY, make_repo
 
+#: The example plugin's own tests run in the virtual environment it is
+#: installed into (tests/test_plugin_kit.py), where it can be imported.
+collect_ignore = ["plugins"]
+
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

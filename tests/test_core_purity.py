@@ -1,6 +1,8 @@
 """recovery_core does no I/O but the event store: a whole run, through a
-failure, a decision and a completion, on a ``memory://`` store with in-memory
-adapters, under an audit hook that fails on any file write, folder made,
+failure, a decision and a completion, on a ``memory://`` store with the
+in-memory fakes of the public kit (:mod:`recovery_core.testing`), then the
+kit's conformance tests on the built-in ``noop`` strategy and a recording
+notifier, all under an audit hook that fails on any file write, folder made,
 process started, signal sent, socket used or sleep. It proves the rule instead
 of grepping for it (the hook runs in a child interpreter: audit hooks cannot be
 removed)."""
@@ -12,87 +14,42 @@ import sys
 import textwrap
 
 SCRIPT = textwrap.dedent(
-    '''
+    """
     import contextlib, os, sys
     sys.dont_write_bytecode = True
     from pathlib import Path
 
-    from recovery_core import (
-        Committed, Completed, Halted, NoopStrategy, Quarantine, RecoveryApp,
-        StepOutcome, parse_plan,
-    )
+    from recovery_core import Completed, Halted, NoopStrategy, RecoveryApp, parse_plan
     from recovery_core.ports import ProjectionUpdate
+    from recovery_core.testing import (
+        FakeHost, MemoryWorkspace, RecordingNotifier, ScriptedSteps,
+    )
 
-    class Workspace:
-        """A workspace kept in memory."""
-        root = Path("/nowhere/workspace")
-        def __init__(self):
-            self.files, self.snapshots = {}, {}
-        def ignore(self, path): pass
-        @contextlib.contextmanager
-        def locked(self, holder):
-            yield
-        def prepare(self, *, commits=False): pass
-        def check(self, baseline): return ()
-        def snapshot(self, *, run_id, batch_id, attempt):
-            name = f"snap-{len(self.snapshots)}"
-            self.snapshots[name] = dict(self.files)
-            return name
-        def changed_files(self, baseline):
-            was = self.snapshots.get(baseline, {})
-            return tuple(sorted(p for p in {*was, *self.files} if was.get(p) != self.files.get(p)))
-        def read(self, snapshot, paths):
-            return {p: self.snapshots[snapshot].get(p) for p in paths}
-        def quarantine(self, *, run_id, batch_id, attempt, baseline):
-            files = self.changed_files(baseline)
-            self.restore(baseline, files)
-            return Quarantine(ref=f"mem/{batch_id}/{attempt}", files=files, tree_id="t")
-        def restore(self, baseline, files):
-            was = self.snapshots[baseline]
-            for path in files:
-                if path in was:
-                    self.files[path] = was[path]
-                else:
-                    self.files.pop(path, None)
-        def commit(self, *, baseline, files, message, trailers):
-            return Committed(commit="c" * 40)
+    workspace = MemoryWorkspace()
+    made = []
 
-    workspace = Workspace()
-    calls = []
+    def make(step, context):
+        made.append(context.attempt)
+        workspace.write({"app.py": f"v{len(made)}"})
 
-    def step(step, context):
-        calls.append(step.name)
-        if step.name == "make":
-            workspace.files["app.py"] = f"v{len(calls)}"
-            return StepOutcome(passed=True, duration_s=0.0)
-        passed = len(calls) > 2  # the first check fails, the retry passes
-        return StepOutcome(passed=passed, duration_s=0.0, error="" if passed else "boom",
-                           exit_code=None if passed else 1)
-
-    class Inbox:
-        channel = "inbox"
-        def __init__(self): self.got = []
-        def notify(self, n): self.got.append(n)
+    # the first check fails, the retry passes
+    steps = ScriptedSteps({"check": ["fail", "pass"]}, effects={"make": make})
+    inbox = RecordingNotifier("inbox")
 
     class Kept:
         name = "memory"
         def __init__(self): self.updates = []
         def project(self, update): self.updates.append(update)
 
-    class Host:
-        host, pid = "test-host", 4242
-        def alive(self, host, pid): return True
-        def sleep(self, seconds): raise AssertionError("no waiting here")
-
     plan = parse_plan({"plan_id": "pure", "batches": [{
         "batch_id": "b1", "commit_strategy": "commit",
         "actions": [{"name": "make", "run": ["make"]}],
         "validation": [{"name": "check", "kind": "command", "run": ["check"]}]}]})
     app = RecoveryApp.open("memory://")
-    inbox, kept = Inbox(), Kept()
+    kept = Kept()
     runner = app.runner(plan, workspace=workspace, strategy=NoopStrategy(),
-                        notifiers=[inbox], projections=[kept], host=Host(),
-                        step_runners={"command": step})
+                        notifiers=[inbox], projections=[kept], host=FakeHost(),
+                        step_runners={"command": steps})
 
     violations = []
     WRITE = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
@@ -119,17 +76,38 @@ SCRIPT = textwrap.dedent(
     second = runner.run()
     assert isinstance(second, Completed), second
     assert not violations, violations
-    assert [n.failure.error for n in inbox.got] == ["boom"]
+    assert [n.failure.error for n in inbox.got] == ["check failed (scripted)"]
+    assert isinstance(kept.updates[-1], ProjectionUpdate)
     assert kept.updates[-1].view.state == "completed"
     assert any(u.failure_log for u in kept.updates)
+    calls = [c.step for c in steps.calls]
     assert calls == ["make", "check", "make", "check"], calls
+    assert workspace.commits[-1].contents == {"app.py": "v2"}
+
+    import io, unittest
+    from recovery_core import testing
+
+    class Noop(testing.StrategyConformance):
+        def make_strategy(self): return NoopStrategy()
+
+    class Recording(testing.NotifierConformance):
+        def make_notifier(self): return RecordingNotifier("inbox")
+        def make_undeliverable_notifier(self): return RecordingNotifier("inbox", fail=True)
+        def deliveries(self, notifier): return len(notifier.got)
+
+    load = unittest.defaultTestLoader.loadTestsFromTestCase
+    suite = unittest.TestSuite([load(Noop), load(Recording)])
+    said = io.StringIO()
+    result = unittest.TextTestRunner(stream=said).run(suite)
+    assert result.wasSuccessful() and result.testsRun > 15, said.getvalue()
+    assert not violations, violations
     try:
         open("/tmp/recovery-core-purity-probe", "w")
     except RuntimeError:
         pass
     assert violations and violations[-1][0] == "open", "the hook is not live"
     print("pure", len(app.history(first.run_id)), "events")
-    '''
+    """
 )
 
 

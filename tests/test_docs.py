@@ -126,6 +126,7 @@ def test_pages_with_examples_have_python() -> None:
     above cannot pass by finding none)."""
     expected = {
         DOCS / "how-to" / "write-a-strategy.md",
+        DOCS / "how-to" / "write-a-strategy-or-notifier-plugin.md",
         DOCS / "how-to" / "rebuild-the-failure-log.md",
         DOCS / "reference" / "plan.md",
         DOCS / "reference" / "events.md",

@@ -126,6 +126,8 @@ def record_run(url: str) -> tuple[RecoveryApp, UUID, list[Run.Event]]:
             "b1",
             1,
             strategy="architect-agent",
+            strategy_package="recovery-core",
+            strategy_version="0.1.0",
             outcome={
                 "analysis": "line 2: wrong operator",
                 "proposal": True,
@@ -699,4 +701,47 @@ def test_a_version_1_failure_reads_back_and_its_chain_verifies_as_stored(
     app = RecoveryApp.open(recorded.url, create=False)
     with pytest.raises(IntegrityError, match="content does not match"):
         verify_chain(app.stored_records(recorded.run_id))
+    app.close()
+
+
+def test_a_version_1_recovery_attempt_reads_back_without_its_package(
+    recorded: Recorded,
+) -> None:
+    """A history whose RecoveryAttempted was stored before the strategy's
+    package and version were recorded (version 1: no such fields, no
+    class_version) reads back with both None, the run's state says so, and
+    the chain verifies through the records as stored."""
+    (attempted_at,) = [
+        e.originator_version
+        for e in recorded.events
+        if isinstance(e, Run.RecoveryAttempted)
+    ]
+    prev = ""
+    for version, topic, raw in stored_rows(recorded.db, recorded.run_id):
+        state = json.loads(raw)
+        if version < attempted_at:
+            prev = state["digest"]
+            continue
+        if version == attempted_at:
+            assert state["class_version"] == 2
+            assert state["strategy_package"] == "recovery-core"
+            assert state["strategy_version"] == "0.1.0"
+            for late in ("class_version", "strategy_package", "strategy_version"):
+                del state[late]
+        write_state(
+            recorded, version, reseal(topic, recorded.run_id, version, state, prev)
+        )
+        prev = json.loads(state_of(recorded, version))["digest"]
+    app = RecoveryApp.open(recorded.url, create=False)
+    (upcast,) = [
+        e for e in app.history(recorded.run_id) if isinstance(e, Run.RecoveryAttempted)
+    ]
+    assert (upcast.strategy, upcast.strategy_package, upcast.strategy_version) == (
+        "architect-agent",
+        None,
+        None,
+    )
+    assert upcast.outcome["analysis"] == "line 2: wrong operator"
+    assert verify_chain(app.stored_records(recorded.run_id)) == prev
+    assert app.view(recorded.run_id).state == "completed"
     app.close()

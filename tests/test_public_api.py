@@ -71,3 +71,20 @@ def test_every_public_name_is_used_by_a_test(name: str, obj: object) -> None:
         if path != here and pattern.search(path.read_text())
     ]
     assert users, f"no test uses {name}"
+
+
+def test_the_testing_kit_is_documented_and_referenced() -> None:
+    """recovery_core.testing (a public module, not re-exported) has an
+    __all__ (sorted as ruff's RUF022 sorts it: constants first) whose every
+    name exists, has a docstring when it is a class or a function, and has a
+    row in the API reference."""
+    from recovery_core import testing
+
+    names = list(testing.__all__)
+    assert len(set(names)) == len(names)
+    text = REFERENCE.read_text()
+    for name in names:
+        obj = getattr(testing, name)
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            assert obj.__doc__, f"{name} has no docstring"
+        assert f"| `{name}` |" in text, f"{name} is not in {REFERENCE.name}"

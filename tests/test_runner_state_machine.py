@@ -432,7 +432,7 @@ class RunnerMachine(RuleBasedStateMachine):
         self.steps = ScriptedSteps(self.workspace)
         self.kept = KeepingProjection()
         self.broken: RaisingProjection | None = None
-        self.notifier = RecordingNotifier()
+        self.notifier = RecordingNotifier("inbox")
         self.dead: set[tuple[str, int]] = set()
         self.pid = 1000
         self.model = Model(batches=[])

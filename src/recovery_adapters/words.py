@@ -184,6 +184,8 @@ def run_json(
         else {"batch_id": view.awaiting[0], "attempt": view.awaiting[1]},
         "decision": None if view.decision is None else attrs.asdict(view.decision),
         "strategy": view.strategy,
+        "strategy_package": view.strategy_package,
+        "strategy_version": view.strategy_version,
         "abort_reason": view.abort_reason,
         "runner": None if view.claim is None else attrs.asdict(view.claim),
         "batches": [

@@ -27,6 +27,7 @@ from recovery_core.ports import (
 )
 from recovery_core.records import Failure, RunView
 from recovery_core.run import Run
+from recovery_core.strategies import strategy_provenance
 from recovery_core.tracebacks import first_line
 
 if TYPE_CHECKING:
@@ -130,6 +131,7 @@ class Halting:
         attempt = failure.attempt
         answer = self._ask_strategy(run_id, batch, failure)
         kept = answer.quarantine
+        source = strategy_provenance(self.strategy)
 
         def answered(run: Run) -> None:
             if kept is not None:
@@ -145,6 +147,8 @@ class Halting:
                 batch.batch_id,
                 attempt,
                 strategy=self.strategy.name,
+                strategy_package=source.package,
+                strategy_version=source.version,
                 outcome=outcome_data,
             )
 

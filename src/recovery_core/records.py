@@ -192,6 +192,10 @@ class RunView:
     proposal: bool = False
     strategy: str | None = None
     abort_reason: str | None = None
+    #: The package and version that ship ``strategy`` (None where not known,
+    #: or recorded before they were).
+    strategy_package: str | None = None
+    strategy_version: str | None = None
 
     def batch(self, batch_id: str) -> BatchView:
         """The view of one batch; :class:`KeyError` when the plan has none."""
@@ -361,6 +365,8 @@ def _batch_started(view: RunView, e: Any) -> RunView:
         awaiting=None,
         proposal=False,
         strategy=None,
+        strategy_package=None,
+        strategy_version=None,
     )
 
 
@@ -418,7 +424,13 @@ def _quarantined(view: RunView, e: Any) -> RunView:
 def _recovery_attempted(view: RunView, e: Any) -> RunView:
     proposal = bool(e.outcome.get("proposal"))
     view = _batch(view, e.batch_id, answer=dict(e.outcome))
-    return attrs.evolve(view, strategy=e.strategy, proposal=proposal)
+    return attrs.evolve(
+        view,
+        strategy=e.strategy,
+        strategy_package=e.strategy_package,
+        strategy_version=e.strategy_version,
+        proposal=proposal,
+    )
 
 
 @_on("OperatorNotified")

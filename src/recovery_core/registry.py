@@ -5,19 +5,83 @@ An explicit :meth:`Registry.register` wins over an entry point of the same name.
 Entry points are looked up on first use and loaded only when their name is
 asked for; one that fails to load becomes one :class:`PluginError` naming the
 plugin and its package.
+
+:func:`provenance_of` says which installed package (and version) a plugin's
+code comes from, for the record: it reads the installed packages' metadata,
+and writes nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from importlib.metadata import EntryPoint, entry_points
-from typing import Generic, TypeVar
+import functools
+from collections.abc import Callable, Mapping
+from importlib.metadata import (
+    EntryPoint,
+    PackageNotFoundError,
+    entry_points,
+    packages_distributions,
+    version,
+)
+from typing import Final, Generic, TypeVar
+
+import attrs
 
 from recovery_core.errors import RecoveryError
 
-__all__ = ["PluginError", "Registry"]
+__all__ = ["OWN_DISTRIBUTION", "PluginError", "Provenance", "Registry", "provenance_of"]
 
 T = TypeVar("T")
+
+#: The distribution package this code ships in, and its top-level packages.
+OWN_DISTRIBUTION: Final = "recovery-core"
+_OWN_PACKAGES: Final = frozenset({"recovery_core", "recovery_adapters"})
+
+
+@attrs.frozen
+class Provenance:
+    """Where a plugin's code comes from: the distribution package that ships
+    it (as pip names it) and that package's version; None for code in no
+    installed package (a script, a test module, a host's own code)."""
+
+    package: str | None = None
+    version: str | None = None
+
+
+def _version(package: str) -> str | None:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
+@functools.cache
+def _module_owners() -> Mapping[str, list[str]]:
+    # Read once per process: it walks every installed package's file list.
+    return packages_distributions()
+
+
+@functools.cache
+def _provenance(top: str, group: str | None) -> Provenance:
+    if top in _OWN_PACKAGES:
+        return Provenance(OWN_DISTRIBUTION, _version(OWN_DISTRIBUTION))
+    # A package installed in development mode lists no modules of its own,
+    # but its entry points name them.
+    for entry in entry_points(group=group) if group else ():
+        if entry.dist is not None and entry.module.partition(".")[0] == top:
+            return Provenance(entry.dist.name, entry.dist.version)
+    owners = _module_owners().get(top) or []
+    if not owners:
+        return Provenance()
+    return Provenance(owners[0], _version(owners[0]))
+
+
+def provenance_of(plugin: object, group: str | None = None) -> Provenance:
+    """The installed package that ships ``plugin`` (an object, its class, or a
+    function), found by its module: recovery-core for the built-in ones, a
+    package that declares an entry point in ``group`` for that module, else
+    the package whose files hold the module."""
+    module = getattr(plugin, "__module__", None) or type(plugin).__module__
+    return _provenance(str(module).partition(".")[0], group)
 
 
 class PluginError(RecoveryError, LookupError):
@@ -65,6 +129,19 @@ class Registry(Generic[T]):
         found.update(dict.fromkeys(self._builtins, "built-in"))
         found.update(dict.fromkeys(self._registered, "registered"))
         return dict(sorted(found.items()))
+
+    def provenance(self, name: str) -> Provenance:
+        """Where the plugin registered under ``name`` comes from: the package
+        that declares its entry point, recovery-core for a built-in one, or
+        the package of a registered factory's module."""
+        if name in self._registered:
+            return provenance_of(self._registered[name], self.group)
+        entry = self._entry_points().get(name)
+        if entry is not None and entry.dist is not None:
+            return Provenance(entry.dist.name, entry.dist.version)
+        if name in self._builtins:
+            return Provenance(OWN_DISTRIBUTION, _version(OWN_DISTRIBUTION))
+        return Provenance()
 
     def get(self, name: str) -> T:
         """The plugin registered under ``name``."""

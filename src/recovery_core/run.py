@@ -204,13 +204,23 @@ class Run(BaseAggregate[UUID]):
         tree_id: str
 
     class RecoveryAttempted(Event):
-        """The recovery strategy answered the failure."""
+        """The recovery strategy answered the failure: its name, the package
+        and version that ship it (None where not known), and its answer.
+        Version 1 had no package or version: read back, they are None."""
 
         TOPIC = "recovery:RecoveryAttempted"
+        class_version = 2
         batch_id: str
         attempt: int
         strategy: str
+        strategy_package: str | None
+        strategy_version: str | None
         outcome: dict[str, Any]
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["strategy_package"] = None
+            state["strategy_version"] = None
 
     class OperatorNotified(Event):
         """A notification was sent on a channel, or failed to be."""
@@ -478,15 +488,25 @@ class Run(BaseAggregate[UUID]):
         )
 
     def recovery_attempted(
-        self, batch_id: str, attempt: int, *, strategy: str, outcome: Mapping[str, Any]
+        self,
+        batch_id: str,
+        attempt: int,
+        *,
+        strategy: str,
+        outcome: Mapping[str, Any],
+        strategy_package: str | None = None,
+        strategy_version: str | None = None,
     ) -> None:
-        """Records the recovery strategy's answer to the failure."""
+        """Records the recovery strategy's answer to the failure, with the
+        package and version that ship the strategy."""
         rules.require_awaiting(self.state_view, batch_id, attempt)
         self._trigger(
             self.RecoveryAttempted,
             batch_id=batch_id,
             attempt=attempt,
             strategy=strategy,
+            strategy_package=strategy_package,
+            strategy_version=strategy_version,
             outcome=dict(outcome),
         )
 

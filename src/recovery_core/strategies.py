@@ -15,7 +15,7 @@ from typing import Final
 import attrs
 
 from recovery_core.ports import FailureContext, RecoveryOutcome, RecoveryStrategy
-from recovery_core.registry import PluginError, Registry
+from recovery_core.registry import PluginError, Provenance, Registry, provenance_of
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -27,6 +27,7 @@ __all__ = [
     "default_strategy",
     "get_strategy",
     "register_strategy",
+    "strategy_provenance",
 ]
 
 ENTRY_POINT_GROUP: Final = "recovery_core.strategies"
@@ -79,6 +80,14 @@ def default_strategy(workspace: object) -> RecoveryStrategy:
     make = getattr(workspace, "default_strategy", None)
     strategy = make() if callable(make) else None
     return strategy if isinstance(strategy, RecoveryStrategy) else NoopStrategy()
+
+
+def strategy_provenance(strategy: object) -> Provenance:
+    """The package and version that ship ``strategy`` (what
+    ``RecoveryAttempted`` records beside its name): recovery-core for the
+    built-in ones, the package of a plugin's entry point, else the installed
+    package that holds its module; None for code in no installed package."""
+    return provenance_of(strategy, ENTRY_POINT_GROUP)
 
 
 def get_strategy(name: str) -> RecoveryStrategy:

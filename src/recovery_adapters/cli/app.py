@@ -68,6 +68,7 @@ from recovery_core import (
     load_plan,
 )
 from recovery_core.store import parse_store_url
+from recovery_core.strategies import STRATEGIES
 
 __all__ = ["build_parser", "main"]
 
@@ -454,13 +455,23 @@ def _add_runs_command(
 
 
 def cmd_strategies(args: argparse.Namespace) -> int:
-    """``recovery strategies``: the registered strategies."""
+    """``recovery strategies``: the registered strategies, with the package
+    and version each comes from."""
     found = available_strategies()
+    rows = []
+    for name, source in found.items():
+        shipped = STRATEGIES.provenance(name)
+        rows.append((name, source, shipped.package, shipped.version))
     if args.json:
-        _print_json([{"name": n, "source": s} for n, s in found.items()])
+        _print_json(
+            [
+                {"name": n, "source": s, "package": p, "version": v}
+                for n, s, p, v in rows
+            ]
+        )
     else:
-        rows = [[name, source] for name, source in found.items()]
-        sys.stdout.write(format_table(["STRATEGY", "FROM"], rows) + "\n")
+        table = [[n, s, v or ""] for n, s, _, v in rows]
+        sys.stdout.write(format_table(["STRATEGY", "FROM", "VERSION"], table) + "\n")
     return EXIT_OK
 
 
