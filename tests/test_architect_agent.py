@@ -9,6 +9,7 @@ import http.server
 import json
 import os
 import shlex
+import subprocess
 import sys
 import threading
 import time
@@ -705,3 +706,40 @@ def test_a_removed_line_that_looks_like_a_header_is_no_path(repo: Path) -> None:
     commit = git(repo, "rev-parse", "HEAD").strip()
     checked = sandbox.check_patch(sandbox.tree(commit), patch)
     assert checked.paths == ("schema.sql",)
+
+
+KILLED_IN_SANDBOX = """\
+import os, signal, sys
+from pathlib import Path
+from recovery_adapters.git.sandbox import GitSandbox
+sandbox = GitSandbox(Path(sys.argv[1]))
+commit = sandbox.kept("refs/heads/main")
+with sandbox.worktree(commit) as path:
+    print(path, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # as a runner killed mid-pre-validation
+"""
+
+
+def test_a_sandbox_left_by_a_killed_runner_is_swept_by_the_next_one(
+    repo: Path, temp_dir: Path
+) -> None:
+    """A runner SIGKILLed while it tried a proposal out leaves its sandbox
+    worktree (git's record and the temporary folder); the next runner to hold
+    the workspace removes both, and the user's tree is untouched."""
+    before = user_files(repo)
+    done = subprocess.run(
+        [sys.executable, "-c", KILLED_IN_SANDBOX, str(repo)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TMPDIR": str(temp_dir)},
+        check=False,
+    )
+    left = Path(done.stdout.strip())
+    assert left.is_dir(), done.stderr
+    assert len(GitSandbox(repo).worktrees()) == 2
+    with GitWorkspace(repo) as workspace, workspace.locked({"pid": "1"}):
+        pass
+    assert not left.exists()
+    assert not left.parent.exists()
+    assert GitSandbox(repo).worktrees() == [repo.resolve()]
+    assert user_files(repo) == before

@@ -33,7 +33,14 @@ import attrs
 from recovery_adapters.git.command import Git, GitError, WorkspaceError, discover
 from recovery_adapters.git.refs import ref_part
 
-__all__ = ["CheckedPatch", "GitSandbox", "PatchRefused", "proposal_ref"]
+__all__ = [
+    "SANDBOX_PREFIX",
+    "CheckedPatch",
+    "GitSandbox",
+    "PatchRefused",
+    "proposal_ref",
+    "sweep_sandboxes",
+]
 
 #: How our diffs are printed, whatever the repository's settings say.
 _DIFF: Final = (
@@ -49,6 +56,8 @@ _DIFF: Final = (
 _APPLY: Final = ("apply", "--recount", "--whitespace=nowarn")
 _ID: Final = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 _LINK: Final = "120000"
+#: How the temporary folder of a sandbox worktree is named.
+SANDBOX_PREFIX: Final = "recovery-sandbox-"
 #: The largest patch taken from an agent.
 MAX_PATCH_BYTES: Final = 4 << 20
 #: Who writes a proposal's commit.
@@ -246,7 +255,7 @@ class GitSandbox:
         folder outside the user's tree; removed with its folder afterwards,
         whatever happens in the block."""
         _commit_id(commit)
-        folder = Path(tempfile.mkdtemp(prefix="recovery-sandbox-")).resolve()
+        folder = Path(tempfile.mkdtemp(prefix=SANDBOX_PREFIX)).resolve()
         if folder.is_relative_to(self.root):
             shutil.rmtree(folder, ignore_errors=True)
             raise WorkspaceError(
@@ -276,6 +285,24 @@ class GitSandbox:
             for field in out.split("\0")
             if field.startswith("worktree ")
         ]
+
+
+def sweep_sandboxes(git: Git) -> list[Path]:
+    """Removes the sandbox worktrees that a runner killed while it tried a
+    proposal out left behind (git's record of them, and their temporary
+    folders); returns them. Only while the workspace is held: then no runner
+    of ours has a sandbox open."""
+    listed = git.text("worktree", "list", "--porcelain", "-z").split("\0")
+    paths = [Path(f.removeprefix("worktree ")) for f in listed if f[:9] == "worktree "]
+    stale = [p for p in paths if p.parent.name.startswith(SANDBOX_PREFIX)]
+    for path in stale:
+        with contextlib.suppress(GitError):  # its folder may be gone already
+            git.run("worktree", "remove", "--force", "--force", "--", str(path))
+        shutil.rmtree(path.parent, ignore_errors=True)
+    if stale:
+        with contextlib.suppress(GitError):
+            git.run("worktree", "prune")
+    return stale
 
 
 def _commit_id(value: str) -> str:

@@ -42,6 +42,7 @@ from recovery_adapters.git.refs import (
     clear_stale_locks,
     ref_part,
 )
+from recovery_adapters.git.sandbox import sweep_sandboxes
 from recovery_adapters.git.worktree import (
     IGNORE_ALL,
     WorkingTree,
@@ -149,7 +150,8 @@ class GitWorkspace:
         self._state: RepositoryState | None = None
         self._found: tuple[str, ...] = ()
         self._checked: RefState | None = None
-        self._staged: str | None = None  # the user's index tree at that snapshot
+        self._staged: str | None = None
+        self._swept = False  # the user's index tree at that snapshot
         self._identity: tuple[str, str] | None = None
 
     # -- what it is ---------------------------------------------------------
@@ -203,9 +205,14 @@ class GitWorkspace:
         host, pid); raises :class:`~recovery_adapters.git.lock.WorkspaceInUse`
         (exit 5), naming the holder, while another live process holds it.
         Held, it clears what a killed git process of ours left locked under
-        ``refs/recovery/`` (see :func:`~recovery_adapters.git.refs.clear_stale_locks`)."""
+        ``refs/recovery/`` (see :func:`~recovery_adapters.git.refs.clear_stale_locks`)
+        and the sandbox worktrees a killed runner left
+        (:func:`~recovery_adapters.git.sandbox.sweep_sandboxes`)."""
         with self._lock.hold(holder):
             clear_stale_locks(self._common_dir)
+            if not self._swept:  # once: no sandbox of ours opens meanwhile
+                sweep_sandboxes(self._git)
+                self._swept = True
             yield
 
     def prepare(self, *, commits: bool = False, write: bool = True) -> None:
