@@ -93,6 +93,28 @@ def test_a_second_runner_of_a_waiting_run_exits_5_and_the_decision_is_its_own(
     assert _skips(app, status["run_id"]) == 1
 
 
+def test_a_killed_runner_its_parent_never_reaped_is_taken_over(repo: Path) -> None:
+    """A waiting runner SIGKILLed whose parent (here, the test) has not reaped
+    it yet is a zombie: it still has a process id, but it has ended. Its claim
+    is a dead runner's, taken over by the next ``resume`` (before, it was
+    taken for alive, and ``resume`` exited 5 until the parent reaped it)."""
+    _plan(repo)
+    runner = waiting_runner(repo)
+    try:
+        os.killpg(runner.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        stat = Path(f"/proc/{runner.pid}/stat")
+        while stat.read_text().rpartition(")")[2].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the runner never ended"
+            time.sleep(0.05)
+        assert run_cli("decide", "latest", "b1", "skip", cwd=repo).returncode == 0
+        resumed = run_cli("resume", "latest", cwd=repo)
+        assert resumed.returncode == 0, resumed.stderr
+        assert cli_json("status", cwd=repo)["state"] == "completed"
+    finally:
+        runner.wait()
+
+
 def test_ctrl_c_while_waiting_leaves_the_run_halted_and_free(repo: Path) -> None:
     """SIGINT to a waiting runner: it stops, the run stays halted with its
     decision open, and the claim is released, so ``resume`` (after a decision)

@@ -21,14 +21,19 @@ _ENDING = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
 def process_alive(pid: int) -> bool:
-    """Whether the process ``pid`` of this host exists."""
+    """Whether the process ``pid`` of this host exists and has not ended: a
+    zombie (ended, not yet reaped by its parent) is dead, as its claim is."""
     try:
         os.kill(pid, 0)  # signal 0: does it exist? (nothing is sent)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True  # it exists, as another user's
-    return True
+        pass  # it exists, as another user's
+    try:  # Linux: the state follows the command's name, in parentheses
+        stat = Path(f"/proc/{pid}/stat").read_text(errors="replace")
+    except OSError:
+        return not Path("/proc/self/stat").exists()  # gone meanwhile, or no /proc
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 class LocalHost:
