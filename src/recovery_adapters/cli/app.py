@@ -58,6 +58,7 @@ from recovery_core import (
     RunView,
     UnknownRun,
     available_strategies,
+    batch_strategies,
     get_strategy,
     load_plan,
 )
@@ -148,6 +149,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise PlanCannotRun(str(plan_path), problems)
     if args.strategy is not None:
         get_strategy(args.strategy)
+    batch_strategies(plan)  # a policy's unknown strategy: exit 2, nothing written
     notifiers = make_notifiers(args.notify)
     runner_timing()  # a bad setting stops it here, before anything is written
     _require_terminal(args)
@@ -197,6 +199,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     problems: list[str] = []
     try:
         plan.require_runners()
+    except PlanError as exc:
+        problems += exc.problems
+    try:
+        batch_strategies(plan)
     except PlanError as exc:
         problems += exc.problems
     with GitWorkspace(workspace_dir, exclude=[plan_path]) as workspace:

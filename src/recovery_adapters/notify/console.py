@@ -28,6 +28,8 @@ def format_notification(n: Notification) -> str:
         lines.append("  output (last lines):")
         lines.extend(f"    | {line}" for line in output.splitlines()[-12:])
     lines.append(f"  strategy {n.strategy}: {n.analysis}")
+    if n.policy_note:
+        lines.append(f"  policy: not decided automatically: {n.policy_note}")
     if n.hints:
         lines.append("  look at the change, or bring it back, with:")
         lines.extend(f"    {h}" for h in n.hints)
