@@ -127,6 +127,7 @@ def test_pages_with_examples_have_python() -> None:
     expected = {
         DOCS / "how-to" / "write-a-strategy.md",
         DOCS / "how-to" / "rebuild-the-failure-log.md",
+        DOCS / "how-to" / "automatic-recovery-policies.md",
         DOCS / "reference" / "plan.md",
         DOCS / "reference" / "events.md",
     }

@@ -6,6 +6,7 @@ policies existed."""
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 import sys
 from datetime import datetime
@@ -21,6 +22,7 @@ from recovery_core import (
     Failure,
     PlanError,
     Policy,
+    batch_strategies,
     failure_fingerprint,
     normalise_error,
     parse_plan,
@@ -39,6 +41,7 @@ from support import (
     write_file_action,
     write_plan,
 )
+from test_crash_safety import KILLER
 
 KIT = Path(__file__).resolve().parent / "policykit"
 
@@ -466,6 +469,7 @@ def test_a_run_stored_before_fingerprints_still_loads_and_goes_on(
         actions=[{"name": "write", "run": [sys.executable, "-c", ATTEMPT_AWARE]}],
     )
     assert run_cli("run", plan, cwd=repo).returncode == 3
+    assert not {"PolicyDecided", "PolicyEscalated"} & set(_topics(repo))  # no policy
     db = repo / ".recovery" / "events.sqlite3"
     with sqlite3.connect(db) as conn:
         rows = conn.execute(
@@ -501,3 +505,66 @@ def test_a_run_stored_before_fingerprints_still_loads_and_goes_on(
     assert decided.returncode == 0, decided.stderr
     resumed = run_cli("resume", "latest", cwd=repo)
     assert resumed.returncode == 0, resumed.stderr
+
+
+# -- crash safety ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "killed_after", ["recovery:RecoveryAttempted", "recovery:PolicyDecided"]
+)
+def test_a_policy_decision_survives_a_killed_runner_and_is_carried_out_once(
+    repo: Path, killed_after: str
+) -> None:
+    """The runner is killed right after the strategy's answer is saved (the
+    policy not consulted yet) or right after the policy's decision is saved
+    (not carried out yet): ``resume`` consults the policy or carries its
+    decision out, exactly once, and the run completes without the operator."""
+    action = {"name": "write", "run": [sys.executable, "-c", ATTEMPT_AWARE]}
+    plan = _plan(repo, {"auto_retry": 2}, actions=[action])
+    kit = repo.parent / "killer"
+    kit.mkdir()
+    (kit / "sitecustomize.py").write_text(KILLER)
+    killed = run_cli(
+        "run",
+        plan,
+        cwd=repo,
+        env={"PYTHONPATH": str(kit), "KILL_AFTER_EVENT": killed_after},
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    resumed = run_cli("resume", "latest", cwd=repo)
+    assert resumed.returncode == 0, resumed.stderr
+    events = _events(repo)
+    decided = [e for e in events if e["topic"] == "PolicyDecided"]
+    assert [(e["attempt"], e["rule"]) for e in decided] == [(1, "auto_retry 1 of 2")]
+    started = [e["attempt"] for e in events if e["topic"] == "BatchStarted"]
+    assert started == [1, 2]
+    topics = [e["topic"] for e in events]
+    assert "OperatorNotified" not in topics
+    assert "RunCompleted" in topics
+    assert "return b + a" in git(repo, "show", "HEAD:app/calc.py")
+
+
+def test_batch_strategies_are_looked_up_by_name() -> None:
+    """Each strategy a policy names is made once, by name; an unknown one is
+    a PlanError naming the batch's ``policy.strategy``."""
+    plan = parse_plan(
+        {
+            "plan_id": "p",
+            "batches": [
+                {"batch_id": "a", "policy": {"strategy": "noop"}},
+                {"batch_id": "b", "policy": {"strategy": "noop", "auto_retry": 1}},
+                {"batch_id": "c"},
+            ],
+        }
+    )
+    found = batch_strategies(plan)
+    assert list(found) == ["noop"]
+    assert found["noop"].name == "noop"
+    bad = parse_plan(
+        {"plan_id": "p", "batches": [{"batch_id": "a", "policy": {"strategy": "nah"}}]}
+    )
+    with pytest.raises(PlanError) as info:
+        batch_strategies(bad)
+    (problem,) = info.value.problems
+    assert problem.startswith("batches[0].policy.strategy: unknown strategy 'nah'")
