@@ -568,3 +568,24 @@ def test_batch_strategies_are_looked_up_by_name() -> None:
         batch_strategies(bad)
     (problem,) = info.value.problems
     assert problem.startswith("batches[0].policy.strategy: unknown strategy 'nah'")
+
+
+def test_a_policy_with_only_a_strategy_changes_who_answers_not_who_decides(
+    repo: Path,
+) -> None:
+    """A policy naming only a strategy: that strategy answers the batch's
+    failure instead of the run's, and the operator is asked as without a
+    policy (no policy event, no policy line in the notification)."""
+    plan = _plan(repo, {"strategy": "policykit-fixer"})
+    done = run_cli("run", plan, cwd=repo, env=_env())
+    assert done.returncode == 3, done.stderr
+    events = _events(repo)
+    (answered,) = [e for e in events if e["topic"] == "RecoveryAttempted"]
+    assert answered["strategy"] == "policykit-fixer"
+    assert not {"PolicyDecided", "PolicyEscalated"} & {e["topic"] for e in events}
+    assert "strategy policykit-fixer:" in done.stderr
+    assert "policy:" not in done.stderr
+    status = cli_json("status", "latest", cwd=repo)
+    assert status["strategy"] == "policykit-fixer"
+    assert "recovery decide" in " ".join(status["next_commands"])
+    assert any(c.endswith("recover") for c in status["next_commands"])
