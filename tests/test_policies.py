@@ -83,6 +83,12 @@ def _events(repo: Path) -> list[dict[str, Any]]:
     ]
 
 
+def _log(repo: Path) -> list[dict[str, Any]]:
+    """The workspace's failure log file, line by line."""
+    text = (repo / ".recovery" / "logs" / "bootstrap_errors.log").read_text()
+    return [json.loads(line) for line in text.splitlines()]
+
+
 def _topics(repo: Path) -> list[str]:
     return [e["topic"] for e in _events(repo)]
 
@@ -125,6 +131,11 @@ def test_two_automatic_recoveries_recover_a_batch_without_the_operator(
     batch = status["batches"][0]
     assert batch["attempts"] == 2
     assert batch["policy_recovers"] == 1
+    (line,) = _log(repo)
+    assert line["attempt"] == 1
+    assert line["decision"]["decided_by"] == "policy"
+    assert line["decision"]["rule"] == "auto_recover 1 of 2"
+    assert line["decision"]["decision"] == "recover"
 
 
 def test_a_deterministic_failure_escalates_after_one_repeat(repo: Path) -> None:
@@ -214,6 +225,24 @@ def test_a_used_up_budget_asks_the_operator(repo: Path) -> None:
     assert status["decision"]["decided_by"] == "operator"
     assert status["decision"]["operator"] == "test-operator"
     assert status["decision"]["rule"] is None
+    # The failure log tells the policy's decision from the operator's.
+    first, second = _log(repo)
+    assert (first["decision"]["decided_by"], first["decision"]["rule"]) == (
+        "policy",
+        "auto_retry 1 of 1",
+    )
+    assert second["decision"] == {
+        "decision": "skip",
+        "decided_by": "operator",
+        "operator": "test-operator",
+        "rule": None,
+        "reason": "",
+    }
+    log_file = repo / ".recovery" / "logs" / "bootstrap_errors.log"
+    original = log_file.read_bytes()
+    log_file.unlink()
+    assert run_cli("log", "--rebuild", cwd=repo).returncode == 0
+    assert log_file.read_bytes() == original
 
 
 def test_a_proposal_that_failed_prevalidation_is_never_recovered_automatically(

@@ -194,7 +194,7 @@ class Halting:
                 f"attempt {attempt} ({verdict.rule}): {verdict.reason}"
             )
         self.hook("on_note", said)
-        return self.project(run_id, False)
+        return self.project(run_id, decision is not None)  # the log shows it
 
     def _answer(self, run_id: UUID, batch: Batch, failure: Failure) -> RecoveryOutcome:
         """Asks the strategy and records its answer (and where it kept the

@@ -285,6 +285,7 @@ class Runner:
                     )
                     return None
                 self._require_recover(decision.decision, batch, by_host, view)
+                self._project(run_id, failures=True)  # the log shows who decided
                 self._hook("on_decision", decision)
                 if decision.decision == "skip":
                     self.app.update(run_id, lambda run: run.skip_batch())

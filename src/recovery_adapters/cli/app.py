@@ -62,6 +62,7 @@ from recovery_core import (
     get_strategy,
     load_plan,
 )
+from recovery_core.projections import default_failure_log
 from recovery_core.store import parse_store_url
 
 __all__ = ["build_parser", "main"]
@@ -284,6 +285,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _log_decision(app: RecoveryApp, view: RunView) -> None:
+    """Brings the workspace's failure log up to the decision just recorded
+    (its line shows who decided), when the workspace is on this host; else
+    the next runner there does."""
+    if not default_failure_log(view.workspace).parent.parent.is_dir():
+        return
+    try:
+        write_failure_log(app, view.workspace)
+    except OSError as exc:
+        sys.stderr.write(f"recovery: note: could not write the failure log: {exc}\n")
+
+
 def cmd_decide(args: argparse.Namespace) -> int:
     """``recovery decide RUN BATCH DECISION``: record the operator's decision."""
     app = _open_existing(args)
@@ -301,6 +314,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
         reason=args.reason,
         plan=amended,
     )
+    _log_decision(app, view)
     if args.json:
         _show(app, view, True)
     else:
