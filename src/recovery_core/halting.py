@@ -75,7 +75,10 @@ class Halting:
         run's and the batches'; None when this runner has none by that name."""
         if name is None or name == self.strategy.name:
             return self.strategy
-        return self.strategies.get(name)
+        found = self.strategies.get(name)
+        if found is None:  # registered under another name than it records
+            found = next((s for s in self.strategies.values() if s.name == name), None)
+        return found
 
     def fail(
         self,
