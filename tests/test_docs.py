@@ -128,6 +128,7 @@ def test_pages_with_examples_have_python() -> None:
         DOCS / "how-to" / "write-a-strategy.md",
         DOCS / "how-to" / "write-a-strategy-or-notifier-plugin.md",
         DOCS / "how-to" / "rebuild-the-failure-log.md",
+        DOCS / "how-to" / "automatic-recovery-policies.md",
         DOCS / "reference" / "plan.md",
         DOCS / "reference" / "events.md",
     }

@@ -3,10 +3,13 @@
 A Hypothesis state machine drives a Runner, through its public API only, on a
 ``memory://`` store with in-memory fakes (``tests/fakes.py``): a plan of 1 to 4
 batches, each with 0 to 2 actions and 1 or 2 ``command`` validation steps,
-committed or not. A fake step runner follows a script the machine draws for
-each call: a step passes, fails, crashes (raises an Exception), hangs (a
-timed-out failure) or kills the runner (raises a BaseException that is neither
-an Exception nor a KeyboardInterrupt, leaving the attempt under way). The rules
+committed or not, some with a policy of 1 or 2 automatic retries (the model
+retries while it lasts, unless the attempt failed the same way as the one
+before: the same step and kind of failure). A fake step runner follows a
+script the machine draws for each call: a step passes, fails, crashes
+(raises an Exception), hangs (a timed-out failure) or kills the runner (raises
+a BaseException that is neither an Exception nor a KeyboardInterrupt, leaving
+the attempt under way). The rules
 run the plan, decide on the failure (retry, skip, abort, and wrong decisions),
 resume with a fresh runner (after a kill: the lost attempt is a failure), try
 a fresh runner while the killed one is still thought alive (refused), and make
@@ -101,6 +104,7 @@ BATCHES = st.lists(
         st.integers(min_value=0, max_value=2),
         st.integers(min_value=1, max_value=2),
         st.sampled_from(["commit", "none"]),
+        st.sampled_from([0, 1, 2]),
     ),
     min_size=1,
     max_size=4,
@@ -223,6 +227,9 @@ class BatchModel:
     written: set[str] = attrs.Factory(set)
     #: The attempt whose change must be committed, once verified.
     committed: int | None = None
+    #: The batch's policy's ``auto_retry``, and the retries it decided.
+    auto_retry: int = 0
+    policy_retries: int = 0
 
 
 @attrs.define
@@ -240,6 +247,8 @@ class Model:
     aborted_at: tuple[str, int] | None = None
     abort_reason: str | None = None
     failures: list[ExpectedFailure] = attrs.Factory(list)
+    #: The failures the batch's policy decided (retry): nobody is notified.
+    by_policy: set[tuple[str, int]] = attrs.Factory(set)
 
     @property
     def ended(self) -> bool:
@@ -260,7 +269,8 @@ class Model:
             return self.state, calls
         if self.killed is not None:
             self._lost()
-            return "halted", calls
+            if self.pending != "retry":
+                return "halted", calls
         while True:
             if self.awaiting is not None:
                 batch = self.batch(self.awaiting[0])
@@ -276,6 +286,8 @@ class Model:
                 self.state = "completed"
                 return "completed", calls
             ended = self.attempt(upcoming, script, calls)
+            if ended == "halted" and self.pending == "retry":
+                continue  # the policy decided: carried out at once
             if ended != "verified":
                 return ended, calls
 
@@ -407,11 +419,38 @@ class Model:
         )
 
     def _failed(self, failure: ExpectedFailure) -> None:
-        self.batch(failure.batch_id).status = "failed"
+        batch = self.batch(failure.batch_id)
+        batch.status = "failed"
         self.state = "halted"
         self.awaiting = (failure.batch_id, failure.attempt)
         self.pending = None
+        before = next(
+            (
+                f
+                for f in reversed(self.failures)
+                if (f.batch_id, f.attempt) == (failure.batch_id, failure.attempt - 1)
+            ),
+            None,
+        )
         self.failures.append(failure)
+        # The policy: a retry while its budget lasts, never for an attempt
+        # that failed the same way as the one before (the same fingerprint).
+        same = before is not None and same_failure(before, failure)
+        if batch.policy_retries < batch.auto_retry and not same:
+            batch.policy_retries += 1
+            self.pending = "retry"
+            self.by_policy.add(self.awaiting)
+
+
+def same_failure(a: ExpectedFailure, b: ExpectedFailure) -> bool:
+    """Whether two failures of consecutive attempts have one fingerprint: the
+    same step, and the same kind of failure (the errors differ only in the
+    attempt's number, which normalising replaces)."""
+
+    def shape(f: ExpectedFailure) -> tuple[object, ...]:
+        return (f.step, f.phase, f.kind, f.exit_code, f.timed_out, f.error is None)
+
+    return shape(a) == shape(b)
 
 
 # -- the machine ---------------------------------------------------------------
@@ -475,8 +514,11 @@ class RunnerMachine(RuleBasedStateMachine):
         """``runner.run()``, checked against what the model says it does."""
         before = self._history()
         was_ended = self.model.ended
+        decided = len(self.model.by_policy)
         ended, calls = self.model.run(list(script))
         event(f"run: {ended}")
+        if len(self.model.by_policy) > decided:
+            event("run: the policy retried")
         self.steps.script, self.steps.calls = list(script), []
         outcome: Completed | Halted | Aborted | None = None
         with contextlib.suppress(RunnerKilled):
@@ -519,7 +561,7 @@ class RunnerMachine(RuleBasedStateMachine):
     )
     def make_plan(
         self,
-        batches: list[tuple[int, int, str]],
+        batches: list[tuple[int, int, str, int]],
         notifier_fails: bool,
         broken_projection: bool,
     ) -> None:
@@ -536,8 +578,11 @@ class RunnerMachine(RuleBasedStateMachine):
                         for j in range(checks)
                     ],
                     "commit_strategy": strategy,
+                    **({"policy": {"auto_retry": retries}} if retries else {}),
                 }
-                for i, (actions, checks, strategy) in enumerate(batches, start=1)
+                for i, (actions, checks, strategy, retries) in enumerate(
+                    batches, start=1
+                )
             ],
         }
         self.plan = parse_plan(raw)
@@ -548,8 +593,11 @@ class RunnerMachine(RuleBasedStateMachine):
                     actions=tuple(f"make{j}" for j in range(actions)),
                     validation=tuple(f"check{j}" for j in range(checks)),
                     commits=strategy == "commit",
+                    auto_retry=retries,
                 )
-                for i, (actions, checks, strategy) in enumerate(batches, start=1)
+                for i, (actions, checks, strategy, retries) in enumerate(
+                    batches, start=1
+                )
             ]
         )
         self.notifier.fail = notifier_fails
@@ -717,7 +765,20 @@ class RunnerMachine(RuleBasedStateMachine):
         if log:
             last = self.kept.last_failure_log
             assert last is not None, "the projection never got the failure log"
-            assert last.failure_log == tuple(log)
+            # An operator's decision recorded through the app (no runner) shows
+            # in the projected log once a runner carries it out (or runs again).
+            taken = view.decision
+            if taken is None or (taken.carried_out and view.state != "aborted"):
+                assert last.failure_log == tuple(log)
+            else:
+
+                def undecided(entries: Any) -> list[Any]:
+                    return [attrs.evolve(e, decision=None) for e in entries]
+
+                assert undecided(last.failure_log) == undecided(log)
+                shown = last.failure_log or ()
+                for entry, full in zip(shown, log, strict=True):
+                    assert entry.decision in (None, full.decision)
         # The state's failure record once each failure was marked, and the
         # baseline each attempt started from.
         marked: list[Failure] = []
@@ -761,8 +822,14 @@ class RunnerMachine(RuleBasedStateMachine):
             assert got.baseline == baselines[(got.batch_id, got.attempt)]
             first = got.error.strip().splitlines()[0].strip()
             assert got.failure_reason == f"{got.step_id} failed: {first}"
-        # Each failure was notified once, and that was recorded.
-        assert [n.failure for n in self.notifier.got] == [e.failure for e in log]
+        # Each failure was notified once, and that was recorded; but those
+        # the batch's policy decided, which nobody is asked about.
+        asked = [
+            e
+            for e in log
+            if (e.failure.batch_id, e.failure.attempt) not in self.model.by_policy
+        ]
+        assert [n.failure for n in self.notifier.got] == [e.failure for e in asked]
         for note in self.notifier.got:
             assert (note.open.batch_id, note.open.attempt) == (
                 note.failure.batch_id,
@@ -777,8 +844,13 @@ class RunnerMachine(RuleBasedStateMachine):
         ]
         assert notified == [
             (e.failure.batch_id, e.failure.attempt, "inbox", not self.notifier.fail)
-            for e in log
+            for e in asked
         ]
+        decided = [
+            (e.batch_id, e.attempt) for e in history if topic(e) == "PolicyDecided"
+        ]
+        assert set(decided) == self.model.by_policy
+        assert len(decided) == len(self.model.by_policy)
 
     @invariant()
     def the_model_matches_the_view(self) -> None:

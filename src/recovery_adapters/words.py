@@ -200,6 +200,9 @@ def run_json(
                 "baseline": b.baseline,
                 "flaky_steps": list(b.flaky),
                 "failure": None if b.failure is None else failure_json(b.failure),
+                "policy_retries": b.policy_retries,
+                "policy_recovers": b.policy_recovers,
+                "policy_note": b.policy_note,
             }
             for b in view.batches
         ],

@@ -24,6 +24,7 @@ from recovery_core.errors import (
     UnknownBatch,
     UnknownRun,
 )
+from recovery_core.fingerprint import failure_fingerprint, normalise_error
 from recovery_core.hooks import (
     BatchEnd,
     BatchStart,
@@ -32,7 +33,15 @@ from recovery_core.hooks import (
     StepResult,
     StepStart,
 )
-from recovery_core.plan import Action, Batch, ExecutionPlan, Step, load_plan, parse_plan
+from recovery_core.plan import (
+    Action,
+    Batch,
+    ExecutionPlan,
+    Policy,
+    Step,
+    load_plan,
+    parse_plan,
+)
 from recovery_core.ports import (
     Committed,
     FailureContext,
@@ -48,6 +57,7 @@ from recovery_core.ports import (
     StepOutcome,
     StepRunner,
     Workspace,
+    prevalidation_passed,
 )
 from recovery_core.projections import FailureLogEntry
 from recovery_core.records import (
@@ -77,6 +87,7 @@ from recovery_core.steps import register_step_kind
 from recovery_core.strategies import (
     NoopStrategy,
     available_strategies,
+    batch_strategies,
     get_strategy,
     register_strategy,
 )
@@ -115,6 +126,7 @@ __all__ = [
     "PlanCannotRun",
     "PlanError",
     "PluginError",
+    "Policy",
     "Projection",
     "ProjectionUpdate",
     "Quarantine",
@@ -139,9 +151,13 @@ __all__ = [
     "Verified",
     "Workspace",
     "available_strategies",
+    "batch_strategies",
+    "failure_fingerprint",
     "get_strategy",
     "load_plan",
+    "normalise_error",
     "parse_plan",
+    "prevalidation_passed",
     "register_step_kind",
     "register_strategy",
     "verify_chain",

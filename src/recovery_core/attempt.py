@@ -66,9 +66,10 @@ class Attempts:
         pending = view.open_decision.recorded if view.open_decision else None
         recovering = pending is not None and pending.decision == "recover"
         fixing = view.batch(batch.batch_id).failure if recovering else None
+        proposer = view.strategy  # as RecoveryAttempted recorded it
         session = self.start(run_id, batch)
         if fixing is not None:
-            fix = self._fix(session, fixing)
+            fix = self._fix(session, fixing, proposer)
             built = self._record(session, BUILD, "recover", "recover", fix)
         else:
             context = self._context(session, BUILD, ())
@@ -298,17 +299,26 @@ class Attempts:
         self._finished(session, "failed")
         return False
 
-    def _fix(self, session: BatchSession, failure: Failure) -> StepOutcome:
-        """The strategy's proposed fix for ``failure``, applied as this
-        attempt's change."""
+    def _fix(
+        self, session: BatchSession, failure: Failure, proposer: str | None
+    ) -> StepOutcome:
+        """The proposed fix for ``failure``, applied as this attempt's change
+        by the strategy that proposed it (``proposer``, as recorded)."""
         started = time.monotonic()
-        recover = getattr(self.strategy, "recover", None)
-        if not callable(recover):
+        strategy = self.halting.proposer(proposer)
+        recover = getattr(strategy, "recover", None)
+        if strategy is None or not callable(recover):
+            name = proposer if strategy is None else strategy.name
             return StepOutcome(
                 passed=False,
                 duration_s=0.0,
-                error=f"strategy {self.strategy.name} cannot apply a proposed fix "
-                "(it has no recover method); decide retry, skip or abort",
+                error=f"strategy {name} cannot apply a proposed fix "
+                + (
+                    "(this runner does not have it)"
+                    if strategy is None
+                    else "(it has no recover method)"
+                )
+                + "; decide retry, skip or abort",
             )
         context = self.halting.failure_context(
             session.run_id, session.batch, failure, session.baseline

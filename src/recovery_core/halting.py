@@ -1,21 +1,24 @@
 """What a failed step leads to, in order, each after the events before it are
 saved: the failure and the halt recorded in one save, the projections brought
 up to date, the strategy asked (and where it kept the faulty change recorded
-with its answer), the operators notified (each delivery recorded), and the
-failure hooks told."""
+with its answer), the batch's policy consulted (its decision, or why it left
+the failure to the operator, recorded), the operators notified unless the
+policy decided (each delivery recorded), and the failure hooks told."""
 
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Final
 from uuid import UUID
 
 import attrs
 
+from recovery_core.errors import RecoveryError
 from recovery_core.hooks import FailureReport, StepResult
 from recovery_core.outcomes import Halted, outcome_of
 from recovery_core.plan import Batch, ExecutionPlan
+from recovery_core.policy import consult
 from recovery_core.ports import (
     FailureContext,
     Notification,
@@ -55,6 +58,28 @@ class Halting:
     notifiers: tuple[Notifier, ...]
     project: Callable[[UUID, bool], RunView]
     hook: Callable[[str, object], None]
+    #: The strategies that batches' policies name, by name
+    #: (:func:`recovery_core.strategies.batch_strategies`).
+    strategies: Mapping[str, RecoveryStrategy] = attrs.field(factory=dict)
+
+    def strategy_for(self, batch: Batch) -> RecoveryStrategy:
+        """The strategy that answers ``batch``'s failures: its policy's, else
+        the run's."""
+        name = batch.policy.strategy if batch.policy is not None else None
+        if name is None or name == self.strategy.name:
+            return self.strategy
+        return self.strategies[name]
+
+    def proposer(self, name: str | None) -> RecoveryStrategy | None:
+        """The strategy recorded under ``name`` as the one that answered a
+        failure (and so carries out a ``recover`` of its proposal), among the
+        run's and the batches'; None when this runner has none by that name."""
+        if name is None or name == self.strategy.name:
+            return self.strategy
+        found = self.strategies.get(name)
+        if found is None:  # registered under another name than it records
+            found = next((s for s in self.strategies.values() if s.name == name), None)
+        return found
 
     def fail(
         self,
@@ -116,22 +141,73 @@ class Halting:
                 hints=tuple(state.answer.get("hints", ())),
             )
         after = self.project(run_id, answer.quarantine is not None)
+        after = self._consult_policy(run_id, batch, after)
         halted = outcome_of(after, made_by_host=not batch.actions)
         assert isinstance(halted, Halted)
-        if not after.batch(batch.batch_id).notified:
-            self._notify(halted, answer)
+        state = after.batch(batch.batch_id)
+        by_policy = after.decision is not None and (
+            after.decision.decided_by == "policy"
+        )
+        if not state.notified and not by_policy:
+            self._notify(halted, answer, state.policy_note)
         report = FailureReport(
             str(run_id), halted.failure, answer.analysis, halted.decisions, halted.open
         )
         self.hook("on_failure", report)
 
+    def _consult_policy(self, run_id: UUID, batch: Batch, view: RunView) -> RunView:
+        """Asks the batch's policy about the failure awaiting a decision, once
+        (not again when its verdict, or anyone's decision, is recorded), and
+        records what it says: its decision (``PolicyDecided``), or why it left
+        the failure to the operator (``PolicyEscalated``). Returns the state
+        after that."""
+        if view.batch(batch.batch_id).policy_note is not None or view.decision:
+            return view
+        verdict = consult(view, batch)
+        if verdict is None:
+            return view
+        assert view.awaiting is not None
+        attempt = view.awaiting[1]
+        decision = verdict.decision
+
+        def record(run: Run) -> None:
+            if decision is None:
+                run.policy_escalated(batch.batch_id, attempt, reason=verdict.reason)
+            else:
+                run.policy_decided(
+                    batch.batch_id,
+                    attempt,
+                    decision,
+                    rule=verdict.rule,
+                    reason=verdict.reason,
+                )
+
+        try:
+            self.app.update(run_id, record)
+        except RecoveryError as exc:  # an operator decided first
+            self.hook("on_note", f"the policy of batch {batch.batch_id}: {exc}")
+            return self.app.view(run_id)
+        if decision is None:
+            said = (
+                f"the policy of batch {batch.batch_id} leaves attempt {attempt} "
+                f"to the operator: {verdict.reason}"
+            )
+        else:
+            said = (
+                f"the policy of batch {batch.batch_id} decided {decision} for "
+                f"attempt {attempt} ({verdict.rule}): {verdict.reason}"
+            )
+        self.hook("on_note", said)
+        return self.project(run_id, decision is not None)  # the log shows it
+
     def _answer(self, run_id: UUID, batch: Batch, failure: Failure) -> RecoveryOutcome:
         """Asks the strategy and records its answer (and where it kept the
         faulty change) in one save."""
         attempt = failure.attempt
-        answer = self._ask_strategy(run_id, batch, failure)
+        strategy = self.strategy_for(batch)
+        answer = self._ask_strategy(strategy, run_id, batch, failure)
         kept = answer.quarantine
-        source = strategy_provenance(self.strategy)
+        source = strategy_provenance(strategy)
 
         def answered(run: Run) -> None:
             if kept is not None:
@@ -146,7 +222,7 @@ class Halting:
             run.recovery_attempted(
                 batch.batch_id,
                 attempt,
-                strategy=self.strategy.name,
+                strategy=strategy.name,
                 strategy_package=source.package,
                 strategy_version=source.version,
                 outcome=outcome_data,
@@ -156,15 +232,14 @@ class Halting:
         return answer
 
     def _ask_strategy(
-        self, run_id: UUID, batch: Batch, failure: Failure
+        self, strategy: RecoveryStrategy, run_id: UUID, batch: Batch, failure: Failure
     ) -> RecoveryOutcome:
         context = self.failure_context(str(run_id), batch, failure, failure.baseline)
         try:
-            return self.strategy.on_failure(context)
+            return strategy.on_failure(context)
         except Exception as exc:
             return RecoveryOutcome(
-                analysis=f"strategy {self.strategy.name} raised "
-                f"{type(exc).__name__}: {exc}",
+                analysis=f"strategy {strategy.name} raised {type(exc).__name__}: {exc}",
                 details={"traceback": traceback.format_exc()},
             )
 
@@ -183,7 +258,9 @@ class Halting:
             workspace=self.workspace,
         )
 
-    def _notify(self, halted: Halted, answer: RecoveryOutcome) -> None:
+    def _notify(
+        self, halted: Halted, answer: RecoveryOutcome, policy_note: str | None
+    ) -> None:
         failure = halted.failure
         entry = next(
             (
@@ -200,13 +277,14 @@ class Halting:
             workspace=str(self.workspace.root),
             failure=halted.failure,
             open=halted.open,
-            strategy=self.strategy.name,
+            strategy=halted.view.strategy or self.strategy.name,
             analysis=answer.analysis,
             hints=answer.hints,
             store=self.app.store_hint(self.workspace.root),
             made_by_host=halted.made_by_host,
             view=halted.view,
             failure_log_entry=entry,
+            policy_note=policy_note,
         )
         for notifier in self.notifiers:
             error: str | None = None

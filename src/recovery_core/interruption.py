@@ -57,7 +57,9 @@ def interrupted(attempts: Attempts, host: RunnerHost, run_id: UUID, error: str) 
 
 def settled(attempts: Attempts, view: RunView) -> bool:
     """Carries out what a runner killed after recording an outcome left undone:
-    a halt whose strategy answer or notification is not recorded yet, and a
+    a halt whose strategy answer, policy verdict or notification is not
+    recorded yet (a decision the policy recorded is then carried out like an
+    operator's, once: the attempt it starts marks it carried out), and a
     verified batch to commit whose commit is not recorded (the workspace finds
     a commit made before the kill, and brings the index in step, so that it is
     made once). Whether it did anything."""
@@ -67,7 +69,14 @@ def settled(attempts: Attempts, view: RunView) -> bool:
         state = view.batch(failure.batch_id)
         notifiers = attempts.halting.notifiers
         notify = not state.notified and view.decision is None and notifiers
-        if state.answer is not None and not notify:
+        policy = plan.batch(failure.batch_id).policy
+        consult = (  # the batch's policy not consulted yet
+            policy is not None
+            and policy.automatic
+            and state.policy_note is None
+            and view.decision is None
+        )
+        if state.answer is not None and not notify and not consult:
             return False
         attempts.halting.finish(run_id, plan.batch(failure.batch_id))
         return True

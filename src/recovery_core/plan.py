@@ -38,6 +38,7 @@ __all__ = [
     "CommitStrategy",
     "ExecutionPlan",
     "LintFailOn",
+    "Policy",
     "Step",
     "load_plan",
     "parse_plan",
@@ -63,6 +64,12 @@ Argv = NewType("Argv", tuple[str, ...])
 Retries = NewType("Retries", int)
 #: The most retries a step may ask for.
 MAX_RETRIES: Final = 10
+#: How many automatic decisions of one kind a batch's policy may allow.
+PolicyBudget = NewType("PolicyBudget", int)
+#: The most automatic retries, or recoveries, a policy may allow.
+MAX_POLICY_BUDGET: Final = 10
+#: A recovery strategy's registered name (looked up when a runner is made).
+StrategyName = NewType("StrategyName", str)
 
 _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
@@ -110,6 +117,27 @@ class Step:
 
 
 @attrs.frozen
+class Policy:
+    """What may be decided for a batch's failures without asking an operator.
+
+    ``strategy`` names the recovery strategy that answers this batch's
+    failures instead of the run's. ``auto_recover`` is how many ``recover``
+    decisions the policy may take for the batch (each only for a fix the
+    strategy proposed and pre-validated), ``auto_retry`` how many ``retry``
+    decisions; beyond them, and for an attempt that failed the same way as the
+    one before, the operator is asked (see :mod:`recovery_core.policy`)."""
+
+    strategy: StrategyName | None = None
+    auto_retry: PolicyBudget = PolicyBudget(0)
+    auto_recover: PolicyBudget = PolicyBudget(0)
+
+    @property
+    def automatic(self) -> bool:
+        """Whether the policy may decide anything by itself."""
+        return self.auto_retry > 0 or self.auto_recover > 0
+
+
+@attrs.frozen
 class Batch:
     """One unit of change: actions that make it, steps that validate it."""
 
@@ -121,6 +149,7 @@ class Batch:
     commit_strategy: CommitStrategy = "none"
     expected_surface_changes: tuple[str, ...] = ()
     agent: AgentCommand | None = None
+    policy: Policy | None = None
     status: BatchStatus = "pending"
     verified: bool = False
     failure_reason: str | None = None
@@ -222,6 +251,21 @@ def _retries(value: object, _: type) -> Retries:
     return Retries(value)
 
 
+def _policy_budget(value: object, _: type) -> PolicyBudget:
+    _expect(value, int, "a whole number")
+    assert isinstance(value, int)
+    if not 0 <= value <= MAX_POLICY_BUDGET:
+        raise _Problem(f"expected 0 to {MAX_POLICY_BUDGET}, got {value!r}")
+    return PolicyBudget(value)
+
+
+def _strategy_name(value: object, _: type) -> StrategyName:
+    text = _str(value, str)
+    if not text.strip():
+        raise _Problem("expected a strategy name, got an empty string")
+    return StrategyName(text)
+
+
 def _identifier(value: object, _: type) -> Identifier:
     text = _str(value, str)
     if not _IDENTIFIER.fullmatch(text) or ".." in text or text.endswith((".", ".lock")):
@@ -300,6 +344,8 @@ def _make_converter(step_kinds: frozenset[str]) -> cattrs.Converter:
     converter.register_structure_hook(RelativePath, _relative_path)
     converter.register_structure_hook(Argv, _argv)
     converter.register_structure_hook(Retries, _retries)
+    converter.register_structure_hook(PolicyBudget, _policy_budget)
+    converter.register_structure_hook(StrategyName, _strategy_name)
 
     def kind(value: object, _: type) -> StepKind:
         text = _str(value, str)
@@ -469,6 +515,7 @@ def _cross_checks(raw: Mapping[str, Any]) -> list[str]:
                 )
             else:
                 first_seen[batch_id] = index
+        problems += _policy_keys(f"batches[{index}].policy", batch.get("policy"))
         names: dict[str, str] = {}
         for group in ("actions", "validation"):
             for position, step in _dicts(batch.get(group)):
@@ -488,6 +535,22 @@ def _cross_checks(raw: Mapping[str, Any]) -> list[str]:
                     keys, message = needs
                     if not any(key in step for key in keys):
                         problems.append(f"{where}: {message}")
+    return problems
+
+
+def _policy_keys(where: str, policy: object) -> list[str]:
+    """A policy's unknown keys: unlike elsewhere in a plan, refused (a
+    misspelt budget would silently ask the operator, or not)."""
+    if not isinstance(policy, dict):
+        return []
+    known = _keys(Policy)
+    problems = []
+    for key in policy:
+        if key in known:
+            continue
+        near = [k for k in known if k not in policy and _distance(key, k) <= 2]
+        hint = f"did you mean {near[0]!r}?" if near else f"known: {', '.join(known)}"
+        problems.append(f"{where}.{key}: unknown key in a policy; {hint}")
     return problems
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "StepOutcome",
     "StepRunner",
     "Workspace",
+    "prevalidation_passed",
 ]
 
 
@@ -197,11 +198,25 @@ class FailureContext:
     workspace: Workspace
 
 
+def prevalidation_passed(prevalidation: str | None) -> bool:
+    """Whether a proposal's recorded pre-validation result says it passed: the
+    text, stripped of surrounding blanks, starts with ``passed`` (any case),
+    as in ``"passed: 3 steps in a sandbox worktree"``. Anything else (None,
+    ``"failed: ..."``, ``"skipped: ..."``, a free text) did not pass, and a
+    batch's policy never recovers with such a proposal by itself."""
+    return prevalidation is not None and (
+        prevalidation.strip().lower().startswith("passed")
+    )
+
+
 @attrs.frozen
 class RecoveryOutcome:
     """A strategy's answer to a failure. ``proposal`` says whether it proposes a
     fix that a ``recover`` decision would apply; ``quarantine`` where it kept the
-    faulty change; ``hints`` are commands worth showing the operator."""
+    faulty change; ``hints`` are commands worth showing the operator.
+    ``prevalidation`` is the result of trying the fix away from the user's
+    tree, as text; it passed when it starts with ``passed``
+    (:func:`prevalidation_passed`, :attr:`prevalidated`)."""
 
     analysis: str
     proposal: bool = False
@@ -210,6 +225,12 @@ class RecoveryOutcome:
     details: Mapping[str, Any] = attrs.field(factory=dict)
     quarantine: Quarantine | None = None
     hints: tuple[str, ...] = ()
+
+    @property
+    def prevalidated(self) -> bool:
+        """Whether the proposal passed pre-validation
+        (:func:`prevalidation_passed`)."""
+        return self.proposal and prevalidation_passed(self.prevalidation)
 
     def as_event_data(self) -> dict[str, Any]:
         """The outcome as recorded in ``RecoveryAttempted``; ``details`` values
@@ -255,6 +276,8 @@ class Notification:
     the halt and ``failure_log_entry`` the failure's line of the failure log
     (None where the one who built the notification had neither); the failure
     record's ``quarantine_ref`` says where the faulty change was kept.
+    ``policy_note``: why the batch's policy left this failure to the operator
+    (None when the batch has no policy that decides by itself).
     Notifiers make the words."""
 
     run_id: str
@@ -269,6 +292,7 @@ class Notification:
     made_by_host: bool = False
     view: RunView | None = None
     failure_log_entry: FailureLogEntry | None = None
+    policy_note: str | None = None
 
     @property
     def batch_id(self) -> str:

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Final
 import attrs
 
 from recovery_core.plan import BatchStatusFields
-from recovery_core.records import Failure, RunView, apply, failure_json
+from recovery_core.records import DecisionView, Failure, RunView, apply, failure_json
 from recovery_core.run import Run
 
 __all__ = [
@@ -38,7 +38,12 @@ FAILURE_LOG_TOPICS: Final = (
     Run.StepFailed.TOPIC,
     Run.BatchMarkedFailed.TOPIC,
     Run.ChangesQuarantined.TOPIC,
+    Run.OperatorDecided.TOPIC,
+    Run.PolicyDecided.TOPIC,
 )
+
+#: The events that record a decision on a failure (an operator's or a policy's).
+_DECIDED: Final = (Run.OperatorDecided, Run.PolicyDecided)
 
 
 def default_failure_log(workspace: str | os.PathLike[str]) -> Path:
@@ -59,12 +64,14 @@ def plan_status_fields(view: RunView) -> dict[str, BatchStatusFields]:
 @attrs.frozen
 class FailureLogEntry:
     """One failed step, as the failure log holds it (one JSON object per line):
-    when, in which run, and the failure record."""
+    when, in which run, the failure record, and the decision taken on it once
+    one is recorded (an operator's, or a batch policy's)."""
 
     timestamp: str
     run_id: str
     plan_id: str
     failure: Failure
+    decision: DecisionView | None = None
 
     #: The record's fields at the top of a log line; every other one is in ``state``.
     TOP: ClassVar = ("batch_id", "attempt", "step", "component", "error")
@@ -82,12 +89,27 @@ class FailureLogEntry:
             **top,
             "traceback": traceback,
             "failure_reason": reason,
+            "decision": None
+            if self.decision is None
+            else _decision_json(self.decision),
             "state": record,
         }
 
     def to_line(self) -> str:
         """The entry as one line of the log (without the newline)."""
         return json.dumps(self.as_json(), ensure_ascii=False, separators=(", ", ": "))
+
+
+def _decision_json(decision: DecisionView) -> dict[str, Any]:
+    """A decision as a log line shows it: what, and who (an operator by name,
+    or a policy by its rule)."""
+    return {
+        "decision": decision.decision,
+        "decided_by": decision.decided_by,
+        "operator": decision.operator,
+        "rule": decision.rule,
+        "reason": decision.reason,
+    }
 
 
 def failure_log_entries(
@@ -125,6 +147,8 @@ def failure_log_entries(
             index = where[key]
             failure = _failure(view, event.batch_id)  # type: ignore[attr-defined]
             entries[index] = attrs.evolve(entries[index], failure=failure)
+            if isinstance(event, _DECIDED):
+                entries[index] = attrs.evolve(entries[index], decision=view.decision)
     return entries
 
 

@@ -16,6 +16,7 @@ from typing import Any, Final, Literal
 import attrs
 import cattrs
 
+from recovery_core.fingerprint import failure_fingerprint
 from recovery_core.tracebacks import first_line
 
 __all__ = [
@@ -74,6 +75,16 @@ class Failure:
     #: The gist: the first line of ``error`` that is not blank.
     summary: str = attrs.field(
         default=attrs.Factory(lambda self: first_line(self.error), takes_self=True)
+    )
+    #: What stays the same when the same failure happens again: see
+    #: :func:`recovery_core.fingerprint.failure_fingerprint`.
+    fingerprint: str = attrs.field(
+        default=attrs.Factory(
+            lambda self: failure_fingerprint(
+                f"{self.phase}.{self.step}", self.component, self.error
+            ),
+            takes_self=True,
+        )
     )
 
     @property
@@ -134,11 +145,24 @@ class BatchView:
     answer: dict[str, Any] | None = None
     notified: bool = False
     driver: ClaimView | None = None
+    #: The fingerprint of the previous attempt's failure (None on the first
+    #: attempt): the same again means a deterministic failure.
+    previous_fingerprint: str | None = None
+    #: How many ``retry`` and ``recover`` decisions the batch's policy took in
+    #: this run (its budgets are counted against them).
+    policy_retries: int = 0
+    policy_recovers: int = 0
+    #: What the batch's policy said of the latest failure (``PolicyDecided``
+    #: or ``PolicyEscalated``); None when it was not consulted (yet).
+    policy_note: str | None = None
 
 
 @attrs.frozen
 class DecisionView:
-    """An operator's decision on a failure."""
+    """A decision on a failure: an operator's (``OperatorDecided``), or one
+    that a batch's policy took by itself (``PolicyDecided``: ``decided_by`` is
+    ``"policy"``, ``operator`` is ``"policy"`` and ``rule`` says which budget,
+    such as ``auto_retry 1 of 3``)."""
 
     batch_id: str
     attempt: int
@@ -146,6 +170,16 @@ class DecisionView:
     operator: str
     reason: str
     carried_out: bool = False
+    decided_by: Literal["operator", "policy"] = "operator"
+    rule: str | None = None
+
+    @property
+    def who(self) -> str:
+        """Who decided, as people read it: the operator's name, or
+        ``policy (RULE)``."""
+        if self.decided_by == "policy":
+            return f"policy ({self.rule})"
+        return self.operator
 
 
 @attrs.frozen
@@ -342,11 +376,14 @@ def _released(view: RunView, e: Any) -> RunView:
 @_on("BatchStarted")
 def _batch_started(view: RunView, e: Any) -> RunView:
     origin = e.baseline if e.attempt == 1 else view.batch(e.batch_id).origin
+    before = view.batch(e.batch_id).failure
     view = _batch(
         view,
         e.batch_id,
         status="running",
         attempts=e.attempt,
+        previous_fingerprint=None if before is None else before.fingerprint,
+        policy_note=None,
         baseline=e.baseline,
         origin=origin,
         steps_passed=(),
@@ -390,7 +427,14 @@ def _step_failed(view: RunView, e: Any) -> RunView:
     failure: Failure = e.record
     if failure.baseline is None:
         failure = attrs.evolve(failure, baseline=view.batch(e.batch_id).baseline)
-    return _batch(view, e.batch_id, failure=failure, answer=None, notified=False)
+    return _batch(
+        view,
+        e.batch_id,
+        failure=failure,
+        answer=None,
+        notified=False,
+        policy_note=None,
+    )
 
 
 @_on("BatchMarkedFailed")
@@ -442,6 +486,33 @@ def _notified(view: RunView, e: Any) -> RunView:
 def _decided(view: RunView, e: Any) -> RunView:
     decision = DecisionView(e.batch_id, e.attempt, e.decision, e.operator, e.reason)
     return attrs.evolve(view, decision=decision)
+
+
+@_on("PolicyDecided")
+def _policy_decided(view: RunView, e: Any) -> RunView:
+    decision = DecisionView(
+        e.batch_id,
+        e.attempt,
+        e.decision,
+        "policy",
+        e.reason,
+        decided_by="policy",
+        rule=e.rule,
+    )
+    batch = view.batch(e.batch_id)
+    view = _batch(
+        view,
+        e.batch_id,
+        policy_retries=batch.policy_retries + (e.decision == "retry"),
+        policy_recovers=batch.policy_recovers + (e.decision == "recover"),
+        policy_note=f"{e.decision} decided by the policy ({e.rule}): {e.reason}",
+    )
+    return attrs.evolve(view, decision=decision)
+
+
+@_on("PolicyEscalated")
+def _policy_escalated(view: RunView, e: Any) -> RunView:
+    return _batch(view, e.batch_id, policy_note=e.reason)
 
 
 @_on("BatchVerified")

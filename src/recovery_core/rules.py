@@ -147,7 +147,7 @@ def require_decidable(
     ):
         raise ConflictError(
             f"batch {batch_id} attempt {taken.attempt} was already decided: "
-            f"{taken.decision} by {taken.operator}"
+            f"{taken.decision} by {taken.who}"
         )
     require_live(view)
     batch_of(view, batch_id)

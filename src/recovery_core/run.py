@@ -242,6 +242,28 @@ class Run(BaseAggregate[UUID]):
         operator: str
         reason: str
 
+    class PolicyDecided(Event):
+        """A batch's policy answered a failure by itself (never an operator's
+        decision: that is ``OperatorDecided``); ``rule`` is the budget it
+        used (``auto_retry 1 of 3``), ``reason`` why it applied."""
+
+        TOPIC = "recovery:PolicyDecided"
+        batch_id: str
+        attempt: int
+        decision: str
+        rule: str
+        reason: str
+
+    class PolicyEscalated(Event):
+        """A batch's policy was consulted on a failure and left the decision
+        to the operator, and why (a deterministic failure, a budget used up,
+        a proposal that did not pass pre-validation)."""
+
+        TOPIC = "recovery:PolicyEscalated"
+        batch_id: str
+        attempt: int
+        reason: str
+
     class PlanAmended(Event):
         """An operator amended the plan with a retry decision: from now on the
         run follows ``plan`` (only batches not yet verified or skipped differ;
@@ -578,6 +600,37 @@ class Run(BaseAggregate[UUID]):
                 operator=operator,
                 reason=reason or f"operator aborted at batch {batch_id}",
             )
+
+    def policy_decided(
+        self, batch_id: str, attempt: int, decision: str, *, rule: str, reason: str
+    ) -> None:
+        """Records a decision a batch's policy took on the failure awaiting
+        one (``retry`` or ``recover``), under the same rules as an operator's."""
+        if decision not in ("retry", "recover"):
+            raise IllegalTransition(
+                f"a policy decides retry or recover, not {decision!r}"
+            )
+        decided = rules.require_decidable(self.state_view, batch_id, decision, attempt)
+        self._trigger(
+            self.PolicyDecided,
+            batch_id=batch_id,
+            attempt=decided,
+            decision=decision,
+            rule=rule,
+            reason=reason,
+        )
+
+    def policy_escalated(self, batch_id: str, attempt: int, *, reason: str) -> None:
+        """Records that a batch's policy left the failure awaiting a decision
+        to the operator, and why."""
+        rules.require_awaiting(self.state_view, batch_id, attempt)
+        if self.state_view.decision is not None:
+            raise IllegalTransition(
+                f"batch {batch_id} attempt {attempt} is decided already"
+            )
+        self._trigger(
+            self.PolicyEscalated, batch_id=batch_id, attempt=attempt, reason=reason
+        )
 
     def skip_batch(self) -> str:
         """Carries out a recorded ``skip`` decision; returns the batch skipped."""

@@ -63,6 +63,7 @@ from recovery_core.ports import (
 from recovery_core.records import ClaimView, RunView
 from recovery_core.run import Run, new_runner_id
 from recovery_core.runtime import default_host
+from recovery_core.strategies import batch_strategies
 from recovery_core.tracebacks import component_from_traceback
 
 if TYPE_CHECKING:  # the application makes runners; a runner only uses one
@@ -149,6 +150,7 @@ class Runner:
             notifiers=self.notifiers,
             project=self._project,
             hook=self._hook,
+            strategies=batch_strategies(plan),
         )
         self._attempts = Attempts(
             app=app,
@@ -282,7 +284,8 @@ class Runner:
                         f"`with runner.batch({batch.batch_id!r})`"
                     )
                     return None
-                self._require_recover(decision.decision, batch, by_host)
+                self._require_recover(decision.decision, batch, by_host, view)
+                self._project(run_id, failures=True)  # the log shows who decided
                 self._hook("on_decision", decision)
                 if decision.decision == "skip":
                     self.app.update(run_id, lambda run: run.skip_batch())
@@ -299,7 +302,9 @@ class Runner:
         """Follows the run's amended plan (``PlanAmended``) from now on."""
         plan = self.app.recorded_plan(run_id)
         plan.require_runners(self.step_runners)
-        halting = attrs.evolve(self._attempts.halting, plan=plan)
+        halting = attrs.evolve(
+            self._attempts.halting, plan=plan, strategies=batch_strategies(plan)
+        )
         self._attempts = attrs.evolve(self._attempts, plan=plan, halting=halting)
         self.plan = plan
         self._note(f"following the amended plan {plan.plan_id} ({plan.digest[:12]})")
@@ -325,18 +330,25 @@ class Runner:
             )
         return batch
 
-    def _require_recover(self, decision: str, batch: Batch, by_host: bool) -> None:
-        if decision == "recover" and by_host:
+    def _require_recover(
+        self, decision: str, batch: Batch, by_host: bool, view: RunView
+    ) -> None:
+        """A recover is carried out by run(), with the strategy that proposed
+        the fix (``RecoveryAttempted`` names it)."""
+        if decision != "recover":
+            return
+        if by_host:
             raise IllegalTransition(
                 f"batch {batch.batch_id} has a recover decision: run() carries it "
                 "out by applying the strategy's proposed fix"
             )
-        if decision == "recover" and not callable(
-            getattr(self.strategy, "recover", None)
-        ):
+        proposer = self._attempts.halting.proposer(view.strategy)
+        if proposer is None or not callable(getattr(proposer, "recover", None)):
+            name = view.strategy or self.strategy.name
             raise IllegalTransition(
-                f"strategy {self.strategy.name} cannot carry out a recover "
-                f"decision; decide abort for batch {batch.batch_id}, "
+                f"strategy {name} cannot carry out a recover decision"
+                + (" (this runner does not have it)" if proposer is None else "")
+                + f"; decide abort for batch {batch.batch_id}, "
                 "or resume with the strategy that proposed the fix"
             )
 

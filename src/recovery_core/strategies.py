@@ -14,6 +14,8 @@ from typing import Final
 
 import attrs
 
+from recovery_core.errors import PlanError
+from recovery_core.plan import ExecutionPlan
 from recovery_core.ports import FailureContext, RecoveryOutcome, RecoveryStrategy
 from recovery_core.registry import PluginError, Provenance, Registry, provenance_of
 
@@ -24,6 +26,7 @@ __all__ = [
     "StrategyFactory",
     "UnknownStrategy",
     "available_strategies",
+    "batch_strategies",
     "default_strategy",
     "get_strategy",
     "register_strategy",
@@ -98,3 +101,22 @@ def get_strategy(name: str) -> RecoveryStrategy:
             f"strategy {name!r} does not have a name and an on_failure method"
         )
     return strategy
+
+
+def batch_strategies(plan: ExecutionPlan) -> dict[str, RecoveryStrategy]:
+    """An instance of each strategy that a batch's policy names, by name;
+    refuses (:class:`PlanError`, exit 2) a plan whose policy names a strategy
+    that is not registered, or fails to load, with the path of each."""
+    found: dict[str, RecoveryStrategy] = {}
+    problems: list[str] = []
+    for index, batch in enumerate(plan.batches):
+        name = batch.policy.strategy if batch.policy is not None else None
+        if name is None or name in found:
+            continue
+        try:
+            found[name] = get_strategy(name)
+        except PluginError as exc:
+            problems.append(f"batches[{index}].policy.strategy: {exc}")
+    if problems:
+        raise PlanError(plan.source, problems)
+    return found

@@ -65,8 +65,10 @@ from recovery_core import (
     RunView,
     UnknownRun,
     available_strategies,
+    batch_strategies,
     load_plan,
 )
+from recovery_core.projections import default_failure_log
 from recovery_core.store import parse_store_url
 from recovery_core.strategies import STRATEGIES
 
@@ -154,6 +156,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if problems := preflight(plan, workspace.root).problems:
         raise PlanCannotRun(str(plan_path), problems)
     make_strategy(args.strategy, args.agent)
+    batch_strategies(plan)  # a policy's unknown strategy: exit 2, nothing written
     notifiers = make_notifiers(args.notify)
     runner_timing()  # a bad setting stops it here, before anything is written
     _require_terminal(args)
@@ -208,6 +211,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     problems: list[str] = []
     try:
         plan.require_runners()
+    except PlanError as exc:
+        problems += exc.problems
+    try:
+        batch_strategies(plan)
     except PlanError as exc:
         problems += exc.problems
     with GitWorkspace(workspace_dir, exclude=[plan_path]) as workspace:
@@ -302,6 +309,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _log_decision(app: RecoveryApp, view: RunView) -> None:
+    """Brings the workspace's failure log up to the decision just recorded
+    (its line shows who decided), when the workspace is on this host; else
+    the next runner there does."""
+    if not default_failure_log(view.workspace).parent.parent.is_dir():
+        return
+    try:
+        write_failure_log(app, view.workspace)
+    except OSError as exc:
+        sys.stderr.write(f"recovery: note: could not write the failure log: {exc}\n")
+
+
 def cmd_decide(args: argparse.Namespace) -> int:
     """``recovery decide RUN BATCH DECISION``: record the operator's decision."""
     app = _open_existing(args)
@@ -319,6 +338,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
         reason=args.reason,
         plan=amended,
     )
+    _log_decision(app, view)
     if args.json:
         _show(app, view, True)
     else:

@@ -127,7 +127,7 @@ def status_text(view: RunView, store: str | None = None) -> str:
         decision = open_now.recorded
         if decision is not None:
             lines.append(
-                f"decided: {decision.decision} by {decision.operator}"
+                f"decided: {decision.decision} by {decision.who}"
                 + (f" ({decision.reason})" if decision.reason else "")
             )
             lines.append(f"  {commands.resume}")

@@ -44,6 +44,8 @@ def format_notification(n: Notification) -> str:
     # keeps its lines under the strategy's.
     analysis = "\n    ".join(n.analysis.splitlines())
     lines.append(f"  strategy {n.strategy}: {analysis}")
+    if n.policy_note:
+        lines.append(f"  policy: not decided automatically: {n.policy_note}")
     if n.hints:
         lines.append("  the strategy suggests:")
         lines.extend(f"    {h}" for h in n.hints)
