@@ -743,3 +743,30 @@ def test_a_sandbox_left_by_a_killed_runner_is_swept_by_the_next_one(
     assert not left.parent.exists()
     assert GitSandbox(repo).worktrees() == [repo.resolve()]
     assert user_files(repo) == before
+
+
+def test_a_policy_lets_the_agents_prevalidated_fix_recover_without_the_operator(
+    repo: Path, temp_dir: Path
+) -> None:
+    """The issue's whole loop with nobody at hand: the batch's policy names
+    architect-agent with two automatic recoveries and the batch's own agent
+    (fix_syntax.py). The batch fails on a syntax error, the agent's fix passes
+    the checks and the pre-validation in a sandbox, the policy decides
+    recover (the events say so, with its rule), the fix is applied as attempt
+    2, and the run completes with the fix in the batch's commit; no operator
+    was notified or asked."""
+    agent = {"run": [sys.executable, str(EXAMPLES / "fix_syntax.py")]}
+    plan(repo, agent=agent, policy={"strategy": "architect-agent", "auto_recover": 2})
+    done = run_cli("run", "plan.json", cwd=repo, env=run_env(temp_dir))
+    assert done.returncode == 0, done.stdout + done.stderr
+    kinds = [type(e).__name__ for e in events(repo)]
+    assert "PolicyDecided" in kinds
+    assert "OperatorDecided" not in kinds and "OperatorNotified" not in kinds
+    (decided,) = [e for e in events(repo) if isinstance(e, Run.PolicyDecided)]
+    assert (decided.decision, decided.rule) == ("recover", "auto_recover 1 of 2")
+    assert attempted(repo).strategy == "architect-agent"
+    assert git(repo, "show", "HEAD:app/calc.py") == FIXED_CALC
+    status = json.loads(run_cli("status", "--json", cwd=repo).stdout)
+    assert status["state"] == "completed"
+    assert status["batches"][0]["attempts"] == 2
+    assert list(temp_dir.iterdir()) == []
