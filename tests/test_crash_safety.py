@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from recovery_adapters.projections import write_log_lines
 from support import git, python_step, run_cli, write_file_action, write_plan
 
 # Put first on the child's PYTHONPATH: SIGKILLs the ``recovery`` process right
@@ -430,3 +431,31 @@ def test_a_write_of_the_failure_log_killed_halfway_leaves_no_copy(repo: Path) ->
     assert sorted(p.name for p in logs.iterdir()) == ["bootstrap_errors.log"]
     entries = (logs / "bootstrap_errors.log").read_text().splitlines()
     assert [json.loads(line)["batch_id"] for line in entries] == ["one"]
+
+
+def test_a_log_write_of_the_same_bytes_still_removes_a_dead_writers_copy(
+    tmp_path: Path,
+) -> None:
+    """Two writers of the failure log (a waiting runner and `recovery
+    decide`): the one killed before its rename leaves its copy, and the other
+    wrote the same bytes first. A later write with nothing new to write still
+    removes the dead writer's copy (found by the crash sweep's wait plan); a
+    live writer's copy stays."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    log = logs / "bootstrap_errors.log"
+    assert write_log_lines(log, ['{"batch_id": "one"}'])
+    stale = logs / f".{log.name}.{_gone_pid()}.abcd1234.tmp"
+    live = logs / f".{log.name}.{os.getppid()}.efgh5678.tmp"
+    stale.write_text("half")
+    live.write_text("busy")
+    assert not write_log_lines(log, ['{"batch_id": "one"}'])  # same bytes
+    assert not stale.exists()
+    assert live.exists()
+
+
+def _gone_pid() -> int:
+    """The id of a process that has ended and been reaped."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid

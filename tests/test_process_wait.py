@@ -99,6 +99,12 @@ def no_polling(
             patch.setattr(time, "sleep", sleeps.append)
             yield
         assert sleeps == [], "the wait polled with time.sleep"
+        # The set is the whole process's: another thread of the test process
+        # (a garbage collection, pytest's own) may hold one for a moment. A
+        # descriptor the wait leaked stays open for good.
+        deadline = time.monotonic() + 5
+        while _open_fds() != fds_before and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert _open_fds() == fds_before, "a file descriptor was left open"
         assert not [t for t in threading.enumerate() if t.name.startswith("recovery-")]
 

@@ -117,6 +117,9 @@ def write_log_lines(path: Path, lines: Sequence[str]) -> bool:
     """Writes the failure log atomically; returns whether its bytes changed."""
     text = "".join(line + "\n" for line in lines)
     if path.exists() and path.read_text(encoding="utf-8") == text:
+        # Another writer may have written these bytes first while a killed
+        # one left its copy: removed all the same.
+        _remove_stale(path.parent, path.name)
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, text)
