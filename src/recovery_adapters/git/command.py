@@ -26,6 +26,7 @@ from typing import IO, Final, TypeVar
 from recovery_core import RecoveryError
 
 __all__ = [
+    "DIFF_OPTIONS",
     "Git",
     "GitError",
     "GitKilled",
@@ -40,6 +41,17 @@ _R = TypeVar("_R")
 #: How every git command of ours starts, whatever the repository's settings say.
 _SAFE: Final = f"core.fsmonitor=false core.hooksPath={os.devnull} core.quotepath=false"
 _ARGV: Final = ("git", *(part for pair in _SAFE.split() for part in ("-c", pair)))
+#: How our diffs are printed, whatever the repository's settings say: no
+#: colour, external diff, text conversion or rename detection, git's own
+#: prefixes (``diff.noprefix`` aside).
+DIFF_OPTIONS: Final = (
+    "--no-color",
+    "--no-ext-diff",
+    "--no-textconv",
+    "--no-renames",
+    "--src-prefix=a/",
+    "--dst-prefix=b/",
+)
 #: Environment variables that would point git at another repository, index,
 #: object store or settings than the workspace's own.
 _REDIRECTING_NAMES: Final = (

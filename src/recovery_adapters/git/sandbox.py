@@ -30,7 +30,13 @@ from typing import Final
 
 import attrs
 
-from recovery_adapters.git.command import Git, GitError, WorkspaceError, discover
+from recovery_adapters.git.command import (
+    DIFF_OPTIONS,
+    Git,
+    GitError,
+    WorkspaceError,
+    discover,
+)
 from recovery_adapters.git.refs import ref_part
 
 __all__ = [
@@ -42,15 +48,6 @@ __all__ = [
     "sweep_sandboxes",
 ]
 
-#: How our diffs are printed, whatever the repository's settings say.
-_DIFF: Final = (
-    "--no-color",
-    "--no-ext-diff",
-    "--no-textconv",
-    "--no-renames",
-    "--src-prefix=a/",
-    "--dst-prefix=b/",
-)
 #: How a proposed patch is applied: hunk headers recounted (agents often
 #: miscount them), whitespace left as the patch has it.
 _APPLY: Final = ("apply", "--recount", "--whitespace=nowarn")
@@ -118,11 +115,11 @@ class GitSandbox:
         ``git diff`` prints it (with ``binary``: as ``git apply`` takes it,
         binary files too)."""
         how = ("--binary", "--full-index") if binary else ()
-        return self._git.run("diff", *_DIFF, *how, before, after)
+        return self._git.run("diff", *DIFF_OPTIONS, *how, before, after)
 
     def changed(self, before: str, after: str) -> tuple[str, ...]:
         """The paths that differ between ``before`` and ``after``, sorted."""
-        out = self._git.run("diff", "--name-only", "-z", *_DIFF, before, after)
+        out = self._git.run("diff", "--name-only", "-z", *DIFF_OPTIONS, before, after)
         names = out.decode("utf-8", "surrogateescape").split("\0")
         return tuple(sorted(name for name in names if name))
 

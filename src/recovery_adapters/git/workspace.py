@@ -25,6 +25,7 @@ from typing import Final
 import attrs
 
 from recovery_adapters.git.command import (
+    DIFF_OPTIONS,
     Git,
     GitError,
     WorkspaceError,
@@ -70,17 +71,6 @@ _KEPT: Final = 4
 _SEARCHED: Final = 64
 _REGULAR: Final = frozenset({"100644", "100755"})
 _COMMIT_ID: Final = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
-#: How our diffs are printed, whatever the repository's settings say: no
-#: colour, external diff, text conversion or rename detection, git's own
-#: prefixes (``diff.noprefix`` aside).
-_DIFF: Final = (
-    "--no-color",
-    "--no-ext-diff",
-    "--no-textconv",
-    "--no-renames",
-    "--src-prefix=a/",
-    "--dst-prefix=b/",
-)
 
 
 @attrs.frozen
@@ -454,7 +444,7 @@ class GitWorkspace:
         if before == after:
             return b""
         how = ("--binary", "--full-index") if binary else ("--stat", "--patch")
-        return self._git.run("diff", *_DIFF, *how, before, after)
+        return self._git.run("diff", *DIFF_OPTIONS, *how, before, after)
 
     @deferred_signals()
     def bring_back(
@@ -488,7 +478,9 @@ class GitWorkspace:
                 "was changed)"
             )
         after = self._objects.with_changes(before, {p: wanted.get(p) for p in todo})
-        patch = self._git.run("diff", *_DIFF, "--binary", "--full-index", before, after)
+        patch = self._git.run(
+            "diff", *DIFF_OPTIONS, "--binary", "--full-index", before, after
+        )
         apply = ("apply", "--whitespace=nowarn")
         try:
             self._git.run(*apply, "--check", "-", stdin=patch)
