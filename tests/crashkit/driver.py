@@ -316,6 +316,10 @@ def child_env(sweep_root: Path) -> dict[str, str]:
     env.update(GIT_ENV)
     env["GIT_CONFIG_GLOBAL"] = str(sweep_root / "no-global-gitconfig")
     env["RECOVERY_OPERATOR"] = "crash-operator"
+    # A heartbeat is saved from a thread of its own once per interval: on a
+    # loaded machine a traced run that waits past it would count crossings
+    # a faster case never reaches. None falls in a sweep's case.
+    env["RECOVERY_HEARTBEAT_S"] = "3600"
     env["PYTHONPYCACHEPREFIX"] = str(sweep_root / "pycache")
     path = [str(KIT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
     env["PYTHONPATH"] = os.pathsep.join(path)
@@ -1337,6 +1341,11 @@ def format_report(results: Sequence[SweepResult]) -> str:
         )
     total = sum(r.killed for r in results)
     lines.append(f"killed at {total} points in all")
+    for r in results:
+        missed = [c.crossing for c in r.cases if not c.killed]
+        if missed:
+            points = ", ".join(f"{m.kind} {m.point}:{m.n}" for m in missed[:12])
+            lines.append(f"not reached ({r.scenario}): {points}")
     for r in results:
         if r.seams:
             lines.append(f"seams ({r.scenario}): {r.seams.split(' argv=')[0]}")
