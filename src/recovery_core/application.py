@@ -22,7 +22,7 @@ from eventsourcing.persistence import IntegrityError as RecordConflict
 from eventsourcing.persistence import JSONTranscoder, Recording, Transcoding
 from eventsourcing.utils import Environment
 
-from recovery_core.chain import GENESIS_DIGEST, verify_chain
+from recovery_core.chain import GENESIS_DIGEST, Unreadable, verify_chain
 from recovery_core.errors import (
     ConflictError,
     IllegalTransition,
@@ -283,8 +283,24 @@ class RecoveryApp(Application[UUID]):
     ) -> list[StoredRecord]:
         """The run's events as stored (those after version ``after``), decoded
         but not upcast: what :func:`~recovery_core.run.verify_chain` checks a
-        history of any age by."""
+        history of any age by. One that cannot be decoded raises
+        :class:`IntegrityError`."""
         records = []
+        for found in self.read_stored(run_id, after=after):
+            if isinstance(found, Unreadable):
+                raise IntegrityError(
+                    f"event {found.version} of run {run_id} cannot be read: "
+                    f"{found.error}"
+                )
+            records.append(found)
+        return records
+
+    def read_stored(
+        self, run_id: UUID | str, *, after: int = 0
+    ) -> Iterator[StoredRecord | Unreadable]:
+        """Each stored event of the run (after version ``after``) as its
+        record, or what cannot be decoded and why (``recovery verify``
+        reports each one and goes on)."""
         mapper = self.mapper
         selected = self.recorder.select_events(as_run_id(run_id), gt=after or None)
         for stored in selected:
@@ -295,15 +311,14 @@ class RecoveryApp(Application[UUID]):
                 if mapper.compressor:
                     data = mapper.compressor.decompress(data)
                 state = mapper.transcoder.decode(data)
+                state["originator_id"] = stored.originator_id
+                state["originator_version"] = stored.originator_version
+                record = StoredRecord.of_state(stored.topic, state)
             except Exception as exc:  # what the store holds is not an event
-                raise IntegrityError(
-                    f"event {stored.originator_version} of run {run_id} cannot be "
-                    f"read: {type(exc).__name__}: {exc}"
-                ) from None
-            state["originator_id"] = stored.originator_id
-            state["originator_version"] = stored.originator_version
-            records.append(StoredRecord.of_state(stored.topic, state))
-        return records
+                error = f"{type(exc).__name__}: {exc}"
+                yield Unreadable(stored.originator_version, stored.topic, error)
+                continue
+            yield record
 
     def check_chain(self, run_id: UUID | str) -> str:
         """Checks the hash chain of the run's events since its latest snapshot

@@ -18,6 +18,7 @@ from recovery_core.errors import IntegrityError
 __all__ = [
     "GENESIS_DIGEST",
     "StoredRecord",
+    "Unreadable",
     "event_digest",
     "json_native",
     "payload_of",
@@ -111,6 +112,15 @@ class StoredRecord:
             prev_digest=str(state.get("prev_digest", "")),
             digest=str(state.get("digest", "")),
         )
+
+
+@attrs.frozen
+class Unreadable:
+    """A stored event that cannot be decoded, and why."""
+
+    version: int
+    topic: str
+    error: str
 
 
 def payload_of(event: Any) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from typing import Any, get_args
 
 import attrs
 
+from recovery_adapters.cli import verify
 from recovery_adapters.cli.interactive import terminal_asker
 from recovery_adapters.cli.output import clip, format_table, status_text
 from recovery_adapters.cli.quarantined import add_arguments, cmd_restore, cmd_show
@@ -629,6 +630,9 @@ def build_parser() -> argparse.ArgumentParser:
         "restore", cmd_restore, "bring a quarantined change back into the working tree"
     )
     add_arguments(restore)
+    verify.add_arguments(
+        add("verify", verify.cmd_verify, "check runs' histories and projections")
+    )
 
     strategies = commands.add_parser(
         "strategies",
