@@ -23,6 +23,7 @@ from typing import Any, get_args
 
 import attrs
 
+from recovery_adapters.cli import export as export_cli
 from recovery_adapters.cli.interactive import terminal_asker
 from recovery_adapters.cli.output import clip, format_table, status_text
 from recovery_adapters.cli.quarantined import add_arguments, cmd_restore, cmd_show
@@ -629,6 +630,17 @@ def build_parser() -> argparse.ArgumentParser:
         "restore", cmd_restore, "bring a quarantined change back into the working tree"
     )
     add_arguments(restore)
+
+    export_cli.add_export_arguments(
+        add("export", export_cli.cmd_export, "write a run's events, manifest and refs")
+    )
+    # Temporary: `verify --bundle DIR` only, until the full `verify` takes it.
+    export_cli.add_verify_bundle_arguments(
+        add("verify", export_cli.cmd_verify_bundle, "check an export, offline")
+    )
+    export_cli.add_prune_arguments(
+        add("prune", export_cli.cmd_prune, "retire the git refs of finished runs")
+    )
 
     strategies = commands.add_parser(
         "strategies",
