@@ -388,3 +388,27 @@ def test_verify_bundle_of_a_folder_that_is_no_export(tmp_path: Path) -> None:
     done = run_cli("verify", "--bundle", tmp_path, cwd=tmp_path)
     assert done.returncode == 2
     assert "not an export" in done.stderr
+
+
+def test_a_quarantine_ref_moved_before_the_export_is_found(
+    exported: Exported, tmp_path: Path
+) -> None:
+    """The quarantine ref pointed elsewhere in the repository (at the
+    attempt's baseline) when the export was made: the export's files agree
+    with each other, but verify --bundle finds that the ref does not hold
+    the tree ChangesQuarantined names (exit 6, naming the event)."""
+    prefix = f"refs/recovery/{exported.run_id}/b1/1"
+    quarantine = git(exported.repo, "rev-parse", f"{prefix}/quarantine").strip()
+    baseline = git(exported.repo, "rev-parse", f"{prefix}/baseline").strip()
+    git(exported.repo, "update-ref", f"{prefix}/quarantine", baseline)
+    try:
+        out = tmp_path / "moved"
+        done = run_cli("export", "latest", "--out", out, cwd=exported.repo)
+    finally:
+        git(exported.repo, "update-ref", f"{prefix}/quarantine", quarantine)
+    assert done.returncode == 0, done.stderr
+    checked = run_cli("verify", "--bundle", out, cwd=tmp_path)
+    assert checked.returncode == 6, checked.stderr
+    assert "(ChangesQuarantined): refs.bundle has" in checked.stderr
+    assert "the event names tree" in checked.stderr
+    assert "SHA-256" not in checked.stderr
