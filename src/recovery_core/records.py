@@ -230,6 +230,9 @@ class RunView:
     #: or recorded before they were).
     strategy_package: str | None = None
     strategy_version: str | None = None
+    #: The git refs of the finished run that ``RefsRetired`` retired, as
+    #: ``(ref, target)`` in the order recorded.
+    retired_refs: tuple[tuple[str, str], ...] = ()
 
     def batch(self, batch_id: str) -> BatchView:
         """The view of one batch; :class:`KeyError` when the plan has none."""
@@ -554,3 +557,9 @@ def _aborted(view: RunView, e: Any) -> RunView:
 @_on("RunCompleted")
 def _completed(view: RunView, e: Any) -> RunView:
     return attrs.evolve(view, state="completed")
+
+
+@_on("RefsRetired")
+def _refs_retired(view: RunView, e: Any) -> RunView:
+    retired = tuple((r["ref"], r["target"]) for r in e.refs)
+    return attrs.evolve(view, retired_refs=(*view.retired_refs, *retired))

@@ -9,7 +9,7 @@ event, so that the aggregate checks everything before it triggers anything.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from recovery_core.errors import ConflictError, IllegalTransition, UnknownBatch
@@ -25,6 +25,7 @@ __all__ = [
     "require_completable",
     "require_decidable",
     "require_live",
+    "require_retirable",
     "require_running_attempt",
     "require_skip",
     "require_startable",
@@ -38,6 +39,25 @@ def require_live(view: RunView) -> None:
         raise IllegalTransition(
             f"run {view.run_id} is {view.state}: nothing more happens"
         )
+
+
+def require_retirable(view: RunView, refs: Sequence[Mapping[str, str]]) -> None:
+    """Only a finished run's refs are retired (the one thing recorded after the
+    end): a running or halted run still needs its baselines and quarantines;
+    and something is retired, a ref under the run's own ``refs/recovery/``."""
+    if view.state not in ("completed", "aborted"):
+        raise IllegalTransition(
+            f"run {view.run_id} is {view.state}: only the refs of a finished run "
+            "are retired"
+        )
+    if not refs:
+        raise IllegalTransition(f"run {view.run_id}: no ref to retire")
+    prefix = f"refs/recovery/{view.run_id}/"
+    for ref in refs:
+        if not ref["ref"].startswith(prefix) or not ref["target"]:
+            raise IllegalTransition(
+                f"run {view.run_id}: {ref['ref']!r} is not one of its refs"
+            )
 
 
 def batch_of(view: RunView, batch_id: str) -> BatchView:

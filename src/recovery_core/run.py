@@ -326,6 +326,17 @@ class Run(BaseAggregate[UUID]):
         TOPIC = "recovery:RunCompleted"
         summary: dict[str, Any]
 
+    class RefsRetired(Event):
+        """The git refs of a finished run that are to be deleted (``recovery
+        prune``): each ``{"ref", "target"}``, the object it pointed at. Recorded
+        before the refs are deleted, so that a prune cut off halfway is finished
+        by the next one (an export made before keeps them)."""
+
+        TOPIC = "recovery:RefsRetired"
+        refs: list[dict[str, str]]
+        operator: str
+        reason: str
+
     # -- construction -------------------------------------------------------
 
     @classmethod
@@ -665,6 +676,15 @@ class Run(BaseAggregate[UUID]):
         """Ends the run without completing it."""
         rules.require_live(self.state_view)
         self._trigger(self.RunAborted, operator=operator, reason=reason)
+
+    def retire_refs(
+        self, refs: Iterable[Mapping[str, str]], *, operator: str, reason: str
+    ) -> None:
+        """Records that the git refs ``refs`` (each ``{"ref", "target"}``) of
+        this finished run are retired: deleted from its workspace next."""
+        retired = [{"ref": r["ref"], "target": r["target"]} for r in refs]
+        rules.require_retirable(self.state_view, retired)
+        self._trigger(self.RefsRetired, refs=retired, operator=operator, reason=reason)
 
     def complete(self) -> None:
         """Ends the run: every batch is verified or skipped."""

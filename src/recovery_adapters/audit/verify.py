@@ -4,7 +4,8 @@ give: the plan file's status keys, the workspace's failure log, the refs under
 ``refs/recovery/<run>/`` (each baseline's commit, each quarantine's tree) and
 each commit the run made (its ``Recovery-Run``, ``Recovery-Batch`` and
 ``Recovery-Chain`` trailers), plus any commit on a branch that claims the run
-without an event recording it.
+without an event recording it. A ref that ``recovery prune`` retired
+(``RefsRetired``) is not required.
 
 Nothing is written: git is only read (no optional locks), the files only
 opened. A workspace that is not on this host is a note, not a finding: its
@@ -120,7 +121,8 @@ def _on_disk(
             findings.append(Finding("git", str(workspace), str(exc)))
         return
     git = Git(root, git_dir)
-    findings += _refs(git, view.run_id, audit.refs)
+    retired = {ref for ref, _target in view.retired_refs}
+    findings += _refs(git, view.run_id, [r for r in audit.refs if r.ref not in retired])
     findings += _commits(git, audit, notes)
 
 

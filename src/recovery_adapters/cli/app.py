@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import getpass
 import io
 import json
 import os
@@ -23,6 +22,7 @@ from typing import Any, get_args
 
 import attrs
 
+from recovery_adapters.cli import export as export_cli
 from recovery_adapters.cli import verify
 from recovery_adapters.cli.interactive import terminal_asker
 from recovery_adapters.cli.output import clip, format_table, status_text
@@ -32,6 +32,7 @@ from recovery_adapters.cli.wiring import (
     make_notifiers,
     make_runner,
     make_strategy,
+    operator_name,
     runner_timing,
 )
 from recovery_adapters.environment import as_recovery_error
@@ -86,19 +87,6 @@ SHORT_RUN_ID = 8
 LOG_ERROR_WIDTH = 60
 
 DECISIONS: tuple[str, ...] = get_args(Decision)
-
-
-def operator_name(explicit: str | None) -> str:
-    """``--operator``, else ``RECOVERY_OPERATOR``, else the login name."""
-    if explicit:
-        return explicit
-    from_env = os.environ.get("RECOVERY_OPERATOR")
-    if from_env:
-        return from_env
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 def _print_json(value: Any) -> None:
@@ -631,7 +619,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_arguments(restore)
     verify.add_arguments(
-        add("verify", verify.cmd_verify, "check runs' histories and projections")
+        add(
+            "verify",
+            verify.cmd_verify,
+            "check runs' histories and projections, or an export (--bundle)",
+        )
+    )
+    export_cli.add_export_arguments(
+        add("export", export_cli.cmd_export, "write a run's events, manifest and refs")
+    )
+    export_cli.add_prune_arguments(
+        add("prune", export_cli.cmd_prune, "retire the git refs of finished runs")
     )
 
     strategies = commands.add_parser(

@@ -1,7 +1,8 @@
 """``recovery verify [RUN | --all] [--expect-head DIGEST]``: checks runs' stored
 histories and compares what is on disk with what their events give; exit 0
 when all holds, 6 with every finding otherwise (see
-:mod:`recovery_adapters.audit.verify`)."""
+:mod:`recovery_adapters.audit.verify`). ``recovery verify --bundle DIR``
+checks an export instead (:mod:`recovery_adapters.audit.export`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from recovery_adapters.audit.verify import RunReport, verify_runs
+from recovery_adapters.cli.export import cmd_verify_bundle
 from recovery_adapters.cli.wiring import UsageError
 from recovery_adapters.stores import find_store
 from recovery_core.audit import recorded_runs, resolve_recorded
@@ -29,6 +31,11 @@ def add_arguments(sub: argparse.ArgumentParser) -> None:
     )
     sub.add_argument("--all", action="store_true", help="every run in the store")
     sub.add_argument(
+        "--bundle",
+        metavar="DIR",
+        help="check an export (`recovery export`) instead, with no store or repository",
+    )
+    sub.add_argument(
         "--expect-head",
         metavar="DIGEST",
         help="the head digest the run should have (finds events removed from "
@@ -38,6 +45,10 @@ def add_arguments(sub: argparse.ArgumentParser) -> None:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """``recovery verify``."""
+    if args.bundle is not None:
+        if args.run or args.all or args.expect_head:
+            raise UsageError("--bundle checks an export alone: give no run")
+        return cmd_verify_bundle(args)
     if args.all and args.run:
         raise UsageError("give a run or --all, not both")
     if args.expect_head is not None:

@@ -4,6 +4,8 @@ the demo."""
 
 from __future__ import annotations
 
+import getpass
+import os
 from collections.abc import Sequence
 from uuid import UUID
 
@@ -30,6 +32,7 @@ __all__ = [
     "make_notifiers",
     "make_runner",
     "make_strategy",
+    "operator_name",
     "runner_timing",
 ]
 
@@ -92,3 +95,16 @@ def runner_timing() -> tuple[float | None, float | None]:
     return positive_setting("RECOVERY_STALE_AFTER_S"), positive_setting(
         "RECOVERY_HEARTBEAT_S"
     )
+
+
+def operator_name(explicit: str | None) -> str:
+    """``--operator``, else ``RECOVERY_OPERATOR``, else the login name."""
+    if explicit:
+        return explicit
+    from_env = os.environ.get("RECOVERY_OPERATOR")
+    if from_env:
+        return from_env
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
