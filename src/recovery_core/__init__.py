@@ -22,6 +22,7 @@ from recovery_core.errors import (
     RecoveryError,
     StoreURLError,
     UnknownBatch,
+    UnknownPoint,
     UnknownRun,
 )
 from recovery_core.fingerprint import failure_fingerprint, normalise_error
@@ -147,6 +148,7 @@ __all__ = [
     "StepStart",
     "StoreURLError",
     "UnknownBatch",
+    "UnknownPoint",
     "UnknownRun",
     "Verified",
     "Workspace",

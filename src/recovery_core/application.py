@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 from uuid import UUID
@@ -53,6 +54,7 @@ from recovery_core.store import (
     default_store_url,
     parse_store_url,
 )
+from recovery_core.timeline import TimelineEntry, state_at, timeline
 
 if TYPE_CHECKING:
     from recovery_core.runner import Runner
@@ -273,6 +275,29 @@ class RecoveryApp(Application[UUID]):
     def history(self, run_id: UUID | str) -> list[Run.Event]:
         """The run's events, in order."""
         return list(self.events_of(run_id))
+
+    def timeline(self, run_id: UUID | str) -> list[TimelineEntry]:
+        """The run's events as a timeline (see :mod:`recovery_core.timeline`)."""
+        return timeline(self.events_of(run_id))
+
+    def view_at(
+        self,
+        run_id: UUID | str,
+        *,
+        position: int | None = None,
+        time: datetime | None = None,
+    ) -> RunView:
+        """The run's state as of ``position`` (after its event of that
+        version; 1 is ``RunStarted``) or ``time`` (after every event recorded
+        at or before it; a time without a zone is UTC), computed from its
+        events alone. Exactly one of them is given; a point the history does
+        not reach raises :class:`~recovery_core.errors.UnknownPoint` (exit
+        code 2)."""
+        self.get_run(run_id)  # UnknownRun, as the other queries raise it
+        events: Iterator[Run.Event] = self.repository.event_store.get(  # type: ignore[assignment]
+            as_run_id(run_id), lte=position if position and position > 0 else None
+        )
+        return state_at(events, position=position, time=time)
 
     def events_of(self, run_id: UUID | str) -> Iterator[Run.Event]:
         """The run's events, in order, read lazily."""

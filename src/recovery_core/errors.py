@@ -19,6 +19,7 @@ __all__ = [
     "RecoveryError",
     "StoreURLError",
     "UnknownBatch",
+    "UnknownPoint",
     "UnknownRun",
 ]
 
@@ -66,6 +67,13 @@ class UnknownRun(RecoveryError, LookupError):
 
 class UnknownBatch(RecoveryError, LookupError):
     """The run's plan has no batch with the given id."""
+
+    exit_code = 2
+
+
+class UnknownPoint(RecoveryError, LookupError):
+    """A point of a run's history that it does not reach: a position past its
+    last event, or a time before it started."""
 
     exit_code = 2
 
