@@ -13,6 +13,7 @@ docs/tutorial/embedding.md and docs/reference/api.md.
 
 from recovery_core.application import RecoveryApp, RunSummary
 from recovery_core.errors import (
+    CipherKeyError,
     ConflictError,
     EnvironmentFailure,
     IllegalTransition,
@@ -102,6 +103,7 @@ __all__ = [
     "BatchSession",
     "BatchStart",
     "BatchView",
+    "CipherKeyError",
     "ClaimView",
     "Committed",
     "Completed",

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 __all__ = [
+    "CipherKeyError",
     "ConflictError",
     "EnvironmentFailure",
     "IllegalTransition",
@@ -55,6 +56,13 @@ class PlanCannotRun(PlanError):
 
 class StoreURLError(RecoveryError, ValueError):
     """A store URL that names no supported store, or names one badly."""
+
+    exit_code = 2
+
+
+class CipherKeyError(RecoveryError, ValueError):
+    """The key of an encrypted store is not a key (16, 24 or 32 bytes in
+    base64), or the package that encrypts is not installed."""
 
     exit_code = 2
 
