@@ -16,6 +16,7 @@ from eventsourcing.persistence import DatabaseError
 from recovery_adapters.words import no_runs_text
 from recovery_core import RecoveryApp, StoreURLError, UnknownRun
 from recovery_core.store import (
+    CIPHER_KEY_ENV,
     DEFAULT_STORE_NAME,
     RECOVERY_DIR,
     STORE_ENV,
@@ -38,15 +39,20 @@ _SCHEMA_ATTEMPTS: Final = 5
 def open_store(url: str, *, create: bool = True) -> RecoveryApp:
     """The application on the store at ``url``, its SQLite folder made when
     missing. With ``create`` false, a SQLite store that does not exist yet is
-    refused with :class:`~recovery_core.UnknownRun` instead of being made."""
+    refused with :class:`~recovery_core.UnknownRun` instead of being made.
+
+    When ``RECOVERY_CIPHER_KEY`` is set (and not empty), the store's events
+    are encrypted with that key, and must have been (see
+    docs/how-to/encrypt-and-compress-the-store.md)."""
     spec = parse_store_url(url)
+    cipher_key = os.environ.get(CIPHER_KEY_ENV) or None
     if spec.path is not None:
         if not create and not spec.path.is_file():
             raise UnknownRun(f"no store at {spec.path}: no run has been recorded there")
         spec.path.parent.mkdir(parents=True, exist_ok=True)
     for attempt in range(_SCHEMA_ATTEMPTS):
         try:
-            return RecoveryApp(spec)
+            return RecoveryApp(spec, cipher_key=cipher_key)
         except DatabaseError:
             # Processes opening a new PostgreSQL store at once race to create its
             # tables ("duplicate key ... pg_type", "tuple concurrently updated");

@@ -13,6 +13,7 @@ docs/tutorial/embedding.md and docs/reference/api.md.
 
 from recovery_core.application import RecoveryApp, RunSummary
 from recovery_core.errors import (
+    CipherKeyError,
     ConflictError,
     EnvironmentFailure,
     IllegalTransition,
@@ -22,6 +23,7 @@ from recovery_core.errors import (
     RecoveryError,
     StoreURLError,
     UnknownBatch,
+    UnknownPoint,
     UnknownRun,
 )
 from recovery_core.fingerprint import failure_fingerprint, normalise_error
@@ -101,6 +103,7 @@ __all__ = [
     "BatchSession",
     "BatchStart",
     "BatchView",
+    "CipherKeyError",
     "ClaimView",
     "Committed",
     "Completed",
@@ -147,6 +150,7 @@ __all__ = [
     "StepStart",
     "StoreURLError",
     "UnknownBatch",
+    "UnknownPoint",
     "UnknownRun",
     "Verified",
     "Workspace",

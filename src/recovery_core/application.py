@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 from uuid import UUID
@@ -19,7 +20,14 @@ import attrs
 from eventsourcing.application import Application
 from eventsourcing.domain import DomainEventProtocol, MutableOrImmutableAggregate
 from eventsourcing.persistence import IntegrityError as RecordConflict
-from eventsourcing.persistence import JSONTranscoder, Recording, Transcoding
+from eventsourcing.persistence import (
+    JSONTranscoder,
+    Mapper,
+    MapperDeserialisationError,
+    Recording,
+    StoredEvent,
+    Transcoding,
+)
 from eventsourcing.utils import Environment
 
 from recovery_core.chain import GENESIS_DIGEST, Unreadable, verify_chain
@@ -48,11 +56,15 @@ from recovery_core.projections import (
 from recovery_core.records import DecisionView, RunView, view_data, view_of
 from recovery_core.run import Run, StoredRecord, new_runner_id
 from recovery_core.store import (
+    CIPHER_KEY_ENV,
+    READS_COMPRESSED,
     STORE_ENV,
     StoreSpec,
+    cipher_settings,
     default_store_url,
     parse_store_url,
 )
+from recovery_core.timeline import TimelineEntry, state_at, timeline
 
 if TYPE_CHECKING:
     from recovery_core.runner import Runner
@@ -85,12 +97,32 @@ class RecoveryApp(Application[UUID]):
 
     name = "Recovery"
 
-    def __init__(self, store: StoreSpec) -> None:
+    def __init__(self, store: StoreSpec, *, cipher_key: str | None = None) -> None:
+        """The application on ``store``; with ``cipher_key`` (16, 24 or 32
+        bytes in base64), every event it writes is encrypted with AES-GCM
+        (needs the ``crypto`` extra), and every event it reads must be: see
+        :func:`~recovery_core.store.cipher_settings`."""
         self.store = store
+        cipher = {} if cipher_key is None else cipher_settings(cipher_key)
         # Runs are read many times per batch; a cache that fast-forwards from
         # the store on each read spares replaying every event each time, and
-        # still sees what other processes saved.
-        super().__init__(env={"AGGREGATE_CACHE_MAXSIZE": "256", **store.settings})
+        # still sees what other processes saved. Events are read compressed
+        # or not, whatever the URL says of writing them.
+        super().__init__(
+            env={
+                "AGGREGATE_CACHE_MAXSIZE": "256",
+                "COMPRESSOR_TOPIC": READS_COMPRESSED,
+                **store.settings,
+                **cipher,
+            }
+        )
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        """eventsourcing's mapper, whose events that cannot be decrypted or
+        decoded are an :class:`IntegrityError` (exit code 6) saying why."""
+        return self.factory.mapper(
+            transcoder=self.construct_transcoder(), mapper_class=_Mapper
+        )
 
     def save(
         self,
@@ -127,18 +159,21 @@ class RecoveryApp(Application[UUID]):
         return Environment(name, {"IS_SNAPSHOTTING_ENABLED": "y", **(env or {})})
 
     @classmethod
-    def open(cls, url: str, *, create: bool = True) -> RecoveryApp:
+    def open(
+        cls, url: str, *, create: bool = True, cipher_key: str | None = None
+    ) -> RecoveryApp:
         """Opens the store at ``url`` (see :mod:`recovery_core.store`); a SQLite
         store's folder must exist (``recovery_adapters.stores.open_store`` makes
         it, and finds a workspace's store).
 
         With ``create`` false, a SQLite store that does not exist yet is refused
-        with :class:`UnknownRun` instead of being made.
+        with :class:`UnknownRun` instead of being made. ``cipher_key``: the
+        key of an encrypted store (see :meth:`__init__`).
         """
         spec = parse_store_url(url)
         if not create and spec.path is not None and not spec.path.is_file():
             raise UnknownRun(f"no store at {spec.path}: no run has been recorded there")
-        return cls(spec)
+        return cls(spec, cipher_key=cipher_key)
 
     @staticmethod
     def store_url(workspace: str | os.PathLike[str], store: str | None = None) -> str:
@@ -274,6 +309,29 @@ class RecoveryApp(Application[UUID]):
         """The run's events, in order."""
         return list(self.events_of(run_id))
 
+    def timeline(self, run_id: UUID | str) -> list[TimelineEntry]:
+        """The run's events as a timeline (see :mod:`recovery_core.timeline`)."""
+        return timeline(self.events_of(run_id))
+
+    def view_at(
+        self,
+        run_id: UUID | str,
+        *,
+        position: int | None = None,
+        time: datetime | None = None,
+    ) -> RunView:
+        """The run's state as of ``position`` (after its event of that
+        version; 1 is ``RunStarted``) or ``time`` (after every event recorded
+        at or before it; a time without a zone is UTC), computed from its
+        events alone. Exactly one of them is given; a point the history does
+        not reach raises :class:`~recovery_core.errors.UnknownPoint` (exit
+        code 2)."""
+        self.get_run(run_id)  # UnknownRun, as the other queries raise it
+        events: Iterator[Run.Event] = self.repository.event_store.get(  # type: ignore[assignment]
+            as_run_id(run_id), lte=position if position and position > 0 else None
+        )
+        return state_at(events, position=position, time=time)
+
     def events_of(self, run_id: UUID | str) -> Iterator[Run.Event]:
         """The run's events, in order, read lazily."""
         yield from self.repository.event_store.get(as_run_id(run_id))  # type: ignore[misc]
@@ -288,10 +346,7 @@ class RecoveryApp(Application[UUID]):
         records = []
         for found in self.read_stored(run_id, after=after):
             if isinstance(found, Unreadable):
-                raise IntegrityError(
-                    f"event {found.version} of run {run_id} cannot be read: "
-                    f"{found.error}"
-                )
+                raise IntegrityError(found.error)
             records.append(found)
         return records
 
@@ -315,7 +370,7 @@ class RecoveryApp(Application[UUID]):
                 state["originator_version"] = stored.originator_version
                 record = StoredRecord.of_state(stored.topic, state)
             except Exception as exc:  # what the store holds is not an event
-                error = f"{type(exc).__name__}: {exc}"
+                error = str(unreadable(mapper, stored, exc))
                 yield Unreadable(stored.originator_version, stored.topic, error)
                 continue
             yield record
@@ -559,6 +614,42 @@ class RecoveryApp(Application[UUID]):
                 )
             return run_id
         return None
+
+
+class _Mapper(Mapper[UUID]):
+    """eventsourcing's mapper; a stored event it cannot decrypt or decode is
+    an :class:`IntegrityError` that says what may be wrong."""
+
+    def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
+        try:
+            return super().to_domain_event(stored_event)
+        except MapperDeserialisationError as exc:
+            raise unreadable(self, stored_event, exc.__cause__ or exc) from None
+
+
+def unreadable(
+    mapper: Mapper[UUID], stored: StoredEvent, exc: BaseException
+) -> IntegrityError:
+    """The error for a stored event that cannot be read as one: with a cipher
+    key, most likely another key (or none) wrote it; without one, an
+    encrypted store; else the stored bytes were changed."""
+    name = stored.topic.removeprefix("recovery:")
+    where = (
+        f"event {stored.originator_version} ({name}) of {stored.originator_id} "
+        f"cannot be read ({type(exc).__name__}: {exc})"
+    )
+    if mapper.cipher is not None:
+        why = (
+            "it was not written with this cipher key: another key, or no "
+            f"encryption, wrote it ({CIPHER_KEY_ENV} on the command line), or "
+            "it was changed"
+        )
+    else:
+        why = (
+            "the store may be encrypted: give the key it was written with "
+            f"({CIPHER_KEY_ENV} on the command line); else it was changed"
+        )
+    return IntegrityError(f"{where}: {why}; nothing was done")
 
 
 class _RunViewAsData(Transcoding):

@@ -95,7 +95,7 @@ def chain_findings(
     for record in records:
         if isinstance(record, Unreadable):
             where = f"event {record.version} ({_name(record.topic)})"
-            findings.append(Finding("chain", where, f"cannot be read: {record.error}"))
+            findings.append(Finding("chain", where, record.error))
             prev, expected = None, record.version + 1
             continue
         version = record.originator_version

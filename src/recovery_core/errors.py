@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 __all__ = [
+    "CipherKeyError",
     "ConflictError",
     "EnvironmentFailure",
     "IllegalTransition",
@@ -19,6 +20,7 @@ __all__ = [
     "RecoveryError",
     "StoreURLError",
     "UnknownBatch",
+    "UnknownPoint",
     "UnknownRun",
 ]
 
@@ -58,6 +60,13 @@ class StoreURLError(RecoveryError, ValueError):
     exit_code = 2
 
 
+class CipherKeyError(RecoveryError, ValueError):
+    """The key of an encrypted store is not a key (16, 24 or 32 bytes in
+    base64), or the package that encrypts is not installed."""
+
+    exit_code = 2
+
+
 class UnknownRun(RecoveryError, LookupError):
     """No run in the store answers to the given id, prefix or name."""
 
@@ -66,6 +75,13 @@ class UnknownRun(RecoveryError, LookupError):
 
 class UnknownBatch(RecoveryError, LookupError):
     """The run's plan has no batch with the given id."""
+
+    exit_code = 2
+
+
+class UnknownPoint(RecoveryError, LookupError):
+    """A point of a run's history that it does not reach: a position past its
+    last event, or a time before it started."""
 
     exit_code = 2
 

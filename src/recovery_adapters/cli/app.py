@@ -23,7 +23,7 @@ from typing import Any, get_args
 import attrs
 
 from recovery_adapters.cli import export as export_cli
-from recovery_adapters.cli import verify
+from recovery_adapters.cli import history, verify
 from recovery_adapters.cli.interactive import terminal_asker
 from recovery_adapters.cli.output import clip, format_table, status_text
 from recovery_adapters.cli.quarantined import add_arguments, cmd_restore, cmd_show
@@ -599,6 +599,14 @@ def build_parser() -> argparse.ArgumentParser:
     resume = add("resume", cmd_resume, "carry out the decision and go on")
     resume.add_argument("run", help="run id, unique prefix or 'latest'")
     runner_options(resume)
+
+    history.add_arguments(
+        add(
+            "history",
+            history.cmd_history,
+            "the run's timeline, or its state as of a point",
+        )
+    )
 
     log = add("log", cmd_log, "the failure log")
     log.add_argument(
