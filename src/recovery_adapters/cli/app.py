@@ -26,6 +26,8 @@ import attrs
 from recovery_adapters.cli.interactive import terminal_asker
 from recovery_adapters.cli.output import clip, format_table, status_text
 from recovery_adapters.cli.quarantined import add_arguments, cmd_restore, cmd_show
+from recovery_adapters.cli.report import add_arguments as add_report_arguments
+from recovery_adapters.cli.report import cmd_report
 from recovery_adapters.cli.wiring import (
     UsageError,
     make_notifiers,
@@ -629,6 +631,8 @@ def build_parser() -> argparse.ArgumentParser:
         "restore", cmd_restore, "bring a quarantined change back into the working tree"
     )
     add_arguments(restore)
+    report = add("report", cmd_report, "the run as one self-contained HTML page")
+    add_report_arguments(report)
 
     strategies = commands.add_parser(
         "strategies",
