@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from browser import opened, visible
+from recovery_adapters.report import render_html
 from recovery_core import RecoveryApp
 from recovery_core.run import Run
 from support import (
@@ -237,6 +238,13 @@ def test_failure_markup_is_escaped_and_nothing_runs(repo: Path, tmp_path: Path) 
     assert log.requests == [target.resolve().as_uri()]
     assert title.startswith("Run ") and "pwned" not in title
     assert shown == dict.fromkeys(shown, True)
+
+    # The page from Python, as a host makes it: without the diffs, it says so.
+    app = RecoveryApp.open(f"sqlite:///{repo / '.recovery' / 'events.sqlite3'}")
+    run_id = app.resolve("latest")
+    made = render_html(app.view(run_id), app.history(run_id))
+    assert "The quarantined diff cannot be shown: it was not read." in made
+    assert "&lt;script&gt;document.title" in made and "<script" not in made
 
 
 def test_proposals_show_the_analysis_patch_and_prevalidation(

@@ -24,6 +24,7 @@ from recovery_adapters.git import GitWorkspace
 from recovery_adapters.report import QuarantinedDiff, render_html
 from recovery_adapters.stores import find_store
 from recovery_core import RecoveryApp, RecoveryError, RunView
+from recovery_core.records import apply
 from recovery_core.run import Run
 
 __all__ = ["MAX_DIFF_BYTES", "add_arguments", "cmd_report", "quarantined_diffs"]
@@ -133,8 +134,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     """``recovery report RUN --html FILE``: the run's report, as one HTML page."""
     app = find_store(Path.cwd(), args.store)
     run_id = app.resolve(args.run)
-    view = app.view(run_id)
     events = app.history(run_id)
+    # The state as of the last event read (a runner may be recording more
+    # meanwhile), so that the page's parts agree with each other.
+    view: RunView | None = None
+    for event in events:
+        view = apply(view, event)
+    assert view is not None  # a run has its RunStarted
     page = render_html(view, events, quarantined_diffs(app, view, events))
     target = Path(args.html)
     if target.is_dir():

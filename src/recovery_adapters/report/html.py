@@ -335,12 +335,15 @@ def _failure(
             )
         )
     if (answer := attempt.answer) is not None:
-        link = ' · <a href="#proposals">its proposal</a>' if answer.proposal else ""
+        answered = (
+            f' proposed a fix: see <a href="#{_proposal_id(answer)}">its proposal</a>'
+            if answer.proposal
+            else f"<pre>{_e(answer.analysis)}</pre>"
+        )
         rows.append(
             (
                 "Strategy",
-                f"<code>{_e(answer.strategy)}</code>{_e(_shipped(answer))}{link}"
-                f"<pre>{_e(answer.analysis)}</pre>",
+                f"<code>{_e(answer.strategy)}</code>{_e(_shipped(answer))}{answered}",
             )
         )
     for note in attempt.policy_notes:
@@ -461,7 +464,8 @@ def _proposal(answer: RecoveryAnswer) -> str:
         ("Patch digest", f"<code>{_e(answer.patch_digest or 'none')}</code>"),
         (
             "Pre-validation",
-            f"{_badge('passed' if passed else 'failed')} {_e(pre)}",
+            _badge("passed" if passed else "failed")
+            + ("" if pre in ("passed", "failed") else f" {_e(pre)}"),
         ),
         ("Analysis", f"<pre>{_e(answer.analysis)}</pre>"),
     ]
@@ -489,10 +493,20 @@ def _proposal(answer: RecoveryAnswer) -> str:
         else ""
     )
     return (
-        f'<article class="proposal">\n<h3>Batch <code>{_e(answer.batch_id)}</code>, '
+        f'<article class="proposal" id="{_proposal_id(answer)}">\n'
+        f"<h3>Batch <code>{_e(answer.batch_id)}</code>, "
         f"attempt {answer.attempt}: a fix proposed</h3>\n"
         f'<table class="kv">\n{table}</table>\n{patch}</article>\n'
     )
+
+
+def _proposal_id(answer: RecoveryAnswer) -> str:
+    # Batch ids are the plan's words: the anchor is made of numbers only.
+    return f"proposal-{answer.attempt}-{_digits(answer.batch_id)}"
+
+
+def _digits(text: str) -> str:
+    return text.encode("utf-8").hex()
 
 
 def _check_reason(check: Mapping[str, object]) -> str:
