@@ -27,6 +27,8 @@ from recovery_adapters.cli import history, verify
 from recovery_adapters.cli.interactive import terminal_asker
 from recovery_adapters.cli.output import clip, format_table, status_text
 from recovery_adapters.cli.quarantined import add_arguments, cmd_restore, cmd_show
+from recovery_adapters.cli.report import add_arguments as add_report_arguments
+from recovery_adapters.cli.report import cmd_report
 from recovery_adapters.cli.wiring import (
     UsageError,
     make_notifiers,
@@ -639,6 +641,8 @@ def build_parser() -> argparse.ArgumentParser:
     export_cli.add_prune_arguments(
         add("prune", export_cli.cmd_prune, "retire the git refs of finished runs")
     )
+    report = add("report", cmd_report, "the run as one self-contained HTML page")
+    add_report_arguments(report)
 
     strategies = commands.add_parser(
         "strategies",
