@@ -28,7 +28,7 @@ from eventsourcing.persistence import (
     StoredEvent,
     Transcoding,
 )
-from eventsourcing.utils import Environment
+from eventsourcing.utils import Environment, TopicError, resolve_topic
 
 from recovery_core.chain import GENESIS_DIGEST, Unreadable, verify_chain
 from recovery_core.errors import (
@@ -356,6 +356,15 @@ class RecoveryApp(Application[UUID]):
         """Each stored event of the run (after version ``after``) as its
         record, or what cannot be decoded and why (``recovery verify``
         reports each one and goes on)."""
+        for record, _event in self.read_history(run_id, after=after):
+            yield record
+
+    def read_history(
+        self, run_id: UUID | str, *, after: int = 0
+    ) -> Iterator[tuple[StoredRecord | Unreadable, Run.Event | None]]:
+        """Each stored event of the run (after version ``after``), decoded
+        once: as stored (its record) and as the domain event it is now
+        (upcast; None when it cannot be decoded or its topic is no event's)."""
         mapper = self.mapper
         selected = self.recorder.select_events(as_run_id(run_id), gt=after or None)
         for stored in selected:
@@ -371,9 +380,13 @@ class RecoveryApp(Application[UUID]):
                 record = StoredRecord.of_state(stored.topic, state)
             except Exception as exc:  # what the store holds is not an event
                 error = str(unreadable(mapper, stored, exc))
-                yield Unreadable(stored.originator_version, stored.topic, error)
+                yield Unreadable(stored.originator_version, stored.topic, error), None
                 continue
-            yield record
+            try:
+                event = _domain_event(stored.topic, state)
+            except Exception:  # an upcaster that cannot make sense of it
+                event = None
+            yield record, event
 
     def check_chain(self, run_id: UUID | str) -> str:
         """Checks the hash chain of the run's events since its latest snapshot
@@ -614,6 +627,29 @@ class RecoveryApp(Application[UUID]):
                 )
             return run_id
         return None
+
+
+def _domain_event(topic: str, state: dict[str, Any]) -> Run.Event | None:
+    """The domain event of a decoded stored state, as eventsourcing's mapper
+    makes it (upcast to the current class version), or None for a topic that
+    names no run event. The state's top level becomes the event's own (the
+    upcasters change only that): a record made from it before stays as
+    stored."""
+    try:
+        cls = resolve_topic(topic)
+    except TopicError:
+        return None
+    if not (isinstance(cls, type) and issubclass(cls, Run.Event)):
+        return None
+    state = dict(state)
+    class_version = getattr(cls, "class_version", 1)
+    from_version = state.pop("class_version", 1)
+    while from_version < class_version:
+        getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(state)
+        from_version += 1
+    event = object.__new__(cls)
+    object.__setattr__(event, "__dict__", state)
+    return event
 
 
 class _Mapper(Mapper[UUID]):

@@ -209,7 +209,8 @@ def audit_run(
     """Checks the run's stored history, replays it, and checks each snapshot
     against the replay; the replayed state, the refs and commits the events
     name are returned for the adapters' checks."""
-    records = list(app.read_stored(run_id))
+    read = list(app.read_history(run_id))
+    records = [record for record, _event in read]
     head, findings = chain_findings(records, expect_head=expect_head)
     view: RunView | None = None
     views: dict[int, RunView] = {}
@@ -218,7 +219,14 @@ def audit_run(
     verified: dict[tuple[str, int], int] = {}
     chain: list[str] = []
     try:
-        for event in app.events_of(run_id):
+        for record, event in read:
+            if event is None:
+                version = (
+                    record.version
+                    if isinstance(record, Unreadable)
+                    else record.originator_version
+                )
+                raise ValueError(f"event {version} is no event of a run")
             view = apply(view, event)
             views[event.originator_version] = view
             chain.append(event.digest)
@@ -227,7 +235,9 @@ def audit_run(
     except Exception as exc:  # tampered events may not replay at all
         findings.append(
             Finding(
-                "replay", "history", f"cannot be replayed: {type(exc).__name__}: {exc}"
+                "replay",
+                "history",
+                f"cannot be replayed: {type(exc).__name__}: {exc}",
             )
         )
         view = None

@@ -33,8 +33,15 @@ _ENVELOPE: Final = frozenset(
 )
 
 
+#: One encoder for every digest (``json.dumps`` with these options makes a
+#: new one at each call).
+_ENCODE: Final = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False
+).encode
+
+
 def _canonical(value: object) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODE(value)
 
 
 def json_native(payload: Mapping[str, Any]) -> dict[str, Any]:
@@ -105,7 +112,7 @@ class StoredRecord:
         payload = {k: v for k, v in state.items() if k not in _ENVELOPE}
         return cls(
             topic=topic,
-            originator_id=UUID(str(state["originator_id"])),
+            originator_id=_uuid(state["originator_id"]),
             originator_version=int(state["originator_version"]),
             timestamp=state["timestamp"],
             payload=payload,
@@ -121,6 +128,10 @@ class Unreadable:
     version: int
     topic: str
     error: str
+
+
+def _uuid(value: object) -> UUID:
+    return value if isinstance(value, UUID) else UUID(str(value))
 
 
 def payload_of(event: Any) -> dict[str, Any]:
