@@ -142,6 +142,27 @@ def test_sqlite_store_written_encrypted_and_compressed_through_the_cli(
     assert verify_chain(records) == view.head_digest
     raw = b"".join(p.read_bytes() for p in store.parent.glob("events.sqlite3*"))
     assert PLAN_ID.encode() not in raw
+    app.close()
+
+    # recovery verify reads the encrypted store with the key, and finds one
+    # byte changed in an encrypted event (it no longer decrypts).
+    verified = run_cli("verify", "--json", cwd=repo, env=with_key)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert json.loads(verified.stdout)["runs"][0]["head"] == view.head_digest
+    with sqlite3.connect(store) as db:
+        [(state,)] = db.execute(
+            "SELECT state FROM stored_events WHERE originator_version = 3"
+        )
+        flipped = bytes(state[:40]) + bytes([state[40] ^ 1]) + bytes(state[41:])
+        db.execute(
+            "UPDATE stored_events SET state = ? WHERE originator_version = 3",
+            (flipped,),
+        )
+    tampered = run_cli("verify", "--json", cwd=repo, env=with_key)
+    assert tampered.returncode == 6
+    [finding, *_] = json.loads(tampered.stdout)["runs"][0]["findings"]
+    assert finding["where"].startswith("event 3 ")
+    assert "not written with this cipher key" in finding["message"]
 
 
 def test_compression_is_read_whatever_the_url_says(tmp_path: Path) -> None:
