@@ -19,7 +19,6 @@ from uuid import UUID
 import pytest
 
 from recovery_core import RecoveryApp
-from recovery_core.chain import event_digest
 from recovery_core.run import Run
 from support import GIT_IDENTITY, git, make_repo, run_cli, write_plan
 
@@ -209,14 +208,7 @@ def _reseal(db: Path, version: int) -> None:
         record = next(
             r for r in app.stored_records(run_id) if r.originator_version == version
         )
-    digest = event_digest(
-        record.topic,
-        record.originator_id,
-        record.originator_version,
-        record.timestamp,
-        record.payload,
-        record.prev_digest,
-    )
+    digest = record.content_digest()
     _edit(db, version, lambda s: s.update(digest=digest))
 
 

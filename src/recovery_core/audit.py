@@ -19,7 +19,7 @@ from uuid import UUID
 
 import attrs
 
-from recovery_core.chain import GENESIS_DIGEST, StoredRecord, Unreadable, event_digest
+from recovery_core.chain import GENESIS_DIGEST, StoredRecord, Unreadable
 from recovery_core.errors import UnknownRun
 from recovery_core.records import RunView, apply, view_data
 from recovery_core.run import Run
@@ -135,14 +135,7 @@ def _digest(record: StoredRecord) -> str | None:
     """The digest of the record's content (None when it cannot be hashed: a
     field of the wrong type)."""
     try:
-        return event_digest(
-            record.topic,
-            record.originator_id,
-            record.originator_version,
-            record.timestamp,
-            record.payload,
-            record.prev_digest,
-        )
+        return record.content_digest()
     except (AttributeError, TypeError, ValueError):
         return None
 

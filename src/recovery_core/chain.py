@@ -106,6 +106,18 @@ class StoredRecord:
     prev_digest: str
     digest: str
 
+    def content_digest(self) -> str:
+        """The digest of the record's content as stored (what ``digest``
+        should be)."""
+        return event_digest(
+            self.topic,
+            self.originator_id,
+            self.originator_version,
+            self.timestamp,
+            self.payload,
+            self.prev_digest,
+        )
+
     @classmethod
     def of_state(cls, topic: str, state: Mapping[str, Any]) -> StoredRecord:
         """The record of a stored event's decoded state."""
@@ -182,14 +194,7 @@ def verify_chain(
             )
         if record.prev_digest != prev:
             raise IntegrityError(f"{where}: does not link to the event before it")
-        digest = event_digest(
-            record.topic,
-            record.originator_id,
-            record.originator_version,
-            record.timestamp,
-            record.payload,
-            record.prev_digest,
-        )
+        digest = record.content_digest()
         if digest != record.digest:
             raise IntegrityError(f"{where}: content does not match its digest")
         prev = digest

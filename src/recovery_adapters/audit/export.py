@@ -36,6 +36,7 @@ from uuid import UUID
 
 import attrs
 
+from recovery_adapters.audit.verify import trailers_of
 from recovery_adapters.git.bundle import (
     BundleReader,
     RunRefs,
@@ -534,16 +535,6 @@ def _check_counts(
     _compare(found, "events.by_type", get("events.by_type", dict), dict(counts))
 
 
-def _trailers(message: str) -> dict[str, str]:
-    """The ``Recovery-*`` trailers of a commit message (the last of each)."""
-    found: dict[str, str] = {}
-    for line in message.splitlines():
-        key, sep, value = line.partition(": ")
-        if sep and key in _TRAILERS:
-            found[key] = value.strip()
-    return found
-
-
 def _check_git(
     reader: BundleReader,
     refs: Mapping[str, str],
@@ -587,7 +578,7 @@ def _check_git(
             if message is None:
                 found.problem(f"{where}: its commit {commit} is not in {BUNDLE_FILE}")
                 continue
-            trailers = _trailers(message)
+            trailers = trailers_of(message)
             run_id = str(record.originator_id)
             for key, wanted in (("Recovery-Run", run_id), ("Recovery-Batch", batch)):
                 if trailers.get(key) != wanted:

@@ -29,7 +29,7 @@ from recovery_core.audit import CommitClaim, Finding, KeptRef, RunAudit, audit_r
 from recovery_core.errors import RecoveryError
 from recovery_core.projections import default_failure_log, plan_status_fields
 
-__all__ = ["RunReport", "verify_runs"]
+__all__ = ["RunReport", "trailers_of", "verify_runs"]
 
 _TRAILERS = ("Recovery-Run", "Recovery-Batch", "Recovery-Chain")
 
@@ -297,7 +297,7 @@ def _commits(git: Git, audit: RunAudit, notes: list[str]) -> list[Finding]:
                 "was reset or rewritten after the run"
             )
     for commit in sorted(on_branches - claimed.keys()):
-        trailers = _trailers(messages.get(commit, ""))
+        trailers = trailers_of(messages.get(commit, ""))
         if trailers.get("Recovery-Run") != audit.run_id:
             continue  # the run's id in its message, not as its trailer
         chain = trailers.get("Recovery-Chain", "")
@@ -318,7 +318,7 @@ def _commits(git: Git, audit: RunAudit, notes: list[str]) -> list[Finding]:
 def _trailer_findings(
     commit: str, message: str, audit: RunAudit, claim: CommitClaim
 ) -> list[Finding]:
-    trailers = _trailers(message)
+    trailers = trailers_of(message)
     where = f"commit {commit}"
     expected = {"Recovery-Run": audit.run_id, "Recovery-Batch": claim.batch_id}
     found = [
@@ -368,8 +368,9 @@ def _messages(git: Git, commits: Iterable[str]) -> dict[str, str]:
     return messages
 
 
-def _trailers(message: str) -> dict[str, str]:
-    """The message's trailers of ours (its last paragraph's ``Key: value``)."""
+def trailers_of(message: str) -> dict[str, str]:
+    """The ``Recovery-*`` trailers of a commit message: its last paragraph's
+    ``Key: value`` lines (the last of each key)."""
     paragraph = message.strip().rsplit("\n\n", 1)[-1]
     found: dict[str, str] = {}
     for line in paragraph.splitlines():

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import os
 import shlex
 import signal
@@ -25,7 +24,7 @@ import attrs
 from recovery_adapters.cli import export as export_cli
 from recovery_adapters.cli import history, verify
 from recovery_adapters.cli.interactive import terminal_asker
-from recovery_adapters.cli.output import clip, format_table, status_text
+from recovery_adapters.cli.output import clip, format_table, print_json, status_text
 from recovery_adapters.cli.quarantined import add_arguments, cmd_restore, cmd_show
 from recovery_adapters.cli.report import add_arguments as add_report_arguments
 from recovery_adapters.cli.report import cmd_report
@@ -34,6 +33,7 @@ from recovery_adapters.cli.wiring import (
     make_notifiers,
     make_runner,
     make_strategy,
+    open_existing,
     operator_name,
     runner_timing,
 )
@@ -42,14 +42,12 @@ from recovery_adapters.git import GitWorkspace
 from recovery_adapters.preflight import preflight
 from recovery_adapters.projections import write_failure_log
 from recovery_adapters.stores import (
-    find_store,
     find_store_url,
     open_store,
     store_to_name,
 )
 from recovery_adapters.words import (
     host_made_text,
-    no_runs_text,
     recovery_command,
     run_json,
 )
@@ -67,7 +65,6 @@ from recovery_core import (
     Runner,
     RunSummary,
     RunView,
-    UnknownRun,
     available_strategies,
     batch_strategies,
     load_plan,
@@ -91,14 +88,10 @@ LOG_ERROR_WIDTH = 60
 DECISIONS: tuple[str, ...] = get_args(Decision)
 
 
-def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
-
-
 def _show(app: RecoveryApp, view: RunView, as_json: bool) -> None:
     store = store_to_name(app.store_hint(view.workspace), view.workspace)
     if as_json:
-        _print_json(run_json(view, store, command=recovery_command()))
+        print_json(run_json(view, store, command=recovery_command()))
     else:
         sys.stdout.write(status_text(view, store) + "\n")
 
@@ -121,13 +114,6 @@ def _report(app: RecoveryApp, outcome: Outcome, as_json: bool) -> int:
             f"waiting for {waiting} (exit 3)\n"
         )
     return outcome.exit_code
-
-
-def _open_existing(args: argparse.Namespace) -> RecoveryApp:
-    app = find_store(Path.cwd(), args.store)
-    if not app.has_runs():
-        raise UnknownRun(no_runs_text(app.store.display, args.store))
-    return app
 
 
 # -- commands ------------------------------------------------------------------
@@ -226,7 +212,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         if problems:  # also the error object every failing --json command prints
             failed = PlanCannotRun(str(plan_path), problems)
             checked.update(error=str(failed), exit_code=failed.exit_code)
-        _print_json(checked)
+        print_json(checked)
     elif found.notes:
         sys.stdout.write("".join(f"note: {note}\n" for note in found.notes))
     if problems:
@@ -253,7 +239,7 @@ def _holder(plan_id: str, run_id: str | None = None) -> dict[str, str]:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     """``recovery resume RUN``: carry out the decision and go on."""
-    app = _open_existing(args)
+    app = open_existing(args)
     run_id = app.resolve(args.run)
     view = app.view(run_id)
     if view.state == "completed":
@@ -294,7 +280,7 @@ def _resume_strategy(args: argparse.Namespace, view: RunView) -> str | None:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """``recovery status [RUN]``."""
-    app = _open_existing(args)
+    app = open_existing(args)
     view = app.view(app.resolve(args.run))
     _show(app, view, args.json)
     return EXIT_OK
@@ -314,7 +300,7 @@ def _log_decision(app: RecoveryApp, view: RunView) -> None:
 
 def cmd_decide(args: argparse.Namespace) -> int:
     """``recovery decide RUN BATCH DECISION``: record the operator's decision."""
-    app = _open_existing(args)
+    app = open_existing(args)
     run_id = app.resolve(args.run)
     operator = operator_name(args.operator)
     amended = None
@@ -359,7 +345,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
 
 def cmd_log(args: argparse.Namespace) -> int:
     """``recovery log [RUN] [--rebuild]``: the failure log."""
-    app = _open_existing(args)
+    app = open_existing(args)
     run_id = app.resolve(args.run)
     view = app.view(run_id)
     if args.rebuild:
@@ -370,7 +356,7 @@ def cmd_log(args: argparse.Namespace) -> int:
         workspace=view.workspace, run_id=None if args.all else run_id
     )
     if args.json:
-        _print_json([e.as_json() for e in entries])
+        print_json([e.as_json() for e in entries])
         return EXIT_OK
     rows = [
         [
@@ -425,10 +411,10 @@ def _halted_at(view: RunView) -> str:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     """``recovery runs``: the runs in the store, newest first."""
-    app = _open_existing(args)
+    app = open_existing(args)
     listed = [(s, app.view(s.run_id)) for s in reversed(app.runs())]
     if args.json:
-        _print_json([_listed_run(summary, view) for summary, view in listed])
+        print_json([_listed_run(summary, view) for summary, view in listed])
         return EXIT_OK
     rows = [
         [
@@ -474,7 +460,7 @@ def cmd_strategies(args: argparse.Namespace) -> int:
         shipped = STRATEGIES.provenance(name)
         rows.append((name, source, shipped.package, shipped.version))
     if args.json:
-        _print_json(
+        print_json(
             [
                 {"name": n, "source": s, "package": p, "version": v}
                 for n, s, p, v in rows
@@ -688,7 +674,7 @@ def _json_error(
 ) -> int:
     """With ``--json``, the error object on stdout; returns ``code``."""
     if as_json:
-        _print_json({"error": message, "exit_code": code, "problems": list(problems)})
+        print_json({"error": message, "exit_code": code, "problems": list(problems)})
     return code
 
 

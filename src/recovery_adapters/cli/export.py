@@ -9,20 +9,15 @@ retires the refs of finished runs (:mod:`recovery_adapters.audit.prune`).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from recovery_adapters.audit.export import check_export, export_run
 from recovery_adapters.audit.prune import Retirement, carry_out, parse_age, plan_prune
-from recovery_adapters.cli.output import format_table
-from recovery_adapters.cli.wiring import operator_name
-from recovery_adapters.stores import find_store
+from recovery_adapters.cli.output import format_table, print_json
+from recovery_adapters.cli.wiring import open_existing, operator_name
 from recovery_adapters.usage import UsageError
-from recovery_adapters.words import no_runs_text
-from recovery_core import RecoveryApp, UnknownRun
 from recovery_core.errors import IntegrityError
 
 __all__ = [
@@ -37,23 +32,12 @@ __all__ = [
 _SHORT: int = 8
 
 
-def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
-
-
-def _open_existing(args: argparse.Namespace) -> RecoveryApp:
-    app = find_store(Path.cwd(), args.store)
-    if not app.has_runs():
-        raise UnknownRun(no_runs_text(app.store.display, args.store))
-    return app
-
-
 # -- export ----------------------------------------------------------------------
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     """``recovery export RUN --out DIR``."""
-    app = _open_existing(args)
+    app = open_existing(args)
     run_id = app.resolve(args.run)
     done = export_run(app, run_id, Path(args.out))
     manifest = done.manifest
@@ -62,7 +46,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     for note in done.notes:
         sys.stderr.write(f"recovery: note: {note}\n")
     if args.json:
-        _print_json(
+        print_json(
             {
                 "run_id": manifest["run_id"],
                 "export": str(done.path),
@@ -107,7 +91,7 @@ def cmd_verify_bundle(args: argparse.Namespace) -> int:
         if not checked.ok:
             error = IntegrityError(f"export {checked.folder} does not verify")
             document.update(error=str(error), exit_code=error.exit_code)
-        _print_json(document)
+        print_json(document)
     for note in checked.notes:
         sys.stderr.write(f"recovery: note: {note}\n")
     if not checked.ok:
@@ -138,7 +122,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     if args.keep is not None and args.keep < 0:
         raise UsageError(f"--keep {args.keep}: give 0 or more")
     age = None if args.older_than is None else parse_age(args.older_than)
-    app = _open_existing(args)
+    app = open_existing(args)
     planned = plan_prune(app, keep=args.keep, older_than=age, now=datetime.now(UTC))
     if args.dry_run:
         done = planned
@@ -150,7 +134,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
             app, planned, operator=operator_name(args.operator), reason=reason
         )
     if args.json:
-        _print_json(
+        print_json(
             {
                 "dry_run": bool(args.dry_run),
                 "runs": [r.as_json(dry_run=args.dry_run) for r in done],

@@ -9,13 +9,11 @@ alone (:meth:`~recovery_core.RecoveryApp.view_at`).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from recovery_adapters.cli.output import clip, format_table, status_text
+from recovery_adapters.cli.output import clip, format_table, print_json, status_text
 from recovery_adapters.stores import find_store, store_to_name
 from recovery_adapters.usage import UsageError
 from recovery_adapters.words import no_runs_text, recovery_command, run_json
@@ -64,7 +62,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         raise UnknownPoint(f"--at {args.at}: {exc}") from None
     store = store_to_name(app.store_hint(view.workspace), view.workspace)
     if args.json:
-        _print_json(run_json(view, store, command=recovery_command()))
+        print_json(run_json(view, store, command=recovery_command()))
         return 0
     entries = app.timeline(run_id)
     at = entries[view.version - 1]
@@ -85,7 +83,7 @@ def _utc_text(moment: datetime) -> str:
 def _timeline(app: RecoveryApp, run_id: str, as_json: bool) -> None:
     entries = app.timeline(run_id)
     if as_json:
-        _print_json([e.as_json() for e in entries])
+        print_json([e.as_json() for e in entries])
         return
     rows = [
         [
@@ -100,10 +98,6 @@ def _timeline(app: RecoveryApp, run_id: str, as_json: bool) -> None:
     ]
     headers = ["POS", "TIME (UTC)", "EVENT", "BATCH", "ATTEMPT", "WHAT"]
     sys.stdout.write(f"run {run_id}\n" + format_table(headers, rows) + "\n")
-
-
-def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
 
 
 def add_arguments(sub: argparse.ArgumentParser) -> None:

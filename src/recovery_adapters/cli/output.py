@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
 from recovery_adapters.words import next_commands, recovery_command
 from recovery_core import BatchEnd, BatchStart, Hooks, RunView, StepResult, StepStart
@@ -138,3 +139,8 @@ def status_text(view: RunView, store: str | None = None) -> str:
         lines.append("")
         lines.append(f"aborted: {view.abort_reason}")
     return "\n".join(lines)
+
+
+def print_json(value: Any) -> None:
+    """``value`` as indented JSON on standard output (what ``--json`` prints)."""
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")

@@ -11,7 +11,6 @@ records anything: the run stays as it was.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import socket
@@ -21,6 +20,7 @@ from typing import Any
 
 import attrs
 
+from recovery_adapters.cli.output import print_json
 from recovery_adapters.cli.wiring import UsageError
 from recovery_adapters.git import GitWorkspace, WorkspaceError
 from recovery_adapters.stores import find_store, store_to_name
@@ -129,10 +129,6 @@ def _find(args: argparse.Namespace) -> tuple[RecoveryApp, RunView, KeptChange]:
     return app, view, kept_change(app, view, args.batch, args.attempt)
 
 
-def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
-
-
 # -- the commands --------------------------------------------------------------
 
 
@@ -146,7 +142,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             kept.baseline, commit, kept.files, binary=binary
         )
     if args.json:
-        _print_json({**kept.as_json(), "diff": diff.decode("utf-8", "replace")})
+        print_json({**kept.as_json(), "diff": diff.decode("utf-8", "replace")})
         return 0
     head = (
         f"run {kept.run_id} batch {kept.batch_id} attempt {kept.attempt}: "
@@ -179,9 +175,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
             files = workspace.bring_back(kept.baseline, commit, kept.files)
     hints = _next_steps(app, view, kept.batch_id)
     if args.json:
-        _print_json(
-            {**kept.as_json(), "restored": list(files), "run_state": view.state}
-        )
+        print_json({**kept.as_json(), "restored": list(files), "run_state": view.state})
         return 0
     if files:
         sys.stdout.write(

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from recovery_adapters.cli.output import print_json
 from recovery_adapters.cli.quarantined import kept_change
 from recovery_adapters.cli.wiring import UsageError
 from recovery_adapters.git import GitWorkspace
@@ -152,7 +152,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     where = str(target.resolve())
     if args.json:
         said = {"path": where, "bytes": written, "run_id": view.run_id}
-        sys.stdout.write(json.dumps(said, indent=2, ensure_ascii=False) + "\n")
+        print_json(said)
     else:
         sys.stdout.write(
             f"wrote the report of run {view.run_id} to {where} ({written} bytes)\n"

@@ -7,7 +7,6 @@ checks an export instead (:mod:`recovery_adapters.audit.export`)."""
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 from recovery_adapters.audit.verify import RunReport, verify_runs
 from recovery_adapters.cli.export import cmd_verify_bundle
+from recovery_adapters.cli.output import print_json
 from recovery_adapters.cli.wiring import UsageError
 from recovery_adapters.stores import find_store
 from recovery_core.audit import recorded_runs, resolve_recorded
@@ -70,7 +70,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     failed = [r for r in reports if not r.ok]
     code = IntegrityError.exit_code if failed else 0
     if args.json:
-        sys.stdout.write(json.dumps(_as_json(reports, code), indent=2) + "\n")
+        print_json(_as_json(reports, code))
     else:
         sys.stdout.write(report_text(reports))
     if failed:

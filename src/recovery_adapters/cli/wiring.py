@@ -4,9 +4,11 @@ the demo."""
 
 from __future__ import annotations
 
+import argparse
 import getpass
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from uuid import UUID
 
 import attrs
@@ -14,15 +16,18 @@ import attrs
 from recovery_adapters.cli.output import ProgressPrinter
 from recovery_adapters.git import GitWorkspace
 from recovery_adapters.notify.kinds import NOTIFIERS, make_notifier
+from recovery_adapters.stores import find_store
 from recovery_adapters.strategies.agent import AgentError, split_command
 from recovery_adapters.strategies.architect import ArchitectAgentStrategy
 from recovery_adapters.usage import UsageError, positive_setting
+from recovery_adapters.words import no_runs_text
 from recovery_core import (
     ExecutionPlan,
     Notifier,
     RecoveryApp,
     RecoveryStrategy,
     Runner,
+    UnknownRun,
     get_strategy,
 )
 
@@ -32,6 +37,7 @@ __all__ = [
     "make_notifiers",
     "make_runner",
     "make_strategy",
+    "open_existing",
     "operator_name",
     "runner_timing",
 ]
@@ -108,3 +114,12 @@ def operator_name(explicit: str | None) -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+def open_existing(args: argparse.Namespace) -> RecoveryApp:
+    """The store the command names (``--store``, else found from here), which
+    must hold a run; :class:`UnknownRun` (exit 2) naming it otherwise."""
+    app = find_store(Path.cwd(), args.store)
+    if not app.has_runs():
+        raise UnknownRun(no_runs_text(app.store.display, args.store))
+    return app
