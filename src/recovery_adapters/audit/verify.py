@@ -113,7 +113,7 @@ def _on_disk(
     findings += _plan_file(view, owners, notes)
     if view.workspace not in logs_seen:
         logs_seen.add(view.workspace)
-        findings += _failure_log(app, view)
+        findings += _failure_log(app, view, notes)
     try:
         root, git_dir, _common, _format = discover(workspace)
     except WorkspaceError as exc:
@@ -170,7 +170,7 @@ def _plan_file(
     return found
 
 
-def _failure_log(app: RecoveryApp, view: RunView) -> list[Finding]:
+def _failure_log(app: RecoveryApp, view: RunView, notes: list[str]) -> list[Finding]:
     path = default_failure_log(view.workspace)
     where = f"failure log {path}"
     try:
@@ -178,16 +178,13 @@ def _failure_log(app: RecoveryApp, view: RunView) -> list[Finding]:
     except RecoveryError as exc:
         return [Finding("failure log", where, f"cannot be rebuilt: {exc}")]
     if not path.is_file():
-        if not expected:
-            return []
-        return [
-            Finding(
-                "failure log",
-                where,
-                f"is missing; the events give {len(expected)} line(s) "
-                "(`recovery log --rebuild` writes it again)",
+        if expected:
+            notes.append(
+                f"no failure log at {path} (deleted, or a host keeps it elsewhere): "
+                f"not compared; `recovery log --rebuild` writes its "
+                f"{len(expected)} line(s) there"
             )
-        ]
+        return []
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
