@@ -271,3 +271,13 @@ def test_view_at_is_the_library_side_of_time_travel(
         app.view_at(run_id, time=entries[0].time - timedelta(seconds=1))
     with pytest.raises(TypeError):
         app.view_at(run_id)
+
+
+def test_every_event_of_a_run_has_a_summary_in_the_timeline() -> None:
+    """A new event type without a line of its own would show an empty
+    summary in ``recovery history``."""
+    from recovery_core.audit import run_topics
+    from recovery_core.timeline import _SUMMARIES
+
+    names = {topic.removeprefix("recovery:") for topic in run_topics()}
+    assert names - _SUMMARIES.keys() == set()

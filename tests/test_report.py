@@ -322,7 +322,15 @@ def test_a_gone_ref_or_workspace_is_said_not_fatal(repo: Path, tmp_path: Path) -
     report(repo, target)
     text = target.read_text(encoding="utf-8")
     assert f"the quarantine ref {ref} is gone from the repository" in text
+    assert "not by `recovery prune`" in text
     assert '<span class="d-add">+def double(x):</span>' in text  # attempt 2's
+
+    # Retired by prune (the run is finished): the page says so.
+    pruned = run_cli("prune", "--keep", "0", cwd=repo)
+    assert pruned.returncode == 0, pruned.stderr
+    report(repo, target)
+    text = target.read_text(encoding="utf-8")
+    assert "retired by `recovery prune`" in text
 
     moved = tmp_path / "elsewhere"
     repo.rename(moved)

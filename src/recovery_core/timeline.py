@@ -213,4 +213,8 @@ _SUMMARIES: Final[dict[str, Callable[[Any], str]]] = {
     "BatchSkipped": lambda e: f"skipped by {e.operator}",
     "RunAborted": lambda e: f"aborted by {e.operator}: {e.reason}",
     "RunCompleted": _completed,
+    "RefsRetired": lambda e: (
+        f"{len(e.refs)} ref(s) retired by {e.operator}"
+        + (f": {e.reason}" if e.reason else "")
+    ),
 }

@@ -73,13 +73,20 @@ def _diff_of(
         change = kept_change(app, view, event.batch_id, event.attempt)
         commit = workspace.kept_commit(change.quarantine_ref)
         if commit is None:
+            retired = any(ref == change.quarantine_ref for ref, _ in view.retired_refs)
+            why = (
+                "retired by `recovery prune` (RefsRetired; an export made "
+                "before keeps it)"
+                if retired
+                else "deleted, and not by `recovery prune`"
+            )
             return QuarantinedDiff(
                 event.batch_id,
                 event.attempt,
                 event.quarantine_ref,
                 tuple(event.files),
                 missing=f"the quarantine ref {change.quarantine_ref} is gone from "
-                f"the repository at {workspace.root} (deleted, or pruned)",
+                f"the repository at {workspace.root}: {why}",
             )
         diff = workspace.quarantined_diff(
             change.baseline, commit, change.files, binary=False
