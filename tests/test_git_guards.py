@@ -20,6 +20,15 @@ from typing import Any
 import pytest
 
 from recovery_adapters.git import GitWorkspace
+from recovery_core import (
+    Completed,
+    RecoveryApp,
+    StepContext,
+    StepOutcome,
+    parse_plan,
+    runs_no_workspace_code,
+)
+from recovery_core.steps import step_runners
 from support import cli_json, git, run_cli, write_file_action, write_plan
 
 USER_EDIT = "# the user's own unstaged edit\n"
@@ -792,3 +801,68 @@ def test_quarantine_puts_a_moved_branch_back_before_it_keeps_the_change(
     assert git(repo, "rev-parse", f"{kept.commit}^").strip() == baseline
     assert "branch refs/heads/main was rewritten or deleted" in found
     assert git(repo, "diff", "--name-only") == "README.md\n"
+
+
+def test_a_validation_step_that_commits_fails_the_guard_after_validation(
+    repo: Path,
+) -> None:
+    """A validation step that may run the workspace's code (a command) is
+    followed by a guard check of its own: one that commits fails with
+    post_build_validation.workspace_guard, and the branch is put back."""
+    before = git(repo, "rev-parse", "HEAD").strip()
+    commits = "git add -A && git commit -q -m sneaky"
+    plan = simple_plan("commit")
+    plan["batches"][0]["validation"] = [
+        {"name": "sneaky", "kind": "command", "run": ["sh", "-c", commits]}
+    ]
+    write_plan(repo / "plan.json", plan)
+    done = run_cli("run", "plan.json", cwd=repo)
+    assert done.returncode == 3, done.stderr
+    (batch,) = cli_json("status", cwd=repo)["batches"]
+    assert batch["failure"]["step"] == "post_build_validation.workspace_guard"
+    assert "branch refs/heads/main was rewritten" in batch["failure"]["error"]
+    assert git(repo, "rev-parse", "HEAD").strip() == before
+
+
+class _CountedChecks(GitWorkspace):
+    """A git workspace that counts its guard checks."""
+
+    checks = 0
+
+    def check(self, baseline: str | None) -> tuple[str, ...]:
+        self.checks += 1
+        return super().check(baseline)
+
+
+@pytest.mark.parametrize(("marked", "checks"), [(True, 1), (False, 2)])
+def test_steps_marked_as_running_no_workspace_code_are_not_checked_again(
+    repo: Path, marked: bool, checks: int
+) -> None:
+    """A batch whose validation steps are all marked runs_no_workspace_code
+    (as the built-in syntax step is) gets one guard check, after the build; an
+    unmarked step gets a check after validation too. Either way the batch is
+    verified and committed."""
+
+    def reads(step: object, context: StepContext) -> StepOutcome:
+        return StepOutcome(passed=True, duration_s=0.0)
+
+    runners = {**step_runners(), "reads": reads}
+    if marked:
+        runners["reads"] = runs_no_workspace_code(reads)
+    plan = simple_plan("commit")
+    plan["batches"][0]["validation"] = [
+        {"name": "syntax_check", "kind": "syntax"},
+        {"name": "reads", "kind": "reads"},
+    ]
+    app = RecoveryApp.open("memory://")
+    workspace = _CountedChecks(repo)
+    with workspace:
+        runner = app.runner(
+            parse_plan(plan, step_kinds=runners),
+            workspace=workspace,
+            step_runners=runners,
+        )
+        outcome = runner.run()
+        assert isinstance(outcome, Completed)
+        assert workspace.checks == checks
+    assert git(repo, "show", "HEAD:app/new.py") == "X = 1\n"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -244,6 +244,57 @@ def test_a_written_commit_is_one_git_reads_and_checks(object_format: str) -> Non
         }
         assert objects.write_blob(b"raw\n") == blob(path, b"raw\n")
         run_git(path, "fsck", "--strict", "--no-dangling", second)
+
+
+@pytest.mark.parametrize("object_format", FORMATS)
+def test_a_commit_written_or_read_once_is_read_again_without_git(
+    object_format: str,
+) -> None:
+    """The commits ``write_commit`` wrote, and those read once by id, are
+    kept: read again, they are the very bytes git stores under that id (git
+    returns the id of the bytes it was given), with no request to git; a name
+    that moves (HEAD) is always asked."""
+    with repo_with_counted_reads(object_format) as (repo, reads):
+        objects, path = repo.objects, repo.path
+        tree = objects.with_changes(None, {"a": Entry("100644", blob(path, b"a\n"))})
+        first = objects.write_commit(tree, [], "first\n\nbody")
+        second = objects.write_commit(tree, [first], "second")
+        for commit in (first, second):
+            stored = subprocess.run(
+                ["git", "cat-file", "commit", commit],
+                cwd=path,
+                capture_output=True,
+                check=True,
+            ).stdout
+            assert objects._commit(commit) == stored
+        assert objects.commit_parts(second) == ((first,), "second\n")
+        assert objects.commit_tree(first) == tree
+        assert reads() == 0
+        run_git(path, "update-ref", "refs/heads/main", second)
+        assert objects.commit_tree("HEAD") == tree
+        assert objects.commit_tree("HEAD") == tree
+        assert reads() == 2
+        made = run_git(path, "commit-tree", "-m", "by git", tree).strip()
+        assert objects.commit_parts(made) == ((), "by git\n")
+        assert objects.commit_parts(made) == ((), "by git\n")
+        assert reads() == 3
+
+
+@contextmanager
+def repo_with_counted_reads(
+    object_format: str,
+) -> Iterator[tuple[Repository, Callable[[], int]]]:
+    """A repository whose object reads through git are counted."""
+    with repository(object_format) as repo:
+        asked: list[str] = []
+        read = repo.objects.read
+
+        def counted(name: str) -> tuple[str, bytes] | None:
+            asked.append(name)
+            return read(name)
+
+        repo.objects.read = counted  # type: ignore[method-assign]
+        yield repo, lambda: len(asked)
 
 
 def test_a_missing_object_is_a_recovery_error_naming_it() -> None:

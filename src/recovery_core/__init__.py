@@ -60,6 +60,7 @@ from recovery_core.ports import (
     StepRunner,
     Workspace,
     prevalidation_passed,
+    runs_no_workspace_code,
 )
 from recovery_core.projections import FailureLogEntry
 from recovery_core.records import (
@@ -164,5 +165,6 @@ __all__ = [
     "prevalidation_passed",
     "register_step_kind",
     "register_strategy",
+    "runs_no_workspace_code",
     "verify_chain",
 ]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 from uuid import UUID
@@ -31,6 +31,7 @@ from recovery_core.ports import (
     StepOutcome,
     StepRunner,
     Workspace,
+    runs_workspace_code,
 )
 from recovery_core.records import Failure, RunView
 from recovery_core.tracebacks import component_from_traceback, first_line
@@ -115,9 +116,12 @@ class Attempts:
         for step in batch.validation:
             if not self._step(session, VALIDATION, step, context, changed):
                 return
-        # Checked again only if a step ran since the check after the build (or
-        # the host's code): no code of the batch ran since, nothing changed.
-        if batch.validation and not self.guarded(session, VALIDATION):
+        # Checked again only if a step that may run the workspace's code ran
+        # since the check after the build (or the host's code): else no code
+        # of the batch ran since, and nothing changed. The commit still puts
+        # back the settings first, and moves the branch only if it is where
+        # that check saw it.
+        if self._ran_code(batch.validation) and not self.guarded(session, VALIDATION):
             return
         self.app.update(
             run_id, lambda run: run.verify_batch(batch.batch_id, session.attempt)
@@ -197,6 +201,10 @@ class Attempts:
             error=f"{outcome.error}; the attempt also changed what no batch may "
             "change (put back): " + "; ".join(problems),
         )
+
+    def _ran_code(self, steps: Sequence[Step]) -> bool:
+        """Whether one of ``steps`` may have run the workspace's code."""
+        return any(runs_workspace_code(self.step_runners[s.kind]) for s in steps)
 
     def changed(self, baseline: str | None) -> tuple[str, ...]:
         """The files changed since ``baseline``; none when they cannot be listed."""

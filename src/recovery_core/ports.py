@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, TypeVar, runtime_checkable
 
 import attrs
 
@@ -35,6 +35,8 @@ __all__ = [
     "StepRunner",
     "Workspace",
     "prevalidation_passed",
+    "runs_no_workspace_code",
+    "runs_workspace_code",
 ]
 
 
@@ -81,6 +83,28 @@ class StepRunner(Protocol):
     def __call__(self, step: Step, context: StepContext) -> StepOutcome:
         """Runs ``step`` and reports how it went; never raises for a failing step."""
         ...
+
+
+_Runner = TypeVar("_Runner")
+#: The attribute :func:`runs_no_workspace_code` sets on a step runner.
+_CONTAINED: Final = "recovery_runs_no_workspace_code"
+
+
+def runs_no_workspace_code(runner: _Runner) -> _Runner:
+    """Marks a step runner that runs none of the workspace's code when it
+    passes: it starts no program of the workspace and imports none of its
+    modules (the syntax step, which parses files in our own process). After
+    the build's guard check, a batch whose validation steps are all such
+    steps ran no code of its own since that check, so the check is not made
+    again; a runner without the mark always gets one."""
+    setattr(runner, _CONTAINED, True)
+    return runner
+
+
+def runs_workspace_code(runner: object) -> bool:
+    """Whether ``runner`` may run the workspace's code (unless it is marked
+    by :func:`runs_no_workspace_code`, it may)."""
+    return getattr(runner, _CONTAINED, False) is not True
 
 
 @attrs.frozen

@@ -12,6 +12,7 @@ what was read once is kept.
 from __future__ import annotations
 
 import functools
+import re
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -30,6 +31,9 @@ OUR_NAME: Final = "recovery-core <recovery-core@localhost>"
 TREE_MODE: Final = "40000"
 #: How many trees are kept once read (a tree is a few hundred bytes).
 _TREES_KEPT: Final = 20_000
+#: How many commits are kept once read or written (a commit is a few hundred bytes).
+_COMMITS_KEPT: Final = 1_000
+_HEX: Final = re.compile(r"[0-9a-f]+")
 #: The entries that are not blobs (every other mode is a file's).
 _KINDS: Final = {TREE_MODE: "tree", "160000": "commit"}
 
@@ -86,6 +90,9 @@ class Objects:
         # them: restarted by forget_filters() whenever they may have changed.
         self._hasher = Server(git, "hash-object", "-w", "--stdin-paths")
         self._trees: dict[str, dict[str, Entry]] = {}
+        # Commits are immutable too: those read, and those written (git
+        # returns the id of exactly the bytes it was given), are kept.
+        self._commits: dict[str, bytes] = {}
         self._serial = 0
 
     def close(self) -> None:
@@ -152,10 +159,24 @@ class Objects:
         return data[5 : data.index(b"\n")].decode()
 
     def _commit(self, commit: str) -> bytes:
+        found = self._commits.get(commit)
+        if found is not None:
+            return found
         answer = self.read(commit)
         if answer is None or answer[0] != "commit" or answer[1][:5] != b"tree ":
             raise ObjectError(f"{commit} is not a commit in {self._git.root}")
+        if self._is_id(commit):  # never a name (HEAD, a ref) that moves
+            self._keep_commit(commit, answer[1])
         return answer[1]
+
+    def _is_id(self, name: str) -> bool:
+        """Whether ``name`` is a whole object id (not a ref, not abbreviated)."""
+        return len(name) == len(self.null) and _HEX.fullmatch(name) is not None
+
+    def _keep_commit(self, commit: str, data: bytes) -> None:
+        if len(self._commits) >= _COMMITS_KEPT:
+            self._commits.clear()
+        self._commits[commit] = data
 
     def blobs(self, commit: str, paths: Sequence[str]) -> dict[str, bytes | None]:
         """The content of each of ``paths`` in ``commit`` (None: no file)."""
@@ -283,11 +304,15 @@ class Objects:
         self._serial += 1
         source = self._scratch / f"commit-{self._serial}"
         body = message if message.endswith("\n") else f"{message}\n"
-        source.write_bytes(("\n".join(lines) + "\n\n" + body).encode())
+        data = ("\n".join(lines) + "\n\n" + body).encode()
+        source.write_bytes(data)
         try:
-            return self._commit_writer.ask(raw_of(str(source)) + b"\n")[0].decode()
+            commit = self._commit_writer.ask(raw_of(str(source)) + b"\n")[0].decode()
         finally:
             source.unlink(missing_ok=True)
+        if self._is_id(commit):
+            self._keep_commit(commit, data)
+        return commit
 
     def write_blob(self, data: bytes) -> str:
         """Writes ``data`` as a blob, as it is (no content filters)."""

@@ -19,7 +19,12 @@ from recovery_adapters.validation.process import (
 )
 from recovery_adapters.validation.testrunners import failed_tests, summary
 from recovery_core.plan import Step
-from recovery_core.ports import StepContext, StepOutcome, StepRunner
+from recovery_core.ports import (
+    StepContext,
+    StepOutcome,
+    StepRunner,
+    runs_no_workspace_code,
+)
 
 __all__ = ["command_step", "default_step_runners", "smoke_step", "syntax_step"]
 
@@ -121,6 +126,7 @@ def command_step(step: Step, context: StepContext) -> StepOutcome:
     return _from_process(result, context, f"`{' '.join(step.run)}`")
 
 
+@runs_no_workspace_code
 def syntax_step(step: Step, context: StepContext) -> StepOutcome:
     """Checks that the Python files the batch changed parse. Only the changed
     files are read. Python's own parser (``ast``, which runs nothing) reads them
