@@ -356,15 +356,16 @@ class RecoveryApp(Application[UUID]):
         """Each stored event of the run (after version ``after``) as its
         record, or what cannot be decoded and why (``recovery verify``
         reports each one and goes on)."""
-        for record, _event in self.read_history(run_id, after=after):
+        for record, _event in self.read_history(run_id, after=after, events=False):
             yield record
 
     def read_history(
-        self, run_id: UUID | str, *, after: int = 0
+        self, run_id: UUID | str, *, after: int = 0, events: bool = True
     ) -> Iterator[tuple[StoredRecord | Unreadable, Run.Event | None]]:
         """Each stored event of the run (after version ``after``), decoded
-        once: as stored (its record) and as the domain event it is now
-        (upcast; None when it cannot be decoded or its topic is no event's)."""
+        once: as stored (its record) and, with ``events``, as the domain event
+        it is now (upcast; None when it cannot be decoded or its topic is no
+        event's). The chain check before every command needs no events."""
         mapper = self.mapper
         selected = self.recorder.select_events(as_run_id(run_id), gt=after or None)
         for stored in selected:
@@ -382,10 +383,12 @@ class RecoveryApp(Application[UUID]):
                 error = str(unreadable(mapper, stored, exc))
                 yield Unreadable(stored.originator_version, stored.topic, error), None
                 continue
-            try:
-                event = _domain_event(stored.topic, state)
-            except Exception:  # an upcaster that cannot make sense of it
-                event = None
+            event = None
+            if events:
+                try:
+                    event = _domain_event(stored.topic, state)
+                except Exception:  # an upcaster that cannot make sense of it
+                    event = None
             yield record, event
 
     def check_chain(self, run_id: UUID | str) -> str:

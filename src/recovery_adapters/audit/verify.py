@@ -28,6 +28,7 @@ from recovery_core import RecoveryApp, RunView
 from recovery_core.audit import CommitClaim, Finding, KeptRef, RunAudit, audit_run
 from recovery_core.errors import RecoveryError
 from recovery_core.projections import default_failure_log, plan_status_fields
+from recovery_core.run import Run
 
 __all__ = ["RunReport", "trailers_of", "verify_runs"]
 
@@ -82,15 +83,13 @@ def verify_runs(
 
 
 def _plan_file_owners(app: RecoveryApp) -> dict[str, str]:
-    """Plan file -> the run that last started from it (whose status it shows)."""
+    """Plan file -> the run that last took it (started from it, or amended to
+    it), whose status it shows; from those events alone, no run replayed."""
     owners: dict[str, str] = {}
-    for summary in app.runs():
-        try:
-            view = app.view(summary.run_id)
-        except Exception:  # noqa: S112 - its own audit says why
-            continue
-        if view.plan_path:
-            owners[view.plan_path] = view.run_id
+    for event in app.notifications([Run.Started.TOPIC, Run.PlanAmended.TOPIC]):
+        plan_path = getattr(event, "plan_path", None)
+        if plan_path:
+            owners[plan_path] = str(event.originator_id)
     return owners
 
 
