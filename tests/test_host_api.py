@@ -395,3 +395,40 @@ def test_example_host_app_runs_from_its_readme_command(tmp_path: Path) -> None:
     assert "circle: verified after 2 attempt(s)" in done.stdout
     status = run_cli("status", "--json", cwd=target)
     assert '"state": "completed"' in status.stdout
+
+
+def test_a_decision_is_tried_again_when_a_runner_wrote_meanwhile(
+    repo: Path, tmp_path: Path
+) -> None:
+    """A runner that records its claim between an operator's read of the run
+    and the save of the decision does not make the decision fail: it is
+    checked again on the run as the runner left it, and recorded. Without
+    tries left, the lost race is a ConflictError and nothing is recorded."""
+    store = f"sqlite:///{tmp_path / 'events.sqlite3'}"
+    operator_app, runner_app = RecoveryApp.open(store), RecoveryApp.open(store)
+    runner = make_runner(runner_app, repo)
+    with runner.batch("calc") as session:
+        (repo / "app" / "calc.py").write_text(BAD_CALC)
+    assert isinstance(session.outcome, Halted)
+    run_id = session.outcome.run_id
+    claims = iter(["runner-b", "runner-c"])
+
+    def decide_while_a_runner_claims(run: Run) -> RunView:
+        if (ident := next(claims, None)) is not None:  # another writer, first
+            runner_app.update(
+                run_id,
+                lambda other: other.claim_runner(
+                    host="h", pid=1, runner_id=ident, take_over=True
+                ),
+            )
+        run.decide("calc", "skip", operator="op")
+        return run.view()
+
+    before = operator_app.view(run_id).version
+    with pytest.raises(ConflictError, match="changed while this command ran"):
+        operator_app.update(run_id, decide_while_a_runner_claims)
+    assert operator_app.view(run_id).decision is None
+    view = operator_app.update(run_id, decide_while_a_runner_claims, retries=1)
+    assert view.decision is not None and view.decision.operator == "op"
+    assert view.claim is not None and view.claim.runner_id == "runner-c"
+    assert operator_app.view(run_id).version == before + 3

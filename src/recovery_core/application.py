@@ -79,6 +79,10 @@ SNAPSHOT_INTERVAL: Final = 100
 #: The shortest run id prefix accepted, as git accepts abbreviated hashes.
 MIN_PREFIX = 6
 
+#: How many more times a decision is tried when another writer (a runner
+#: recording its claim or a step) saved to the run between its read and its save.
+DECIDE_RETRIES: Final = 3
+
 
 @attrs.frozen
 class RunSummary:
@@ -228,24 +232,33 @@ class RecoveryApp(Application[UUID]):
             raise
         return run
 
-    def update(self, run_id: UUID | str, command: Callable[[Run], T]) -> T:
+    def update(
+        self, run_id: UUID | str, command: Callable[[Run], T], *, retries: int = 0
+    ) -> T:
         """Runs ``command`` on the current run and saves what it triggered.
 
         A rule it breaks raises before anything is saved; a save that lost the
-        race with another writer raises :class:`ConflictError`. ``command`` must
-        not keep the run it is given: return values from it instead.
+        race with another writer raises :class:`ConflictError`, after
+        ``retries`` more tries of ``command`` on the run as the other writer
+        left it (its rules checked afresh each time). ``command`` must not keep
+        the run it is given: return values from it instead.
         """
-        run = self.get_run(run_id)  # a copy of the cached run, fast-forwarded
-        result = command(run)
-        if run.pending_events:
+        for tries_left in range(retries, -1, -1):
+            run = self.get_run(run_id)  # a copy of the cached run, fast-forwarded
+            result = command(run)
+            if not run.pending_events:
+                return result
             try:
                 self.save(run)
             except RecordConflict:
+                if tries_left:
+                    continue
                 raise ConflictError(
                     f"run {run.id} changed while this command ran (another runner or "
                     "operator wrote first); nothing of this command was recorded"
                 ) from None
-        return result
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def decide(
         self,
@@ -281,7 +294,9 @@ class RecoveryApp(Application[UUID]):
             )
             return run.view()
 
-        return self.update(run_id, command)
+        # A runner that records its claim or a step meanwhile is no reason to
+        # refuse: the decision is checked again on the run as it then is.
+        return self.update(run_id, command, retries=DECIDE_RETRIES)
 
     # -- queries ------------------------------------------------------------
 
