@@ -12,8 +12,10 @@ from typing import Any
 
 import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from recovery_adapters.projections import write_plan_status
+from recovery_adapters.projections import plan_text, write_plan_status
 from recovery_core import RecoveryError
 from recovery_core.errors import PlanError
 from recovery_core.plan import (
@@ -315,6 +317,40 @@ def test_plan_error_is_a_recovery_error_and_a_value_error() -> None:
 
 
 # -- writing status back ---------------------------------------------------------
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(alphabet=st.characters(codec="utf-8")),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+PLANS = st.dictionaries(st.text(max_size=8), JSON_VALUES, max_size=3).flatmap(
+    lambda top: st.lists(JSON_VALUES, max_size=5).map(
+        lambda batches: {**top, "batches": batches}
+    )
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(PLANS)
+def test_the_plan_text_is_json_dumps_indented_exactly(raw: dict[str, Any]) -> None:
+    """The plan file's text (made from cached batch texts) is byte for byte
+    what ``json.dumps(raw, indent=2, ensure_ascii=False)`` gives, written once
+    and again (from the cache), whatever the batches and other keys hold:
+    newlines, quotes and non-ASCII text in strings, nested and empty
+    containers, floats, a batch that is not an object."""
+    expected = json.dumps(raw, indent=2, ensure_ascii=False) + "\n"
+    assert plan_text(raw) == expected
+    assert plan_text(raw) == expected
+    assert plan_text(copy.deepcopy(rich_plan())) == (
+        json.dumps(rich_plan(), indent=2, ensure_ascii=False) + "\n"
+    )
 
 
 def test_unknown_keys_survive_write_plan_status(tmp_path: Path) -> None:
