@@ -38,6 +38,7 @@ from recovery_core.tracebacks import component_from_traceback, first_line
 
 if TYPE_CHECKING:
     from recovery_core.application import RecoveryApp
+    from recovery_core.run import Run
 
 __all__ = ["BUILD", "RUNTIME", "VALIDATION", "Attempts"]
 
@@ -57,7 +58,9 @@ class Attempts:
     step_runners: Mapping[str, StepRunner]
     strategy: RecoveryStrategy
     halting: Halting
-    project: Callable[[UUID], RunView]
+    #: ``project(run_id, failures=False, *, view=None)``: the projections
+    #: brought up to the run's state (``view``, when the caller has it).
+    project: Callable[..., RunView]
     hook: Callable[[str, object], None]
 
     def make(self, run_id: UUID, batch: Batch) -> None:
@@ -86,8 +89,12 @@ class Attempts:
         baseline = self.workspace.snapshot(
             run_id=str(run_id), batch_id=batch.batch_id, attempt=attempt
         )
-        self.app.update(run_id, lambda run: run.start_batch(batch.batch_id, baseline))
-        view = self.project(run_id)
+
+        def started(run: Run) -> RunView:
+            run.start_batch(batch.batch_id, baseline)
+            return run.view()
+
+        view = self.project(run_id, view=self.app.update(run_id, started))
         session = BatchSession(
             run_id=str(run_id),
             batch=batch,
@@ -123,16 +130,23 @@ class Attempts:
         # that check saw it.
         if self._ran_code(batch.validation) and not self.guarded(session, VALIDATION):
             return
-        self.app.update(
-            run_id, lambda run: run.verify_batch(batch.batch_id, session.attempt)
-        )
+
+        def verified(run: Run) -> RunView:
+            run.verify_batch(batch.batch_id, session.attempt)
+            return run.view()
+
+        view = self.app.update(run_id, verified)
         if batch.commit_strategy == "commit" and changed:
-            self.commit(session, changed)
-        self.project(run_id)
+            view = self.commit(session, changed, view.head_digest)
+        self.project(run_id, view=view)
         self._finished(session, "verified")
 
-    def commit(self, session: BatchSession, changed: tuple[str, ...]) -> None:
-        """Commits a verified attempt's change, or records why it was not."""
+    def commit(
+        self, session: BatchSession, changed: tuple[str, ...], chain: str
+    ) -> RunView:
+        """Commits a verified attempt's change (its ``Recovery-Chain`` trailer
+        ``chain``, the head digest of the verification), or records why it was
+        not; the run's state after."""
         run_id, batch, attempt = UUID(session.run_id), session.batch, session.attempt
         result = self.workspace.commit(
             baseline=session.origin,
@@ -141,20 +155,22 @@ class Attempts:
             trailers={
                 "Recovery-Run": session.run_id,
                 "Recovery-Batch": batch.batch_id,
-                "Recovery-Chain": self.app.view(run_id).head_digest,
+                "Recovery-Chain": chain,
             },
         )
         made, note = result.commit, result.note or "not committed"
-        if made is not None:
-            self.app.update(
-                run_id, lambda run: run.batch_committed(batch.batch_id, attempt, made)
-            )
-            return
-        self.app.update(
-            run_id,
-            lambda run: run.batch_left_uncommitted(batch.batch_id, attempt, note),
-        )
-        self._note(f"batch {batch.batch_id} verified but {note}")
+
+        def recorded(run: Run) -> RunView:
+            if made is not None:
+                run.batch_committed(batch.batch_id, attempt, made)
+            else:
+                run.batch_left_uncommitted(batch.batch_id, attempt, note)
+            return run.view()
+
+        view = self.app.update(run_id, recorded)
+        if made is None:
+            self._note(f"batch {batch.batch_id} verified but {note}")
+        return view
 
     def host_failed(self, session: BatchSession, exc: Exception) -> None:
         """Records an exception raised in a host's block as the attempt's

@@ -100,8 +100,8 @@ def settled(attempts: Attempts, view: RunView) -> bool:
         origin=last.origin,
         root=attempts.workspace.root,
     )
-    attempts.commit(session, changed)
-    attempts.project(run_id)
+    chain = attempts.app.view(run_id).head_digest
+    attempts.project(run_id, view=attempts.commit(session, changed, chain))
     return True
 
 

@@ -493,11 +493,14 @@ class Runner:
         assert not isinstance(outcome, Completed)
         return outcome
 
-    def _project(self, run_id: UUID, failures: bool = False) -> RunView:
-        """Brings the projections up to the run's state (and, after a failure,
-        the workspace's failure log). The events are saved already: one that
-        cannot be written is reported and rebuilt later, never stops the run."""
-        view = self.app.view(run_id)
+    def _project(
+        self, run_id: UUID, failures: bool = False, *, view: RunView | None = None
+    ) -> RunView:
+        """Brings the projections up to the run's state, ``view`` when the
+        caller has it from its save (and, after a failure, the workspace's
+        failure log). The events are saved already: one that cannot be written
+        is reported and rebuilt later, never stops the run."""
+        view = self.app.view(run_id) if view is None else view
         log = self.app.failure_log(workspace=view.workspace) if failures else None
         update = ProjectionUpdate(
             view=view, failure_log=None if log is None else tuple(log)
