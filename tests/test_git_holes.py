@@ -877,3 +877,56 @@ def test_an_index_a_failing_batch_corrupted_or_locked_is_put_back(
     said = "lock file left behind" if how == "lock" else "index could not be read"
     assert said in failure["error"]
     assert quarantine_refs(repo, "b1")
+
+
+# -- 12. a lock of the user's branch left by a batch ------------------------------
+
+LOCK_THE_BRANCH = """\
+import pathlib, subprocess, sys
+calc = pathlib.Path('app/calc.py')
+calc.write_text(calc.read_text() + 'def mul(a, b):\\n    return a * b\\n')
+branch = subprocess.run(
+    ['git', 'symbolic-ref', 'HEAD'], capture_output=True, text=True, check=True
+).stdout.strip()
+pathlib.Path('.git', branch + '.lock').write_text('held by the batch\\n')
+sys.exit(int(sys.argv[1]))
+"""
+
+
+@pytest.mark.parametrize("code", ["0", "1"])
+def test_a_lock_of_the_users_branch_left_by_a_batch_is_removed(
+    repo: Path, tmp_path: Path, code: str
+) -> None:
+    """A batch (passing or failing) changes app/calc.py and leaves the lock of
+    the user's branch behind (``.git/refs/heads/<branch>.lock``). Before, the
+    lock stayed: the batch's commit failed ("verified but not committed"),
+    and so did every later commit of the run and of the user, until someone
+    removed it by hand. Now the guard removes it, says so, and the batch
+    fails with its change quarantined; the user's next commit works. A lock
+    that was there before the batch (the user's) is never touched (see the
+    crash-safety test of our own stale locks)."""
+    branch = git(repo, "symbolic-ref", "HEAD").strip()
+    head = git(repo, "rev-parse", "HEAD").strip()
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan(
+            "branchlock",
+            action("lock-branch", LOCK_THE_BRANCH, code),
+            commit_strategy="commit",
+        ),
+    )
+    done = run_cli("run", plan, cwd=repo, timeout=60)
+    assert done.returncode == 3, done.stderr
+    assert not (repo / ".git" / f"{branch}.lock").exists()
+    assert git(repo, "rev-parse", "HEAD").strip() == head
+    assert (repo / "app" / "calc.py").read_text() == APP_CALC
+    failure = cli_json("status", cwd=repo)["batches"][0]["failure"]
+    assert (
+        f"lock file left behind ({branch.rsplit('/', 1)[-1]}.lock)"
+        in (failure["error"])
+    )
+    assert quarantine_refs(repo, "b1")
+    (repo / "user.txt").write_text("the user's next commit\n")
+    git(repo, "add", "user.txt")
+    git(repo, "commit", "-q", "-m", "the user's commit")
+    assert git(repo, "rev-parse", "HEAD~1").strip() == head

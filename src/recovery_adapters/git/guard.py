@@ -135,15 +135,26 @@ class Guard:
             common_dir / "hooks": f"{ours} hooks were changed",
         }
         # Locks a batch may leave behind that would stop every later write of
-        # the index, HEAD or the settings (ours and the user's). Git has no
-        # command that clears one; one that was there before is never touched.
+        # the index, HEAD, the settings or HEAD's branch (ours and the
+        # user's). Git has no command that clears one; one that was there
+        # before is never touched.
         self._locks = [git_dir / "index.lock", git_dir / "HEAD.lock"]
         self._locks.append(common_dir / "config.lock")
+        self._common_dir = common_dir
+
+    def _lock_paths(self, refs: RefState) -> list[Path]:
+        """The locks kept: ours, and that of the branch HEAD names."""
+        branch = refs.head_ref
+        if branch is None or not branch.startswith("refs/heads/"):
+            return self._locks
+        return [*self._locks, self._common_dir / (branch + ".lock")]
 
     def state(self) -> RepositoryState:
         outside = tuple(self._outside())
-        locks = frozenset(p for p in self._locks if _read_file(p) is not None)
         files, refs = self._read(outside), self._refs.state()
+        locks = frozenset(
+            p for p in self._lock_paths(refs) if _read_file(p) is not None
+        )
         return RepositoryState(files, refs, outside, locks)
 
     def _read(self, outside: Sequence[Path]) -> dict[Path, _File]:
@@ -179,7 +190,7 @@ class Guard:
             _remove(path)
         for path in sorted(changed & kept.keys()):
             kept[path].write(path)
-        for lock in self._locks:
+        for lock in self._lock_paths(before.refs):
             if lock not in before.locks and _read_file(lock) is not None:
                 _remove(lock)
                 problems.append(f"a lock file left behind ({lock.name}) was removed")
