@@ -243,7 +243,7 @@ class RecoveryApp(Application[UUID]):
         left it (its rules checked afresh each time). ``command`` must not keep
         the run it is given: return values from it instead.
         """
-        for tries_left in range(retries, -1, -1):
+        while True:
             run = self.get_run(run_id)  # a copy of the cached run, fast-forwarded
             result = command(run)
             if not run.pending_events:
@@ -251,14 +251,14 @@ class RecoveryApp(Application[UUID]):
             try:
                 self.save(run)
             except RecordConflict:
-                if tries_left:
+                if retries:
+                    retries -= 1
                     continue
                 raise ConflictError(
                     f"run {run.id} changed while this command ran (another runner or "
                     "operator wrote first); nothing of this command was recorded"
                 ) from None
             return result
-        raise AssertionError("unreachable")  # pragma: no cover
 
     def decide(
         self,

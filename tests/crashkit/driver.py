@@ -1127,7 +1127,7 @@ def _prepare_slot(
     template: Path,
     scenario: Scenario,
     env: Mapping[str, str],
-    trace: Path | None,
+    trace: Path,
     death: str | None,
 ) -> tuple[list[Call], list[str]]:
     restore(template, slot.case)
@@ -1140,8 +1140,6 @@ def _prepare_slot(
 
     def before(index: int, argv: tuple[str, ...]) -> Mapping[str, str]:
         shutil.copytree(slot.case, slot.snapshots / str(index), symlinks=True)
-        if trace is None:
-            return {}
         return {
             "RECOVERY_CRASH_TRACE": str(trace / f"call-{index}.txt"),
             "RECOVERY_CRASH_ROOT": str(slot.case),
@@ -1228,20 +1226,15 @@ def sweep(
     )
     slots = [_Slot(root, i) for i in range(max(1, workers))]
     trace = root / "trace"
-    for index in range(len(slots)):  # each slot's uninterrupted run is traced
-        (trace / f"slot-{index}").mkdir(parents=True)
+    traces = [trace / f"slot-{i}" for i in range(len(slots))]  # each run traced
+    for folder in traces:
+        folder.mkdir(parents=True)
     with ThreadPoolExecutor(max_workers=len(slots)) as pool:
         prepared = list(
             pool.map(
-                lambda s: _prepare_slot(
-                    s,
-                    template,
-                    scenario,
-                    env,
-                    trace / f"slot-{slots.index(s)}",
-                    death,
-                ),
+                lambda s, t: _prepare_slot(s, template, scenario, env, t, death),
                 slots,
+                traces,
             )
         )
     baseline: list[Violation] = []
@@ -1270,7 +1263,7 @@ def sweep(
     unsteady = 0
     for index, call in enumerate(slots[0].calls):
         found, seams_of_call = read_trace(
-            trace / "slot-0" / f"call-{index}.txt", index, call.kind
+            traces[0] / f"call-{index}.txt", index, call.kind
         )
         # Only the points every traced run crossed: a crossing that depends
         # on a race with the operator's process is not a point a case surely
@@ -1279,7 +1272,7 @@ def sweep(
             seen = {
                 (c.point, c.n)
                 for c in read_trace(
-                    trace / f"slot-{other}" / f"call-{index}.txt", index, call.kind
+                    traces[other] / f"call-{index}.txt", index, call.kind
                 )[0]
             }
             steady = [c for c in found if (c.point, c.n) in seen]
