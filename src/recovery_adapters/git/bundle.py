@@ -9,7 +9,6 @@ Every git process starts through :mod:`recovery_adapters.git.command`.
 
 from __future__ import annotations
 
-import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -19,7 +18,13 @@ from typing import Final
 
 import attrs
 
-from recovery_adapters.git.command import Git, GitError, WorkspaceError, discover
+from recovery_adapters.git.command import (
+    OBJECT_ID,
+    Git,
+    GitError,
+    WorkspaceError,
+    discover,
+)
 from recovery_adapters.git.refs import ref_part
 
 __all__ = [
@@ -30,7 +35,6 @@ __all__ = [
     "run_refs_prefix",
 ]
 
-_ID: Final = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 _PRUNED: Final = "recovery: prune"
 #: The header lines a bundle starts with, by its version.
 _SIGNATURES: Final = {b"# v2 git bundle\n": 2, b"# v3 git bundle\n": 3}
@@ -74,7 +78,7 @@ class RunRefs:
 
     def has_commit(self, sha: str) -> bool:
         """Whether the commit ``sha`` is in the repository."""
-        if not _ID.fullmatch(sha):
+        if not OBJECT_ID.fullmatch(sha):
             return False
         return self._git.text("cat-file", "-t", sha, codes=(0, 128)) == "commit"
 
@@ -89,7 +93,7 @@ class RunRefs:
             raise WorkspaceError("a bundle needs at least one ref")
         args = [_checked_ref(ref, "refs/recovery/") for ref in refs]
         for sha in objects:
-            if not _ID.fullmatch(sha):
+            if not OBJECT_ID.fullmatch(sha):
                 raise WorkspaceError(f"{sha!r} is not an object id")
             args.append(sha)
         self._git.run("bundle", "create", "-q", str(path), *args)
@@ -98,7 +102,7 @@ class RunRefs:
         """Deletes ``ref`` (under ``refs/recovery/``) if it still points at
         ``target``; whether it did (False: it is gone, or points elsewhere)."""
         _checked_ref(ref, "refs/recovery/")
-        if not _ID.fullmatch(target):
+        if not OBJECT_ID.fullmatch(target):
             raise WorkspaceError(f"{target!r} is not an object id")
         try:
             self._git.run("update-ref", "-m", _PRUNED, "-d", ref, target)
@@ -147,7 +151,7 @@ def read_bundle_header(path: Path) -> BundleHeader:
                 prerequisites.append(text[1:].split(" ", 1)[0])
                 continue
             sha, _, name = text.partition(" ")
-            if not _ID.fullmatch(sha) or not name:
+            if not OBJECT_ID.fullmatch(sha) or not name:
                 raise ValueError(f"its header has a line that is no ref: {text!r}")
             refs.append((name, sha))
     return BundleHeader(version, object_format, tuple(refs), tuple(prerequisites))
@@ -181,7 +185,7 @@ class BundleReader:
 
     def kind(self, sha: str) -> str | None:
         """The type of the object ``sha``, or None when it is not there."""
-        if not _ID.fullmatch(sha):
+        if not OBJECT_ID.fullmatch(sha):
             return None
         found = self._git.text("cat-file", "-t", sha, codes=(0, 1, 128))
         return found or None

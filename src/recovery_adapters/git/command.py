@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import select
 import signal
 import subprocess
@@ -27,6 +28,7 @@ from recovery_core import RecoveryError
 
 __all__ = [
     "DIFF_OPTIONS",
+    "OBJECT_ID",
     "Git",
     "GitError",
     "GitKilled",
@@ -34,6 +36,8 @@ __all__ = [
     "WorkspaceError",
     "deferred_signals",
     "discover",
+    "git_reason",
+    "object_id",
 ]
 
 _R = TypeVar("_R")
@@ -61,6 +65,8 @@ _REDIRECTING_NAMES: Final = (
     "GIT_GRAFT_FILE"
 )
 _REDIRECTING: Final = frozenset(_REDIRECTING_NAMES.split())
+#: A git object id (SHA-1 or SHA-256) as git prints it.
+OBJECT_ID: Final = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 #: How long one request to a long-lived git process may take.
 _TIMEOUT_S: Final = 120.0
 
@@ -182,6 +188,37 @@ class Git:
         """:meth:`run`, decoded (undecodable bytes kept), less the ending newline."""
         out = self.run(*args, index=index, codes=codes)
         return out.decode("utf-8", "surrogateescape").rstrip()
+
+    def target(self, ref: str) -> str | None:
+        """The object the ref ``ref`` points at; None when there is none."""
+        found = self.text("for-each-ref", "--format=%(objectname)", ref)
+        return found if OBJECT_ID.fullmatch(found) else None
+
+    def apply(self, patch: bytes, refused: str) -> None:
+        """Applies ``patch`` (as ``git diff --binary`` prints it) to the work
+        tree only, after ``git apply --check``; when it does not apply, nothing
+        is written and :class:`WorkspaceError` says ``refused``, git's reason
+        and so."""
+        apply = ("apply", "--whitespace=nowarn")
+        try:
+            self.run(*apply, "--check", "-", stdin=patch)
+        except GitError as exc:
+            message = f"{refused} ({git_reason(exc)}); nothing was changed"
+            raise WorkspaceError(message) from None
+        self.run(*apply, "-", stdin=patch)
+
+
+def object_id(value: str) -> str:
+    """``value``, refused with :class:`WorkspaceError` unless an object id."""
+    if not OBJECT_ID.fullmatch(value):
+        raise WorkspaceError(f"{value!r} is not an object id")
+    return value
+
+
+def git_reason(exc: GitError) -> str:
+    """What git said in ``exc``, on one line."""
+    text = str(exc).split(": ", 1)[-1]
+    return " ".join(text.split())[:500]
 
 
 class Server:

@@ -16,12 +16,17 @@ from typing import Final
 
 import attrs
 
-from recovery_adapters.git.command import Git, GitError, Server, WorkspaceError
+from recovery_adapters.git.command import (
+    OBJECT_ID,
+    Git,
+    GitError,
+    Server,
+    WorkspaceError,
+)
 
 __all__ = ["RefMoved", "RefState", "RefUpdate", "Refs", "clear_stale_locks", "ref_part"]
 
 _REF_PART: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-_ID: Final = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 _PUT_BACK: Final = "recovery: put back"
 #: A lock under our own refs older than this is a killed git process's: git
 #: holds one for the milliseconds of a write.
@@ -98,7 +103,7 @@ class Refs:
         if head_ref is None:
             asked = ("rev-parse", "-q", "--verify", "HEAD^{commit}")
             found = self._git.text(*asked, codes=(0, 1))
-            head = found if _ID.fullmatch(found) else None
+            head = found if OBJECT_ID.fullmatch(found) else None
         return RefState(head_ref, head, tuple(sorted(branches)))
 
     def update(self, updates: Sequence[RefUpdate]) -> None:
@@ -106,7 +111,9 @@ class Refs:
         :class:`RefMoved` when a ref was not where it was expected)."""
         request = "start\n"
         for update in updates:
-            if not update.ref.startswith("refs/") or not _ID.fullmatch(update.new):
+            if not update.ref.startswith("refs/") or not OBJECT_ID.fullmatch(
+                update.new
+            ):
                 raise WorkspaceError(f"refusing to write ref {update.ref!r}")
             old = "" if update.old is None else f" {update.old or self._null}"
             request += f"update {update.ref} {update.new}{old}\n"

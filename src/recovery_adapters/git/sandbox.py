@@ -36,6 +36,8 @@ from recovery_adapters.git.command import (
     GitError,
     WorkspaceError,
     discover,
+    git_reason,
+    object_id,
 )
 from recovery_adapters.git.refs import ref_part
 
@@ -51,7 +53,6 @@ __all__ = [
 #: How a proposed patch is applied: hunk headers recounted (agents often
 #: miscount them), whitespace left as the patch has it.
 _APPLY: Final = ("apply", "--recount", "--whitespace=nowarn")
-_ID: Final = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 _LINK: Final = "120000"
 #: How the temporary folder of a sandbox worktree is named.
 SANDBOX_PREFIX: Final = "recovery-sandbox-"
@@ -105,7 +106,7 @@ class GitSandbox:
 
     def tree(self, commit: str) -> str:
         """The tree of ``commit`` (a commit id)."""
-        _commit_id(commit)
+        object_id(commit)
         return self._git.text(
             "rev-parse", "--verify", "--end-of-options", f"{commit}^{{tree}}"
         )
@@ -137,8 +138,7 @@ class GitSandbox:
 
     def blob(self, sha: str) -> bytes:
         """The content of the blob ``sha``."""
-        _commit_id(sha)
-        return self._git.run("cat-file", "blob", sha)
+        return self._git.run("cat-file", "blob", object_id(sha))
 
     def contents(self, tree: str, paths: Sequence[str]) -> dict[str, bytes | None]:
         """Each of ``paths`` as ``tree`` has it; None where it has no file (a
@@ -151,8 +151,7 @@ class GitSandbox:
 
     def kept(self, ref: str) -> str | None:
         """The commit ``ref`` (one of ours) points at; None when it is gone."""
-        found = self._git.text("for-each-ref", "--format=%(objectname)", ref)
-        return found if _ID.fullmatch(found) else None
+        return self._git.target(ref)
 
     # -- a proposed patch ---------------------------------------------------
 
@@ -183,7 +182,7 @@ class GitSandbox:
             except GitError as exc:
                 raise PatchRefused(
                     "applies",
-                    f"the patch does not apply to the faulty tree: {_git_reason(exc)}",
+                    f"the patch does not apply to the faulty tree: {git_reason(exc)}",
                 ) from None
             self._git.run(*_APPLY, "--cached", "-", stdin=patch, index=index)
             patched = self._git.text("write-tree", index=index)
@@ -200,7 +199,7 @@ class GitSandbox:
             out = self._git.run(*_APPLY, "--numstat", "-z", "-", stdin=patch)
         except GitError as exc:
             raise PatchRefused(
-                "patch", f"git cannot read the patch: {_git_reason(exc)}"
+                "patch", f"git cannot read the patch: {git_reason(exc)}"
             ) from None
         fields = out.split(b"\0")
         paths: list[str] = []
@@ -223,10 +222,9 @@ class GitSandbox:
 
     def keep(self, ref: str, tree: str, parent: str, message: str) -> str:
         """Writes ``tree`` as a commit on ``parent`` under ``ref``; its id."""
-        _commit_id(parent)
-        _commit_id(tree)
-        out = self._git.run("commit-tree", tree, "-p", parent, stdin=message.encode())
-        commit = _commit_id(out.decode().strip())
+        args = ("commit-tree", object_id(tree), "-p", object_id(parent))
+        out = self._git.run(*args, stdin=message.encode())
+        commit = object_id(out.decode().strip())
         self._git.run("update-ref", "-m", "recovery: proposal", ref, commit)
         return commit
 
@@ -234,15 +232,7 @@ class GitSandbox:
         """Applies ``patch`` (as ``git diff --binary`` prints it) to the working
         tree only, after ``git apply --check``; nothing is written when it does
         not apply."""
-        apply = ("apply", "--whitespace=nowarn")
-        try:
-            self._git.run(*apply, "--check", "-", stdin=patch)
-        except GitError as exc:
-            raise WorkspaceError(
-                "the proposed fix does not apply to the working tree "
-                f"({_git_reason(exc)}); nothing was changed"
-            ) from None
-        self._git.run(*apply, "-", stdin=patch)
+        self._git.apply(patch, "the proposed fix does not apply to the working tree")
 
     # -- a sandbox worktree -------------------------------------------------
 
@@ -251,7 +241,7 @@ class GitSandbox:
         """``commit`` checked out in a detached worktree in a new temporary
         folder outside the user's tree; removed with its folder afterwards,
         whatever happens in the block."""
-        _commit_id(commit)
+        object_id(commit)
         folder = Path(tempfile.mkdtemp(prefix=SANDBOX_PREFIX)).resolve()
         if folder.is_relative_to(self.root):
             shutil.rmtree(folder, ignore_errors=True)
@@ -271,17 +261,21 @@ class GitSandbox:
 
     def remove_worktree(self, path: Path) -> None:
         """Removes the worktree at ``path`` (gone already: nothing to do)."""
-        with contextlib.suppress(GitError):
-            self._git.run("worktree", "remove", "--force", "--force", "--", str(path))
+        _remove_worktree(self._git, path)
 
     def worktrees(self) -> list[Path]:
         """The repository's worktrees (the main one first)."""
-        out = self._git.text("worktree", "list", "--porcelain", "-z")
-        return [
-            Path(field.removeprefix("worktree "))
-            for field in out.split("\0")
-            if field.startswith("worktree ")
-        ]
+        return _worktrees(self._git)
+
+
+def _worktrees(git: Git) -> list[Path]:
+    listed = git.text("worktree", "list", "--porcelain", "-z").split("\0")
+    return [Path(f.removeprefix("worktree ")) for f in listed if f[:9] == "worktree "]
+
+
+def _remove_worktree(git: Git, path: Path) -> None:
+    with contextlib.suppress(GitError):  # its folder may be gone already
+        git.run("worktree", "remove", "--force", "--force", "--", str(path))
 
 
 def sweep_sandboxes(git: Git) -> list[Path]:
@@ -289,28 +283,14 @@ def sweep_sandboxes(git: Git) -> list[Path]:
     proposal out left behind (git's record of them, and their temporary
     folders); returns them. Only while the workspace is held: then no runner
     of ours has a sandbox open."""
-    listed = git.text("worktree", "list", "--porcelain", "-z").split("\0")
-    paths = [Path(f.removeprefix("worktree ")) for f in listed if f[:9] == "worktree "]
-    stale = [p for p in paths if p.parent.name.startswith(SANDBOX_PREFIX)]
+    stale = [p for p in _worktrees(git) if p.parent.name.startswith(SANDBOX_PREFIX)]
     for path in stale:
-        with contextlib.suppress(GitError):  # its folder may be gone already
-            git.run("worktree", "remove", "--force", "--force", "--", str(path))
+        _remove_worktree(git, path)
         shutil.rmtree(path.parent, ignore_errors=True)
     if stale:
         with contextlib.suppress(GitError):
             git.run("worktree", "prune")
     return stale
-
-
-def _commit_id(value: str) -> str:
-    if not _ID.fullmatch(value):
-        raise WorkspaceError(f"{value!r} is not an object id")
-    return value
-
-
-def _git_reason(exc: GitError) -> str:
-    text = str(exc).split(": ", 1)[-1]
-    return " ".join(text.split())[:500]
 
 
 _HEADER: Final = re.compile(

@@ -15,7 +15,6 @@ repository's settings, ``info/`` and hooks is put back
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -31,6 +30,7 @@ from recovery_adapters.git.command import (
     WorkspaceError,
     deferred_signals,
     discover,
+    object_id,
 )
 from recovery_adapters.git.guard import Guard, RepositoryState
 from recovery_adapters.git.lock import WorkspaceLock
@@ -70,7 +70,6 @@ _KEPT: Final = 4
 #: How far back from HEAD a commit made before a kill is looked for.
 _SEARCHED: Final = 64
 _REGULAR: Final = frozenset({"100644", "100755"})
-_COMMIT_ID: Final = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 
 
 @attrs.frozen
@@ -358,7 +357,7 @@ class GitWorkspace:
         ref = f"{refs}/quarantine"
         # Kept already by a runner killed before the quarantine was recorded:
         # that tree is the faulty one (the working tree may be restored since).
-        commit = self._git.text("for-each-ref", "--format=%(objectname)", ref)
+        commit = self._git.target(ref)
         if commit:
             faulty = self._objects.commit_tree(commit)
         else:
@@ -429,8 +428,7 @@ class GitWorkspace:
             raise WorkspaceError(f"{ref!r} is not a ref of recovery-core")
         for part in parts[2:]:
             ref_part(part)
-        found = self._git.text("for-each-ref", "--format=%(objectname)", ref)
-        return found if _COMMIT_ID.fullmatch(found) else None
+        return self._git.target(ref)
 
     def quarantined_diff(
         self, baseline: str, commit: str, files: Sequence[str], *, binary: bool = True
@@ -481,15 +479,8 @@ class GitWorkspace:
         patch = self._git.run(
             "diff", *DIFF_OPTIONS, "--binary", "--full-index", before, after
         )
-        apply = ("apply", "--whitespace=nowarn")
-        try:
-            self._git.run(*apply, "--check", "-", stdin=patch)
-        except GitError as exc:
-            raise WorkspaceError(
-                f"not brought back: the change does not apply to the working tree "
-                f"({exc}); nothing was changed"
-            ) from None
-        self._git.run(*apply, "-", stdin=patch)
+        refused = "not brought back: the change does not apply to the working tree"
+        self._git.apply(patch, refused)
         return tuple(todo)
 
     def _change_trees(
@@ -498,10 +489,8 @@ class GitWorkspace:
         """The tree of ``baseline``, and that tree with ``files`` as ``commit``
         has them (so that a diff of the two is the change to those files only,
         with no path given to git as a pathspec)."""
-        for name in (baseline, commit):
-            if not _COMMIT_ID.fullmatch(name):
-                raise WorkspaceError(f"{name!r} is not a commit id")
-        before = self._objects.commit_tree(baseline)
+        before = self._objects.commit_tree(object_id(baseline))
+        object_id(commit)
         kept = self._objects.entries(self._objects.commit_tree(commit), files)
         changes = {path: kept.get(path) for path in files}
         return before, self._objects.with_changes(before, changes)
