@@ -21,12 +21,15 @@ from uuid import UUID
 import pytest
 
 from recovery_adapters import ArchitectAgentStrategy, GitWorkspace, architect_agent
-from recovery_adapters.git.sandbox import GitSandbox, PatchRefused
+from recovery_adapters.git.sandbox import GitSandbox
 from recovery_core import (
+    CheckedPatch,
     Completed,
     Halted,
+    PatchRefused,
     RecoveryApp,
     RecoveryStrategy,
+    Sandbox,
     load_plan,
 )
 from recovery_core.run import Run
@@ -634,17 +637,20 @@ def test_recover_over_the_users_new_edit_fails_the_attempt_and_keeps_it(
 
 
 @pytest.fixture
-def sandbox_repo(repo: Path) -> tuple[GitSandbox, str]:
-    """A sandbox on the repository, and a commit whose tree has a symbolic
-    link `linked` to a folder outside it."""
+def sandbox_repo(repo: Path) -> Iterator[tuple[Sandbox, str]]:
+    """The sandbox of a workspace on the repository (through the port), and a
+    commit whose tree has a symbolic link `linked` to a folder outside it."""
     (repo / "linked").symlink_to("/tmp")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "a link")
-    return GitSandbox(repo), git(repo, "rev-parse", "HEAD").strip()
+    with GitWorkspace(repo) as workspace:
+        sandbox = workspace.sandbox()
+        assert isinstance(sandbox, Sandbox)
+        yield sandbox, git(repo, "rev-parse", "HEAD").strip()
 
 
 def test_patch_through_a_symlinked_folder_is_refused(
-    sandbox_repo: tuple[GitSandbox, str],
+    sandbox_repo: tuple[Sandbox, str],
 ) -> None:
     """A patch that writes a file through a folder that is a symbolic link in
     the faulty tree is refused by name."""
@@ -654,13 +660,13 @@ def test_patch_through_a_symlinked_folder_is_refused(
         b"--- /dev/null\n+++ b/linked/x\n@@ -0,0 +1 @@\n+x\n"
     )
     with pytest.raises(PatchRefused) as caught:
-        sandbox.check_patch(sandbox.tree(commit), patch)
+        sandbox.check_patch(commit, patch)
     assert caught.value.check == "symlink"
     assert "through the symbolic link 'linked'" in caught.value.reason
 
 
 def test_rename_out_of_the_workspace_is_refused(
-    sandbox_repo: tuple[GitSandbox, str],
+    sandbox_repo: tuple[Sandbox, str],
 ) -> None:
     """Both sides of a rename are checked: renaming a file to ../x is refused."""
     sandbox, commit = sandbox_repo
@@ -669,12 +675,12 @@ def test_rename_out_of_the_workspace_is_refused(
         b"rename from app/calc.py\nrename to ../calc.py\n"
     )
     with pytest.raises(PatchRefused) as caught:
-        sandbox.check_patch(sandbox.tree(commit), patch)
+        sandbox.check_patch(commit, patch)
     assert caught.value.check == "inside"
 
 
 def test_fixed_tree_and_checks_of_a_good_patch(
-    sandbox_repo: tuple[GitSandbox, str],
+    sandbox_repo: tuple[Sandbox, str],
 ) -> None:
     """A good patch gives the patched tree, with the file as the patch makes
     it, and names the paths it touches."""
@@ -684,9 +690,10 @@ def test_fixed_tree_and_checks_of_a_good_patch(
         b"-def add(a: int, b: int) -> int:\n+def add(a: int, b: int) -> int:  # ok\n"
         b"     return a + b\n"
     )
-    checked = sandbox.check_patch(sandbox.tree(commit), patch)
+    checked = sandbox.check_patch(commit, patch)
+    assert isinstance(checked, CheckedPatch)
     assert checked.paths == ("app/calc.py",)
-    content = sandbox.contents(checked.tree, ["app/calc.py"])["app/calc.py"]
+    content = sandbox.read(checked.tree, ["app/calc.py"])["app/calc.py"]
     assert content is not None and content.startswith(
         b"def add(a: int, b: int) -> int:  # ok"
     )

@@ -1,6 +1,8 @@
 """The conformance kit (:mod:`recovery_core.testing`) run on the built-in
 strategies and notifiers, each on the real thing: ``noop`` on the in-memory
-workspace, ``manual-git`` on a ``GitWorkspace`` in a new git repository, the
+workspace, ``manual-git`` on a ``GitWorkspace`` in a new git repository,
+``architect-agent`` on the in-memory workspace (it asks git of nothing but the
+ports, so it works, without proposing, where there is no sandbox), the
 console on a stream, the inbox on a file, the command notifier with a real
 program, and the webhook against an HTTP server on 127.0.0.1."""
 
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from recovery_adapters import (
+    ArchitectAgentStrategy,
     CommandNotifier,
     ConsoleNotifier,
     GitWorkspace,
@@ -80,6 +83,26 @@ class TestManualGit(testing.StrategyConformance):
 
     def make_strategy(self) -> RecoveryStrategy:
         return ManualGitStrategy()
+
+
+class TestArchitectAgentWithoutSandbox(testing.StrategyConformance):
+    """``architect-agent`` on the in-memory workspace, which has no sandbox:
+    it quarantines through the port and says why it proposes nothing."""
+
+    registered_name = "architect-agent"
+    proposes = False
+
+    def make_strategy(self) -> RecoveryStrategy:
+        return ArchitectAgentStrategy(agent=("false",))
+
+    def test_says_the_workspace_has_no_sandbox(self) -> None:
+        context = self.failure_context()
+        assert context.workspace.sandbox() is None
+        outcome = self.answer(context)
+        assert "has no sandbox" in outcome.analysis
+        assert outcome.quarantine is not None
+        assert outcome.quarantine.files == context.failure.changed_files
+        assert context.workspace.changed_files(context.baseline) == ()
 
 
 class _ClosedStream(io.StringIO):

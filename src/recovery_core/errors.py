@@ -15,6 +15,7 @@ __all__ = [
     "EnvironmentFailure",
     "IllegalTransition",
     "IntegrityError",
+    "PatchRefused",
     "PlanCannotRun",
     "PlanError",
     "RecoveryError",
@@ -103,6 +104,19 @@ class IntegrityError(RecoveryError):
     """The stored history does not verify (hash chain or projections)."""
 
     exit_code = 6
+
+
+class PatchRefused(RecoveryError):
+    """A proposed patch was refused (:meth:`recovery_core.ports.Sandbox.check_patch`);
+    ``check`` names the check it failed and ``reason`` says why. Nothing was
+    written to the working tree."""
+
+    exit_code = 2
+
+    def __init__(self, check: str, reason: str) -> None:
+        super().__init__(reason)
+        self.check = check
+        self.reason = reason
 
 
 class EnvironmentFailure(RecoveryError):

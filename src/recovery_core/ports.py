@@ -20,6 +20,7 @@ from recovery_core.projections import FailureLogEntry
 from recovery_core.records import Failure, OpenDecision, RunView, failure_json
 
 __all__ = [
+    "CheckedPatch",
     "Committed",
     "FailureContext",
     "Notification",
@@ -30,6 +31,7 @@ __all__ = [
     "RecoveryOutcome",
     "RecoveryStrategy",
     "RunnerHost",
+    "Sandbox",
     "StepContext",
     "StepOutcome",
     "StepRunner",
@@ -204,6 +206,74 @@ class Workspace(Protocol):
         ``baseline`` with the same run and batch trailers (made by a runner
         killed before it was recorded), that commit is returned and the index
         brought in step with it: a batch is committed once."""
+        ...
+
+    def sandbox(self) -> Sandbox | None:
+        """Where a strategy tries a proposed fix out away from the user's tree;
+        None when this workspace has no such place."""
+        ...
+
+
+@attrs.frozen
+class CheckedPatch:
+    """A patch that passed every check: the paths it touches and the tree
+    (an id, as snapshots have) it makes of the faulty one."""
+
+    paths: tuple[str, ...]
+    tree: str
+
+
+@runtime_checkable
+class Sandbox(Protocol):
+    """What a strategy that proposes fixes asks of the workspace
+    (:meth:`Workspace.sandbox`): a fix checked against the faulty tree, kept,
+    tried out in a copy outside the user's tree, and applied on a ``recover``
+    decision. Its ids are those of the snapshots and quarantines."""
+
+    def read(self, commit: str, paths: Sequence[str]) -> Mapping[str, bytes | None]:
+        """Each of ``paths`` as ``commit`` has it; None where it has no file."""
+        ...
+
+    def diff(self, before: str, after: str, *, binary: bool = False) -> bytes:
+        """The change from ``before`` to ``after`` as a unified diff (with
+        ``binary``: one that :meth:`apply` takes, binary files too)."""
+        ...
+
+    def changed(self, before: str, after: str) -> tuple[str, ...]:
+        """The paths that differ between ``before`` and ``after``, sorted."""
+        ...
+
+    def check_patch(self, tree: str, patch: bytes) -> CheckedPatch:
+        """Checks ``patch`` against the faulty ``tree`` (or commit); raises
+        :class:`~recovery_core.errors.PatchRefused` naming the failed check."""
+        ...
+
+    def proposal_ref(self, run_id: str, batch_id: str, attempt: int) -> str:
+        """Where the proposal for this failed attempt is kept."""
+        ...
+
+    def keep(self, ref: str, tree: str, parent: str, message: str) -> str:
+        """Keeps ``tree`` on ``parent`` under ``ref``; the kept commit's id."""
+        ...
+
+    def kept(self, ref: str) -> str | None:
+        """What ``ref`` keeps; None when it is gone."""
+        ...
+
+    def worktree(
+        self, commit: str, name: str = "sandbox"
+    ) -> AbstractContextManager[Path]:
+        """``commit`` checked out in a new folder outside the user's tree,
+        removed after the block, whatever happens in it."""
+        ...
+
+    def worktrees(self) -> list[Path]:
+        """Every checked-out folder of the repository (the workspace first)."""
+        ...
+
+    def apply(self, patch: bytes) -> None:
+        """Applies ``patch`` (from :meth:`diff` with ``binary``) to the working
+        tree only; nothing is written when it does not apply."""
         ...
 
 

@@ -180,6 +180,9 @@ class MemoryWorkspace:
         self.restore(baseline, files)
         return kept
 
+    def sandbox(self) -> None:
+        return None  # no place to try a fix out: a proposing strategy says so
+
     def restore(self, baseline: str, files: Sequence[str]) -> None:
         was = self.snapshots[baseline]
         for path in files:

@@ -28,8 +28,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
-import attrs
-
 from recovery_adapters.git.command import (
     DIFF_OPTIONS,
     Git,
@@ -40,6 +38,8 @@ from recovery_adapters.git.command import (
     object_id,
 )
 from recovery_adapters.git.refs import ref_part
+from recovery_core.errors import PatchRefused
+from recovery_core.ports import CheckedPatch
 
 __all__ = [
     "SANDBOX_PREFIX",
@@ -67,25 +67,6 @@ _IDENTITY: Final = {
 }
 
 
-class PatchRefused(WorkspaceError):
-    """A proposed patch was refused; ``check`` names the check it failed and
-    the message says why. Nothing was written to the working tree."""
-
-    def __init__(self, check: str, reason: str) -> None:
-        super().__init__(reason)
-        self.check = check
-        self.reason = reason
-
-
-@attrs.frozen
-class CheckedPatch:
-    """A patch that passed every check: the paths it touches and the tree it
-    makes of the faulty tree."""
-
-    paths: tuple[str, ...]
-    tree: str
-
-
 def proposal_ref(run_id: str, batch_id: str, attempt: int) -> str:
     """``refs/recovery/<run>/<batch>/<attempt>/proposal``."""
     parts = (ref_part(run_id), ref_part(batch_id), str(int(attempt)))
@@ -93,8 +74,8 @@ def proposal_ref(run_id: str, batch_id: str, attempt: int) -> str:
 
 
 class GitSandbox:
-    """The git operations of a proposed fix, for the repository whose work
-    tree holds ``root``."""
+    """The :class:`~recovery_core.ports.Sandbox` of the repository whose work
+    tree holds ``root``: the git operations of a proposed fix."""
 
     def __init__(self, root: Path) -> None:
         top, git_dir, _common, _format = discover(root)
@@ -148,6 +129,14 @@ class GitSandbox:
             path: self.blob(entries[path][1]) if path in entries else None
             for path in paths
         }
+
+    def read(self, commit: str, paths: Sequence[str]) -> dict[str, bytes | None]:
+        """Each of ``paths`` as ``commit`` has it; None where it has no file."""
+        return self.contents(self.tree(commit), paths)
+
+    def proposal_ref(self, run_id: str, batch_id: str, attempt: int) -> str:
+        """``refs/recovery/<run>/<batch>/<attempt>/proposal``."""
+        return proposal_ref(run_id, batch_id, attempt)
 
     def kept(self, ref: str) -> str | None:
         """The commit ``ref`` (one of ours) points at; None when it is gone."""

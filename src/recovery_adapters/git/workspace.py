@@ -43,7 +43,7 @@ from recovery_adapters.git.refs import (
     clear_stale_locks,
     ref_part,
 )
-from recovery_adapters.git.sandbox import sweep_sandboxes
+from recovery_adapters.git.sandbox import GitSandbox, sweep_sandboxes
 from recovery_adapters.git.worktree import (
     IGNORE_ALL,
     WorkingTree,
@@ -142,6 +142,7 @@ class GitWorkspace:
         self._staged: str | None = None
         self._swept = False  # the user's index tree at that snapshot
         self._identity: tuple[str, str] | None = None
+        self._sandbox: GitSandbox | None = None
 
     # -- what it is ---------------------------------------------------------
 
@@ -693,6 +694,13 @@ class GitWorkspace:
             self._tree.set_index_entries(by_entry)
         if from_files:
             self._tree.stage_from_files(from_files, tree=new_tree)
+
+    def sandbox(self) -> GitSandbox:
+        """Where a proposed fix is checked, kept and tried out
+        (:class:`~recovery_adapters.git.sandbox.GitSandbox`)."""
+        if self._sandbox is None:
+            self._sandbox = GitSandbox(self._root)
+        return self._sandbox
 
     def default_strategy(self) -> ManualGitStrategy:
         """The strategy a run in a git workspace gets by default: manual-git."""

@@ -12,9 +12,14 @@ On a failure, in order:
    error and the hunk of the batch's change that holds it. With one (see
    :func:`~recovery_adapters.strategies.agent.choose_agent`) the agent runs and
    answers with a patch against the faulty tree;
-4. the patch is checked (:meth:`~recovery_adapters.git.sandbox.GitSandbox.check_patch`),
+4. the patch is checked (:meth:`~recovery_core.ports.Sandbox.check_patch`),
    kept as a commit under ``.../proposal``, and the batch's validation steps run
    on it in a sandbox worktree outside the user's tree, removed afterwards.
+
+Everything it asks of git goes through the workspace's ports
+(:class:`~recovery_core.ports.Workspace`, and its
+:class:`~recovery_core.ports.Sandbox`): a workspace without a sandbox gets the
+analysis and no proposal.
 
 ``RecoveryAttempted`` records it all in its outcome's ``details``. A
 ``recover`` decision calls :meth:`ArchitectAgentStrategy.recover`, which
@@ -32,8 +37,6 @@ from typing import Any, Final
 
 import attrs
 
-from recovery_adapters.git.command import GitError
-from recovery_adapters.git.sandbox import GitSandbox, PatchRefused, proposal_ref
 from recovery_adapters.projections import atomic_write
 from recovery_adapters.strategies.agent import (
     AgentError,
@@ -55,7 +58,8 @@ from recovery_adapters.strategies.trigger import (
     trigger_path,
 )
 from recovery_core import FailureContext, RecoveryError, RecoveryOutcome
-from recovery_core.ports import Quarantine, StepContext, StepRunner
+from recovery_core.errors import PatchRefused
+from recovery_core.ports import Quarantine, Sandbox, StepContext, StepRunner
 from recovery_core.steps import step_runners as registered_step_runners
 
 __all__ = ["ArchitectAgentStrategy", "architect_agent"]
@@ -93,12 +97,18 @@ class ArchitectAgentStrategy:
         and pre-validates its patch; returns what was found."""
         manual = ManualGitStrategy().on_failure(context)
         kept = manual.quarantine
+        sandbox = context.workspace.sandbox()
         if kept is None or context.baseline is None or not kept.commit:
             return attrs.evolve(
                 manual, analysis=manual.analysis + "; no trigger was written"
             )
+        if sandbox is None:
+            return attrs.evolve(
+                manual,
+                analysis=manual.analysis + "; the workspace has no sandbox to try "
+                "a fix out in: no trigger was written",
+            )
         try:
-            sandbox = GitSandbox(context.root)
             return _Attempt(self, context, sandbox, kept, context.baseline).answer(
                 manual
             )
@@ -119,8 +129,10 @@ class ArchitectAgentStrategy:
         failure = context.failure
         if failure.baseline is None:
             raise RecoveryError("the failed attempt has no baseline to apply a fix to")
-        sandbox = GitSandbox(context.root)
-        ref = proposal_ref(context.run_id, failure.batch_id, failure.attempt)
+        sandbox = context.workspace.sandbox()
+        if sandbox is None:
+            raise RecoveryError("the workspace has no sandbox: no fix is kept")
+        ref = sandbox.proposal_ref(context.run_id, failure.batch_id, failure.attempt)
         commit = sandbox.kept(ref)
         if commit is None:
             raise RecoveryError(
@@ -143,7 +155,7 @@ class _Attempt:
 
     strategy: ArchitectAgentStrategy
     context: FailureContext
-    sandbox: GitSandbox
+    sandbox: Sandbox
     kept: Quarantine
     baseline: str
     details: dict[str, Any] = attrs.field(factory=dict)
@@ -152,11 +164,9 @@ class _Attempt:
     def answer(self, manual: RecoveryOutcome) -> RecoveryOutcome:
         self.details.update(manual.details)
         self.lines.append(manual.analysis)
-        faulty = self.sandbox.tree(self.kept.commit)
-        diff = self.sandbox.diff(self.baseline, self.kept.commit).decode(
-            "utf-8", "replace"
-        )
-        contents = self.sandbox.contents(faulty, self.kept.files)
+        faulty = self.kept.commit
+        diff = self.sandbox.diff(self.baseline, faulty).decode("utf-8", "replace")
+        contents = self.sandbox.read(faulty, self.kept.files)
         location = error_location(self.context, self.kept.files)
         hunk = hunk_at(diff, location) if location is not None else None
         self._own_analysis(location, hunk)
@@ -228,9 +238,9 @@ class _Attempt:
         if location is not None:
             source = contents.get(location.file)
             if source is None and location.file not in contents:
-                source = self.sandbox.contents(
-                    self.sandbox.tree(self.kept.commit), [location.file]
-                ).get(location.file)
+                source = self.sandbox.read(self.kept.commit, [location.file]).get(
+                    location.file
+                )
             code = around(source, location)
         data: dict[str, Any] = {
             "version": TRIGGER_VERSION,
@@ -323,7 +333,7 @@ class _Attempt:
             {"check": name, "what": what, "passed": True} for name, what in CHECKS
         ]
         self.details["patch_files"] = list(checked.paths)
-        ref = proposal_ref(
+        ref = self.sandbox.proposal_ref(
             self.context.run_id, self.context.batch.batch_id, self.context.attempt
         )
         message = (
@@ -403,7 +413,7 @@ class _Attempt:
                     )
                     if not outcome.passed:
                         break
-        except (GitError, OSError) as exc:
+        except (RecoveryError, OSError) as exc:
             self.details["prevalidation"] = {
                 "passed": False,
                 "error": f"the sandbox could not be made: {exc}",
