@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from recovery_adapters import watch as tracker_module
 from recovery_adapters.watch import (
     MAX_FOLDERS,
     InotifyTracker,
@@ -257,21 +256,19 @@ def test_queue_overflow_is_uncertain_once(root: Path, start: Start) -> None:
     assert tracker.changes() == {"a.txt"}
 
 
-def test_start_refuses_what_mountinfo_calls_remote(
-    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """start reads /proc/self/mountinfo: a tree on NFS, or with an NFS mount
-    inside it, gets no tracker; unreadable mountinfo counts as local."""
+def test_start_refuses_what_mountinfo_calls_remote(root: Path, tmp_path: Path) -> None:
+    """start reads the mounts (/proc/self/mountinfo unless told another
+    file): a tree on NFS, or with an NFS mount inside it, gets no tracker;
+    unreadable mountinfo counts as local."""
     fake = tmp_path / "mountinfo"
-    monkeypatch.setattr(tracker_module, "_MOUNTINFO", fake)
     top = root.resolve()
     local = "1 0 8:1 / / rw - ext4 /dev/sda1 rw\n"
     fake.write_text(f"{local}2 1 0:40 / {top} rw - nfs4 srv:/x rw\n")
-    assert InotifyTracker.start(root) is None
+    assert InotifyTracker.start(root, mountinfo=fake) is None
     fake.write_text(f"{local}2 1 0:40 / {top}/sub rw - nfs srv:/x rw\n")
-    assert InotifyTracker.start(root) is None
+    assert InotifyTracker.start(root, mountinfo=fake) is None
     fake.unlink()
-    started = InotifyTracker.start(root)
+    started = InotifyTracker.start(root, mountinfo=fake)
     assert started is not None
     started.close()
 

@@ -29,6 +29,7 @@ except ImportError:  # not Linux (it needs termios and fcntl), or not installed
 
 __all__ = [
     "MAX_FOLDERS",
+    "MOUNTINFO",
     "InotifyTracker",
     "Tracker",
     "is_remote_mount",
@@ -51,7 +52,8 @@ _EVENTS: Final = (
     "MODIFY ATTRIB CLOSE_WRITE CREATE DELETE DELETE_SELF MOVE_SELF MOVED_FROM "
     "MOVED_TO ONLYDIR DONT_FOLLOW EXCL_UNLINK"
 )
-_MOUNTINFO: Final = Path("/proc/self/mountinfo")
+#: Where the kernel lists this process's mounts.
+MOUNTINFO: Final = Path("/proc/self/mountinfo")
 _OCTAL_ESCAPE: Final = re.compile(r"\\([0-7]{3})")
 
 _Event = tuple[int, int, int, str]
@@ -122,11 +124,11 @@ def _is_below(path: str, point: str) -> bool:
     return path == point or path.startswith(point.rstrip("/") + "/")
 
 
-def _mount_refused(root: Path) -> bool:
+def _mount_refused(root: Path, mountinfo: Path) -> bool:
     """Whether ``root``, or a mount inside it, is remote (or ``root`` cannot even
     be resolved); an unreadable mountinfo counts as all local."""
     try:
-        text = _MOUNTINFO.read_text(encoding="utf-8", errors="surrogateescape")
+        text = mountinfo.read_text(encoding="utf-8", errors="surrogateescape")
     except OSError:
         return False
     try:
@@ -166,15 +168,16 @@ class InotifyTracker:
 
     @classmethod
     def start(
-        cls, root: Path, *, max_folders: int = MAX_FOLDERS
+        cls, root: Path, *, max_folders: int = MAX_FOLDERS, mountinfo: Path = MOUNTINFO
     ) -> InotifyTracker | None:
         """A tracker watching every folder below ``root`` but ``.git``, or None
         where it cannot: off Linux or without inotify_simple, on a remote file
-        system, with a nested repository or a hard-linked file, over
+        system (as ``mountinfo`` lists the mounts; unreadable, all are taken
+        for local), with a nested repository or a hard-linked file, over
         ``max_folders`` folders, or with no watch left."""
         if INotify is None or not sys.platform.startswith("linux"):
             return None
-        if _mount_refused(root):
+        if _mount_refused(root, mountinfo):
             return None
         try:
             inotify = INotify(nonblocking=True)
