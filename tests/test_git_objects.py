@@ -266,7 +266,11 @@ def test_a_commit_written_or_read_once_is_read_again_without_git(
                 capture_output=True,
                 check=True,
             ).stdout
-            assert objects._commit(commit) == stored
+            head, _, message = stored.partition(b"\n\n")
+            lines = head.decode().splitlines()
+            parents = tuple(line[7:] for line in lines if line.startswith("parent "))
+            assert objects.commit_parts(commit) == (parents, message.decode())
+            assert objects.commit_tree(commit) == lines[0].removeprefix("tree ")
         assert objects.commit_parts(second) == ((first,), "second\n")
         assert objects.commit_tree(first) == tree
         assert reads() == 0
