@@ -6,7 +6,8 @@ whole working tree, the user's index untouched, under
 :meth:`~GitWorkspace.changed_files`, :meth:`~GitWorkspace.quarantine` (the
 faulty tree under ``.../quarantine``, then :meth:`~GitWorkspace.restore` of
 exactly the paths the attempt changed), :meth:`~GitWorkspace.commit` (HEAD plus
-the batch's own change) and :meth:`~GitWorkspace.check` (the guards). Before
+the batch's own change, made by :mod:`~recovery_adapters.git.commit`) and
+:meth:`~GitWorkspace.check` (the guards). Before
 any git command of ours after a snapshot, what a batch changed in the
 repository's settings, ``info/`` and hooks is put back
 (:mod:`~recovery_adapters.git.guard`).
@@ -26,17 +27,16 @@ import attrs
 from recovery_adapters.git.command import (
     DIFF_OPTIONS,
     Git,
-    GitError,
     WorkspaceError,
     deferred_signals,
     discover,
     object_id,
 )
+from recovery_adapters.git.commit import BatchCommit
 from recovery_adapters.git.guard import Guard, RepositoryState
 from recovery_adapters.git.lock import WorkspaceLock
-from recovery_adapters.git.objects import OUR_NAME, Entry, ObjectError, Objects, nul
+from recovery_adapters.git.objects import Entry, ObjectError, Objects, nul
 from recovery_adapters.git.refs import (
-    RefMoved,
     Refs,
     RefState,
     RefUpdate,
@@ -67,9 +67,6 @@ _IN_PROGRESS: Final = {
 }
 #: How many snapshots a workspace remembers (their indexes, their states).
 _KEPT: Final = 4
-#: How far back from HEAD a commit made before a kill is looked for.
-_SEARCHED: Final = 64
-_REGULAR: Final = frozenset({"100644", "100755"})
 
 
 @attrs.frozen
@@ -131,6 +128,14 @@ class GitWorkspace:
             outside=self._tree.user_setting_files,
         )
         self._lock = WorkspaceLock(git_dir, root)
+        self._committer = BatchCommit(
+            self._git,
+            self._objects,
+            self._refs,
+            self._tree,
+            scratch=scratch,
+            moved=self._moved,
+        )
         self._baselines: dict[str, _Baseline] = {}
         # The repository's own state at the latest snapshot (what a batch may
         # not change: put back to it, never to an older one, which would undo
@@ -141,7 +146,6 @@ class GitWorkspace:
         self._checked: RefState | None = None
         self._staged: str | None = None
         self._swept = False  # the user's index tree at that snapshot
-        self._identity: tuple[str, str] | None = None
         self._sandbox: GitSandbox | None = None
 
     # -- what it is ---------------------------------------------------------
@@ -546,71 +550,11 @@ class GitWorkspace:
         state, self._checked = self._checked or self._refs.state(), None
         if state.head_ref is None:
             raise WorkspaceError("cannot commit on a detached HEAD")
-        made = self._made_before(state.head, baseline, trailers)
+        made = self._committer.made_before(state.head, baseline, trailers)
         if made is not None:  # by a runner killed before it was recorded
-            parents, _ = self._objects.commit_parts(made)
-            old = self._objects.commit_tree(parents[0]) if parents else None
-            now = self._objects.entries(self._objects.commit_tree(made), files)
-            self._sync_index(old, {path: now.get(path) for path in files})
-            return Committed(commit=made)
-        head_tree = self._objects.commit_tree(state.head) if state.head else None
-        base_tree = self._baseline(baseline).tree if baseline else head_tree
-        changes, tangled = self._batch_change(base_tree, head_tree, files)
-        if tangled:
-            note = (
-                "not committed: the user's uncommitted edits and the batch's change "
-                f"overlap in {', '.join(tangled)}; the batch's change is left "
-                "uncommitted in the working tree"
-            )
-            return Committed(commit=None, note=note)
-        tree = self._objects.with_changes(head_tree, changes)
-        if tree == head_tree:
-            return Committed(None, note="not committed: HEAD has the change already")
-        commit = self._commit_on_branch(state, tree, message, trailers)
-        self._sync_index(head_tree, changes)
-        return Committed(commit=commit)
-
-    def _commit_on_branch(
-        self, state: RefState, tree: str, message: str, trailers: Mapping[str, str]
-    ) -> str:
-        """Writes the commit of ``tree`` on HEAD's branch as ``state`` saw it,
-        moving the branch only if it is still there."""
-        assert state.head_ref is not None
-        head = state.head
-        body = message.rstrip() + "\n\n"
-        body += "".join(f"{key}: {value}\n" for key, value in trailers.items())
-        author, committer = self._author()
-        commit = self._objects.write_commit(
-            tree, [head] if head else [], body, author=author, committer=committer
-        )
-        try:
-            self._refs.update([RefUpdate(state.head_ref, commit, old=head or "")])
-        except RefMoved as exc:
-            raise WorkspaceError(
-                f"cannot commit the batch: {exc} (moved while the batch ran)"
-            ) from None
-        self._moved(state, commit)
-        return commit
-
-    def _made_before(
-        self, head: str | None, baseline: str | None, trailers: Mapping[str, str]
-    ) -> str | None:
-        """The commit on the branch since the snapshot ``baseline`` whose
-        trailers are ``trailers``' run and batch: a batch is committed once."""
-        if not head or not baseline or "Recovery-Batch" not in trailers:
-            return None
-        keys = ("Recovery-Run", "Recovery-Batch")
-        wanted = {f"{key}: {trailers[key]}" for key in keys if key in trailers}
-        stop = set(self._objects.commit_parts(baseline)[0])
-        commit: str | None = head
-        for _ in range(_SEARCHED):
-            if commit is None or commit in stop:
-                return None
-            parents, message = self._objects.commit_parts(commit)
-            if wanted <= set(message.splitlines()):
-                return commit
-            commit = parents[0] if parents else None
-        return None
+            return self._committer.adopt(made, files)
+        base_tree = self._baseline(baseline).tree if baseline else None
+        return self._committer.commit(state, base_tree, files, message, trailers)
 
     def _moved(self, state: RefState, commit: str) -> None:
         """Our own branch move is part of the state a later check keeps."""
@@ -619,81 +563,6 @@ class GitWorkspace:
         branches = {**dict(self._state.refs.branches), state.head_ref: commit}
         refs = RefState(state.head_ref, commit, tuple(sorted(branches.items())))
         self._state = attrs.evolve(self._state, refs=refs)
-
-    def _batch_change(
-        self, base: str | None, head: str | None, files: Sequence[str]
-    ) -> tuple[dict[str, Entry | None], list[str]]:
-        """The entries HEAD plus the batch's own change has for ``files``, and
-        the paths where that cannot be told apart from the user's edits."""
-        now = self._tree.entries_of(files)
-        was = self._objects.entries(base, files) if base else {}
-        committed = self._objects.entries(head, files) if head else {}
-        changes: dict[str, Entry | None] = {}
-        tangled: list[str] = []
-        for path in files:
-            end, before, at_head = now.get(path), was.get(path), committed.get(path)
-            if before == at_head or end == at_head:
-                changes[path] = end  # the user had no uncommitted edit here
-            elif (merged := self._merge(at_head, before, end)) is not None:
-                changes[path] = merged
-            else:
-                tangled.append(path)
-        return changes, tangled
-
-    def _merge(
-        self, ours: Entry | None, base: Entry | None, theirs: Entry | None
-    ) -> Entry | None:
-        """HEAD's file (``ours``) with the change from ``base`` to ``theirs``,
-        by ``git merge-file``; None when they overlap or are not text files."""
-        if (
-            not (ours and base and theirs)
-            or {ours.mode, base.mode, theirs.mode} - _REGULAR
-        ):
-            return None
-        names = []
-        for label, entry in (("ours", ours), ("base", base), ("theirs", theirs)):
-            content = self._objects.read(entry.sha)
-            if content is None:
-                return None
-            target = Path(self._scratch.name) / f"merge-{label}"
-            target.write_bytes(content[1])
-            names.append(str(target))
-        try:
-            merged = self._git.run("merge-file", "-p", "-q", "--", *names)
-        except GitError:
-            return None  # overlapping hunks (exit > 0), or binary files
-        # The mode merges the same way: the batch's change of it, else HEAD's.
-        mode = ours.mode if theirs.mode == base.mode else theirs.mode
-        return Entry(mode, self._objects.write_blob(merged))
-
-    def _sync_index(
-        self, old_tree: str | None, changes: Mapping[str, Entry | None]
-    ) -> None:
-        """Moves the user's index entries of the committed paths from the old
-        HEAD's to the new commit's where the user had nothing staged."""
-        index_tree = self._tree.index_tree()
-        if index_tree is None:
-            return  # unmerged entries: the index is left as it is
-        paths = sorted(changes)
-        staged = self._objects.entries(index_tree, paths)
-        before = self._objects.entries(old_tree, paths) if old_tree else {}
-        # Where the user staged nothing (the index has the old HEAD's entry)
-        # and there is something to do: an entry to set, or one to remove.
-        wanted = {
-            p: changes[p]
-            for p in paths
-            if staged.get(p) == before.get(p) and (p in staged or changes[p])
-        }
-        now = self._tree.entries_of(list(wanted))
-        # Staged from the files where they are as committed; removed (or set)
-        # by entry otherwise: git stages nothing beyond a symbolic link.
-        from_files = [p for p, e in wanted.items() if e and e == now.get(p)]
-        by_entry = {p: e for p, e in wanted.items() if p not in from_files}
-        new_tree = self._objects.with_changes(index_tree, wanted)
-        if by_entry:
-            self._tree.set_index_entries(by_entry)
-        if from_files:
-            self._tree.stage_from_files(from_files, tree=new_tree)
 
     def sandbox(self) -> GitSandbox:
         """Where a proposed fix is checked, kept and tried out
@@ -705,17 +574,3 @@ class GitWorkspace:
     def default_strategy(self) -> ManualGitStrategy:
         """The strategy a run in a git workspace gets by default: manual-git."""
         return ManualGitStrategy()
-
-    def _author(self) -> tuple[str, str]:
-        """The author and committer (``Name <email>``) of a verified batch's
-        commit: the user's when git has an identity for them, else ours."""
-        if self._identity is None:
-            self._identity = (OUR_NAME, OUR_NAME)
-            if "user.email" in self._tree.settings() or os.environ.get(
-                "GIT_AUTHOR_EMAIL"
-            ):
-                # git var gives ``Name <email> 1700000000 +0100``.
-                author = self._git.text("var", "GIT_AUTHOR_IDENT").rsplit(" ", 2)[0]
-                committer = self._git.text("var", "GIT_COMMITTER_IDENT")
-                self._identity = (author, committer.rsplit(" ", 2)[0])
-        return self._identity
