@@ -174,8 +174,8 @@ class Workspace(Protocol):
         ...
 
     def read(self, snapshot: str, paths: Sequence[str]) -> Mapping[str, bytes | None]:
-        """Each of ``paths`` as the snapshot had it; None for a path that was no
-        file there."""
+        """Each of ``paths`` as the snapshot (or the commit a quarantine kept)
+        had it; None for a path that was no file there."""
         ...
 
     def quarantine(
@@ -228,11 +228,8 @@ class Sandbox(Protocol):
     """What a strategy that proposes fixes asks of the workspace
     (:meth:`Workspace.sandbox`): a fix checked against the faulty tree, kept,
     tried out in a copy outside the user's tree, and applied on a ``recover``
-    decision. Its ids are those of the snapshots and quarantines."""
-
-    def read(self, commit: str, paths: Sequence[str]) -> Mapping[str, bytes | None]:
-        """Each of ``paths`` as ``commit`` has it; None where it has no file."""
-        ...
+    decision. Its ids are those of the snapshots and quarantines; files are
+    read through :meth:`Workspace.read`."""
 
     def diff(self, before: str, after: str, *, binary: bool = False) -> bytes:
         """The change from ``before`` to ``after`` as a unified diff (with

@@ -156,7 +156,10 @@ class MemoryWorkspace:
         return tuple(sorted(p for p in paths if was.get(p) != self.files.get(p)))
 
     def read(self, snapshot: str, paths: Sequence[str]) -> Mapping[str, bytes | None]:
-        kept = self.snapshots[snapshot]
+        kept = self.snapshots.get(snapshot)
+        if kept is None:  # the commit a quarantine kept
+            [ref] = [q.ref for q in self._quarantines.values() if q.commit == snapshot]
+            kept = self.kept[ref]
         return {
             p: None if kept.get(p) is None else kept[p].encode("utf-8") for p in paths
         }

@@ -24,7 +24,7 @@ import posixpath
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Final
 
@@ -120,19 +120,6 @@ class GitSandbox:
     def blob(self, sha: str) -> bytes:
         """The content of the blob ``sha``."""
         return self._git.run("cat-file", "blob", object_id(sha))
-
-    def contents(self, tree: str, paths: Sequence[str]) -> dict[str, bytes | None]:
-        """Each of ``paths`` as ``tree`` has it; None where it has no file (a
-        symbolic link's content is its target)."""
-        entries = self.entries(tree)
-        return {
-            path: self.blob(entries[path][1]) if path in entries else None
-            for path in paths
-        }
-
-    def read(self, commit: str, paths: Sequence[str]) -> dict[str, bytes | None]:
-        """Each of ``paths`` as ``commit`` has it; None where it has no file."""
-        return self.contents(self.tree(commit), paths)
 
     def proposal_ref(self, run_id: str, batch_id: str, attempt: int) -> str:
         """``refs/recovery/<run>/<batch>/<attempt>/proposal``."""

@@ -166,7 +166,7 @@ class _Attempt:
         self.lines.append(manual.analysis)
         faulty = self.kept.commit
         diff = self.sandbox.diff(self.baseline, faulty).decode("utf-8", "replace")
-        contents = self.sandbox.read(faulty, self.kept.files)
+        contents = self.context.workspace.read(faulty, self.kept.files)
         location = error_location(self.context, self.kept.files)
         hunk = hunk_at(diff, location) if location is not None else None
         self._own_analysis(location, hunk)
@@ -238,9 +238,9 @@ class _Attempt:
         if location is not None:
             source = contents.get(location.file)
             if source is None and location.file not in contents:
-                source = self.sandbox.read(self.kept.commit, [location.file]).get(
-                    location.file
-                )
+                source = self.context.workspace.read(
+                    self.kept.commit, [location.file]
+                ).get(location.file)
             code = around(source, location)
         data: dict[str, Any] = {
             "version": TRIGGER_VERSION,
