@@ -5,13 +5,19 @@ real SQLite file for every failure of a batch that fails 50 times."""
 
 from __future__ import annotations
 
+import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
 from uuid import UUID
 
+import pytest
+
 from recovery_core import RecoveryApp
 from recovery_core.run import Run
+from support import git, python_step, run_cli, write_file_action, write_plan
+from test_crash_safety import KILLER
 from test_run_rules import fail, make_plan
 
 ROUNDS = 50
@@ -88,3 +94,82 @@ def _wait_for(path: Path, operators: list[subprocess.Popen[bytes]]) -> None:
         assert any(p.poll() is None for p in operators), f"no {path.name}"
         assert time.monotonic() < deadline, f"no {path.name}"
         time.sleep(0.005)
+
+
+# Put first on a ``recovery`` process's PYTHONPATH: right before the save that
+# would record the topic OPERATOR_BEFORE names, the operator's ``recovery
+# decide`` (the command in OPERATOR_DECIDES, JSON) runs to its end, so that
+# the decision is saved between this process's read of the run and its save.
+OPERATOR_FIRST = """
+import json, os, subprocess, sys
+
+_topic = os.environ.pop("OPERATOR_BEFORE", "")
+_decide = json.loads(os.environ.pop("OPERATOR_DECIDES", "[]"))
+os.environ.pop("PYTHONPATH", None)
+if _topic:
+    from recovery_core.application import RecoveryApp
+    _save = RecoveryApp.save
+
+    def save(self, *objs, **kwargs):
+        topics = [type(e).TOPIC for o in objs for e in getattr(o, "pending_events", ())]
+        if _topic in topics and _decide:
+            done = subprocess.run([sys.executable, "-m", "recovery_adapters.cli", *_decide])
+            assert done.returncode == 0, "the operator's decide failed"
+            _decide.clear()
+        return _save(self, *objs, **kwargs)
+
+    RecoveryApp.save = save
+"""
+
+
+@pytest.mark.parametrize("topic", ["RunnerClaimed", "OperatorNotified"])
+def test_a_runner_goes_on_when_the_operator_decides_between_its_read_and_save(
+    repo: Path, tmp_path: Path, topic: str
+) -> None:
+    """A runner whose write (its claim on a run a killed runner left halted, or
+    the record that it notified the operator) loses the race to the operator's
+    decision does not stop with exit 5: its write is checked again on the run
+    as the operator left it and recorded, and the decision is carried out."""
+    kit = tmp_path / "kit"
+    kit.mkdir()
+    count = tmp_path / "checks"  # the check fails the first time only
+    check = (
+        f"import pathlib, sys; p = pathlib.Path({str(count)!r}); "
+        "n = len(p.read_text()) if p.exists() else 0; p.write_text('x' * (n + 1)); "
+        "sys.exit(1 if n == 0 else 0)"
+    )
+    plan = write_plan(
+        repo / "plan.json",
+        {
+            "plan_id": "race",
+            "batches": [
+                {
+                    "batch_id": "one",
+                    "actions": [write_file_action("write", "app/one.py", "ONE = 1\n")],
+                    "validation": [python_step("check", check)],
+                    "commit_strategy": "commit",
+                }
+            ],
+        },
+    )
+    decide = ["decide", "latest", "one", "retry", "--operator", "ada"]
+    if topic == "RunnerClaimed":  # a killed runner left the run halted
+        (kit / "sitecustomize.py").write_text(KILLER)
+        env = {"PYTHONPATH": str(kit), "KILL_AFTER_EVENT": "recovery:OperatorNotified"}
+        killed = run_cli("run", plan, cwd=repo, env=env)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+    (kit / "sitecustomize.py").write_text(OPERATOR_FIRST)
+    env = {
+        "PYTHONPATH": str(kit),
+        "OPERATOR_BEFORE": f"recovery:{topic}",
+        "OPERATOR_DECIDES": json.dumps(decide),
+    }
+    done = run_cli("run", plan, cwd=repo, env=env)
+    assert done.returncode == 0, done.stderr
+    app = RecoveryApp.open(f"sqlite:///{repo / '.recovery' / 'events.sqlite3'}")
+    events = [type(e).TOPIC for e in app.history(app.runs()[-1].run_id)]
+    assert events.count("recovery:OperatorDecided") == 1
+    assert events[-1] == "recovery:RunCompleted"
+    decided = events.index("recovery:OperatorDecided")
+    assert events.index(f"recovery:{topic}", decided) == decided + 1
+    assert git(repo, "show", "HEAD:app/one.py") == "ONE = 1\n"

@@ -426,7 +426,7 @@ def test_a_decision_is_tried_again_when_a_runner_wrote_meanwhile(
 
     before = operator_app.view(run_id).version
     with pytest.raises(ConflictError, match="changed while this command ran"):
-        operator_app.update(run_id, decide_while_a_runner_claims)
+        operator_app.update(run_id, decide_while_a_runner_claims, retries=0)
     assert operator_app.view(run_id).decision is None
     view = operator_app.update(run_id, decide_while_a_runner_claims, retries=1)
     assert view.decision is not None and view.decision.operator == "op"

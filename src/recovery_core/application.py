@@ -79,9 +79,10 @@ SNAPSHOT_INTERVAL: Final = 100
 #: The shortest run id prefix accepted, as git accepts abbreviated hashes.
 MIN_PREFIX = 6
 
-#: How many more times a decision is tried when another writer (a runner
-#: recording its claim or a step) saved to the run between its read and its save.
-DECIDE_RETRIES: Final = 3
+#: How many more times a command is tried when another writer saved to the run
+#: between its read and its save (an operator's decision while a runner records
+#: its claim or a notification; a runner's claim while a decision is recorded).
+WRITE_RETRIES: Final = 3
 
 
 @attrs.frozen
@@ -233,15 +234,21 @@ class RecoveryApp(Application[UUID]):
         return run
 
     def update(
-        self, run_id: UUID | str, command: Callable[[Run], T], *, retries: int = 0
+        self,
+        run_id: UUID | str,
+        command: Callable[[Run], T],
+        *,
+        retries: int = WRITE_RETRIES,
     ) -> T:
         """Runs ``command`` on the current run and saves what it triggered.
 
-        A rule it breaks raises before anything is saved; a save that lost the
-        race with another writer raises :class:`ConflictError`, after
-        ``retries`` more tries of ``command`` on the run as the other writer
-        left it (its rules checked afresh each time). ``command`` must not keep
-        the run it is given: return values from it instead.
+        A rule it breaks raises before anything is saved. A save that lost the
+        race with another writer is tried again, ``retries`` more times, with
+        ``command`` run on the run as the other writer left it (its rules
+        checked afresh each time, so that what the other writer recorded can
+        refuse it); after that it raises :class:`ConflictError`, with nothing
+        of it recorded. ``command`` must not keep the run it is given: return
+        values from it instead.
         """
         while True:
             run = self.get_run(run_id)  # a copy of the cached run, fast-forwarded
@@ -296,7 +303,7 @@ class RecoveryApp(Application[UUID]):
 
         # A runner that records its claim or a step meanwhile is no reason to
         # refuse: the decision is checked again on the run as it then is.
-        return self.update(run_id, command, retries=DECIDE_RETRIES)
+        return self.update(run_id, command)
 
     # -- queries ------------------------------------------------------------
 
