@@ -21,7 +21,6 @@ from uuid import UUID
 import pytest
 
 from recovery_adapters import ArchitectAgentStrategy, GitWorkspace, architect_agent
-from recovery_adapters.git.sandbox import GitSandbox
 from recovery_core import (
     CheckedPatch,
     Completed,
@@ -703,21 +702,27 @@ def test_a_removed_line_that_looks_like_a_header_is_no_path(repo: Path) -> None:
     (repo / "schema.sql").write_text("select 1;\n-- ../x is old\nselect 2;\n")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "sql")
-    sandbox = GitSandbox(repo)
     patch = (
         b"diff --git a/schema.sql b/schema.sql\n--- a/schema.sql\n+++ b/schema.sql\n"
         b"@@ -1,3 +1,2 @@\n select 1;\n--- ../x is old\n select 2;\n"
     )
     commit = git(repo, "rev-parse", "HEAD").strip()
-    checked = sandbox.check_patch(sandbox.tree(commit), patch)
+    with GitWorkspace(repo) as workspace:
+        sandbox = workspace.sandbox()
+        checked = sandbox.check_patch(sandbox.tree(commit), patch)
     assert checked.paths == ("schema.sql",)
+
+
+def _worktrees(repo: Path) -> list[Path]:
+    with GitWorkspace(repo) as workspace:
+        return workspace.sandbox().worktrees()
 
 
 KILLED_IN_SANDBOX = """\
 import os, signal, sys
 from pathlib import Path
-from recovery_adapters.git.sandbox import GitSandbox
-sandbox = GitSandbox(Path(sys.argv[1]))
+from recovery_adapters.git import GitWorkspace
+sandbox = GitWorkspace(Path(sys.argv[1])).sandbox()
 commit = sandbox.kept("refs/heads/main")
 with sandbox.worktree(commit) as path:
     print(path, flush=True)
@@ -741,12 +746,12 @@ def test_a_sandbox_left_by_a_killed_runner_is_swept_by_the_next_one(
     )
     left = Path(done.stdout.strip())
     assert left.is_dir(), done.stderr
-    assert len(GitSandbox(repo).worktrees()) == 2
+    assert len(_worktrees(repo)) == 2
     with GitWorkspace(repo) as workspace, workspace.locked({"pid": "1"}):
         pass
     assert not left.exists()
     assert not left.parent.exists()
-    assert GitSandbox(repo).worktrees() == [repo.resolve()]
+    assert _worktrees(repo) == [repo.resolve()]
     assert user_files(repo) == before
 
 

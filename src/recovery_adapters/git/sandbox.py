@@ -24,7 +24,7 @@ import posixpath
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
@@ -33,11 +33,11 @@ from recovery_adapters.git.command import (
     Git,
     GitError,
     WorkspaceError,
-    discover,
     git_reason,
     object_id,
 )
-from recovery_adapters.git.refs import ref_part
+from recovery_adapters.git.objects import Objects
+from recovery_adapters.git.refs import Refs, RefUpdate, ref_part
 from recovery_core.errors import PatchRefused
 from recovery_core.ports import CheckedPatch
 
@@ -58,13 +58,6 @@ _LINK: Final = "120000"
 SANDBOX_PREFIX: Final = "recovery-sandbox-"
 #: The largest patch taken from an agent.
 MAX_PATCH_BYTES: Final = 4 << 20
-#: Who writes a proposal's commit.
-_IDENTITY: Final = {
-    "GIT_AUTHOR_NAME": "recovery-core",
-    "GIT_AUTHOR_EMAIL": "recovery-core@localhost",
-    "GIT_COMMITTER_NAME": "recovery-core",
-    "GIT_COMMITTER_EMAIL": "recovery-core@localhost",
-}
 
 
 def proposal_ref(run_id: str, batch_id: str, attempt: int) -> str:
@@ -74,23 +67,21 @@ def proposal_ref(run_id: str, batch_id: str, attempt: int) -> str:
 
 
 class GitSandbox:
-    """The :class:`~recovery_core.ports.Sandbox` of the repository whose work
-    tree holds ``root``: the git operations of a proposed fix."""
+    """The :class:`~recovery_core.ports.Sandbox` of a
+    :class:`~recovery_adapters.git.workspace.GitWorkspace` (its
+    :meth:`~recovery_adapters.git.workspace.GitWorkspace.sandbox`): the git
+    operations of a proposed fix, through the workspace's own git processes,
+    object reader and ref writer."""
 
-    def __init__(self, root: Path) -> None:
-        top, git_dir, _common, _format = discover(root)
-        self.root = top
-        self._git = Git(top, git_dir)
-        self._git.env = {**self._git.env, **_IDENTITY}
+    def __init__(self, git: Git, objects: Objects, refs: Refs) -> None:
+        self.root = git.root
+        self._git, self._objects, self._refs = git, objects, refs
 
     # -- reading ------------------------------------------------------------
 
     def tree(self, commit: str) -> str:
         """The tree of ``commit`` (a commit id)."""
-        object_id(commit)
-        return self._git.text(
-            "rev-parse", "--verify", "--end-of-options", f"{commit}^{{tree}}"
-        )
+        return self._objects.commit_tree(object_id(commit))
 
     def diff(self, before: str, after: str, *, binary: bool = False) -> bytes:
         """The change from ``before`` to ``after`` (commits or trees), as
@@ -100,26 +91,9 @@ class GitSandbox:
         return self._git.run("diff", *DIFF_OPTIONS, *how, before, after)
 
     def changed(self, before: str, after: str) -> tuple[str, ...]:
-        """The paths that differ between ``before`` and ``after``, sorted."""
-        out = self._git.run("diff", "--name-only", "-z", *DIFF_OPTIONS, before, after)
-        names = out.decode("utf-8", "surrogateescape").split("\0")
-        return tuple(sorted(name for name in names if name))
-
-    def entries(self, tree: str) -> dict[str, tuple[str, str]]:
-        """Every file of ``tree``: its mode and object id, by path."""
-        out = self._git.run("ls-tree", "-r", "-z", "--full-tree", tree)
-        found: dict[str, tuple[str, str]] = {}
-        for record in out.split(b"\0"):
-            if not record:
-                continue
-            meta, _, name = record.partition(b"\t")
-            mode, _kind, sha = meta.decode().split()
-            found[name.decode("utf-8", "surrogateescape")] = (mode, sha)
-        return found
-
-    def blob(self, sha: str) -> bytes:
-        """The content of the blob ``sha``."""
-        return self._git.run("cat-file", "blob", object_id(sha))
+        """The paths that differ between ``before`` and ``after`` (commits or
+        trees), sorted."""
+        return self._objects.diff(object_id(before), object_id(after))
 
     def proposal_ref(self, run_id: str, batch_id: str, attempt: int) -> str:
         """``refs/recovery/<run>/<batch>/<attempt>/proposal``."""
@@ -145,9 +119,8 @@ class GitSandbox:
             raise PatchRefused("patch", "git finds no change in the patch")
         for path in named:
             _check_path(path)
-        before = self.entries(tree)
         for path in named:
-            _check_not_through_link(path, before)
+            self._check_not_through_link(tree, path)
         with tempfile.TemporaryDirectory(prefix="recovery-patch-") as scratch:
             index = Path(scratch) / "index"
             self._git.run("read-tree", tree, index=index)
@@ -162,12 +135,22 @@ class GitSandbox:
                 ) from None
             self._git.run(*_APPLY, "--cached", "-", stdin=patch, index=index)
             patched = self._git.text("write-tree", index=index)
-        after = self.entries(patched)
-        for path in named:
-            mode, sha = after.get(path, ("", ""))
-            if mode == _LINK:
-                _check_link_target(path, self.blob(sha).decode("utf-8", "replace"))
+        for path, link in self._objects.entries(patched, named).items():
+            if link.mode == _LINK and (target := self._objects.read(link.sha)):
+                _check_link_target(path, target[1].decode("utf-8", "replace"))
         return CheckedPatch(paths=tuple(named), tree=patched)
+
+    def _check_not_through_link(self, tree: str, path: str) -> None:
+        """Refuses a path one of whose folders is a symbolic link in ``tree``."""
+        parts = path.split("/")
+        for end in range(1, len(parts)):
+            folder = "/".join(parts[:end])
+            entry = self._objects.entry(tree, folder)
+            if entry is not None and entry.mode == _LINK:
+                raise PatchRefused(
+                    "symlink",
+                    f"the patch writes {path!r} through the symbolic link {folder!r}",
+                )
 
     def _numstat(self, patch: bytes) -> list[str]:
         """The paths git reads in ``patch`` (both sides of a rename)."""
@@ -198,10 +181,10 @@ class GitSandbox:
 
     def keep(self, ref: str, tree: str, parent: str, message: str) -> str:
         """Writes ``tree`` as a commit on ``parent`` under ``ref``; its id."""
-        args = ("commit-tree", object_id(tree), "-p", object_id(parent))
-        out = self._git.run(*args, stdin=message.encode())
-        commit = object_id(out.decode().strip())
-        self._git.run("update-ref", "-m", "recovery: proposal", ref, commit)
+        commit = self._objects.write_commit(
+            object_id(tree), [object_id(parent)], message
+        )
+        self._refs.update([RefUpdate(ref, commit)])
         return commit
 
     def apply(self, patch: bytes) -> None:
@@ -230,14 +213,10 @@ class GitSandbox:
             self._git.run("worktree", "add", "--detach", "--", str(path), commit)
             yield path
         finally:
-            self.remove_worktree(path)
+            _remove_worktree(self._git, path)
             shutil.rmtree(folder, ignore_errors=True)
             with contextlib.suppress(GitError):
                 self._git.run("worktree", "prune")
-
-    def remove_worktree(self, path: Path) -> None:
-        """Removes the worktree at ``path`` (gone already: nothing to do)."""
-        _remove_worktree(self._git, path)
 
     def worktrees(self) -> list[Path]:
         """The repository's worktrees (the main one first)."""
@@ -339,18 +318,6 @@ def _check_path(path: str) -> None:
         raise PatchRefused(
             "git_dir", f"the patch touches {path!r}, under .recovery/ (recovery-core's)"
         )
-
-
-def _check_not_through_link(path: str, entries: Mapping[str, tuple[str, str]]) -> None:
-    """Refuses a path one of whose folders is a symbolic link in the tree."""
-    parts = path.split("/")
-    for end in range(1, len(parts)):
-        folder = "/".join(parts[:end])
-        if entries.get(folder, ("", ""))[0] == _LINK:
-            raise PatchRefused(
-                "symlink",
-                f"the patch writes {path!r} through the symbolic link {folder!r}",
-            )
 
 
 def _check_link_target(path: str, target: str) -> None:

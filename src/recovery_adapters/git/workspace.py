@@ -568,7 +568,7 @@ class GitWorkspace:
         """Where a proposed fix is checked, kept and tried out
         (:class:`~recovery_adapters.git.sandbox.GitSandbox`)."""
         if self._sandbox is None:
-            self._sandbox = GitSandbox(self._root)
+            self._sandbox = GitSandbox(self._git, self._objects, self._refs)
         return self._sandbox
 
     def default_strategy(self) -> ManualGitStrategy:
