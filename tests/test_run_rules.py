@@ -730,10 +730,16 @@ def test_unknown_batch_is_refused(app: RecoveryApp, run_id: UUID) -> None:
 # -- two operators at once ------------------------------------------------------
 
 
-def test_two_apps_deciding_at_once_record_exactly_one_decision(tmp_path: Path) -> None:
+@pytest.mark.parametrize("retries", [0, 3])
+def test_two_apps_deciding_at_once_record_exactly_one_decision(
+    tmp_path: Path, retries: int
+) -> None:
     """Two RecoveryApp instances on one SQLite file both load the halted run and
-    both decide; the save that comes second fails on the run's version and is a
-    ConflictError (exit 5): exactly one decision is stored, the winner's."""
+    both decide; the save that comes second fails on the run's version. Without
+    retries that is a ConflictError (exit 5) at once; with them the loser's
+    command runs again on the run as the winner left it, and the rule refuses
+    it (a ConflictError, "already decided"). Exactly one decision is stored,
+    the winner's."""
     url = f"sqlite:///{tmp_path}/events.sqlite3"
     first = RecoveryApp.open(url)
     run_id = first.start_run(make_plan(), workspace=tmp_path)
@@ -746,14 +752,17 @@ def test_two_apps_deciding_at_once_record_exactly_one_decision(tmp_path: Path) -
     results: dict[str, object] = {}
 
     def operator(app: RecoveryApp, name: str, decision: str) -> None:
+        tries = iter(range(2))
+
         def command(run: Run) -> None:
-            assert run.version == version
-            assert run.view().awaiting == ("b1", 1)
-            both_loaded.wait()
+            if next(tries, 1) == 0:  # the first try: both read the same run
+                assert run.version == version
+                assert run.view().awaiting == ("b1", 1)
+                both_loaded.wait()
             run.decide("b1", decision, operator=name)
 
         try:
-            app.update(run_id, command)
+            app.update(run_id, command, retries=retries)
         except RecoveryError as exc:
             results[name] = exc
         else:
@@ -775,6 +784,8 @@ def test_two_apps_deciding_at_once_record_exactly_one_decision(tmp_path: Path) -
     assert len(losers) == 1
     assert type(losers[0]) is ConflictError
     assert losers[0].exit_code == 5
+    said = "changed while this command ran" if retries == 0 else "already decided"
+    assert said in str(losers[0])
 
     for app in (first, second, RecoveryApp.open(url)):
         decided = [e for e in app.history(run_id) if isinstance(e, Run.OperatorDecided)]
