@@ -84,10 +84,10 @@ def _diff(workspace: GitWorkspace, failure: Failure) -> str:
     assert failure.baseline is not None and failure.quarantine_ref is not None
     title = f"the attempt's change ({failure.quarantine_ref}):"
     try:
-        commit = workspace.kept_commit(failure.quarantine_ref)
+        commit = workspace.kept.commit(failure.quarantine_ref)
         if commit is None:
             return f"{title} its ref is gone\n"
-        raw = workspace.quarantined_diff(
+        raw = workspace.kept.diff(
             failure.baseline, commit, failure.changed_files, binary=False
         )
     except RecoveryError as exc:

@@ -3,8 +3,8 @@ change, shown as a diff or brought back into the working tree.
 
 Where the change is comes from the run's events (the attempt's baseline, and
 ``ChangesQuarantined``: its ref and files); the git part is the workspace's
-(:meth:`~recovery_adapters.git.GitWorkspace.quarantined_diff`,
-:meth:`~recovery_adapters.git.GitWorkspace.bring_back`). Neither command
+(:meth:`~recovery_adapters.git.kept.KeptChanges.diff`,
+:meth:`~recovery_adapters.git.kept.KeptChanges.bring_back`). Neither command
 records anything: the run stays as it was.
 """
 
@@ -113,7 +113,7 @@ def _attempts(started: dict[int, str | None]) -> str:
 def _kept_commit(workspace: GitWorkspace, kept: KeptChange) -> str:
     """The quarantine's commit; :class:`WorkspaceError` naming the ref when it
     is gone from the repository."""
-    commit = workspace.kept_commit(kept.quarantine_ref)
+    commit = workspace.kept.commit(kept.quarantine_ref)
     if commit is None:
         raise WorkspaceError(
             f"the quarantine ref {kept.quarantine_ref} is gone from the repository "
@@ -138,9 +138,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     with GitWorkspace(kept.workspace, tracker=False) as workspace:
         commit = _kept_commit(workspace, kept)
         binary = bool(args.json)
-        diff = workspace.quarantined_diff(
-            kept.baseline, commit, kept.files, binary=binary
-        )
+        diff = workspace.kept.diff(kept.baseline, commit, kept.files, binary=binary)
     if args.json:
         print_json({**kept.as_json(), "diff": diff.decode("utf-8", "replace")})
         return 0
@@ -172,7 +170,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         # Held, so that no runner starts in the workspace meanwhile; a runner
         # holding it (working, or waiting for a decision) refuses this (exit 5).
         with workspace.locked(holder):
-            files = workspace.bring_back(kept.baseline, commit, kept.files)
+            files = workspace.kept.bring_back(kept.baseline, commit, kept.files)
     hints = _next_steps(app, view, kept.batch_id)
     if args.json:
         print_json({**kept.as_json(), "restored": list(files), "run_state": view.state})

@@ -71,7 +71,7 @@ def _diff_of(
     )
     try:
         change = kept_change(app, view, event.batch_id, event.attempt)
-        commit = workspace.kept_commit(change.quarantine_ref)
+        commit = workspace.kept.commit(change.quarantine_ref)
         if commit is None:
             retired = any(ref == change.quarantine_ref for ref, _ in view.retired_refs)
             why = (
@@ -88,9 +88,7 @@ def _diff_of(
                 missing=f"the quarantine ref {change.quarantine_ref} is gone from "
                 f"the repository at {workspace.root}: {why}",
             )
-        diff = workspace.quarantined_diff(
-            change.baseline, commit, change.files, binary=False
-        )
+        diff = workspace.kept.diff(change.baseline, commit, change.files, binary=False)
     except (RecoveryError, OSError) as exc:
         return QuarantinedDiff(
             event.batch_id,
