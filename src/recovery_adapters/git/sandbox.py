@@ -135,9 +135,10 @@ class GitSandbox:
                 ) from None
             self._git.run(*_APPLY, "--cached", "-", stdin=patch, index=index)
             patched = self._git.text("write-tree", index=index)
-        for path, link in self._objects.entries(patched, named).items():
-            if link.mode == _LINK and (target := self._objects.read(link.sha)):
-                _check_link_target(path, target[1].decode("utf-8", "replace"))
+        for path, entry in self._objects.entries(patched, named).items():
+            if entry.mode == _LINK:  # never let through unread
+                link = self._objects.read(entry.sha) or ("", b"/")
+                _check_link_target(path, link[1].decode("utf-8", "replace"))
         return CheckedPatch(paths=tuple(named), tree=patched)
 
     def _check_not_through_link(self, tree: str, path: str) -> None:
