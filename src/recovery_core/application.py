@@ -301,8 +301,6 @@ class RecoveryApp(Application[UUID]):
             )
             return run.view()
 
-        # A runner that records its claim or a step meanwhile is no reason to
-        # refuse: the decision is checked again on the run as it then is.
         return self.update(run_id, command)
 
     # -- queries ------------------------------------------------------------
