@@ -218,11 +218,9 @@ def _bundle_objects(
             wanted.append(str(record.payload.get("commit", "")))
         elif name == "RefsRetired":
             wanted += [str(r.get("target", "")) for r in record.payload.get("refs", [])]
-    present: list[str] = []
-    missing: list[str] = []
-    for sha in dict.fromkeys(wanted):
-        (present if run_refs.has_commit(sha) else missing).append(sha)
-    return present, missing
+    wanted = list(dict.fromkeys(wanted))
+    found = run_refs.commits(wanted)
+    return [s for s in wanted if s in found], [s for s in wanted if s not in found]
 
 
 def _write_bundle(

@@ -9,6 +9,7 @@ Every git process starts through :mod:`recovery_adapters.git.command`.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -24,8 +25,10 @@ from recovery_adapters.git.command import (
     GitError,
     WorkspaceError,
     discover,
+    object_id,
 )
-from recovery_adapters.git.refs import ref_part
+from recovery_adapters.git.objects import Objects, name_of
+from recovery_adapters.git.refs import recovery_ref, ref_part
 
 __all__ = [
     "BundleHeader",
@@ -45,14 +48,6 @@ _HEADER_LIMIT: Final = 1 << 22
 def run_refs_prefix(run_id: str) -> str:
     """``refs/recovery/<run>/``: where every ref of the run is."""
     return f"refs/recovery/{ref_part(run_id)}/"
-
-
-def _checked_ref(ref: str, prefix: str) -> str:
-    if not ref.startswith(prefix):
-        raise WorkspaceError(f"{ref!r} is not under {prefix}")
-    for part in ref.removeprefix("refs/").split("/"):
-        ref_part(part)
-    return ref
 
 
 class RunRefs:
@@ -76,11 +71,18 @@ class RunRefs:
         found = [tuple(line.split(" ", 1)) for line in out.splitlines() if line]
         return sorted((ref, sha) for ref, sha in found)
 
-    def has_commit(self, sha: str) -> bool:
-        """Whether the commit ``sha`` is in the repository."""
-        if not OBJECT_ID.fullmatch(sha):
-            return False
-        return self._git.text("cat-file", "-t", sha, codes=(0, 128)) == "commit"
+    def commits(self, shas: Sequence[str]) -> set[str]:
+        """Those of ``shas`` that are commits in the repository (one ``git
+        cat-file --batch-check`` for all)."""
+        ids = [sha for sha in shas if OBJECT_ID.fullmatch(sha)]
+        if not ids:
+            return set()
+        check = "--batch-check=%(objectname) %(objecttype)"
+        out = self._git.run(
+            "cat-file", check, stdin="".join(f"{i}\n" for i in ids).encode()
+        )
+        found = (line.split(" ") for line in out.decode().splitlines())
+        return {fields[0] for fields in found if fields[1:] == ["commit"]}
 
     def bundle(
         self, path: Path, refs: Sequence[str], objects: Sequence[str] = ()
@@ -91,21 +93,15 @@ class RunRefs:
         stored). At least one ref is needed: git refuses an empty bundle."""
         if not refs:
             raise WorkspaceError("a bundle needs at least one ref")
-        args = [_checked_ref(ref, "refs/recovery/") for ref in refs]
-        for sha in objects:
-            if not OBJECT_ID.fullmatch(sha):
-                raise WorkspaceError(f"{sha!r} is not an object id")
-            args.append(sha)
+        args = [*map(recovery_ref, refs), *map(object_id, objects)]
         self._git.run("bundle", "create", "-q", str(path), *args)
 
     def retire(self, ref: str, target: str) -> bool:
         """Deletes ``ref`` (under ``refs/recovery/``) if it still points at
         ``target``; whether it did (False: it is gone, or points elsewhere)."""
-        _checked_ref(ref, "refs/recovery/")
-        if not OBJECT_ID.fullmatch(target):
-            raise WorkspaceError(f"{target!r} is not an object id")
+        args = (recovery_ref(ref), object_id(target))
         try:
-            self._git.run("update-ref", "-m", _PRUNED, "-d", ref, target)
+            self._git.run("update-ref", "-m", _PRUNED, "-d", *args)
         except GitError:
             return False
         return True
@@ -159,10 +155,11 @@ def read_bundle_header(path: Path) -> BundleHeader:
 
 class BundleReader:
     """A bundle's objects, unbundled into a temporary repository of their own
-    (see :meth:`open`): nothing of the user's repository is read or written."""
+    (see :meth:`open`) and read through one ``git cat-file --batch``: nothing
+    of the user's repository is read or written."""
 
-    def __init__(self, git: Git) -> None:
-        self._git = git
+    def __init__(self, objects: Objects) -> None:
+        self._objects = objects
 
     @classmethod
     @contextmanager
@@ -179,27 +176,30 @@ class BundleReader:
             git = Git(root, root / ".git")
             git.run("init", "-q", f"--object-format={object_format}")
             git.run("bundle", "unbundle", str(bundle.resolve()))
-            yield cls(git)
+            width = 32 if object_format == "sha256" else 20
+            with contextlib.closing(Objects(git, folder, id_bytes=width)) as objects:
+                yield cls(objects)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
     def kind(self, sha: str) -> str | None:
         """The type of the object ``sha``, or None when it is not there."""
-        if not OBJECT_ID.fullmatch(sha):
-            return None
-        found = self._git.text("cat-file", "-t", sha, codes=(0, 1, 128))
-        return found or None
+        found = self._read(sha)
+        return found[0] if found else None
 
     def commit_tree(self, sha: str) -> str | None:
         """The tree of the commit ``sha``, or None when there is no such commit."""
-        if self.kind(sha) != "commit":
+        found = self._read(sha)
+        if found is None or found[0] != "commit":
             return None
-        return self._git.text("rev-parse", "--verify", f"{sha}^{{tree}}")
+        return self._objects.commit_tree(sha)
 
     def commit_message(self, sha: str) -> str | None:
         """The message of the commit ``sha``, or None when it is not there."""
-        if self.kind(sha) != "commit":
+        found = self._read(sha)
+        if found is None or found[0] != "commit":
             return None
-        raw = self._git.run("cat-file", "commit", sha)
-        _, _, message = raw.partition(b"\n\n")
-        return message.decode("utf-8", "surrogateescape")
+        return name_of(found[1].partition(b"\n\n")[2])
+
+    def _read(self, sha: str) -> tuple[str, bytes] | None:
+        return self._objects.read(sha) if OBJECT_ID.fullmatch(sha) else None

@@ -27,7 +27,7 @@ from typing import IO, Final, TypeVar
 from recovery_core import RecoveryError
 
 __all__ = [
-    "DIFF_OPTIONS",
+    "BINARY_DIFF",
     "OBJECT_ID",
     "Git",
     "GitError",
@@ -48,7 +48,7 @@ _ARGV: Final = ("git", *(part for pair in _SAFE.split() for part in ("-c", pair)
 #: How our diffs are printed, whatever the repository's settings say: no
 #: colour, external diff, text conversion or rename detection, git's own
 #: prefixes (``diff.noprefix`` aside).
-DIFF_OPTIONS: Final = (
+_DIFF: Final = (
     "--no-color",
     "--no-ext-diff",
     "--no-textconv",
@@ -56,6 +56,8 @@ DIFF_OPTIONS: Final = (
     "--src-prefix=a/",
     "--dst-prefix=b/",
 )
+#: A diff as ``git apply`` takes it, binary files too.
+BINARY_DIFF: Final = ("--binary", "--full-index")
 #: Environment variables that would point git at another repository, index,
 #: object store or settings than the workspace's own.
 _REDIRECTING_NAMES: Final = (
@@ -193,6 +195,12 @@ class Git:
         """The object the ref ``ref`` points at; None when there is none."""
         found = self.text("for-each-ref", "--format=%(objectname)", ref)
         return found if OBJECT_ID.fullmatch(found) else None
+
+    def diff(self, before: str, after: str, *options: str) -> bytes:
+        """The change from ``before`` to ``after`` (commits or trees), as
+        ``git diff`` prints it with ``options`` (such as :data:`BINARY_DIFF`),
+        whatever the repository's diff settings say."""
+        return self.run("diff", *_DIFF, *options, before, after)
 
     def apply(self, patch: bytes, refused: str) -> None:
         """Applies ``patch`` (as ``git diff --binary`` prints it) to the work

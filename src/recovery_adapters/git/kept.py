@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from recovery_adapters.git.command import (
-    DIFF_OPTIONS,
+    BINARY_DIFF,
     Git,
     WorkspaceError,
     deferred_signals,
     object_id,
 )
 from recovery_adapters.git.objects import Entry, Objects
-from recovery_adapters.git.refs import Refs, ref_part
+from recovery_adapters.git.refs import Refs, recovery_ref
 from recovery_adapters.git.worktree import WorkingTree
 
 __all__ = ["KeptChanges"]
@@ -35,12 +35,7 @@ class KeptChanges:
     def commit(self, ref: str) -> str | None:
         """The commit that ``ref``, one of ours under ``refs/recovery/`` (such
         as a quarantine's), points at; None when the ref is gone."""
-        parts = ref.split("/")
-        if parts[:2] != ["refs", "recovery"] or len(parts) < 3:
-            raise WorkspaceError(f"{ref!r} is not a ref of recovery-core")
-        for part in parts[2:]:
-            ref_part(part)
-        return self._git.target(ref)
+        return self._git.target(recovery_ref(ref))
 
     def diff(
         self, baseline: str, commit: str, files: Sequence[str], *, binary: bool = True
@@ -53,8 +48,8 @@ class KeptChanges:
         before, after = self._change_trees(baseline, commit, files)
         if before == after:
             return b""
-        how = ("--binary", "--full-index") if binary else ("--stat", "--patch")
-        return self._git.run("diff", *DIFF_OPTIONS, *how, before, after)
+        how = BINARY_DIFF if binary else ("--stat", "--patch")
+        return self._git.diff(before, after, *how)
 
     @deferred_signals()
     def bring_back(
@@ -88,9 +83,7 @@ class KeptChanges:
                 "was changed)"
             )
         after = self._objects.with_changes(before, {p: wanted.get(p) for p in todo})
-        patch = self._git.run(
-            "diff", *DIFF_OPTIONS, "--binary", "--full-index", before, after
-        )
+        patch = self._git.diff(before, after, *BINARY_DIFF)
         refused = "not brought back: the change does not apply to the working tree"
         self._git.apply(patch, refused)
         return tuple(todo)

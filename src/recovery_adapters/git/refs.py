@@ -24,7 +24,16 @@ from recovery_adapters.git.command import (
     WorkspaceError,
 )
 
-__all__ = ["RefMoved", "RefState", "RefUpdate", "Refs", "clear_stale_locks", "ref_part"]
+__all__ = [
+    "RefMoved",
+    "RefState",
+    "RefUpdate",
+    "Refs",
+    "attempt_refs",
+    "clear_stale_locks",
+    "recovery_ref",
+    "ref_part",
+]
 
 _REF_PART: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _PUT_BACK: Final = "recovery: put back"
@@ -48,6 +57,23 @@ def ref_part(value: str) -> str:
     ):
         raise WorkspaceError(f"{value!r} cannot be part of a git ref name")
     return value
+
+
+def attempt_refs(run_id: str, batch_id: str, attempt: int) -> str:
+    """``refs/recovery/<run>/<batch>/<attempt>``: where the refs of one
+    attempt are (``baseline``, ``index``, ``quarantine``, ``proposal``)."""
+    return f"refs/recovery/{ref_part(run_id)}/{ref_part(batch_id)}/{int(attempt)}"
+
+
+def recovery_ref(ref: str) -> str:
+    """``ref``, refused with :class:`WorkspaceError` unless one of ours: under
+    ``refs/recovery/``, each part of it safe."""
+    parts = ref.split("/")
+    if parts[:2] != ["refs", "recovery"] or len(parts) < 3:
+        raise WorkspaceError(f"{ref!r} is not a ref of recovery-core")
+    for part in parts[2:]:
+        ref_part(part)
+    return ref
 
 
 @attrs.frozen

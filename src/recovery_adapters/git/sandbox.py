@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Final
 
 from recovery_adapters.git.command import (
-    DIFF_OPTIONS,
+    BINARY_DIFF,
     Git,
     GitError,
     WorkspaceError,
@@ -37,7 +37,7 @@ from recovery_adapters.git.command import (
     object_id,
 )
 from recovery_adapters.git.objects import Objects
-from recovery_adapters.git.refs import Refs, RefUpdate, ref_part
+from recovery_adapters.git.refs import Refs, RefUpdate, attempt_refs
 from recovery_core.errors import PatchRefused
 from recovery_core.ports import CheckedPatch
 
@@ -46,7 +46,6 @@ __all__ = [
     "CheckedPatch",
     "GitSandbox",
     "PatchRefused",
-    "proposal_ref",
     "sweep_sandboxes",
 ]
 
@@ -58,12 +57,6 @@ _LINK: Final = "120000"
 SANDBOX_PREFIX: Final = "recovery-sandbox-"
 #: The largest patch taken from an agent.
 MAX_PATCH_BYTES: Final = 4 << 20
-
-
-def proposal_ref(run_id: str, batch_id: str, attempt: int) -> str:
-    """``refs/recovery/<run>/<batch>/<attempt>/proposal``."""
-    parts = (ref_part(run_id), ref_part(batch_id), str(int(attempt)))
-    return "refs/recovery/" + "/".join(parts) + "/proposal"
 
 
 class GitSandbox:
@@ -87,8 +80,7 @@ class GitSandbox:
         """The change from ``before`` to ``after`` (commits or trees), as
         ``git diff`` prints it (with ``binary``: as ``git apply`` takes it,
         binary files too)."""
-        how = ("--binary", "--full-index") if binary else ()
-        return self._git.run("diff", *DIFF_OPTIONS, *how, before, after)
+        return self._git.diff(before, after, *BINARY_DIFF if binary else ())
 
     def changed(self, before: str, after: str) -> tuple[str, ...]:
         """The paths that differ between ``before`` and ``after`` (commits or
@@ -97,7 +89,7 @@ class GitSandbox:
 
     def proposal_ref(self, run_id: str, batch_id: str, attempt: int) -> str:
         """``refs/recovery/<run>/<batch>/<attempt>/proposal``."""
-        return proposal_ref(run_id, batch_id, attempt)
+        return f"{attempt_refs(run_id, batch_id, attempt)}/proposal"
 
     def kept(self, ref: str) -> str | None:
         """The commit ``ref`` (one of ours) points at; None when it is gone."""

@@ -41,8 +41,8 @@ from recovery_adapters.git.refs import (
     Refs,
     RefState,
     RefUpdate,
+    attempt_refs,
     clear_stale_locks,
-    ref_part,
 )
 from recovery_adapters.git.sandbox import GitSandbox, sweep_sandboxes
 from recovery_adapters.git.worktree import (
@@ -235,11 +235,6 @@ class GitWorkspace:
 
     # -- snapshots ----------------------------------------------------------
 
-    @staticmethod
-    def _refs_of(run_id: str, batch_id: str, attempt: int) -> str:
-        """Where the refs of one attempt are."""
-        return f"refs/recovery/{ref_part(run_id)}/{ref_part(batch_id)}/{int(attempt)}"
-
     def snapshot(self, *, run_id: str, batch_id: str, attempt: int) -> str:
         """Snapshots the whole working tree as a commit under
         ``refs/recovery/<run>/<batch>/<attempt>/baseline`` (and what the user
@@ -251,7 +246,7 @@ class GitWorkspace:
         what = f"run {run_id} batch {batch_id}"
         message = f"recovery baseline: {what} attempt {attempt}"
         commit = self._objects.write_commit(tree, parents, message)
-        refs = self._refs_of(run_id, batch_id, attempt)
+        refs = attempt_refs(run_id, batch_id, attempt)
         updates = [RefUpdate(f"{refs}/baseline", commit)]
         if index_tree is not None:
             staged = head or ""  # HEAD itself when the user has nothing staged
@@ -360,7 +355,7 @@ class GitWorkspace:
         attempt changed back as they were at ``baseline``, and the user's staged
         entries back as they were; nothing else is touched."""
         self._put_back(refs=True)
-        refs = self._refs_of(run_id, batch_id, attempt)
+        refs = attempt_refs(run_id, batch_id, attempt)
         known = self._baseline(baseline, f"{refs}/index")
         ref = f"{refs}/quarantine"
         # Kept already by a runner killed before the quarantine was recorded:
