@@ -930,3 +930,128 @@ def test_a_lock_of_the_users_branch_left_by_a_batch_is_removed(
     git(repo, "add", "user.txt")
     git(repo, "commit", "-q", "-m", "the user's commit")
     assert git(repo, "rev-parse", "HEAD~1").strip() == head
+
+
+# -- 13. object alternates, the stash, tags, replace refs and shallow -------------
+
+PLANT_ALTERNATES = """\
+import os, pathlib, subprocess, sys
+calc = pathlib.Path('app/calc.py')
+calc.write_text(calc.read_text() + 'BROKEN = True\\n')
+evil = pathlib.Path('evil/objects').resolve()
+evil.mkdir(parents=True)
+env = {**os.environ, 'GIT_OBJECT_DIRECTORY': str(evil)}
+subprocess.run(['git', 'hash-object', '-w', 'app/calc.py'], env=env, check=True)
+pathlib.Path('.git/objects/info/alternates').write_text(str(evil) + '\\n')
+sys.exit(int(sys.argv[1]))
+"""
+
+
+@pytest.mark.parametrize("code", ["1", "0"])
+def test_object_alternates_planted_by_a_batch_are_put_back(
+    repo: Path, tmp_path: Path, code: str
+) -> None:
+    """A batch (failing or passing) edits app/calc.py, stores that content in
+    an object folder of its own inside the work tree, and names that folder in
+    ``.git/objects/info/alternates``. Before, the alternates file stayed: the
+    quarantine found the faulty file's object "there already" and did not
+    store it, the restore removed the batch's folder, and so the quarantined
+    change was lost (``git fsck``: missing blob) and every later git command of
+    the user's printed an error. Now the file is put back before the
+    quarantine: the repository is whole and the change is kept."""
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan("alternates", action("plant", PLANT_ALTERNATES, code)),
+    )
+    done = run_cli("run", plan, cwd=repo, timeout=60)
+    assert done.returncode == 3, done.stderr
+    assert not (repo / ".git" / "objects" / "info" / "alternates").exists()
+    assert not (repo / "evil").exists()
+    fsck = subprocess.run(
+        ["git", "fsck", "--no-dangling"], cwd=repo, capture_output=True, text=True
+    )
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    status = subprocess.run(
+        ["git", "status"], cwd=repo, capture_output=True, text=True, check=True
+    )
+    assert status.stderr == ""
+    (quarantine,) = quarantine_refs(repo, "b1")
+    assert "BROKEN = True" in git(repo, "show", f"{quarantine}:app/calc.py")
+    failure = cli_json("status", cwd=repo)["batches"][0]["failure"]
+    if code == "0":
+        assert failure["step"] == "build.workspace_guard"
+        assert "alternates were changed" in failure["error"]
+
+
+TAMPER_REFS = """\
+import pathlib, subprocess, sys
+def git(*args):
+    return subprocess.run(
+        ['git', '-c', 'core.hooksPath=/dev/null', *args],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+calc = pathlib.Path('app/calc.py')
+calc.write_text(calc.read_text() + 'BROKEN = True\\n')
+git('stash', 'drop', 'stash@{1}')
+git('stash', 'clear')
+empty_tree = git('hash-object', '-t', 'tree', '-w', '/dev/null')
+fake = git('commit-tree', '-m', 'fake', empty_tree)
+git('tag', '-f', 'v1', fake)
+git('tag', '-f', '-a', '-m', 'moved', 'v2', fake)
+git('tag', 'evil', fake)
+head = git('rev-parse', 'HEAD')
+git('replace', '-f', head, fake)
+pathlib.Path('.git/shallow').write_text(head + '\\n')
+sys.exit(int(sys.argv[1]))
+"""
+
+
+@pytest.mark.parametrize("code", ["1", "0"])
+def test_the_stash_tags_replace_refs_and_shallow_a_batch_changed_are_put_back(
+    repo: Path, tmp_path: Path, code: str
+) -> None:
+    """The user has two stash entries and two tags. A batch (failing or
+    passing) drops both stash entries, moves both tags to a fake commit, makes
+    that commit replace HEAD (so that git shows it instead of the user's) and
+    marks HEAD shallow (its history hidden). Before, all of it stayed, and a
+    passing batch's run even completed: the user's stashed work was gone and
+    `git log` showed only "fake". Now each is put back, and the batch fails
+    saying what it changed; the tag it made is left in place and named."""
+    for name in ("first", "second"):
+        (repo / f"{name}.txt").write_text(f"the user's {name} stashed work\n")
+        git(repo, "add", f"{name}.txt")
+        git(repo, "stash", "push", "-q", "-m", f"my {name} work")
+    git(repo, "tag", "v1")
+    git(repo, "tag", "-a", "-m", "release", "v2")
+    stash = git(repo, "stash", "list", "--format=%H %gs")
+    tags = git(repo, "for-each-ref", "refs/tags/")
+    history = git(repo, "log", "--format=%H %s")
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan("refs", action("tamper", TAMPER_REFS, code)),
+    )
+    done = run_cli("run", plan, cwd=repo, timeout=60)
+    assert done.returncode == 3, done.stderr
+    assert git(repo, "stash", "list", "--format=%H %gs") == stash
+    assert "my first work" in stash and "my second work" in stash
+    assert git(repo, "stash", "show", "-p", "stash@{1}").count("stashed work") == 1
+    assert git(repo, "replace", "-l") == ""
+    assert not (repo / ".git" / "shallow").exists()
+    assert git(repo, "log", "--format=%H %s") == history
+    evil = "refs/tags/evil"
+    left = git(repo, "for-each-ref", "refs/tags/").splitlines()
+    assert [line for line in left if not line.endswith(evil)] == tags.splitlines()
+    assert any(line.endswith(evil) for line in left)
+    assert (repo / "app" / "calc.py").read_text() == APP_CALC
+    failure = cli_json("status", cwd=repo)["batches"][0]["failure"]
+    if code == "0":
+        assert failure["step"] == "build.workspace_guard"
+        for said in (
+            "the stash was changed",
+            "tag refs/tags/v1 was rewritten",
+            "tag refs/tags/v2 was rewritten",
+            f"tag {evil} was created (left in place)",
+            "replace ref refs/replace/",
+            "shallow file was changed",
+        ):
+            assert said in failure["error"], failure["error"]

@@ -401,5 +401,5 @@ def test_refs_state_reads_head_and_branches_as_git_does() -> None:
         )
         refs.put_head(RefState("refs/heads/main", second, ()))
         assert run_git(path, "symbolic-ref", "HEAD").strip() == "refs/heads/main"
-        refs.put_branch("refs/heads/other", second)
+        refs.put_ref("refs/heads/other", second)
         assert run_git(path, "rev-parse", "other").strip() == second

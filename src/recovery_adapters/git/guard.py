@@ -2,12 +2,14 @@
 
 A batch is code nobody reviewed, run with the user's repository at hand: it
 could plant ``core.fsmonitor``, a hook, a filter driver, a ``core.worktree``
-or an attributes file, move HEAD, or commit by itself, and the next git command
-of ours (or the user's) would run its code or write somewhere else. So the
-settings files (``config``, ``config.worktree``), ``info/`` and ``hooks/`` are
-kept byte for byte and written back before any other git command of ours runs;
-HEAD and the branches are then put back through git. New branches are left in
-place and reported. The same holds for the files outside the repository that
+or an attributes file, name object alternates of its own, move HEAD, commit by
+itself, move a tag or drop the user's stash, and the next git command of ours
+(or the user's) would run its code, write somewhere else or lose something. So
+the settings files (``config``, ``config.worktree``), ``info/``, ``hooks/``,
+the object alternates and ``shallow`` are kept byte for byte and written back
+before any other git command of ours runs; HEAD, every ref but ours and the
+stash's entries are then put back through git. A replace ref the batch made
+is deleted; other new refs (a branch, a tag) are left in place and reported. The same holds for the files outside the repository that
 git reads settings, ignore rules and attributes from (the user's global
 settings, the system's, and the files they include): a filter a batch defines
 there would run inside our own git commands, and on the user's next one.
@@ -24,7 +26,7 @@ from pathlib import Path
 
 import attrs
 
-from recovery_adapters.git.refs import Refs, RefState
+from recovery_adapters.git.refs import STASH, Refs, RefState
 from recovery_core.store import RECOVERY_DIR
 
 __all__ = ["Guard", "RepositoryState"]
@@ -121,10 +123,17 @@ class Guard:
         self._outside = outside
         # Each file and folder kept, with what is reported when it changed.
         ours, info = "the repository's", "info/ files (exclude, attributes)"
+        objects = common_dir / "objects" / "info"
         self._files = {
             common_dir / "config": f"{ours} git config was changed",
             git_dir / "config.worktree": f"{ours} git config.worktree was changed",
             root / ".git": "the work tree's .git file was changed",  # linked worktree
+            git_dir / "commondir": "the work tree's commondir file was changed",
+            # Objects found elsewhere are not written here (and are lost with
+            # that folder); commits a shallow file names hide their history.
+            objects / "alternates": f"{ours} object alternates were changed",
+            objects / "http-alternates": f"{ours} object alternates were changed",
+            common_dir / "shallow": f"{ours} shallow file was changed",
             # Keeps the library's own folder (the store, the log) out of git.
             root
             / RECOVERY_DIR
@@ -205,11 +214,36 @@ class Guard:
         if head_was != head_now:
             problems.append(f"HEAD moved from {head_was} to {head_now}")
             self._refs.put_head(before)
-        old, new = dict(before.branches), dict(now.branches)
+        old, new = dict(before.refs), dict(now.refs)
         for name, sha in old.items():
-            if new.get(name) != sha:
-                problems.append(f"branch {name} was rewritten or deleted")
-                self._refs.put_branch(name, sha)
-        for name in sorted(new.keys() - old.keys()):
-            problems.append(f"branch {name} was created (left in place)")
-        return problems
+            if name != STASH and new.get(name) != sha:
+                problems.append(f"{_kind(name)} {name} was rewritten or deleted")
+                self._refs.put_ref(name, sha)
+        for name in sorted(new.keys() - old.keys() - {STASH}):
+            if name.startswith("refs/replace/"):  # would change what git shows
+                self._refs.delete(name, new[name])
+                problems.append(f"replace ref {name} was created (removed)")
+            else:
+                problems.append(f"{_kind(name)} {name} was created (left in place)")
+        return problems + self._put_back_stash(before.stash, now.stash)
+
+    def _put_back_stash(
+        self, before: tuple[tuple[str, str], ...], now: tuple[tuple[str, str], ...]
+    ) -> list[str]:
+        """The user's stash entries, put back where one is gone; entries the
+        batch added stay, newest."""
+        added = [entry for entry in now if entry not in before]
+        if now[len(added) :] != before:
+            self._refs.put_stash([*added, *before])
+            return ["the stash was changed (its entries were put back)"]
+        if added:
+            return [f"the stash has {len(added)} new entry(ies) (left in place)"]
+        return []
+
+
+def _kind(ref: str) -> str:
+    """What the ref ``ref`` is, in a message."""
+    kinds = {"refs/heads/": "branch", "refs/tags/": "tag", "refs/notes/": "notes"}
+    return next(
+        (kind for prefix, kind in kinds.items() if ref.startswith(prefix)), "ref"
+    )

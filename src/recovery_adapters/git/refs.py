@@ -25,6 +25,7 @@ from recovery_adapters.git.command import (
 )
 
 __all__ = [
+    "STASH",
     "RefMoved",
     "RefState",
     "RefUpdate",
@@ -37,6 +38,8 @@ __all__ = [
 
 _REF_PART: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _PUT_BACK: Final = "recovery: put back"
+#: The stash: its entries are its reflog's.
+STASH: Final = "refs/stash"
 #: A lock under our own refs older than this is a killed git process's: git
 #: holds one for the milliseconds of a write.
 _STALE_LOCK_S: Final = 5.0
@@ -79,11 +82,14 @@ def recovery_ref(ref: str) -> str:
 @attrs.frozen
 class RefState:
     """HEAD (the branch it names, or None when detached; the commit it is at,
-    or None on an unborn branch) and every branch."""
+    or None on an unborn branch), every ref but ours (branches, tags, the
+    stash, notes, replace refs, ...; not ``refs/recovery/``) with the object
+    it points at, and the stash's entries (commit and message, newest first)."""
 
     head_ref: str | None
     head: str | None
-    branches: tuple[tuple[str, str], ...]
+    refs: tuple[tuple[str, str], ...]
+    stash: tuple[tuple[str, str], ...] = ()
 
 
 @attrs.frozen
@@ -110,16 +116,18 @@ class Refs:
         self._writer.close()
 
     def state(self) -> RefState:
-        """HEAD and the branches, as git reads them now."""
+        """HEAD, the refs and the stash, as git reads them now."""
         out = self._git.text(
-            "for-each-ref", "--format=%(HEAD) %(refname) %(objectname)", "refs/heads/"
+            "for-each-ref", "--format=%(HEAD) %(refname) %(objectname)"
         )
-        branches: list[tuple[str, str]] = []
+        refs: list[tuple[str, str]] = []
         head_ref: str | None = None
         head: str | None = None
         for line in out.splitlines():
             name, sha = line[2:].split(" ")
-            branches.append((name, sha))
+            if name.startswith("refs/recovery/"):
+                continue
+            refs.append((name, sha))
             if line[0] == "*":
                 head_ref, head = name, sha
         if head_ref is None:  # detached, or on a branch with no commit yet
@@ -130,7 +138,16 @@ class Refs:
             asked = ("rev-parse", "-q", "--verify", "HEAD^{commit}")
             found = self._git.text(*asked, codes=(0, 1))
             head = found if OBJECT_ID.fullmatch(found) else None
-        return RefState(head_ref, head, tuple(sorted(branches)))
+        stash = self.stash() if any(name == STASH for name, _ in refs) else ()
+        return RefState(head_ref, head, tuple(sorted(refs)), stash)
+
+    def stash(self) -> tuple[tuple[str, str], ...]:
+        """The stash's entries, newest first: each one's commit and message
+        (what ``git stash list`` shows), from the stash's reflog."""
+        asked = ("log", "-g", "--no-show-signature", "--format=%H %gs", STASH)
+        out = self._git.text(*asked, "--", codes=(0, 128))
+        entries = (line.partition(" ") for line in out.splitlines())
+        return tuple((sha, message) for sha, _, message in entries)
 
     def update(self, updates: Sequence[RefUpdate]) -> None:
         """Writes ``updates`` in one transaction: all of them, or none (then
@@ -166,9 +183,23 @@ class Refs:
                 "update-ref", "--no-deref", "-m", _PUT_BACK, "HEAD", state.head
             )
 
-    def put_branch(self, name: str, sha: str) -> None:
-        """Points the branch ``name`` back at ``sha``."""
+    def put_ref(self, name: str, sha: str) -> None:
+        """Points the ref ``name`` back at ``sha``."""
         self._git.run("update-ref", "-m", _PUT_BACK, name, sha)
+
+    def delete(self, name: str, sha: str) -> None:
+        """Deletes the ref ``name`` if it still points at ``sha``."""
+        self._git.run("update-ref", "-m", _PUT_BACK, "-d", name, sha)
+
+    def put_stash(self, entries: Sequence[tuple[str, str]]) -> None:
+        """Makes the stash anew with ``entries`` (newest first, each a commit
+        and its message): deleting the stash ref deletes its reflog, and each
+        entry is written back, oldest first, as ``git stash store`` does."""
+        current = self._git.target(STASH)
+        if current is not None:
+            self._git.run("update-ref", "-d", STASH, current)
+        for sha, message in reversed(entries):
+            self._git.run("update-ref", "--create-reflog", "-m", message, STASH, sha)
 
 
 def clear_stale_locks(common_dir: Path) -> None:

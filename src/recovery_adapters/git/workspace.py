@@ -454,8 +454,14 @@ class GitWorkspace:
         """Our own branch move is part of the state a later check keeps."""
         if self._state is None or state.head_ref is None:
             return
-        branches = {**dict(self._state.refs.branches), state.head_ref: commit}
-        refs = RefState(state.head_ref, commit, tuple(sorted(branches.items())))
+        kept = self._state.refs
+        moved = {**dict(kept.refs), state.head_ref: commit}
+        refs = attrs.evolve(
+            kept,
+            head_ref=state.head_ref,
+            head=commit,
+            refs=tuple(sorted(moved.items())),
+        )
         self._state = attrs.evolve(self._state, refs=refs)
 
     def sandbox(self) -> GitSandbox:
