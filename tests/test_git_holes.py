@@ -1016,7 +1016,7 @@ def test_the_stash_tags_replace_refs_and_shallow_a_batch_changed_are_put_back(
     marks HEAD shallow (its history hidden). Before, all of it stayed, and a
     passing batch's run even completed: the user's stashed work was gone and
     `git log` showed only "fake". Now each is put back, and the batch fails
-    saying what it changed; the tag it made is left in place and named."""
+    saying what it changed; the tag it made is left in place."""
     for name in ("first", "second"):
         (repo / f"{name}.txt").write_text(f"the user's {name} stashed work\n")
         git(repo, "add", f"{name}.txt")
@@ -1050,8 +1050,43 @@ def test_the_stash_tags_replace_refs_and_shallow_a_batch_changed_are_put_back(
             "the stash was changed",
             "tag refs/tags/v1 was rewritten",
             "tag refs/tags/v2 was rewritten",
-            f"tag {evil} was created (left in place)",
             "replace ref refs/replace/",
             "shallow file was changed",
         ):
             assert said in failure["error"], failure["error"]
+
+
+FETCH_LIKE = """\
+import pathlib, subprocess
+head = subprocess.run(
+    ['git', 'rev-parse', 'HEAD'], capture_output=True, text=True, check=True
+).stdout.strip()
+subprocess.run(['git', 'update-ref', 'refs/remotes/origin/main', head], check=True)
+subprocess.run(['git', 'update-ref', 'refs/remotes/origin/new', head], check=True)
+subprocess.run(['git', 'tag', 'fetched-tag', head], check=True)
+pathlib.Path('app/mul.py').write_text('def mul(a, b):\\n    return a * b\\n')
+"""
+
+
+def test_what_a_fetch_moves_while_a_batch_runs_does_not_fail_it(
+    repo: Path, tmp_path: Path
+) -> None:
+    """While a batch runs, a fetch (the user's, or their editor's automatic
+    one) moves and makes remote-tracking refs and brings new tags. The guard
+    keeps neither (they change nothing the user had): the batch is verified
+    and committed, and the refs stay as the fetch left them."""
+    git(repo, "update-ref", "refs/remotes/origin/main", "HEAD")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "the user's second")
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan(
+            "fetch", action("fetch-like", FETCH_LIKE), commit_strategy="commit"
+        ),
+    )
+    done = run_cli("run", plan, cwd=repo, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert git(repo, "show", "--format=", "--name-only", "HEAD") == "app/mul.py\n"
+    second = git(repo, "rev-parse", "HEAD~1").strip()
+    assert git(repo, "rev-parse", "origin/main").strip() == second
+    assert git(repo, "rev-parse", "origin/new").strip() == second
+    assert git(repo, "rev-parse", "fetched-tag").strip() == second

@@ -8,8 +8,9 @@ itself, move a tag or drop the user's stash, and the next git command of ours
 the settings files (``config``, ``config.worktree``), ``info/``, ``hooks/``,
 the object alternates and ``shallow`` are kept byte for byte and written back
 before any other git command of ours runs; HEAD, every ref but ours and the
-stash's entries are then put back through git. A replace ref the batch made
-is deleted; other new refs (a branch, a tag) are left in place and reported. The same holds for the files outside the repository that
+stash's entries are then put back through git (not the remote-tracking refs,
+which a fetch moves). A replace ref the batch made is deleted; other new refs
+are left in place, a new branch named. The same holds for the files outside the repository that
 git reads settings, ignore rules and attributes from (the user's global
 settings, the system's, and the files they include): a filter a batch defines
 there would run inside our own git commands, and on the user's next one.
@@ -219,12 +220,14 @@ class Guard:
             if name != STASH and new.get(name) != sha:
                 problems.append(f"{_kind(name)} {name} was rewritten or deleted")
                 self._refs.put_ref(name, sha)
+        # A new tag or notes ref changes nothing the user had (and a fetch
+        # while the batch ran may have made it); a new branch is named.
         for name in sorted(new.keys() - old.keys() - {STASH}):
             if name.startswith("refs/replace/"):  # would change what git shows
                 self._refs.delete(name, new[name])
                 problems.append(f"replace ref {name} was created (removed)")
-            else:
-                problems.append(f"{_kind(name)} {name} was created (left in place)")
+            elif name.startswith("refs/heads/"):
+                problems.append(f"branch {name} was created (left in place)")
         return problems + self._put_back_stash(before.stash, now.stash)
 
     def _put_back_stash(

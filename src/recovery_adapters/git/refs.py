@@ -40,6 +40,9 @@ _REF_PART: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _PUT_BACK: Final = "recovery: put back"
 #: The stash: its entries are its reflog's.
 STASH: Final = "refs/stash"
+#: Refs a state leaves out: ours, and the remote-tracking refs, which a fetch
+#: (the user's, or their editor's, while a batch runs) moves and makes.
+_NOT_KEPT: Final = ("refs/recovery/", "refs/remotes/")
 #: A lock under our own refs older than this is a killed git process's: git
 #: holds one for the milliseconds of a write.
 _STALE_LOCK_S: Final = 5.0
@@ -83,8 +86,9 @@ def recovery_ref(ref: str) -> str:
 class RefState:
     """HEAD (the branch it names, or None when detached; the commit it is at,
     or None on an unborn branch), every ref but ours (branches, tags, the
-    stash, notes, replace refs, ...; not ``refs/recovery/``) with the object
-    it points at, and the stash's entries (commit and message, newest first)."""
+    stash, notes, replace refs, ...; not ours under ``refs/recovery/``, nor
+    the remote-tracking refs) with the object it points at, and the stash's
+    entries (commit and message, newest first)."""
 
     head_ref: str | None
     head: str | None
@@ -125,7 +129,7 @@ class Refs:
         head: str | None = None
         for line in out.splitlines():
             name, sha = line[2:].split(" ")
-            if name.startswith("refs/recovery/"):
+            if name.startswith(_NOT_KEPT):
                 continue
             refs.append((name, sha))
             if line[0] == "*":
