@@ -40,9 +40,11 @@ _REF_PART: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _PUT_BACK: Final = "recovery: put back"
 #: The stash: its entries are its reflog's.
 STASH: Final = "refs/stash"
-#: Refs a state leaves out: ours, and the remote-tracking refs, which a fetch
-#: (the user's, or their editor's, while a batch runs) moves and makes.
-_NOT_KEPT: Final = ("refs/recovery/", "refs/remotes/")
+#: The refs a state keeps: the user's (not ours under ``refs/recovery/``, nor
+#: the remote-tracking refs, which a fetch moves: the user's, or their
+#: editor's while a batch runs). Git lists only these, however many refs of
+#: ours there are.
+_KEPT: Final = ("refs/heads/", "refs/tags/", "refs/notes/", "refs/replace/", STASH)
 #: A lock under our own refs older than this is a killed git process's: git
 #: holds one for the milliseconds of a write.
 _STALE_LOCK_S: Final = 5.0
@@ -85,9 +87,8 @@ def recovery_ref(ref: str) -> str:
 @attrs.frozen
 class RefState:
     """HEAD (the branch it names, or None when detached; the commit it is at,
-    or None on an unborn branch), every ref but ours (branches, tags, the
-    stash, notes, replace refs, ...; not ours under ``refs/recovery/``, nor
-    the remote-tracking refs) with the object it points at, and the stash's
+    or None on an unborn branch), the user's refs (branches, tags, notes,
+    replace refs, the stash) with the object each points at, and the stash's
     entries (commit and message, newest first)."""
 
     head_ref: str | None
@@ -121,16 +122,13 @@ class Refs:
 
     def state(self) -> RefState:
         """HEAD, the refs and the stash, as git reads them now."""
-        out = self._git.text(
-            "for-each-ref", "--format=%(HEAD) %(refname) %(objectname)"
-        )
+        listed = ("for-each-ref", "--format=%(HEAD) %(refname) %(objectname)")
+        out = self._git.text(*listed, *_KEPT)
         refs: list[tuple[str, str]] = []
         head_ref: str | None = None
         head: str | None = None
         for line in out.splitlines():
             name, sha = line[2:].split(" ")
-            if name.startswith(_NOT_KEPT):
-                continue
             refs.append((name, sha))
             if line[0] == "*":
                 head_ref, head = name, sha
