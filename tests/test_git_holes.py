@@ -1090,3 +1090,69 @@ def test_what_a_fetch_moves_while_a_batch_runs_does_not_fail_it(
     assert git(repo, "rev-parse", "origin/main").strip() == second
     assert git(repo, "rev-parse", "origin/new").strip() == second
     assert git(repo, "rev-parse", "fetched-tag").strip() == second
+
+
+PLANT_IN_SUBMODULE = """\
+import pathlib, subprocess, sys
+fsmonitor, hook_command, code = sys.argv[1], sys.argv[2], int(sys.argv[3])
+subprocess.run(['git', '-C', 'lib', 'config', 'core.fsmonitor', fsmonitor], check=True)
+hooks = pathlib.Path(subprocess.run(
+    ['git', '-C', 'lib', 'rev-parse', '--git-path', 'hooks'],
+    capture_output=True, text=True, check=True,
+).stdout.strip())
+hooks = hooks if hooks.is_absolute() else pathlib.Path('lib') / hooks
+hooks.mkdir(exist_ok=True)
+(hooks / 'pre-commit').write_text('#!/bin/sh\\n' + hook_command + '\\n')
+(hooks / 'pre-commit').chmod(0o755)
+calc = pathlib.Path('app/calc.py')
+calc.write_text(calc.read_text() + 'BROKEN = True\\n')
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize("code", ["1", "0"])
+def test_settings_and_hooks_planted_in_a_submodule_never_run(
+    repo: Path, tmp_path: Path, code: str
+) -> None:
+    """The repository has a submodule. A batch (failing or passing) sets
+    ``core.fsmonitor`` and a pre-commit hook in the submodule's repository
+    (``.git/modules/lib/``). Before, both stayed, and the user's next `git
+    status` in the repository ran the planted fsmonitor (git looks into each
+    submodule with a `git status` of its own). Now they are put back: neither
+    runs, and the batch fails saying so."""
+    lib = tmp_path / "lib-origin"
+    lib.mkdir()
+    git(lib, "init", "-q")
+    git(lib, "commit", "-q", "--allow-empty", "-m", "lib")
+    git(
+        repo,
+        "-c",
+        "protocol.file.allow=always",
+        "submodule",
+        "add",
+        "-q",
+        str(lib),
+        "lib",
+    )
+    git(repo, "commit", "-q", "-m", "the lib submodule")
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan(
+            "submodule",
+            action(
+                "plant",
+                PLANT_IN_SUBMODULE,
+                touch_command(tmp_path / "PWNED_fsmonitor"),
+                touch_command(tmp_path / "PWNED_hook"),
+                code,
+            ),
+        ),
+    )
+    done = run_cli("run", plan, cwd=repo, timeout=60)
+    assert done.returncode == 3, done.stderr
+    assert (repo / "app" / "calc.py").read_text() == APP_CALC
+    git(repo, "status")
+    git(repo / "lib", "commit", "-q", "--allow-empty", "-m", "the user's")
+    assert pwned(tmp_path) == []
+    failure = cli_json("status", cwd=repo)["batches"][0]["failure"]
+    assert "a submodule's git settings or hooks were changed" in failure["error"]

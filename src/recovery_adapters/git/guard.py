@@ -6,7 +6,8 @@ or an attributes file, name object alternates of its own, move HEAD, commit by
 itself, move a tag or drop the user's stash, and the next git command of ours
 (or the user's) would run its code, write somewhere else or lose something. So
 the settings files (``config``, ``config.worktree``), ``info/``, ``hooks/``,
-the object alternates and ``shallow`` are kept byte for byte and written back
+the object alternates, ``shallow``, and the submodules' settings and hooks
+(under ``modules/``) are kept byte for byte and written back
 before any other git command of ours runs; HEAD, every ref but ours and the
 stash's entries are then put back through git (not the remote-tracking refs,
 which a fetch moves). A replace ref the batch made is deleted; other new refs
@@ -88,6 +89,28 @@ def _read_file(path: Path) -> _File | None:
     return None
 
 
+def _read_modules(modules: Path) -> dict[Path, _File]:
+    """The settings files and hooks of the submodules' repositories below
+    ``modules`` (nested ones too; a folder that is a symlink, as the link):
+    their objects, refs and logs are not read."""
+    link = _read_file(modules)
+    if link is not None:
+        return {modules: link}
+    found: dict[Path, _File] = {}
+    for current, folders, files in os.walk(modules):
+        here = Path(current)
+        for name in ("config", "config.worktree"):
+            if name in files and (content := _read_file(here / name)):
+                found[here / name] = content
+        if "hooks" in folders:
+            hooks = here / "hooks"
+            link = _read_file(hooks)
+            found |= {hooks: link} if link else _read_folder(hooks)
+        if (here / "HEAD").is_file():  # a repository: only its modules/ below
+            folders[:] = [name for name in folders if name == "modules"]
+    return found
+
+
 def _read_folder(folder: Path) -> dict[Path, _File]:
     """Every file and symlink below ``folder``; a symlink, to a folder too, is
     kept as the link and never followed."""
@@ -151,6 +174,9 @@ class Guard:
         self._locks = [git_dir / "index.lock", git_dir / "HEAD.lock"]
         self._locks.append(common_dir / "config.lock")
         self._common_dir = common_dir
+        # The submodules' repositories: their settings and hooks run in the
+        # user's next `git status`, which looks into each submodule.
+        self._modules = common_dir / "modules"
 
     def _lock_paths(self, refs: RefState) -> list[Path]:
         """The locks kept: ours, and that of the branch HEAD names."""
@@ -175,7 +201,7 @@ class Guard:
         for folder in self._folders:
             link = _read_file(folder)
             found |= {folder: link} if link else _read_folder(folder)
-        return found
+        return found | _read_modules(self._modules)
 
     def put_back(self, before: RepositoryState, *, refs: bool = True) -> list[str]:
         """Writes back what differs from ``before`` (the files first, so that
@@ -194,6 +220,9 @@ class Guard:
             for folder, said in self._folders.items()
             if any(p == folder or folder in p.parents for p in changed)
         ]
+        modules = self._modules
+        if any(p == modules or modules in p.parents for p in changed):
+            problems.append("a submodule's git settings or hooks were changed")
         # What the batch made goes first: a file where a folder of ours was,
         # or a link that would send what is put back elsewhere.
         for path in sorted(changed - kept.keys()):
