@@ -99,30 +99,31 @@ def chain_findings(
             prev, expected = None, record.version + 1
             continue
         version = record.originator_version
-        where = f"event {version} ({_name(record.topic)})"
-
-        def found(message: str, where: str = where) -> None:
-            findings.append(Finding("chain", where, message))
-
+        problems: list[str] = []
         if version != expected:
-            found(
+            problems.append(
                 f"expected version {expected}: an event was removed, inserted "
                 "or moved here"
             )
         if record.topic not in topics:
-            found(f"unknown topic {record.topic!r}")
+            problems.append(f"unknown topic {record.topic!r}")
         if (version == 1) != (record.topic == _FIRST):
-            found(f"a run's history starts with {_name(_FIRST)}, and only its first")
+            problems.append(
+                f"a run's history starts with {_name(_FIRST)}, and only its first"
+            )
         if len(run_ids) > 1:
-            found(f"the history holds events of {len(run_ids)} runs")
+            problems.append(f"the history holds events of {len(run_ids)} runs")
         if prev is not None and record.prev_digest != prev:
-            found(
+            problems.append(
                 f"does not link to the event before it (it names "
                 f"{record.prev_digest[:16]}..., the event before is "
                 f"{prev[:16]}...)"
             )
         if _digest(record) != record.digest:
-            found("its content does not match its digest: it was changed")
+            problems.append("its content does not match its digest: it was changed")
+        if problems:
+            where = f"event {version} ({_name(record.topic)})"
+            findings += [Finding("chain", where, problem) for problem in problems]
         prev, expected = record.digest, version + 1
     head = prev or ""
     if expect_head is not None and expect_head != head:
@@ -202,48 +203,33 @@ def audit_run(
     """Checks the run's stored history, replays it, and checks each snapshot
     against the replay; the replayed state, the refs and commits the events
     name are returned for the adapters' checks."""
-    read = list(app.read_history(run_id))
-    records = [record for record, _event in read]
+    snapshots = _read_snapshots(app, run_id)
+    taken_at = (
+        {s.originator_version for s in snapshots}
+        if isinstance(snapshots, list)
+        else set()
+    )
+    replay = _Replay(taken_at)
+    # Each event is replayed as it is read, and only its record is kept (and
+    # the state at each snapshot's version): a long run's events and states
+    # are not all held at once.
+    records: list[StoredRecord | Unreadable] = []
+    for record, event in app.read_history(run_id):
+        records.append(record)
+        replay.step(record, event)
     head, findings = chain_findings(records, expect_head=expect_head)
-    view: RunView | None = None
-    views: dict[int, RunView] = {}
-    refs: list[KeptRef] = []
-    commits: list[CommitClaim] = []
-    verified: dict[tuple[str, int], int] = {}
-    chain: list[str] = []
-    try:
-        for record, event in read:
-            if event is None:
-                version = (
-                    record.version
-                    if isinstance(record, Unreadable)
-                    else record.originator_version
-                )
-                raise ValueError(f"event {version} is no event of a run")
-            view = apply(view, event)
-            views[event.originator_version] = view
-            chain.append(event.digest)
-            where = f"event {event.originator_version} ({_name(event.TOPIC)})"
-            _collect(event, where, view, refs, commits, verified, chain)
-    except Exception as exc:  # tampered events may not replay at all
-        findings.append(
-            Finding(
-                "replay",
-                "history",
-                f"cannot be replayed: {type(exc).__name__}: {exc}",
-            )
-        )
-        view = None
-    if view is not None:
-        findings += _snapshot_findings(app, run_id, views)
+    if replay.error is not None:
+        findings.append(Finding("replay", "history", replay.error))
+    elif replay.view is not None:
+        findings += _snapshot_findings(snapshots, replay.views)
     return RunAudit(
         run_id=str(run_id),
         events=len(records),
         head=head,
         findings=tuple(findings),
-        view=view,
-        refs=tuple(refs),
-        commits=tuple(commits),
+        view=replay.view,
+        refs=tuple(replay.refs),
+        commits=tuple(replay.commits),
         digests={
             r.digest: r.originator_version
             for r in records
@@ -252,48 +238,93 @@ def audit_run(
     )
 
 
-def _collect(
-    event: Any,
-    where: str,
-    view: RunView,
-    refs: list[KeptRef],
-    commits: list[CommitClaim],
-    verified: dict[tuple[str, int], int],
-    chain: list[str],
-) -> None:
-    """Notes what ``event`` says is in git."""
-    if isinstance(event, Run.BatchStarted) and event.baseline:
-        prefix = _refs_of(view.run_id, event.batch_id, event.attempt)
-        refs.append(KeptRef(f"{prefix}/baseline", "baseline", event.baseline, where))
-    elif isinstance(event, Run.ChangesQuarantined):
-        refs.append(KeptRef(event.quarantine_ref, "quarantine", event.tree_id, where))
-    elif isinstance(event, Run.BatchVerified):
-        verified[(event.batch_id, event.attempt)] = len(chain) - 1
-    elif isinstance(event, Run.BatchCommitted):
-        start = verified.get((event.batch_id, event.attempt), len(chain) - 1)
-        window = tuple(chain[start:-1])
-        commits.append(CommitClaim(event.commit, event.batch_id, where, window))
+@attrs.define
+class _Replay:
+    """The run's state, replayed one stored event at a time, and what the
+    events say is in git. The first event that cannot be replayed stops it
+    (``error`` says why; ``view`` is None then)."""
+
+    #: The versions whose state is kept in ``views`` (the snapshots').
+    keep: set[int]
+    view: RunView | None = None
+    views: dict[int, RunView] = attrs.field(factory=dict)
+    refs: list[KeptRef] = attrs.field(factory=list)
+    commits: list[CommitClaim] = attrs.field(factory=list)
+    verified: dict[tuple[str, int], int] = attrs.field(factory=dict)
+    chain: list[str] = attrs.field(factory=list)
+    error: str | None = None
+
+    def step(self, record: StoredRecord | Unreadable, event: Any) -> None:
+        if self.error is not None:
+            return
+        try:
+            if event is None:
+                version = (
+                    record.version
+                    if isinstance(record, Unreadable)
+                    else record.originator_version
+                )
+                raise ValueError(f"event {version} is no event of a run")
+            view = self.view = apply(self.view, event)
+            if event.originator_version in self.keep:
+                self.views[event.originator_version] = view
+            self.chain.append(event.digest)
+            self._collect(event, view)
+        except Exception as exc:  # tampered events may not replay at all
+            self.error = f"cannot be replayed: {type(exc).__name__}: {exc}"
+            self.view = None
+
+    def _collect(self, event: Any, view: RunView) -> None:
+        """Notes what ``event`` says is in git."""
+        chain = self.chain
+        if isinstance(event, Run.BatchStarted) and event.baseline:
+            prefix = _refs_of(view.run_id, event.batch_id, event.attempt)
+            ref = f"{prefix}/baseline"
+            kept = KeptRef(ref, "baseline", event.baseline, _where(event))
+            self.refs.append(kept)
+        elif isinstance(event, Run.ChangesQuarantined):
+            ref = event.quarantine_ref
+            kept = KeptRef(ref, "quarantine", event.tree_id, _where(event))
+            self.refs.append(kept)
+        elif isinstance(event, Run.BatchVerified):
+            self.verified[(event.batch_id, event.attempt)] = len(chain) - 1
+        elif isinstance(event, Run.BatchCommitted):
+            start = self.verified.get((event.batch_id, event.attempt), len(chain) - 1)
+            window = tuple(chain[start:-1])
+            claim = CommitClaim(event.commit, event.batch_id, _where(event), window)
+            self.commits.append(claim)
+
+
+def _where(event: Any) -> str:
+    """How a finding names the event."""
+    return f"event {event.originator_version} ({_name(event.TOPIC)})"
 
 
 def _refs_of(run_id: str, batch_id: str, attempt: int) -> str:
     return f"refs/recovery/{run_id}/{batch_id}/{attempt}"
 
 
-def _snapshot_findings(
-    app: RecoveryApp, run_id: UUID, views: dict[int, RunView]
-) -> list[Finding]:
-    """Each stored snapshot of the run against the state its events give at
-    its version (a reader of a long run starts from the latest one)."""
-    findings: list[Finding] = []
+def _read_snapshots(app: RecoveryApp, run_id: UUID) -> list[Any] | Finding:
+    """The run's stored snapshots, or the finding that they cannot be read."""
     store = app.snapshots
     if store is None:
-        return findings
+        return []
     try:
-        snapshots = list(store.get(run_id))
+        return list(store.get(run_id))
     except Exception as exc:
         where = "snapshots"
         message = f"cannot be read: {type(exc).__name__}: {exc}"
-        return [Finding("snapshot", where, message)]
+        return Finding("snapshot", where, message)
+
+
+def _snapshot_findings(
+    snapshots: list[Any] | Finding, views: dict[int, RunView]
+) -> list[Finding]:
+    """Each stored snapshot of the run against the state its events give at
+    its version (a reader of a long run starts from the latest one)."""
+    if isinstance(snapshots, Finding):
+        return [snapshots]
+    findings: list[Finding] = []
     for snapshot in snapshots:
         version = snapshot.originator_version
         where = f"snapshot at event {version}"

@@ -121,7 +121,9 @@ class StoredRecord:
     @classmethod
     def of_state(cls, topic: str, state: Mapping[str, Any]) -> StoredRecord:
         """The record of a stored event's decoded state."""
-        payload = {k: v for k, v in state.items() if k not in _ENVELOPE}
+        payload = dict(state)
+        for key in _ENVELOPE:
+            payload.pop(key, None)
         return cls(
             topic=topic,
             originator_id=_uuid(state["originator_id"]),
