@@ -1156,3 +1156,54 @@ def test_settings_and_hooks_planted_in_a_submodule_never_run(
     assert pwned(tmp_path) == []
     failure = cli_json("status", cwd=repo)["batches"][0]["failure"]
     assert "a submodule's git settings or hooks were changed" in failure["error"]
+
+
+REDIRECT_SUBMODULE = """\
+import pathlib, subprocess, sys
+evil, fsmonitor, code = pathlib.Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+subprocess.run(['git', 'init', '-q', str(evil)], check=True)
+subprocess.run(['git', '-C', str(evil), 'config', 'core.fsmonitor', fsmonitor], check=True)
+pathlib.Path('lib/.git').write_text(f'gitdir: {evil / ".git"}\\n')
+calc = pathlib.Path('app/calc.py')
+calc.write_text(calc.read_text() + 'BROKEN = True\\n')
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize("code", ["1", "0"])
+def test_a_submodules_git_file_a_batch_redirects_is_put_back(
+    repo: Path, tmp_path: Path, code: str
+) -> None:
+    """The repository has a submodule. A batch (failing or passing) points
+    the submodule's ``.git`` file at a repository of its own whose settings
+    plant ``core.fsmonitor``. Before, the file stayed, and the user's next
+    `git status` ran the planted command inside that repository. Now the
+    file is put back and the batch fails saying so."""
+    lib = tmp_path / "lib-origin"
+    lib.mkdir()
+    git(lib, "init", "-q")
+    git(lib, "commit", "-q", "--allow-empty", "-m", "lib")
+    add = ("-c", "protocol.file.allow=always", "submodule", "add", "-q")
+    git(repo, *add, str(lib), "lib")
+    git(repo, "commit", "-q", "-m", "the lib submodule")
+    before = (repo / "lib" / ".git").read_text()
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan(
+            "gitfile",
+            action(
+                "redirect",
+                REDIRECT_SUBMODULE,
+                str(tmp_path / "evil"),
+                touch_command(tmp_path / "PWNED_fsmonitor"),
+                code,
+            ),
+        ),
+    )
+    done = run_cli("run", plan, cwd=repo, timeout=60)
+    assert done.returncode == 3, done.stderr
+    assert (repo / "lib" / ".git").read_text() == before
+    git(repo, "status")
+    assert pwned(tmp_path) == []
+    failure = cli_json("status", cwd=repo)["batches"][0]["failure"]
+    assert "the .git file of the submodule lib was changed" in failure["error"]

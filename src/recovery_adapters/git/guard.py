@@ -23,7 +23,7 @@ import contextlib
 import os
 import shutil
 import stat
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import attrs
@@ -61,12 +61,12 @@ class _File:
 @attrs.frozen
 class RepositoryState:
     """What a batch must not change in the repository: each file (or symlink)
-    of ours by its path (of those ``outside`` the repository too), and the
-    refs."""
+    of ours by its path (of those ``outside`` its git folder too, with what is
+    said when one changed), and the refs."""
 
     files: Mapping[Path, _File]
     refs: RefState
-    outside: tuple[Path, ...] = ()
+    outside: Mapping[Path, str] = attrs.field(factory=dict)
     locks: frozenset[Path] = frozenset()
 
 
@@ -131,8 +131,9 @@ def _read_folder(folder: Path) -> dict[Path, _File]:
 class Guard:
     """Keeps and puts back one repository's state. ``git_dir`` is the work
     tree's own git folder, ``common_dir`` the repository's (they differ in a
-    linked worktree); ``outside`` lists the files outside the repository that
-    git reads settings from, as they are named now."""
+    linked worktree); ``outside`` gives the other files kept, as they are
+    named now, each with what is said when it changed (those outside the
+    repository that git reads settings from, a submodule's ``.git`` file)."""
 
     def __init__(
         self,
@@ -141,7 +142,7 @@ class Guard:
         root: Path,
         git_dir: Path,
         common_dir: Path,
-        outside: Callable[[], Sequence[Path]] = list,
+        outside: Callable[[], Mapping[Path, str]] = dict,
     ) -> None:
         self._refs = refs
         self._outside = outside
@@ -186,14 +187,14 @@ class Guard:
         return [*self._locks, self._common_dir / (branch + ".lock")]
 
     def state(self) -> RepositoryState:
-        outside = tuple(self._outside())
+        outside = dict(self._outside())
         files, refs = self._read(outside), self._refs.state()
         locks = frozenset(
             p for p in self._lock_paths(refs) if _read_file(p) is not None
         )
         return RepositoryState(files, refs, outside, locks)
 
-    def _read(self, outside: Sequence[Path]) -> dict[Path, _File]:
+    def _read(self, outside: Iterable[Path]) -> dict[Path, _File]:
         """Our files, those ``outside``, and the files below our folders. A
         folder of ours that is a symlink (or a file) is kept as that, never
         followed: one a batch puts there is taken away like any other change."""
@@ -210,11 +211,7 @@ class Guard:
         now, kept = self._read(before.outside), before.files
         changed = {p for p in kept.keys() | now.keys() if kept.get(p) != now.get(p)}
         problems = [said for path, said in self._files.items() if path in changed]
-        problems += [
-            f"the git settings file {path} (outside the repository) was changed"
-            for path in before.outside
-            if path in changed
-        ]
+        problems += [said for path, said in before.outside.items() if path in changed]
         problems += [
             said
             for folder, said in self._folders.items()

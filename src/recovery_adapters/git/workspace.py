@@ -126,7 +126,7 @@ class GitWorkspace:
             root=root,
             git_dir=git_dir,
             common_dir=common_dir,
-            outside=self._tree.user_setting_files,
+            outside=self._tree.kept_files,
         )
         self._lock = WorkspaceLock(git_dir, root)
         self._committer = BatchCommit(

@@ -152,6 +152,36 @@ class WorkingTree:
         ]
         return self._user_files
 
+    def kept_files(self) -> dict[Path, str]:
+        """The files beyond the repository's git folder that a batch must not
+        change, each with what is said when one did: those git reads settings,
+        ignore rules or attributes from (:meth:`user_setting_files`), and each
+        submodule's ``.git`` file, which names the repository that the user's
+        ``git status`` looks into (and whose settings it runs)."""
+        said = "the git settings file {} (outside the repository) was changed"
+        kept = {path: said.format(path) for path in self.user_setting_files()}
+        for path in self._submodule_paths():
+            said = f"the .git file of the submodule {path} was changed"
+            kept[self.root / path / ".git"] = said
+        return kept
+
+    def _submodule_paths(self) -> list[str]:
+        """The submodules' paths as ``.gitmodules`` names them now (one that
+        leads out of the work tree or into ``.git`` left out)."""
+        gitmodules = self.root / ".gitmodules"
+        if not gitmodules.is_file():
+            return []
+        asked = ("config", "--file", str(gitmodules), "-z", "--get-regexp")
+        out = self._git.run(*asked, r"^submodule\..*\.path$", codes=(0, 1, 128))
+        paths = [name_of(r).partition("\n")[2] for r in out.split(b"\0") if r]
+        return [
+            path
+            for path in paths
+            if path
+            and not path.startswith("/")
+            and not {"..", ".git", ""} & set(path.split("/"))
+        ]
+
     def forget_settings(self) -> None:
         """Forgets the settings, ignore rules and attributes read so far."""
         self._settings = None
