@@ -22,6 +22,10 @@ our side ran per batch and the time spent in them.
 
     python benchmarks/bench_git.py [--small 300] [--large 30000] [--reps 7]
                                    [--batches 20] [--rounds 3] [--only a|b]
+                                   [--history N]
+
+``--history N`` gives (b)'s repository N refs of earlier runs (never
+pruned), for the per-batch cost with a long history of runs.
 """
 
 from __future__ import annotations
@@ -203,6 +207,25 @@ def time_ours(
     return elapsed, events, calls
 
 
+def add_history(repo: Path, refs: int) -> None:
+    """``refs`` refs of earlier runs under ``refs/recovery/`` (three an
+    attempt, as loose refs: a repository whose runs were never pruned)."""
+    if not refs:
+        return
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True
+    ).stdout.strip()
+    kinds = ("baseline", "index", "quarantine")
+    lines = "".join(
+        f"create refs/recovery/old/b{i // 3}/1/{kinds[i % 3]} {head}\n"
+        for i in range(refs)
+    )
+    subprocess.run(
+        ["git", "update-ref", "--stdin"], cwd=repo, input=lines.encode(), check=True
+    )
+    print(f"  {refs:,} refs of earlier runs under refs/recovery/", flush=True)
+
+
 def time_raw(repo: Path, store: Path, batches: int, events: int) -> float:
     """Seconds for ``batches`` raw `git add -A && git commit` of one new file
     each, plus ``events`` raw eventsourcing saves per batch."""
@@ -222,7 +245,7 @@ def time_raw(repo: Path, store: Path, batches: int, events: int) -> float:
     return time.perf_counter() - started
 
 
-def bench_batch(files: int, batches: int, rounds: int) -> float:
+def bench_batch(files: int, batches: int, rounds: int, history: int = 0) -> float:
     """Part (b); returns the ratio ours / raw."""
     print(
         f"(b) per-batch overhead, {batches} passing batches with commit, {files:,}-file repo"
@@ -240,6 +263,8 @@ def bench_batch(files: int, batches: int, rounds: int) -> float:
             (root / "scan").mkdir()
             ours_repo = build_repo(root / "ours", files)
             scan_repo = build_repo(root / "scan", files)
+            for repo in (ours_repo, scan_repo):
+                add_history(repo, history)
             raw_repo = build_repo(root / "raw", files)
             elapsed, events_per_batch, calls = time_ours(
                 ours_repo, root / "ours.sqlite3", batches
@@ -283,11 +308,17 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", choices=("a", "b"))
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        help="(b): refs of earlier runs under refs/recovery/ in our repository",
+    )
     args = parser.parse_args(argv)
     results: dict[str, float] = {}
     parts: dict[str, Callable[[], float]] = {
         "a": lambda: bench_size(args.small, args.large, args.reps),
-        "b": lambda: bench_batch(args.small, args.batches, args.rounds),
+        "b": lambda: bench_batch(args.small, args.batches, args.rounds, args.history),
     }
     for name, part in parts.items():
         if args.only in (None, name):

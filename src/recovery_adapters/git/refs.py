@@ -8,7 +8,9 @@ fsync rules apply. A branch moves only if it still points where it did
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import stat
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -213,7 +215,9 @@ def clear_stale_locks(common_dir: Path) -> None:
     than any write takes. The one place we touch a file of git's by hand: git
     has no command that clears a lock."""
     now = time.time()
-    for lock in sorted((common_dir / "refs" / "recovery").rglob("*.lock")):
-        with contextlib.suppress(OSError):  # gone meanwhile, or not ours to remove
-            if lock.is_file() and now - lock.stat().st_mtime > _STALE_LOCK_S:
-                lock.unlink()
+    for folder, _folders, files in os.walk(common_dir / "refs" / "recovery"):
+        for lock in (Path(folder, name) for name in files if name.endswith(".lock")):
+            with contextlib.suppress(OSError):  # gone meanwhile, or not ours
+                info = lock.lstat()
+                if stat.S_ISREG(info.st_mode) and now - info.st_mtime > _STALE_LOCK_S:
+                    lock.unlink()

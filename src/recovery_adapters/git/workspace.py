@@ -201,13 +201,16 @@ class GitWorkspace:
         """Holds the workspace for one runner (``holder`` says who: run, plan,
         host, pid); raises :class:`~recovery_adapters.git.lock.WorkspaceInUse`
         (exit 5), naming the holder, while another live process holds it.
-        Held, it clears what a killed git process of ours left locked under
-        ``refs/recovery/`` (see :func:`~recovery_adapters.git.refs.clear_stale_locks`)
-        and the sandbox worktrees a killed runner left
-        (:func:`~recovery_adapters.git.sandbox.sweep_sandboxes`)."""
+        Held the first time, it clears what a killed git process of ours left
+        locked under ``refs/recovery/``
+        (:func:`~recovery_adapters.git.refs.clear_stale_locks`) and the sandbox
+        worktrees a killed runner left
+        (:func:`~recovery_adapters.git.sandbox.sweep_sandboxes`): once, since
+        both cost what the repository's history of runs holds, and what a
+        runner killed before this one left is all there is."""
         with self._lock.hold(holder):
-            clear_stale_locks(self._common_dir)
-            if not self._swept:  # once: no sandbox of ours opens meanwhile
+            if not self._swept:
+                clear_stale_locks(self._common_dir)
                 sweep_sandboxes(self._git)
                 self._swept = True
             yield
