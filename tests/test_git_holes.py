@@ -1207,3 +1207,70 @@ def test_a_submodules_git_file_a_batch_redirects_is_put_back(
     assert pwned(tmp_path) == []
     failure = cli_json("status", cwd=repo)["batches"][0]["failure"]
     assert "the .git file of the submodule lib was changed" in failure["error"]
+
+
+# -- 14. index entries git takes as they are (assume-unchanged, skip-worktree) ---
+
+HIDE_BEHIND_A_FLAG = """\
+import pathlib, subprocess, sys
+subprocess.run(['git', 'update-index', '--' + sys.argv[1], 'app/calc.py'], check=True)
+calc = pathlib.Path('app/calc.py')
+calc.write_text(calc.read_text() + 'BROKEN = True\\n')
+sys.exit(1)
+"""
+
+
+@pytest.mark.parametrize("flag", ["assume-unchanged", "skip-worktree"])
+def test_a_change_a_failing_batch_hides_behind_an_index_flag_is_quarantined(
+    repo: Path, tmp_path: Path, flag: str
+) -> None:
+    """A failing batch marks app/calc.py assume-unchanged (or skip-worktree)
+    in the user's index, then breaks it. Before, git took the entry as it
+    was: the quarantine missed the file, the broken line stayed in the
+    working tree, and the user's `git status` showed nothing. Now the flag
+    is cleared again, the change is quarantined and the file put back."""
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan("flags", action("hide", HIDE_BEHIND_A_FLAG, flag)),
+    )
+    done = run_cli("run", plan, cwd=repo, timeout=60)
+    assert done.returncode == 3, done.stderr
+    assert (repo / "app" / "calc.py").read_text() == APP_CALC
+    assert git(repo, "ls-files", "-v", "app/calc.py") == "H app/calc.py\n"
+    failure = cli_json("status", cwd=repo)["batches"][0]["failure"]
+    assert "app/calc.py" in failure["changed_files"]
+    assert "flags of the user's index entries" in failure["error"]
+    (quarantine,) = quarantine_refs(repo, "b1")
+    assert "BROKEN = True" in git(repo, "show", f"{quarantine}:app/calc.py")
+
+
+BREAK_CALC = """\
+import pathlib, sys
+calc = pathlib.Path('app/calc.py')
+calc.write_text(calc.read_text() + 'BROKEN = True\\n')
+sys.exit(1)
+"""
+
+
+def test_the_users_edit_in_an_assume_unchanged_file_survives_a_failing_batch(
+    repo: Path, tmp_path: Path
+) -> None:
+    """The user keeps a local edit in app/calc.py marked assume-unchanged (so
+    that git status does not show it). A failing batch breaks the file.
+    Before, the snapshot took the file as HEAD has it, so the restore put
+    HEAD's version back: the user's edit was lost. Now the snapshot holds
+    what the file holds, and the restore puts the user's edit back; the
+    user's flag stays."""
+    calc = repo / "app" / "calc.py"
+    calc.write_text(APP_CALC + USER_NOTE)
+    git(repo, "update-index", "--assume-unchanged", "app/calc.py")
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan("flagged", action("break", BREAK_CALC)),
+    )
+    done = run_cli("run", plan, cwd=repo, timeout=60)
+    assert done.returncode == 3, done.stderr
+    assert calc.read_text() == APP_CALC + USER_NOTE
+    assert git(repo, "ls-files", "-v", "app/calc.py") == "h app/calc.py\n"
+    failure = cli_json("status", cwd=repo)["batches"][0]["failure"]
+    assert failure["changed_files"] == ["app/calc.py"]

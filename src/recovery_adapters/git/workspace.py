@@ -47,6 +47,7 @@ from recovery_adapters.git.refs import (
 from recovery_adapters.git.sandbox import GitSandbox, sweep_sandboxes
 from recovery_adapters.git.worktree import (
     IGNORE_ALL,
+    Flags,
     WorkingTree,
     beyond_link,
     is_file,
@@ -148,6 +149,7 @@ class GitWorkspace:
         self._found: tuple[str, ...] = ()
         self._checked: RefState | None = None
         self._staged: str | None = None
+        self._flags: Flags = frozenset()  # the user's index flags then
         self._swept = False  # the user's index tree at that snapshot
         self._sandbox: GitSandbox | None = None
 
@@ -260,7 +262,7 @@ class GitWorkspace:
         self._refs.update(updates)
         self._remember(commit, _Baseline(tree, index_tree))
         self._state, self._found, self._checked = state, (), None
-        self._staged = index_tree
+        self._staged, self._flags = index_tree, self._tree.index_flags()
         return commit
 
     def _remember(self, commit: str, baseline: _Baseline) -> None:
@@ -293,9 +295,28 @@ class GitWorkspace:
             found = self._guard.put_back(self._state, refs=refs)
             if self._tree.index_corrupt():
                 found.append(self._rebuild_index())
+            found += self._put_back_flags()
         if found:
             self._tree.forget_settings()
             self._found = (*self._found, *found)
+
+    def _put_back_flags(self) -> list[str]:
+        """Sets the flags of the user's index entries (assume-unchanged,
+        skip-worktree) back as they were at the latest snapshot: one a batch
+        set would hide the file's later changes from the user's `git status`.
+        An entry no longer in the index is left to the restore."""
+        now = self._tree.index_flags()
+        if now == self._flags:
+            return []
+        present = self._tree.index_paths()
+        self._tree.set_flags(now - self._flags, on=False)
+        self._tree.set_flags(
+            [(p, f) for p, f in self._flags - now if p in present], on=True
+        )
+        return [
+            "the flags of the user's index entries (assume-unchanged, "
+            "skip-worktree) were changed"
+        ]
 
     def _rebuild_index(self) -> str:
         """Makes the user's index, which git cannot read, anew from what the

@@ -3,8 +3,8 @@ be staged as) and the user's index, read without touching what the user has.
 
 A tree of the whole working tree is ``git add -A`` into a temporary index (a
 second name for the user's, so git's stat cache spares re-hashing unchanged
-files) and ``write-tree``: always right, at the cost of what the repository
-holds. A :class:`~recovery_adapters.watch.Tracker` may say which paths
+files, with the flags that would make git take an entry as staged cleared)
+and ``write-tree``: always right, at the cost of what the repository holds. A :class:`~recovery_adapters.watch.Tracker` may say which paths
 changed since the last tree; the new tree is then the last one with those
 paths hashed again, at the cost of the change. The tracker only narrows what
 is looked at: whenever it cannot vouch, or something else a tree depends on
@@ -18,7 +18,7 @@ import hashlib
 import os
 import shutil
 import stat
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
@@ -27,7 +27,7 @@ from recovery_adapters.git.command import Git, GitError, Server
 from recovery_adapters.git.objects import Entry, Objects, name_of, nul
 from recovery_adapters.watch import Tracker
 
-__all__ = ["IGNORE_ALL", "WorkingTree", "beyond_link", "is_file"]
+__all__ = ["IGNORE_ALL", "Flags", "WorkingTree", "beyond_link", "is_file"]
 
 #: The ``.gitignore`` in ``.recovery/``: everything in it, itself too, is ignored.
 IGNORE_ALL: Final = "*\n"
@@ -36,6 +36,9 @@ IGNORE_ALL: Final = "*\n"
 _CORRUPT: Final = ("index file", "bad signature", "bad index")
 #: What tells a file's versions apart (None: no file), as :func:`_stat_key` reads it.
 _StatKey = tuple[int, int, int] | None
+#: Index entries git takes as they are without looking at their files, as
+#: (path, flag) pairs, the flag ``assume-unchanged`` or ``skip-worktree``.
+Flags = frozenset[tuple[str, str]]
 
 
 def beyond_link(root: Path, path: str) -> bool:
@@ -83,6 +86,7 @@ class WorkingTree:
         # The user's index file as last seen, its tree, and whether git could
         # not read it at all.
         self._index_state: tuple[_StatKey, str | None, bool] | None = None
+        self._flags_state: tuple[_StatKey, Flags] | None = None
         self._settings: dict[str, str] | None = None
         self._setting_files: set[Path] = set()
         self._user_files: list[Path] | None = None
@@ -417,11 +421,66 @@ class WorkingTree:
 
     def _write_tree(self, *, add: bool) -> str:
         """The tree of the user's index, with (``add``) the working tree added
-        as ``git add -A`` would; the user's index is not touched."""
+        as ``git add -A`` would, whatever flags say to take an entry as it is
+        (see :meth:`index_flags`); the user's index is not touched."""
         with self.temporary_index(from_user=True) as index:
             if add:
+                # An entry marked assume-unchanged, or skip-worktree with its
+                # file there, would be taken as staged: a change a batch hid
+                # that way would never be quarantined, and a user's edit in
+                # such a file never snapshotted (and lost by a restore).
+                hidden = [
+                    (path, flag)
+                    for path, flag in self.index_flags()
+                    if flag == "assume-unchanged" or is_file(self.root, path)
+                ]
+                self.set_flags(hidden, on=False, index=index)
                 self._git.run("add", "-A", "--", ".", index=index)
             return self._git.text("write-tree", index=index)
+
+    def index_flags(self) -> Flags:
+        """The entries of the user's index that git takes as they are without
+        looking at their files (``git update-index --assume-unchanged`` or
+        ``--skip-worktree``), as (path, flag) pairs; ``git ls-files -v`` is
+        asked only when the index changed since it was last asked."""
+        key = _stat_key(self._index_file)
+        if self._flags_state is not None and self._flags_state[0] == key:
+            return self._flags_state[1]
+        out = self._git.run("ls-files", "-v", "-z")
+        found: set[tuple[str, str]] = set()
+        for record in filter(None, out.split(b"\0")):
+            tag, path = record[:1], name_of(record[2:])
+            if tag.islower():  # lower case: assume unchanged
+                found.add((path, "assume-unchanged"))
+            if tag in (b"S", b"s"):
+                found.add((path, "skip-worktree"))
+        flags = frozenset(found)
+        if _stat_key(self._index_file) == key:  # not rewritten while it was read
+            self._flags_state = (key, flags)
+        return flags
+
+    def index_paths(self) -> set[str]:
+        """The paths the user's index has entries for."""
+        out = self._git.run("ls-files", "-z")
+        return {name_of(record) for record in out.split(b"\0") if record}
+
+    def set_flags(
+        self,
+        flags: Iterable[tuple[str, str]],
+        *,
+        on: bool,
+        index: Path | None = None,
+    ) -> None:
+        """Sets (``on``) or clears the ``flags`` of entries of the user's
+        index (or of ``index``); each entry must be there."""
+        by_flag: dict[str, list[str]] = {}
+        for path, flag in flags:
+            by_flag.setdefault(flag, []).append(path)
+        for flag, paths in sorted(by_flag.items()):
+            option = f"--{flag}" if on else f"--no-{flag}"
+            self._git.run(
+                "update-index", option, "-z", "--stdin", index=index, stdin=nul(paths)
+            )
 
     def set_index_entries(
         self, entries: Mapping[str, Entry | None], *, index: Path | None = None
@@ -440,8 +499,14 @@ class WorkingTree:
         followed = self._followed
         if followed is not None and followed[1] != self._context():
             followed = None
+        flags = self._flags_state
         stage = ["update-index", "--add", "--remove", "--replace", "-z", "--stdin"]
         self._git.run(*stage, stdin=nul(paths))
+        # Staged entries carry no flags (unless core.ignoreStat marks every
+        # entry it stages): with none before, there are none now.
+        ignore_stat = self.settings().get("core.ignorestat", "").lower()
+        if flags is not None and not flags[1] and ignore_stat in ("", "false"):
+            self._flags_state = (_stat_key(self._index_file), flags[1])
         if followed is not None:
             # What the tracker follows was in the tree already: it still holds,
             # under the index as it is now.
