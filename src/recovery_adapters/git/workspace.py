@@ -148,9 +148,10 @@ class GitWorkspace:
         self._state: RepositoryState | None = None
         self._found: tuple[str, ...] = ()
         self._checked: RefState | None = None
+        # The user's index at that snapshot: its tree, and its flags.
         self._staged: str | None = None
-        self._flags: Flags = frozenset()  # the user's index flags then
-        self._swept = False  # the user's index tree at that snapshot
+        self._flags: Flags = frozenset()
+        self._swept = False  # stale locks and sandboxes cleared
         self._sandbox: GitSandbox | None = None
 
     # -- what it is ---------------------------------------------------------

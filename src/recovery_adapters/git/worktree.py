@@ -4,9 +4,10 @@ be staged as) and the user's index, read without touching what the user has.
 A tree of the whole working tree is ``git add -A`` into a temporary index (a
 second name for the user's, so git's stat cache spares re-hashing unchanged
 files, with the flags that would make git take an entry as staged cleared)
-and ``write-tree``: always right, at the cost of what the repository holds. A :class:`~recovery_adapters.watch.Tracker` may say which paths
-changed since the last tree; the new tree is then the last one with those
-paths hashed again, at the cost of the change. The tracker only narrows what
+and ``write-tree``: always right, at the cost of what the repository holds.
+A :class:`~recovery_adapters.watch.Tracker` may say which paths changed
+since the last tree; the new tree is then the last one with those paths
+hashed again, at the cost of the change. The tracker only narrows what
 is looked at: whenever it cannot vouch, or something else a tree depends on
 changed (ignore rules, attributes, settings, the user's index), a full scan
 runs.
@@ -500,13 +501,14 @@ class WorkingTree:
         if followed is not None and followed[1] != self._context():
             followed = None
         flags = self._flags_state
+        unflagged = flags == (_stat_key(self._index_file), frozenset())
         stage = ["update-index", "--add", "--remove", "--replace", "-z", "--stdin"]
         self._git.run(*stage, stdin=nul(paths))
         # Staged entries carry no flags (unless core.ignoreStat marks every
         # entry it stages): with none before, there are none now.
         ignore_stat = self.settings().get("core.ignorestat", "").lower()
-        if flags is not None and not flags[1] and ignore_stat in ("", "false"):
-            self._flags_state = (_stat_key(self._index_file), flags[1])
+        if unflagged and ignore_stat in ("", "false"):
+            self._flags_state = (_stat_key(self._index_file), frozenset())
         if followed is not None:
             # What the tracker follows was in the tree already: it still holds,
             # under the index as it is now.
