@@ -4,17 +4,18 @@ A batch is code nobody reviewed, run with the user's repository at hand: it
 could plant ``core.fsmonitor``, a hook, a filter driver, a ``core.worktree``
 or an attributes file, name object alternates of its own, move HEAD, commit by
 itself, move a tag or drop the user's stash, and the next git command of ours
-(or the user's) would run its code, write somewhere else or lose something. So
-the settings files (``config``, ``config.worktree``), ``info/``, ``hooks/``,
-the object alternates, ``shallow``, and the submodules' settings and hooks
-(under ``modules/``) are kept byte for byte and written back
-before any other git command of ours runs; HEAD, every ref but ours and the
-stash's entries are then put back through git (not the remote-tracking refs,
-which a fetch moves). A replace ref the batch made is deleted; other new refs
-are left in place, a new branch named. The same holds for the files outside the repository that
-git reads settings, ignore rules and attributes from (the user's global
-settings, the system's, and the files they include): a filter a batch defines
-there would run inside our own git commands, and on the user's next one.
+(or the user's) would run its code, write somewhere else or lose something.
+So the settings files (``config``, ``config.worktree``), ``info/``,
+``hooks/``, the object alternates, ``shallow``, and the submodules' settings
+and hooks (under ``modules/``) are kept byte for byte and written back before
+any other git command of ours runs; HEAD, the user's refs and the stash's
+entries are then put back through git (not the remote-tracking refs, which a
+fetch moves). A replace ref the batch made is deleted; other new refs are
+left in place, a new branch named. The same holds for the files outside the
+git folder that git reads settings, ignore rules and attributes from (the
+user's global settings, the system's, and the files they include), and for
+each submodule's ``.git`` file: a filter a batch defines there would run
+inside our own git commands, and on the user's next one.
 """
 
 from __future__ import annotations
