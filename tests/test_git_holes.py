@@ -1092,6 +1092,17 @@ def test_what_a_fetch_moves_while_a_batch_runs_does_not_fail_it(
     assert git(repo, "rev-parse", "fetched-tag").strip() == second
 
 
+def add_lib_submodule(repo: Path, tmp_path: Path) -> None:
+    """Gives ``repo`` a submodule at ``lib`` (a one-commit repository), committed."""
+    lib = tmp_path / "lib-origin"
+    lib.mkdir()
+    git(lib, "init", "-q")
+    git(lib, "commit", "-q", "--allow-empty", "-m", "lib")
+    add = ("-c", "protocol.file.allow=always", "submodule", "add", "-q")
+    git(repo, *add, str(lib), "lib")
+    git(repo, "commit", "-q", "-m", "the lib submodule")
+
+
 PLANT_IN_SUBMODULE = """\
 import pathlib, subprocess, sys
 fsmonitor, hook_command, code = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -1120,21 +1131,7 @@ def test_settings_and_hooks_planted_in_a_submodule_never_run(
     status` in the repository ran the planted fsmonitor (git looks into each
     submodule with a `git status` of its own). Now they are put back: neither
     runs, and the batch fails saying so."""
-    lib = tmp_path / "lib-origin"
-    lib.mkdir()
-    git(lib, "init", "-q")
-    git(lib, "commit", "-q", "--allow-empty", "-m", "lib")
-    git(
-        repo,
-        "-c",
-        "protocol.file.allow=always",
-        "submodule",
-        "add",
-        "-q",
-        str(lib),
-        "lib",
-    )
-    git(repo, "commit", "-q", "-m", "the lib submodule")
+    add_lib_submodule(repo, tmp_path)
     plan = write_plan(
         tmp_path / "plan.json",
         one_batch_plan(
@@ -1179,13 +1176,7 @@ def test_a_submodules_git_file_a_batch_redirects_is_put_back(
     plant ``core.fsmonitor``. Before, the file stayed, and the user's next
     `git status` ran the planted command inside that repository. Now the
     file is put back and the batch fails saying so."""
-    lib = tmp_path / "lib-origin"
-    lib.mkdir()
-    git(lib, "init", "-q")
-    git(lib, "commit", "-q", "--allow-empty", "-m", "lib")
-    add = ("-c", "protocol.file.allow=always", "submodule", "add", "-q")
-    git(repo, *add, str(lib), "lib")
-    git(repo, "commit", "-q", "-m", "the lib submodule")
+    add_lib_submodule(repo, tmp_path)
     before = (repo / "lib" / ".git").read_text()
     plan = write_plan(
         tmp_path / "plan.json",

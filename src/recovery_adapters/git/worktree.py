@@ -500,8 +500,7 @@ class WorkingTree:
         followed = self._followed
         if followed is not None and followed[1] != self._context():
             followed = None
-        flags = self._flags_state
-        unflagged = flags == (_stat_key(self._index_file), frozenset())
+        unflagged = self._flags_state == (_stat_key(self._index_file), frozenset())
         stage = ["update-index", "--add", "--remove", "--replace", "-z", "--stdin"]
         self._git.run(*stage, stdin=nul(paths))
         # Staged entries carry no flags (unless core.ignoreStat marks every
