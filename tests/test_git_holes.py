@@ -1265,3 +1265,90 @@ def test_the_users_edit_in_an_assume_unchanged_file_survives_a_failing_batch(
     assert git(repo, "ls-files", "-v", "app/calc.py") == "h app/calc.py\n"
     failure = cli_json("status", cwd=repo)["batches"][0]["failure"]
     assert failure["changed_files"] == ["app/calc.py"]
+
+
+# -- 15. a merge, cherry-pick or rebase left in progress by a batch ---------------
+
+LEAVE_IN_PROGRESS = """\
+import pathlib, sys
+what, value, code = sys.argv[1:]
+pathlib.Path('app/mul.py').write_text('def mul(a, b):\\n    return a * b\\n')
+state = pathlib.Path('.git', what)
+if value == 'folder':
+    state.mkdir()
+else:
+    state.write_text(value + '\\n')
+    if what == 'MERGE_HEAD':
+        pathlib.Path('.git/MERGE_MSG').write_text("Merge the batch's commit\\n")
+        pathlib.Path('.git/MERGE_MODE').write_text('')
+sys.exit(int(code))
+"""
+
+
+def foreign_commit(repo: Path) -> str:
+    """A commit of someone else's, on no branch of the user's."""
+    (repo / "foreign.txt").write_text("not the user's\n")
+    git(repo, "add", "foreign.txt")
+    tree = git(repo, "write-tree").strip()
+    git(repo, "rm", "-q", "--cached", "foreign.txt")
+    (repo / "foreign.txt").unlink()
+    return git(
+        repo,
+        "-c",
+        "user.name=Mallory",
+        "-c",
+        "user.email=mallory@example.com",
+        "commit-tree",
+        "-m",
+        "a commit nobody reviewed",
+        tree,
+    ).strip()
+
+
+@pytest.mark.parametrize("code", ["0", "1"])
+@pytest.mark.parametrize("what", ["MERGE_HEAD", "CHERRY_PICK_HEAD", "rebase-merge"])
+def test_an_operation_a_batch_leaves_in_progress_is_ended(
+    repo: Path, tmp_path: Path, what: str, code: str
+) -> None:
+    """A batch (passing, with commit; or failing) adds app/mul.py and leaves
+    git's state of an operation in progress: a merge with a commit of its own
+    choosing (``MERGE_HEAD``, with ``MERGE_MSG`` and ``MERGE_MODE``), a
+    cherry-pick of that commit (``CHERRY_PICK_HEAD``), or a rebase (an empty
+    ``rebase-merge/``). Before, it stayed, and a passing batch's run even
+    completed: the user's next `git commit` was a merge with the batch's
+    commit (its history in the user's branch) or took that commit's author,
+    and every later `recovery run` refused to start. Now the state is removed
+    before any git command of ours, the batch fails at the guard with its
+    change quarantined, and the user's next commit is theirs alone."""
+    value = "folder" if what == "rebase-merge" else foreign_commit(repo)
+    head = git(repo, "rev-parse", "HEAD").strip()
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan(
+            "inprogress",
+            action("leave", LEAVE_IN_PROGRESS, what, value, code),
+            commit_strategy="commit",
+        ),
+    )
+    done = run_cli("run", plan, cwd=repo, timeout=60)
+    assert done.returncode == 3, done.stdout + done.stderr
+    state = ("MERGE_HEAD", "MERGE_MSG", "MERGE_MODE", what)
+    assert not [name for name in state if (repo / ".git" / name).exists()]
+    assert git(repo, "rev-parse", "HEAD").strip() == head
+    assert not (repo / "app" / "mul.py").exists()
+    failure = cli_json("status", cwd=repo)["batches"][0]["failure"]
+    if code == "0":
+        assert failure["step"] == "build.workspace_guard"
+        assert "in progress was made or changed" in failure["error"]
+    assert quarantine_refs(repo, "b1")
+    status = git(repo, "status")
+    assert "merging" not in status and "rebase" not in status
+    assert "cherry-pick" not in status
+    (repo / "user.txt").write_text("the user's next commit\n")
+    git(repo, "add", "user.txt")
+    git(repo, "commit", "-q", "-m", "the user's commit")
+    assert git(repo, "rev-list", "--parents", "-n", "1", "HEAD").split()[1:] == [head]
+    assert "Mallory" not in git(repo, "log", "-1", "--format=%an %cn")
+    # The workspace is free for the next run.
+    again = run_cli("run", plan, cwd=repo, timeout=60)
+    assert "in the middle of" not in again.stderr

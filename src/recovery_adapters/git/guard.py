@@ -3,11 +3,13 @@
 A batch is code nobody reviewed, run with the user's repository at hand: it
 could plant ``core.fsmonitor``, a hook, a filter driver, a ``core.worktree``
 or an attributes file, name object alternates of its own, move HEAD, commit by
-itself, move a tag or drop the user's stash, and the next git command of ours
-(or the user's) would run its code, write somewhere else or lose something.
+itself, move a tag, drop the user's stash or leave a merge in progress, and
+the next git command of ours (or the user's) would run its code, write
+somewhere else or lose something.
 So the settings files (``config``, ``config.worktree``), ``info/``,
-``hooks/``, the object alternates, ``shallow``, and the submodules' settings
-and hooks (under ``modules/``) are kept byte for byte and written back before
+``hooks/``, the object alternates, ``shallow``, git's state of an operation
+in progress (:data:`IN_PROGRESS`), and the submodules' settings and hooks
+(under ``modules/``) are kept byte for byte and written back before
 any other git command of ours runs; HEAD, the user's refs and the stash's
 entries are then put back through git (not the remote-tracking refs, which a
 fetch moves). A replace ref the batch made is deleted; other new refs are
@@ -26,13 +28,43 @@ import shutil
 import stat
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Final
 
 import attrs
 
 from recovery_adapters.git.refs import STASH, Refs, RefState
 from recovery_core.store import RECOVERY_DIR
 
-__all__ = ["Guard", "RepositoryState"]
+__all__ = ["IN_PROGRESS", "Guard", "RepositoryState"]
+
+#: What git keeps in a work tree's git folder while an operation is under
+#: way (the files and, for a rebase and the sequencer, folders), each with
+#: the operation. Left by a batch, one would take over the user's next git
+#: command: MERGE_HEAD makes their next commit a merge with a commit of the
+#: batch's choosing, CHERRY_PICK_HEAD gives it another author.
+IN_PROGRESS: Final = {
+    **dict.fromkeys(
+        ("MERGE_HEAD", "MERGE_MODE", "MERGE_MSG", "MERGE_AUTOSTASH", "AUTO_MERGE"),
+        "a merge",
+    ),
+    "SQUASH_MSG": "a squash merge",
+    "CHERRY_PICK_HEAD": "a cherry-pick",
+    "REVERT_HEAD": "a revert",
+    "sequencer": "a cherry-pick or revert",
+    "REBASE_HEAD": "a rebase",
+    "rebase-merge": "a rebase",
+    "rebase-apply": "a rebase or am",
+    **dict.fromkeys(
+        (
+            *("BISECT_LOG", "BISECT_START", "BISECT_TERMS", "BISECT_NAMES"),
+            *("BISECT_EXPECTED_REV", "BISECT_ANCESTORS_OK", "BISECT_RUN"),
+            *("BISECT_FIRST_PARENT", "BISECT_HEAD"),
+        ),
+        "a bisect",
+    ),
+}
+#: The operations' folders among them.
+_IN_PROGRESS_FOLDERS: Final = ("sequencer", "rebase-merge", "rebase-apply")
 
 
 @attrs.frozen
@@ -63,12 +95,14 @@ class _File:
 class RepositoryState:
     """What a batch must not change in the repository: each file (or symlink)
     of ours by its path (of those ``outside`` its git folder too, with what is
-    said when one changed), and the refs."""
+    said when one changed), the refs, the locks that were there and the
+    folders of ours that were there."""
 
     files: Mapping[Path, _File]
     refs: RefState
     outside: Mapping[Path, str] = attrs.field(factory=dict)
     locks: frozenset[Path] = frozenset()
+    folders: frozenset[Path] = frozenset()
 
 
 def _remove(path: Path) -> None:
@@ -169,6 +203,10 @@ class Guard:
             common_dir / "info": f"{ours} {info} were changed",
             common_dir / "hooks": f"{ours} hooks were changed",
         }
+        for name, what in IN_PROGRESS.items():
+            said = f"git's state of {what} in progress was made or changed (put back)"
+            kept = self._folders if name in _IN_PROGRESS_FOLDERS else self._files
+            kept[git_dir / name] = said
         # Locks a batch may leave behind that would stop every later write of
         # the index, HEAD, the settings or HEAD's branch (ours and the
         # user's). Git has no command that clears one; one that was there
@@ -193,7 +231,8 @@ class Guard:
         locks = frozenset(
             p for p in self._lock_paths(refs) if _read_file(p) is not None
         )
-        return RepositoryState(files, refs, outside, locks)
+        folders = frozenset(p for p in self._folders if os.path.lexists(p))
+        return RepositoryState(files, refs, outside, locks, folders)
 
     def _read(self, outside: Iterable[Path]) -> dict[Path, _File]:
         """Our files, those ``outside``, and the files below our folders. A
@@ -213,10 +252,16 @@ class Guard:
         changed = {p for p in kept.keys() | now.keys() if kept.get(p) != now.get(p)}
         problems = [said for path, said in self._files.items() if path in changed]
         problems += [said for path, said in before.outside.items() if path in changed]
+        # A folder of ours the batch made (an empty rebase-merge/ too says a
+        # rebase is under way) goes, with all in it.
+        made = [
+            f for f in self._folders if f not in before.folders and os.path.lexists(f)
+        ]
         problems += [
             said
             for folder, said in self._folders.items()
-            if any(p == folder or folder in p.parents for p in changed)
+            if folder in made
+            or any(p == folder or folder in p.parents for p in changed)
         ]
         modules = self._modules
         if any(p == modules or modules in p.parents for p in changed):
@@ -227,11 +272,15 @@ class Guard:
             _remove(path)
         for path in sorted(changed & kept.keys()):
             kept[path].write(path)
+        for folder in made:
+            _remove(folder)
         for lock in self._lock_paths(before.refs):
             if lock not in before.locks and _read_file(lock) is not None:
                 _remove(lock)
                 problems.append(f"a lock file left behind ({lock.name}) was removed")
-        return problems + self._put_back_refs(before.refs) if refs else problems
+        if refs:
+            problems += self._put_back_refs(before.refs)
+        return list(dict.fromkeys(problems))  # one line for a merge's three files
 
     def _put_back_refs(self, before: RefState) -> list[str]:
         now = self._refs.state()
