@@ -1352,3 +1352,77 @@ def test_an_operation_a_batch_leaves_in_progress_is_ended(
     # The workspace is free for the next run.
     again = run_cli("run", plan, cwd=repo, timeout=60)
     assert "in the middle of" not in again.stderr
+
+
+# -- 16. a process a batch leaves running -----------------------------------------
+
+LEAVE_RUNNING = """\
+import os, pathlib, subprocess, sys, time
+how, marker = sys.argv[1:]
+pathlib.Path('app/mul.py').write_text('def mul(a, b):\\n    return a * b\\n')
+later = '''
+import os, pathlib, subprocess, sys, time
+pathlib.Path(sys.argv[1] + '.pid').write_text(str(os.getpid()))
+time.sleep(3)
+subprocess.run(['git', 'config', 'core.fsmonitor', sys.argv[2]])
+pathlib.Path('app/calc.py').write_text('BROKEN = True\\\\n')
+'''
+plant = [sys.executable, '-c', later, marker, 'touch ' + marker]
+if how == 'background':
+    subprocess.Popen(plant)
+else:  # a daemon: a session of its own, its parent gone
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            os.execv(sys.executable, plant)
+        os._exit(0)
+    os.wait()
+while not pathlib.Path(marker + '.pid').exists():
+    time.sleep(0.01)
+if how == 'daemon-and-hang':
+    time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("how", ["background", "daemon", "daemon-and-hang"])
+def test_nothing_a_batch_leaves_running_outlives_its_step(
+    repo: Path, tmp_path: Path, how: str
+) -> None:
+    """A batch's action adds app/mul.py and leaves a process running that,
+    three seconds later, sets ``core.fsmonitor`` and breaks app/calc.py: in
+    the background, or as a daemon in a session of its own (and then passes,
+    or hangs until its timeout). Before, that process outlived the step: the
+    run completed, then the fsmonitor ran on the user's next `git status`,
+    and the broken file passed for the user's own edit. Now whatever a step
+    leaves running is killed when the step ends."""
+    marker = tmp_path / "planted"
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan(
+            "leftover",
+            action(
+                "leave",
+                LEAVE_RUNNING,
+                how,
+                str(marker),
+                timeout_s=1 if "hang" in how else 60,
+            ),
+            commit_strategy="commit",
+        ),
+    )
+    done = run_cli("run", plan, cwd=repo, timeout=60)
+    pid = int(Path(f"{marker}.pid").read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # gone, and reaped
+    time.sleep(3.5)  # when it would have planted its setting
+    assert git_rc(repo, "config", "core.fsmonitor") == 1
+    subprocess.run(["git", "status"], cwd=repo, check=True, capture_output=True)
+    assert not marker.exists()
+    assert (repo / "app" / "calc.py").read_text() == APP_CALC
+    if how == "daemon-and-hang":
+        assert done.returncode == 3, done.stdout + done.stderr
+        failure = cli_json("status", cwd=repo)["batches"][0]["failure"]
+        assert "timed out" in failure["error"]
+    else:
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "app/mul.py" in git(repo, "show", "--name-only", "--format=", "HEAD")

@@ -7,25 +7,29 @@ standard input. Exit 0 means it proposes something: a unified diff against
 the faulty tree on standard output (as ``git diff`` prints it), or a JSON
 object ``{"patch": "...", "analysis": "..."}``. Any other exit means it has no
 proposal. At its timeout its whole process group is ended (SIGTERM, then
-SIGKILL).
+SIGKILL); whatever it leaves running is ended when it ends (see
+:mod:`~recovery_adapters.validation.supervise`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shlex
-import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
 import attrs
 
+from recovery_adapters.validation.process import (
+    end_supervised,
+    find_program,
+    start_supervised,
+)
 from recovery_core import RecoveryError
 from recovery_core.plan import Batch
 
@@ -46,8 +50,6 @@ AGENT_ENV: Final = "RECOVERY_AGENT_COMMAND"
 #: The agent's timeout when neither the strategy nor the plan gives one.
 AGENT_TIMEOUT_ENV: Final = "RECOVERY_AGENT_TIMEOUT_S"
 DEFAULT_AGENT_TIMEOUT_S: Final = 300.0
-#: How long an agent has after SIGTERM before SIGKILL.
-TERM_GRACE_S: Final = 2.0
 #: The most of an agent's standard output that is read.
 MAX_ANSWER_BYTES: Final = 8 << 20
 _TAIL_CHARS: Final = 4000
@@ -161,33 +163,34 @@ def run_agent(
         tempfile.TemporaryFile() as out,
         tempfile.TemporaryFile() as err,
     ):
+        program = find_program(agent.argv[0], cwd=cwd, env=full_env)
         try:
-            process = subprocess.Popen(
-                list(agent.argv),
+            if isinstance(program, OSError):
+                raise program
+            process, failed = start_supervised(
+                agent.argv,
+                program,
                 cwd=cwd,
                 env=full_env,
                 stdin=source,
                 stdout=out,
                 stderr=err,
-                start_new_session=True,
             )
         except OSError as exc:
-            return AgentRun(
-                exit_code=None,
-                stdout=b"",
-                stderr_tail="",
-                duration_s=time.monotonic() - started,
-                start_error=f"cannot run {agent.argv[0]!r}: {exc.strerror or exc}",
-            )
+            return _not_started(agent, exc, started)
         timed_out = False
-        try:
-            process.wait(timeout=agent.timeout_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            _end_group(process)
-        except BaseException:
-            _end_group(process)
-            raise
+        with failed:
+            try:
+                process.wait(timeout=agent.timeout_s)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                end_supervised(process, _waiting(process))
+            except BaseException:
+                end_supervised(process, _waiting(process))
+                raise
+            error = failed.error()
+        if error is not None:
+            return _not_started(agent, error, started)
         out.seek(0)
         stdout = out.read(MAX_ANSWER_BYTES + 1)
         err.seek(0)
@@ -201,21 +204,27 @@ def run_agent(
     )
 
 
-def _end_group(process: subprocess.Popen[bytes]) -> None:
-    """Ends the agent's whole process group: SIGTERM, then SIGKILL."""
-    for sig, grace in ((signal.SIGTERM, TERM_GRACE_S), (signal.SIGKILL, 5.0)):
+def _not_started(agent: ChosenAgent, exc: OSError, started: float) -> AgentRun:
+    return AgentRun(
+        exit_code=None,
+        stdout=b"",
+        stderr_tail="",
+        duration_s=time.monotonic() - started,
+        start_error=f"cannot run {agent.argv[0]!r}: {exc.strerror or exc}",
+    )
+
+
+def _waiting(process: subprocess.Popen[bytes]) -> Callable[[float], bool]:
+    """Whether ``process`` ends within so many seconds."""
+
+    def wait(seconds: float) -> bool:
         try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            process.wait(timeout=grace)
+            process.wait(timeout=seconds)
         except subprocess.TimeoutExpired:
-            continue
-        break
-    # The leader is gone; nothing else of its group may stay.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
+            return False
+        return True
+
+    return wait
 
 
 @attrs.frozen

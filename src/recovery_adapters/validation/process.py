@@ -1,21 +1,25 @@
-"""Running a command for a step: its own process group, a timeout that kills the
+"""Running a command for a step: its own process group, under a supervisor
+that ends whatever it left running once it ends, a timeout that kills the
 whole group, and the tail of its output kept."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import os
 import re
 import select
+import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Final
+from typing import IO, Final
 
 import attrs
 
@@ -23,10 +27,15 @@ from recovery_core.tracebacks import component_from_traceback
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
+    "SUPERVISOR",
     "ProcessResult",
+    "StartError",
     "component_of",
+    "end_supervised",
+    "find_program",
     "output_tail",
     "run_process",
+    "start_supervised",
 ]
 
 DEFAULT_TIMEOUT_S: Final = 600.0
@@ -108,43 +117,46 @@ def run_process(
     """Runs ``argv`` (never through a shell) in ``cwd`` in a new process group,
     with the file ``stdin`` (if any) as its standard input.
 
-    At the timeout the whole group is killed (SIGTERM, then SIGKILL a moment
-    later), so that children a step spawned do not linger.
+    It runs under :mod:`~recovery_adapters.validation.supervise`: when it
+    ends, whatever it left running (a process in the background, a daemon in
+    a session of its own) is killed, so that nothing of a step outlives it.
+    At the timeout the command's whole group is ended (SIGTERM, then SIGKILL
+    a moment later), and everything below it with it.
     """
     timeout = DEFAULT_TIMEOUT_S if timeout_s is None else timeout_s
     full_env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})}
     started = time.monotonic()
+    program = find_program(argv[0], cwd=cwd, env=full_env)
+    if isinstance(program, OSError):
+        return _not_started(argv, program, started)
     with (
         tempfile.TemporaryFile(mode="w+b") as sink,
         Path(os.devnull if stdin is None else stdin).open("rb") as source,
     ):
         try:
-            process = subprocess.Popen(
-                list(argv),
+            process, failed = start_supervised(
+                argv,
+                program,
                 cwd=cwd,
                 env=full_env,
                 stdin=source,
                 stdout=sink,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,
             )
         except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
-            return ProcessResult(
-                argv=tuple(argv),
-                exit_code=127,
-                output=f"cannot run {argv[0]!r}: {exc.strerror or exc}",
-                duration_s=time.monotonic() - started,
-                not_found=True,
-            )
+            return _not_started(argv, exc, started)
         timed_out, ended_by = False, ""
-        with _ExitWaiter(process) as waiter:
+        with failed, _ExitWaiter(process) as waiter:
             try:
                 if not waiter.wait(timeout):
                     timed_out = True
-                    ended_by = _kill_group(process, waiter)
+                    ended_by = end_supervised(process, waiter.wait)
             except BaseException:
-                _kill_group(process, waiter)
+                end_supervised(process, waiter.wait)
                 raise
+            error = failed.error()
+        if error is not None:
+            return _not_started(argv, error, started)
         duration = time.monotonic() - started
         sink.seek(0)
         output = sink.read().decode("utf-8", errors="replace")
@@ -157,6 +169,103 @@ def run_process(
         timeout_s=timeout,
         ended_by=ended_by,
     )
+
+
+def find_program(name: str, *, cwd: Path, env: Mapping[str, str]) -> str | OSError:
+    """The file ``name`` runs, as ``exec`` finds it (a name with a slash
+    relative to ``cwd``, else along ``env``'s ``PATH``); the error where
+    there is none."""
+    if "/" not in name:
+        found = shutil.which(name, path=env.get("PATH", os.defpath))
+        if found is None:
+            return FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
+        return str(Path(cwd, found))
+    path = Path(cwd, name)
+    if not path.is_file():
+        code = errno.EISDIR if path.is_dir() else errno.ENOENT
+        return OSError(code, os.strerror(code))
+    if not os.access(path, os.X_OK):
+        return PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+    return str(path)
+
+
+def _not_started(argv: Sequence[str], exc: OSError, started: float) -> ProcessResult:
+    return ProcessResult(
+        argv=tuple(argv),
+        exit_code=127,
+        output=f"cannot run {argv[0]!r}: {exc.strerror or exc}",
+        duration_s=time.monotonic() - started,
+        not_found=True,
+    )
+
+
+def start_supervised(
+    argv: Sequence[str],
+    program: str,
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    stdin: IO[bytes],
+    stdout: IO[bytes],
+    stderr: IO[bytes] | int,
+) -> tuple[subprocess.Popen[bytes], StartError]:
+    """Starts ``argv`` (the file ``program``, see :func:`find_program`) under
+    the supervisor, in a session of its own; with what the supervisor says
+    when it cannot start it. End it early with :func:`end_supervised`."""
+    read_end, write_end = os.pipe()
+    failed = StartError(read_end)
+    try:
+        process = subprocess.Popen(
+            [*SUPERVISOR, str(write_end), program, *argv],
+            cwd=cwd,
+            env=env,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=True,
+            pass_fds=(write_end,),
+        )
+    except BaseException:
+        failed.close()
+        raise
+    finally:
+        os.close(write_end)
+    return process, failed
+
+
+#: How a step's command is started: under the supervisor, a Python of no
+#: site and no user settings (``-I -S``), which starts in milliseconds.
+SUPERVISOR: Final = (
+    sys.executable,
+    "-I",
+    "-S",
+    str(Path(__file__).with_name("supervise.py")),
+)
+
+
+class StartError:
+    """The read end of the supervisor's status pipe: what it wrote when it
+    could not start the command (:meth:`error`, once it has ended)."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd: int | None = fd
+
+    def error(self) -> OSError | None:
+        """Why the command could not be started; None when it was."""
+        assert self._fd is not None
+        number = os.read(self._fd, 64)
+        return OSError(int(number), os.strerror(int(number))) if number else None
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> StartError:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 #: The longest single ``poll`` (its timeout is a C int of milliseconds) and
@@ -267,17 +376,29 @@ class _ExitWaiter:
         self.close()
 
 
-def _kill_group(process: subprocess.Popen[bytes], waiter: _ExitWaiter) -> str:
-    """Ends the process group; the name of the signal that ended its leader."""
-    for sig, grace in ((signal.SIGTERM, TERM_GRACE_S), (signal.SIGKILL, 5.0)):
+def end_supervised(
+    process: subprocess.Popen[bytes], wait: Callable[[float], bool]
+) -> str:
+    """Ends a command started by :func:`start_supervised`: SIGTERM, which the
+    supervisor passes on to the command's group, then (after the grace)
+    SIGUSR1, on which the supervisor kills it and everything below it;
+    ``wait(seconds)`` says whether the supervisor ended within that time.
+    Returns the name of the signal that ended the command."""
+    for sig, grace in ((signal.SIGTERM, TERM_GRACE_S), (signal.SIGUSR1, 5.0)):
         try:
             os.killpg(process.pid, sig)
         except ProcessLookupError:
-            return sig.name
-        if not waiter.wait(grace):
+            return _ENDED_BY[sig]
+        if not wait(grace):
             continue
         # The leader is gone; make sure nothing else of the group is left.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        return sig.name
+        return _ENDED_BY[sig]
+    with contextlib.suppress(ProcessLookupError):  # the supervisor, stuck
+        os.killpg(process.pid, signal.SIGKILL)
     return signal.SIGKILL.name
+
+
+#: What ended the command, by the signal sent to its supervisor.
+_ENDED_BY: Final = {signal.SIGTERM: "SIGTERM", signal.SIGUSR1: "SIGKILL"}

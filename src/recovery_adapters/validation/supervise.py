@@ -1,0 +1,130 @@
+"""Runs one command and, once it has ended, ends whatever it left running.
+
+A step's command is code nobody reviewed. A process it starts and leaves
+behind (``cmd &``, a daemon that made a session of its own) would go on after
+the step, after the guard had checked the repository: it could plant a
+``core.fsmonitor`` that runs on the user's next ``git status``, or change
+files that then pass for the user's. So :func:`~recovery_adapters.validation.process.run_process`
+starts this script (``python -I -S supervise.py STATUS_FD PROGRAM ARGV...``)
+in a session of its own, and it:
+
+- makes itself a child subreaper (Linux ``prctl``), so that every process
+  below it whose parent ends becomes its child instead of init's, whatever
+  session or process group it moved to;
+- runs the command in its own process group, as its child, and waits for it;
+- then kills (SIGKILL) every process still below it, until none is left;
+- exits as the command did (its exit code, or the signal that ended it).
+
+SIGTERM, SIGINT and SIGHUP sent to the supervisor are passed on to the
+command's group (the supervisor outlives them, to clean up after it);
+SIGUSR1 has it kill the command and everything below it at once. Where the command cannot be started,
+the supervisor writes the error's number to ``STATUS_FD`` and exits 127.
+Where there is no subreaper (not Linux), only the processes still below the
+command are found (a daemon re-parented to init is not).
+
+It runs with ``-I -S`` and imports nothing of the project: it starts in a
+few milliseconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+from types import FrameType
+
+#: ``prctl`` option: orphans below this process become its children.
+_PR_SET_CHILD_SUBREAPER = 36
+#: How many rounds of killing are tried before giving up (each round kills
+#: the children found; their own children become ours for the next round).
+_ROUNDS = 10_000
+#: The signals forwarded to the command's group.
+_ENDING = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc; none without it)."""
+    found: list[int] = []
+    with contextlib.suppress(OSError):
+        names = os.listdir("/proc")  # noqa: PTH208 - pathlib costs its import
+        for name in names:
+            if not name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{name}/stat", "rb") as stat:  # noqa: PTH123
+                    data = stat.read()
+            except OSError:
+                continue  # ended meanwhile
+            # pid (comm) state ppid ...: comm may hold spaces and parentheses.
+            fields = data[data.rindex(b")") + 2 :].split()
+            if int(fields[1]) == pid:
+                found.append(int(name))
+    return found
+
+
+def _end_everything_below() -> None:
+    """Kills every process below this one, and reaps it."""
+    me = os.getpid()
+    for _ in range(_ROUNDS):
+        children = _children(me)
+        if not children:
+            return
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
+        for child in children:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(child, 0)
+
+
+def main(argv: list[str]) -> int:
+    status_fd, program, command = int(argv[0]), argv[1], argv[2:]
+    os.set_inheritable(status_fd, False)  # not the command's to keep
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    command_group: list[int] = []  # known once forked
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        for group in command_group:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signum)
+
+    def end_now(signum: int, frame: FrameType | None) -> None:
+        forward(signal.SIGKILL, frame)
+        _end_everything_below()
+
+    for ending in _ENDING:
+        signal.signal(ending, forward)  # a handler: the default again after exec
+    signal.signal(signal.SIGUSR1, end_now)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setpgid(0, 0)
+            os.execv(program, command)  # noqa: S606 - never a shell, on purpose
+        except OSError as exc:
+            os.write(status_fd, str(exc.errno or 0).encode())
+        os._exit(127)
+    with contextlib.suppress(OSError):  # as the child does: whichever is first
+        os.setpgid(pid, pid)
+    command_group.append(pid)
+    try:
+        status = os.waitpid(pid, 0)[1]
+    except ChildProcessError:  # reaped by end_now: killed
+        status = signal.SIGKILL
+    # What is left of the command's group, then whatever moved away from it.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    _end_everything_below()
+    code = os.waitstatus_to_exitcode(status)
+    if code < 0:  # ends as the command ended: by the same signal
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
