@@ -1426,3 +1426,98 @@ def test_nothing_a_batch_leaves_running_outlives_its_step(
     else:
         assert done.returncode == 0, done.stdout + done.stderr
         assert "app/mul.py" in git(repo, "show", "--name-only", "--format=", "HEAD")
+
+
+# -- 17. what a batch changes inside a submodule ----------------------------------
+
+LIB_X = "X = 1\n"
+CHANGE_THE_SUBMODULE = """\
+import pathlib, subprocess, sys
+how, code = sys.argv[1:]
+pathlib.Path('app/mul.py').write_text('def mul(a, b):\\n    return a * b\\n')
+pathlib.Path('lib/x.py').write_text('X = "broken"\\n')
+pathlib.Path('lib/new.py').write_text('NEW = 1\\n')
+if how == 'commit':
+    def git(*args):
+        subprocess.run(['git', '-C', 'lib', '-c', 'user.name=b', '-c',
+                        'user.email=b@example.com', *args], check=True)
+    git('add', '-A')
+    git('commit', '-q', '-m', 'the batch, inside the submodule')
+sys.exit(int(code))
+"""
+
+
+def add_lib_with_file(repo: Path, tmp_path: Path) -> str:
+    """Gives ``repo`` a submodule at ``lib`` holding x.py, committed; the
+    user then edits x.py's neighbour. Returns the submodule's HEAD."""
+    lib = tmp_path / "lib-origin"
+    lib.mkdir()
+    git(lib, "init", "-q")
+    (lib / "x.py").write_text(LIB_X)
+    (lib / "y.py").write_text("Y = 1\n")
+    git(lib, "add", "-A")
+    git(lib, "commit", "-q", "-m", "lib")
+    add = ("-c", "protocol.file.allow=always", "submodule", "add", "-q")
+    git(repo, *add, str(lib), "lib")
+    git(repo, "commit", "-q", "-m", "the lib submodule")
+    (repo / "lib" / "y.py").write_text("Y = 'the user's edit'\n")
+    return git(repo / "lib", "rev-parse", "HEAD").strip()
+
+
+@pytest.mark.parametrize("how", ["edit", "commit"])
+def test_what_a_failing_batch_changes_inside_a_submodule_is_quarantined(
+    repo: Path, tmp_path: Path, how: str
+) -> None:
+    """A failing batch breaks lib/x.py and adds lib/new.py inside the
+    submodule at lib (and, in one case, commits them there). Before, the
+    failure listed no file of the submodule, nothing of it was quarantined,
+    and the broken file, the new one (and the submodule's moved HEAD) stayed.
+    Now the submodule is a workspace of its own: its files are listed,
+    kept under the same ref in its repository and put back, its HEAD too;
+    the user's own edit in it stays."""
+    lib_head = add_lib_with_file(repo, tmp_path)
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan("sub", action("change", CHANGE_THE_SUBMODULE, how, "1")),
+    )
+    done = run_cli("run", plan, cwd=repo, timeout=60)
+    assert done.returncode == 3, done.stdout + done.stderr
+    lib = repo / "lib"
+    assert (lib / "x.py").read_text() == LIB_X
+    assert not (lib / "new.py").exists()
+    assert (lib / "y.py").read_text() == "Y = 'the user's edit'\n"
+    assert git(lib, "rev-parse", "HEAD").strip() == lib_head
+    assert not (repo / "app" / "mul.py").exists()
+    failure = cli_json("status", cwd=repo)["batches"][0]["failure"]
+    assert {"app/mul.py", "lib/new.py", "lib/x.py"} <= set(failure["changed_files"])
+    ref = failure["quarantine_ref"]
+    assert git(lib, "show", f"{ref}:x.py") == 'X = "broken"\n'
+    assert git(lib, "show", f"{ref}:new.py") == "NEW = 1\n"
+
+
+def test_a_passing_batchs_change_inside_a_submodule_is_left_uncommitted_there(
+    repo: Path, tmp_path: Path
+) -> None:
+    """A passing batch with commit adds app/mul.py and changes files inside
+    the submodule at lib. Its commit holds app/mul.py and nothing of the
+    submodule (neither its files nor a moved submodule commit); the
+    submodule's change stays in its working tree, for the user to commit
+    there."""
+    lib_head = add_lib_with_file(repo, tmp_path)
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan(
+            "subpass",
+            action("change", CHANGE_THE_SUBMODULE, "edit", "0"),
+            commit_strategy="commit",
+        ),
+    )
+    done = run_cli("run", plan, cwd=repo, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert git(repo, "show", "--name-only", "--format=", "HEAD").split() == [
+        "app/mul.py"
+    ]
+    lib = repo / "lib"
+    assert (lib / "x.py").read_text() == 'X = "broken"\n'
+    assert (lib / "new.py").exists()
+    assert git(lib, "rev-parse", "HEAD").strip() == lib_head

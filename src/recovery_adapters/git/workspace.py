@@ -45,6 +45,12 @@ from recovery_adapters.git.refs import (
     clear_stale_locks,
 )
 from recovery_adapters.git.sandbox import GitSandbox, sweep_sandboxes
+from recovery_adapters.git.submodules import (
+    Submodules,
+    in_submodule,
+    parse_submodule_lines,
+    submodule_lines,
+)
 from recovery_adapters.git.worktree import (
     IGNORE_ALL,
     Flags,
@@ -73,10 +79,12 @@ _KEPT: Final = 4
 
 @attrs.frozen
 class _Baseline:
-    """A snapshot: its tree, and the user's index tree then."""
+    """A snapshot: its tree, the user's index tree then, and the snapshots of
+    the submodules checked out then, by path."""
 
     tree: str
     index_tree: str | None
+    subs: Mapping[str, str] = attrs.field(factory=dict)
 
 
 class GitWorkspace:
@@ -122,6 +130,7 @@ class GitWorkspace:
             exclude=[RECOVERY_DIR, *(p for p in map(self._relative, exclude) if p)],
             tracker=start_tracker if tracker is True else (tracker or None),
         )
+        self._submodules = Submodules(root, self._tree.submodule_paths, _open_submodule)
         self._guard = Guard(
             self._refs,
             root=root,
@@ -179,6 +188,7 @@ class GitWorkspace:
 
     def close(self) -> None:
         """Ends the long-lived git processes and the watch; releases the lock."""
+        self._submodules.close()
         self._tree.close()
         self._objects.close()
         self._refs.close()
@@ -212,11 +222,17 @@ class GitWorkspace:
         both cost what the repository's history of runs holds, and what a
         runner killed before this one left is all there is."""
         with self._lock.hold(holder):
-            if not self._swept:
-                clear_stale_locks(self._common_dir)
-                sweep_sandboxes(self._git)
-                self._swept = True
+            self.sweep()
             yield
+
+    def sweep(self) -> None:
+        """Clears, once, what a runner of ours killed here left: locks under
+        ``refs/recovery/`` and sandbox worktrees. Only while no runner of
+        ours can be writing here (the workspace, or its superproject, held)."""
+        if not self._swept:
+            clear_stale_locks(self._common_dir)
+            sweep_sandboxes(self._git)
+            self._swept = True
 
     def prepare(self, *, commits: bool = False, write: bool = True) -> None:
         """Refuses to start in the middle of a merge, rebase, cherry-pick,
@@ -244,13 +260,20 @@ class GitWorkspace:
     def snapshot(self, *, run_id: str, batch_id: str, attempt: int) -> str:
         """Snapshots the whole working tree as a commit under
         ``refs/recovery/<run>/<batch>/<attempt>/baseline`` (and what the user
-        had staged under ``.../index``); returns the baseline commit's id."""
+        had staged under ``.../index``), each submodule checked out as a
+        workspace of its own (:mod:`~recovery_adapters.git.submodules`);
+        returns the baseline commit's id."""
+        subs = self._submodules.snapshot(
+            run_id=run_id, batch_id=batch_id, attempt=attempt
+        )
         state = self._guard.state()
         tree, index_tree = self._tree.tree(), self._tree.index_tree()
         head = state.refs.head
         parents = [head] if head else []
         what = f"run {run_id} batch {batch_id}"
-        message = f"recovery baseline: {what} attempt {attempt}"
+        message = f"recovery baseline: {what} attempt {attempt}\n"
+        if subs:
+            message += "\n" + submodule_lines(subs)
         commit = self._objects.write_commit(tree, parents, message)
         refs = attempt_refs(run_id, batch_id, attempt)
         updates = [RefUpdate(f"{refs}/baseline", commit)]
@@ -261,7 +284,7 @@ class GitWorkspace:
                 staged = self._objects.write_commit(index_tree, parents, message)
             updates.append(RefUpdate(f"{refs}/index", staged))
         self._refs.update(updates)
-        self._remember(commit, _Baseline(tree, index_tree))
+        self._remember(commit, _Baseline(tree, index_tree, subs))
         self._state, self._found, self._checked = state, (), None
         self._staged, self._flags = index_tree, self._tree.index_flags()
         return commit
@@ -280,7 +303,8 @@ class GitWorkspace:
                 staged = self._objects.commit_tree(index_ref) if index_ref else None
             except ObjectError:
                 staged = None
-            known = _Baseline(self._objects.commit_tree(commit), staged)
+            subs = parse_submodule_lines(self._objects.commit_parts(commit)[1])
+            known = _Baseline(self._objects.commit_tree(commit), staged, subs)
             self._remember(commit, known)
         return known
 
@@ -339,6 +363,8 @@ class GitWorkspace:
         if self._state is not None:
             self._checked = self._state.refs  # HEAD is where it was, now
         found, self._found = self._found, ()
+        if baseline is not None:
+            found += tuple(self._submodules.check(self._baseline(baseline).subs))
         return found
 
     # -- what an attempt changed --------------------------------------------
@@ -349,7 +375,9 @@ class GitWorkspace:
         if baseline is None:
             return ()
         self._put_back(refs=False)
-        return self._changed(self._baseline(baseline).tree, self._tree.tree())
+        known = self._baseline(baseline)
+        own = self._changed(known.tree, self._tree.tree())
+        return tuple(sorted((*own, *self._submodules.changed(known.subs))))
 
     def _changed(self, baseline: str, now: str) -> tuple[str, ...]:
         """The paths that differ between two trees of the working tree, less
@@ -368,7 +396,13 @@ class GitWorkspace:
     def read(self, snapshot: str, paths: Sequence[str]) -> dict[str, bytes | None]:
         """The content of each of ``paths`` as the snapshot (or any commit)
         ``snapshot`` has it; None for a path that is no file there."""
-        return self._objects.blobs(snapshot, paths) if paths else {}
+        if not paths:
+            return {}
+        found = self._objects.blobs(snapshot, paths)
+        known = self._baselines.get(snapshot)  # else any commit: not kept
+        message = "" if known else self._objects.commit_parts(snapshot)[1]
+        subs = known.subs if known else parse_submodule_lines(message)
+        return found | self._submodules.read(subs, paths) if subs else found
 
     # -- after a failure ----------------------------------------------------
 
@@ -382,6 +416,9 @@ class GitWorkspace:
         self._put_back(refs=True)
         refs = attempt_refs(run_id, batch_id, attempt)
         known = self._baseline(baseline, f"{refs}/index")
+        inside, kept = self._submodules.quarantine(
+            known.subs, run_id=run_id, batch_id=batch_id, attempt=attempt
+        )
         ref = f"{refs}/quarantine"
         # Kept already by a runner killed before the quarantine was recorded:
         # that tree is the faulty one (the working tree may be restored since).
@@ -390,14 +427,20 @@ class GitWorkspace:
             faulty = self._objects.commit_tree(commit)
         else:
             faulty = self._tree.tree()
-            message = (
-                f"recovery quarantine: run {run_id} batch {batch_id} attempt {attempt}"
-            )
+            what = f"run {run_id} batch {batch_id} attempt {attempt}"
+            message = f"recovery quarantine: {what}\n"
+            if kept:  # where the submodules' faulty trees are
+                message += "\n" + submodule_lines(kept)
             commit = self._objects.write_commit(faulty, [baseline], message)
             self._refs.update([RefUpdate(ref, commit)])
         files = self._changed(known.tree, faulty)
-        self.restore(baseline, files)
-        return Quarantine(ref=ref, files=files, tree_id=faulty, commit=commit)
+        self._restore(known, files)
+        return Quarantine(
+            ref=ref,
+            files=tuple(sorted((*files, *inside))),
+            tree_id=faulty,
+            commit=commit,
+        )
 
     @deferred_signals()
     def restore(self, baseline: str, files: Sequence[str]) -> None:
@@ -405,6 +448,10 @@ class GitWorkspace:
         (removing those it did not have), then the user's index entries."""
         self._put_back(refs=False)
         known = self._baseline(baseline)
+        self._submodules.restore(known.subs, files)
+        self._restore(known, [f for f in files if not in_submodule(f, known.subs)])
+
+    def _restore(self, known: _Baseline, files: Sequence[str]) -> None:
         wanted = self._objects.entries(known.tree, files)
         if wanted:
             # Through a temporary index of just those entries (a restore costs
@@ -469,6 +516,15 @@ class GitWorkspace:
         state, self._checked = self._checked or self._refs.state(), None
         if state.head_ref is None:
             raise WorkspaceError("cannot commit on a detached HEAD")
+        subs = self._baseline(baseline).subs if baseline else {}
+        inside = sorted({s for s in subs for f in files if f.startswith(f"{s}/")})
+        files = [f for f in files if not in_submodule(f, subs)]
+        if inside and not files:
+            return Committed(
+                None,
+                note="not committed: the batch changed files only inside the "
+                f"submodule(s) {', '.join(inside)}, left uncommitted there",
+            )
         made = self._committer.made_before(state.head, baseline, trailers)
         if made is not None:  # by a runner killed before it was recorded
             return self._committer.adopt(made, files)
@@ -499,3 +555,17 @@ class GitWorkspace:
     def default_strategy(self) -> ManualGitStrategy:
         """The strategy a run in a git workspace gets by default: manual-git."""
         return ManualGitStrategy()
+
+
+def _open_submodule(folder: Path) -> GitWorkspace | None:
+    """The workspace of the submodule checked out at ``folder`` (no watch: a
+    tree of the superproject's with a repository in it is scanned anyway);
+    None where ``folder`` is not the top of a repository."""
+    try:
+        workspace = GitWorkspace(folder, tracker=False)
+    except WorkspaceError:
+        return None
+    if workspace.root != folder.resolve():
+        workspace.close()
+        return None
+    return workspace

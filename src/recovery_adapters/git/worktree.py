@@ -165,12 +165,12 @@ class WorkingTree:
         ``git status`` looks into (and whose settings it runs)."""
         said = "the git settings file {} (outside the repository) was changed"
         kept = {path: said.format(path) for path in self.user_setting_files()}
-        for path in self._submodule_paths():
+        for path in self.submodule_paths():
             said = f"the .git file of the submodule {path} was changed"
             kept[self.root / path / ".git"] = said
         return kept
 
-    def _submodule_paths(self) -> list[str]:
+    def submodule_paths(self) -> list[str]:
         """The submodules' paths as ``.gitmodules`` names them now (one that
         leads out of the work tree or into ``.git`` left out)."""
         gitmodules = self.root / ".gitmodules"
