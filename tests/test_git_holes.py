@@ -1493,6 +1493,17 @@ def test_what_a_failing_batch_changes_inside_a_submodule_is_quarantined(
     ref = failure["quarantine_ref"]
     assert git(lib, "show", f"{ref}:x.py") == 'X = "broken"\n'
     assert git(lib, "show", f"{ref}:new.py") == "NEW = 1\n"
+    # Shown and brought back with the rest, the submodule's part too.
+    shown = run_cli("show", "latest", "b1", cwd=repo)
+    assert shown.returncode == 0, shown.stderr
+    for path in ("app/mul.py", "lib/x.py", "lib/new.py"):
+        assert f"+++ b/{path}" in shown.stdout, shown.stdout
+    done = run_cli("restore", "latest", "b1", cwd=repo)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (lib / "x.py").read_text() == 'X = "broken"\n'
+    assert (lib / "new.py").read_text() == "NEW = 1\n"
+    assert (repo / "app" / "mul.py").exists()
+    assert (lib / "y.py").read_text() == "Y = 'the user's edit'\n"
 
 
 def test_a_passing_batchs_change_inside_a_submodule_is_left_uncommitted_there(
@@ -1521,3 +1532,26 @@ def test_a_passing_batchs_change_inside_a_submodule_is_left_uncommitted_there(
     assert (lib / "x.py").read_text() == 'X = "broken"\n'
     assert (lib / "new.py").exists()
     assert git(lib, "rev-parse", "HEAD").strip() == lib_head
+
+
+def test_a_restore_refused_inside_a_submodule_writes_nothing_anywhere(
+    repo: Path, tmp_path: Path
+) -> None:
+    """After a failing batch changed app/mul.py and lib/x.py, the user edits
+    lib/x.py. `recovery restore` refuses, naming lib/x.py, and writes nothing:
+    not the superproject's part either."""
+    add_lib_with_file(repo, tmp_path)
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan(
+            "subrefused", action("change", CHANGE_THE_SUBMODULE, "edit", "1")
+        ),
+    )
+    assert run_cli("run", plan, cwd=repo, timeout=60).returncode == 3
+    (repo / "lib" / "x.py").write_text("X = 'the user's own'\n")
+    done = run_cli("restore", "latest", "b1", cwd=repo)
+    assert done.returncode != 0
+    assert "lib/x.py" in done.stderr and "nothing was changed" in done.stderr
+    assert not (repo / "app" / "mul.py").exists()
+    assert not (repo / "lib" / "new.py").exists()
+    assert (repo / "lib" / "x.py").read_text() == "X = 'the user's own'\n"

@@ -46,16 +46,9 @@ _R = TypeVar("_R")
 _SAFE: Final = f"core.fsmonitor=false core.hooksPath={os.devnull} core.quotepath=false"
 _ARGV: Final = ("git", *(part for pair in _SAFE.split() for part in ("-c", pair)))
 #: How our diffs are printed, whatever the repository's settings say: no
-#: colour, external diff, text conversion or rename detection, git's own
-#: prefixes (``diff.noprefix`` aside).
-_DIFF: Final = (
-    "--no-color",
-    "--no-ext-diff",
-    "--no-textconv",
-    "--no-renames",
-    "--src-prefix=a/",
-    "--dst-prefix=b/",
-)
+#: colour, external diff, text conversion or rename detection (and git's own
+#: prefixes, ``diff.noprefix`` aside: see :meth:`Git.diff`).
+_DIFF: Final = ("--no-color", "--no-ext-diff", "--no-textconv", "--no-renames")
 #: A diff as ``git apply`` takes it, binary files too.
 BINARY_DIFF: Final = ("--binary", "--full-index")
 #: Environment variables that would point git at another repository, index,
@@ -196,24 +189,27 @@ class Git:
         found = self.text("for-each-ref", "--format=%(objectname)", ref)
         return found if OBJECT_ID.fullmatch(found) else None
 
-    def diff(self, before: str, after: str, *options: str) -> bytes:
+    def diff(self, before: str, after: str, *options: str, below: str = "") -> bytes:
         """The change from ``before`` to ``after`` (commits or trees), as
         ``git diff`` prints it with ``options`` (such as :data:`BINARY_DIFF`),
-        whatever the repository's diff settings say."""
-        return self.run("diff", *_DIFF, *options, before, after)
+        whatever the repository's diff settings say; its paths ``a/<below>...``
+        and ``b/<below>...`` (``below``: a submodule's path and a slash)."""
+        prefixes = f"--src-prefix=a/{below}", f"--dst-prefix=b/{below}"
+        return self.run("diff", *_DIFF, *prefixes, *options, before, after)
 
-    def apply(self, patch: bytes, refused: str) -> None:
+    def apply(self, patch: bytes, refused: str, *, check_only: bool = False) -> None:
         """Applies ``patch`` (as ``git diff --binary`` prints it) to the work
-        tree only, after ``git apply --check``; when it does not apply, nothing
-        is written and :class:`WorkspaceError` says ``refused``, git's reason
-        and so."""
+        tree only, after ``git apply --check`` (with ``check_only``, only
+        that); when it does not apply, nothing is written and
+        :class:`WorkspaceError` says ``refused``, git's reason and so."""
         apply = ("apply", "--whitespace=nowarn")
         try:
             self.run(*apply, "--check", "-", stdin=patch)
         except GitError as exc:
             message = f"{refused} ({git_reason(exc)}); nothing was changed"
             raise WorkspaceError(message) from None
-        self.run(*apply, "-", stdin=patch)
+        if not check_only:
+            self.run(*apply, "-", stdin=patch)
 
 
 def object_id(value: str) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Final, Protocol
 
 from recovery_adapters.git.command import OBJECT_ID
+from recovery_adapters.git.kept import KeptChanges
 from recovery_core.ports import Quarantine
 
 __all__ = [
@@ -35,6 +36,8 @@ _LINE: Final = "Recovery-Submodule: "
 
 class SubWorkspace(Protocol):
     """What a submodule's workspace is asked (a GitWorkspace's methods)."""
+
+    kept: KeptChanges
 
     def sweep(self) -> None: ...
     def snapshot(self, *, run_id: str, batch_id: str, attempt: int) -> str: ...
@@ -91,22 +94,24 @@ class Submodules:
                 workspace.close()
         self._opened.clear()
 
-    def _workspace(self, path: str) -> SubWorkspace | None:
-        """The workspace of the submodule at ``path`` while it is checked out."""
+    def workspace(self, path: str, *, held: bool = True) -> SubWorkspace | None:
+        """The workspace of the submodule at ``path`` while it is checked out.
+        ``held``: by a runner, which clears what a killed runner of ours left
+        in it (see ``GitWorkspace.sweep``)."""
         if not (self._root / path / ".git").exists():
             return None
         if path not in self._opened:
-            workspace = self._open_workspace(self._root / path)
-            if workspace is not None:
-                workspace.sweep()  # what a killed runner of ours left there
-            self._opened[path] = workspace
-        return self._opened[path]
+            self._opened[path] = self._open_workspace(self._root / path)
+        workspace = self._opened[path]
+        if workspace is not None and held:
+            workspace.sweep()  # once
+        return workspace
 
     def _each(
         self, baselines: Mapping[str, str]
     ) -> Iterator[tuple[str, SubWorkspace, str]]:
         for path, baseline in baselines.items():
-            workspace = self._workspace(path)
+            workspace = self.workspace(path)
             if workspace is not None:
                 yield path, workspace, baseline
 
@@ -114,7 +119,7 @@ class Submodules:
         """Snapshots each submodule checked out; their snapshots by path."""
         found: dict[str, str] = {}
         for path in self._paths():
-            workspace = self._workspace(path)
+            workspace = self.workspace(path)
             if workspace is not None and "\n" not in path:
                 found[path] = workspace.snapshot(
                     run_id=run_id, batch_id=batch_id, attempt=attempt

@@ -148,7 +148,9 @@ class GitWorkspace:
             moved=self._moved,
         )
         #: The quarantined changes, shown and brought back.
-        self.kept = KeptChanges(self._git, self._objects, self._refs, self._tree)
+        self.kept = KeptChanges(
+            self._git, self._objects, self._refs, self._tree, parts=self._kept_parts
+        )
         self._baselines: dict[str, _Baseline] = {}
         # The repository's own state at the latest snapshot (what a batch may
         # not change: put back to it, never to an older one, which would undo
@@ -544,6 +546,23 @@ class GitWorkspace:
             refs=tuple(sorted(moved.items())),
         )
         self._state = attrs.evolve(self._state, refs=refs)
+
+    def _kept_parts(
+        self, baseline: str, commit: str
+    ) -> list[tuple[str, KeptChanges, str, str]]:
+        """The submodules' parts of the change the quarantine ``commit`` kept
+        from the snapshot ``baseline``: each submodule's path, its kept
+        changes, and its own snapshot and quarantine commits."""
+        bases = parse_submodule_lines(self._objects.commit_parts(baseline)[1])
+        if not bases:
+            return []
+        kept = parse_submodule_lines(self._objects.commit_parts(commit)[1])
+        return [
+            (path, workspace.kept, base, kept[path])
+            for path, base in bases.items()
+            if path in kept
+            and (workspace := self._submodules.workspace(path, held=False))
+        ]
 
     def sandbox(self) -> GitSandbox:
         """Where a proposed fix is checked, kept and tried out
