@@ -1267,6 +1267,32 @@ def test_the_users_edit_in_an_assume_unchanged_file_survives_a_failing_batch(
     assert failure["changed_files"] == ["app/calc.py"]
 
 
+@pytest.mark.parametrize("flag", ["assume-unchanged", "skip-worktree"])
+def test_the_users_flag_on_a_file_a_batch_commits_stays(
+    repo: Path, tmp_path: Path, flag: str
+) -> None:
+    """The user keeps a local edit in app/calc.py, hidden from `git status`
+    by an assume-unchanged (or skip-worktree) flag; a passing batch appends a
+    function to the file and is committed. The commit holds the batch's
+    change only; the flag stays, so the user's edit stays hidden. Before, the
+    index entry was staged anew and the flag was lost."""
+    (repo / "app" / "calc.py").write_text(USER_NOTE + APP_CALC)
+    git(repo, "update-index", f"--{flag}", "app/calc.py")
+    listed = git(repo, "ls-files", "-v", "app/calc.py")
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan(
+            "flag-kept", action("generate", APPEND_MUL), commit_strategy="commit"
+        ),
+    )
+    done = run_cli("run", plan, cwd=repo, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert git(repo, "show", "HEAD:app/calc.py") == APP_CALC + MUL
+    assert (repo / "app" / "calc.py").read_text() == USER_NOTE + APP_CALC + MUL
+    assert git(repo, "ls-files", "-v", "app/calc.py") == listed
+    assert git(repo, "status", "--porcelain") == ""
+
+
 # -- 15. a merge, cherry-pick or rebase left in progress by a batch ---------------
 
 LEAVE_IN_PROGRESS = """\

@@ -197,10 +197,15 @@ class BatchCommit:
         from_files = [p for p, e in wanted.items() if e and e == now.get(p)]
         by_entry = {p: e for p, e in wanted.items() if p not in from_files}
         new_tree = self._objects.with_changes(index_tree, wanted)
+        # The user's assume-unchanged or skip-worktree flags on those entries
+        # are set again: a new entry has none.
+        flags = [(p, f) for p, f in self._tree.index_flags() if wanted.get(p)]
         if by_entry:
             self._tree.set_index_entries(by_entry)
         if from_files:
             self._tree.stage_from_files(from_files, tree=new_tree)
+        if flags:
+            self._tree.set_flags(flags, on=True)
 
     def _author(self) -> tuple[str, str]:
         """The author and committer (``Name <email>``) of a verified batch's
