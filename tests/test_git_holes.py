@@ -1581,3 +1581,62 @@ def test_a_restore_refused_inside_a_submodule_writes_nothing_anywhere(
     assert not (repo / "app" / "mul.py").exists()
     assert not (repo / "lib" / "new.py").exists()
     assert (repo / "lib" / "x.py").read_text() == "X = 'the user's own'\n"
+
+
+# -- 18. the settings of the repository's other worktrees --------------------------
+
+PLANT_IN_WORKTREE = """\
+import pathlib, subprocess, sys
+how, fsmonitor, code = sys.argv[1:]
+calc = pathlib.Path('app/calc.py')
+calc.write_text(calc.read_text() + 'BROKEN = True\\n')
+if how == 'config':
+    pathlib.Path('.git/worktrees/other/config.worktree').write_text(
+        '[core]\\n\\tfsmonitor = ' + fsmonitor + '\\n'
+    )
+else:  # the other worktree's .git file sent to a repository of the batch's
+    evil = pathlib.Path('../evil').resolve()
+    subprocess.run(['git', 'init', '-q', str(evil)], check=True)
+    subprocess.run(['git', '-C', str(evil), 'config', 'core.fsmonitor', fsmonitor],
+                   check=True)
+    other = pathlib.Path('.git/worktrees/other/gitdir').read_text().strip()
+    pathlib.Path(other).write_text('gitdir: ' + str(evil / '.git') + '\\n')
+sys.exit(int(code))
+"""
+
+
+@pytest.mark.parametrize("code", ["1", "0"])
+@pytest.mark.parametrize("how", ["config", "dotgit"])
+def test_settings_planted_for_another_worktree_never_run(
+    repo: Path, tmp_path: Path, how: str, code: str
+) -> None:
+    """The user has a second worktree of the repository (and per-worktree
+    settings on). A batch (failing or passing) plants a ``core.fsmonitor`` in
+    that worktree's ``config.worktree``, or points its ``.git`` file at a
+    repository of its own that sets one. Before, it stayed, and it ran on the
+    user's next `git status` in that worktree. Now it is put back, and the
+    batch fails saying so."""
+    git(repo, "config", "extensions.worktreeConfig", "true")
+    other = tmp_path / "other"
+    git(repo, "worktree", "add", "-q", "-b", "other", str(other))
+    marker = tmp_path / "planted"
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan(
+            "worktree",
+            action("plant", PLANT_IN_WORKTREE, how, touch_command(marker), code),
+        ),
+    )
+    done = run_cli("run", plan, cwd=repo, timeout=60)
+    assert done.returncode == 3, done.stdout + done.stderr
+    subprocess.run(["git", "status"], cwd=other, check=True, capture_output=True)
+    assert not marker.exists()
+    assert not (repo / ".git" / "worktrees" / "other" / "config.worktree").exists()
+    assert git(other, "rev-parse", "--git-common-dir").strip() == str(
+        (repo / ".git").resolve()
+    )
+    assert (repo / "app" / "calc.py").read_text() == APP_CALC
+    failure = cli_json("status", cwd=repo)["batches"][0]["failure"]
+    if code == "0":
+        assert failure["step"] == "build.workspace_guard"
+        assert "the git settings of the worktree other were changed" in failure["error"]

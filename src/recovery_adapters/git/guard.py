@@ -16,8 +16,9 @@ fetch moves). A replace ref the batch made is deleted; other new refs are
 left in place, a new branch named. The same holds for the files outside the
 git folder that git reads settings, ignore rules and attributes from (the
 user's global settings, the system's, and the files they include), and for
-each submodule's ``.git`` file: a filter a batch defines there would run
-inside our own git commands, and on the user's next one.
+each submodule's ``.git`` file, and for the settings of the repository's
+other worktrees: a filter a batch defines there would run inside our own
+git commands, and on the user's next one.
 """
 
 from __future__ import annotations
@@ -226,13 +227,35 @@ class Guard:
         return [*self._locks, self._common_dir / (branch + ".lock")]
 
     def state(self) -> RepositoryState:
-        outside = dict(self._outside())
+        outside = dict(self._outside()) | self._worktree_files()
         files, refs = self._read(outside), self._refs.state()
         locks = frozenset(
             p for p in self._lock_paths(refs) if _read_file(p) is not None
         )
         folders = frozenset(p for p in self._folders if os.path.lexists(p))
         return RepositoryState(files, refs, outside, locks, folders)
+
+    def _worktree_files(self) -> dict[Path, str]:
+        """The files that say where the repository's other worktrees find
+        their settings (and run them, on the user's next git command there):
+        the main worktree's ``config.worktree``, and each linked worktree's
+        ``config.worktree``, ``commondir``, ``gitdir`` and ``.git`` file, as
+        they are named now (never as a batch renames them later)."""
+        common = self._common_dir
+        said = "the git settings of the main worktree were changed"
+        found = {common / "config.worktree": said}
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(common / "worktrees"):
+                if not entry.is_dir(follow_symlinks=False):
+                    continue
+                admin = Path(entry.path)
+                said = f"the git settings of the worktree {entry.name} were changed"
+                for name in ("config.worktree", "commondir", "gitdir"):
+                    found[admin / name] = said
+                named = _read_file(admin / "gitdir")
+                if named is not None and not named.link:
+                    found[admin / os.fsdecode(named.content.strip())] = said
+        return {p: said for p, said in found.items() if p not in self._files}
 
     def _read(self, outside: Iterable[Path]) -> dict[Path, _File]:
         """Our files, those ``outside``, and the files below our folders. A
