@@ -171,7 +171,7 @@ def _lint_configuration(where: str, root: Path) -> list[str]:
         return [f"{where}: ruff is not installed (reinstall recovery-core)"]
     argv = [*ruff, "check", "--no-cache", "--exit-zero", "--quiet"]
     argv += ["--stdin-filename", "recovery_check.py", "-"]
-    result = run_process(argv, cwd=root, timeout_s=_RUFF_TIMEOUT_S)
+    result = run_process(argv, cwd=root, timeout_s=_RUFF_TIMEOUT_S, supervised=False)
     if result.exit_code == 0:
         return []
     lines = [ln.strip() for ln in result.output.splitlines() if ln.strip()]

@@ -151,7 +151,9 @@ def _ruff_check(
             source = Path(folder) / "baseline"
             source.write_bytes(content)
             argv += ["--stdin-filename", paths[0], "-"]
-        result = run_process(argv, cwd=root, timeout_s=timeout_s, stdin=source)
+        result = run_process(  # ruff runs none of the workspace's code
+            argv, cwd=root, timeout_s=timeout_s, stdin=source, supervised=False
+        )
         text = report.read_text(encoding="utf-8") if report.is_file() else ""
     if result.timed_out or result.exit_code not in (0, 1):
         return _Check(result, None)

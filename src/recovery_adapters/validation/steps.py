@@ -196,6 +196,7 @@ def _ruff_problems(
         ],
         cwd=context.root,
         timeout_s=step.timeout_s,
+        supervised=False,  # ruff runs none of the workspace's code
     )
     try:
         findings = json.loads(result.output[result.output.find("[") :] or "[]")

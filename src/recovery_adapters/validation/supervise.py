@@ -4,9 +4,10 @@ A step's command is code nobody reviewed. A process it starts and leaves
 behind (``cmd &``, a daemon that made a session of its own) would go on after
 the step, after the guard had checked the repository: it could plant a
 ``core.fsmonitor`` that runs on the user's next ``git status``, or change
-files that then pass for the user's. So :func:`~recovery_adapters.validation.process.run_process`
-starts this script (``python -I -S supervise.py STATUS_FD PROGRAM ARGV...``)
-in a session of its own, and it:
+files that then pass for the user's. So
+:func:`~recovery_adapters.validation.process.run_process` starts this script
+(``python -I -S supervise.py STATUS_FD PROGRAM ARGV...``) in a session of its
+own, and it:
 
 - makes itself a child subreaper (Linux ``prctl``), so that every process
   below it whose parent ends becomes its child instead of init's, whatever
@@ -17,50 +18,75 @@ in a session of its own, and it:
 
 SIGTERM, SIGINT and SIGHUP sent to the supervisor are passed on to the
 command's group (the supervisor outlives them, to clean up after it);
-SIGUSR1 has it kill the command and everything below it at once. Where the command cannot be started,
-the supervisor writes the error's number to ``STATUS_FD`` and exits 127.
-Where there is no subreaper (not Linux), only the processes still below the
-command are found (a daemon re-parented to init is not).
+SIGUSR1 has it kill the command and everything below it at once. Where the
+command cannot be started, the supervisor writes the error's number to
+``STATUS_FD`` and exits 127. Where there is no subreaper (not Linux), only
+the processes still below the command are found (a daemon re-parented to
+init is not).
 
-It runs with ``-I -S`` and imports nothing of the project: it starts in a
-few milliseconds.
+It imports only C modules (``_signal``, ``_ctypes``) and nothing of the
+project, and runs with ``-I -S``: it starts in a few milliseconds.
 """
 
+# ruff: noqa: SIM105 - contextlib costs milliseconds to import, here
 from __future__ import annotations
 
-import contextlib
-import ctypes
+import _signal  # type: ignore[import-not-found]  # signal's enums cost its import
 import os
-import signal
 import sys
-from types import FrameType
 
 #: ``prctl`` option: orphans below this process become its children.
 _PR_SET_CHILD_SUBREAPER = 36
 #: How many rounds of killing are tried before giving up (each round kills
 #: the children found; their own children become ours for the next round).
 _ROUNDS = 10_000
-#: The signals forwarded to the command's group.
-_ENDING = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+#: The signals passed on to the command's group.
+_ENDING = (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP)
+
+
+def _become_subreaper() -> None:
+    """``prctl(PR_SET_CHILD_SUBREAPER, 1)``, through ctypes' C module (the
+    ``ctypes`` package costs milliseconds to import); nothing where there is
+    no such call."""
+    try:
+        import _ctypes
+
+        libc = _ctypes.dlopen(None, 2)  # type: ignore[arg-type]  # this process
+        prctl = _ctypes.dlsym(libc, "prctl")
+        _ctypes.call_function(prctl, (_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0))
+    except (ImportError, AttributeError, OSError, TypeError):
+        try:
+            import ctypes  # the public way, where the other is not
+
+            ctypes.CDLL(None).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        except (ImportError, AttributeError, OSError):
+            pass
 
 
 def _children(pid: int) -> list[int]:
-    """The processes whose parent is ``pid`` (from /proc; none without it)."""
+    """The processes whose parent is ``pid`` (this single-threaded process):
+    from /proc's list of them, else from every process's parent."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", "rb") as listed:  # noqa: PTH123
+            return [int(child) for child in listed.read().split()]
+    except OSError:
+        pass
     found: list[int] = []
-    with contextlib.suppress(OSError):
+    try:
         names = os.listdir("/proc")  # noqa: PTH208 - pathlib costs its import
-        for name in names:
-            if not name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{name}/stat", "rb") as stat:  # noqa: PTH123
-                    data = stat.read()
-            except OSError:
-                continue  # ended meanwhile
-            # pid (comm) state ppid ...: comm may hold spaces and parentheses.
-            fields = data[data.rindex(b")") + 2 :].split()
-            if int(fields[1]) == pid:
-                found.append(int(name))
+    except OSError:
+        return found
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as stat:  # noqa: PTH123
+                data = stat.read()
+        except OSError:
+            continue  # ended meanwhile
+        # pid (comm) state ppid ...: comm may hold spaces and parentheses.
+        if int(data[data.rindex(b")") + 2 :].split()[1]) == pid:
+            found.append(int(name))
     return found
 
 
@@ -72,33 +98,41 @@ def _end_everything_below() -> None:
         if not children:
             return
         for child in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, signal.SIGKILL)
+            try:
+                os.kill(child, _signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         for child in children:
-            with contextlib.suppress(ChildProcessError):
+            try:
                 os.waitpid(child, 0)
+            except ChildProcessError:
+                pass
+
+
+def _kill_group(group: int, signum: int) -> None:
+    try:
+        os.killpg(group, signum)
+    except ProcessLookupError:
+        pass
 
 
 def main(argv: list[str]) -> int:
     status_fd, program, command = int(argv[0]), argv[1], argv[2:]
     os.set_inheritable(status_fd, False)  # not the command's to keep
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    _become_subreaper()
     command_group: list[int] = []  # known once forked
 
-    def forward(signum: int, frame: FrameType | None) -> None:
+    def forward(signum: int, frame: object) -> None:
         for group in command_group:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(group, signum)
+            _kill_group(group, signum)
 
-    def end_now(signum: int, frame: FrameType | None) -> None:
-        forward(signal.SIGKILL, frame)
+    def end_now(signum: int, frame: object) -> None:
+        forward(_signal.SIGKILL, frame)
         _end_everything_below()
 
     for ending in _ENDING:
-        signal.signal(ending, forward)  # a handler: the default again after exec
-    signal.signal(signal.SIGUSR1, end_now)
+        _signal.signal(ending, forward)  # a handler: the default again after exec
+    _signal.signal(_signal.SIGUSR1, end_now)
     pid = os.fork()
     if pid == 0:
         try:
@@ -107,21 +141,24 @@ def main(argv: list[str]) -> int:
         except OSError as exc:
             os.write(status_fd, str(exc.errno or 0).encode())
         os._exit(127)
-    with contextlib.suppress(OSError):  # as the child does: whichever is first
+    try:  # as the child does: whichever is first
         os.setpgid(pid, pid)
+    except OSError:
+        pass
     command_group.append(pid)
     try:
         status = os.waitpid(pid, 0)[1]
     except ChildProcessError:  # reaped by end_now: killed
-        status = signal.SIGKILL
+        status = _signal.SIGKILL
     # What is left of the command's group, then whatever moved away from it.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
+    _kill_group(pid, _signal.SIGKILL)
     _end_everything_below()
     code = os.waitstatus_to_exitcode(status)
     if code < 0:  # ends as the command ended: by the same signal
-        with contextlib.suppress(ValueError, OSError):
-            signal.signal(-code, signal.SIG_DFL)
+        try:
+            _signal.signal(-code, _signal.SIG_DFL)
+        except (ValueError, OSError):
+            pass
         os.kill(os.getpid(), -code)
     return code
 
