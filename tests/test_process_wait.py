@@ -19,7 +19,7 @@ from types import FrameType
 
 import pytest
 
-from recovery_adapters.validation.process import run_process
+from recovery_adapters.validation.process import end_spare, run_process
 
 pytestmark = pytest.mark.skipif(
     sys.platform == "win32", reason="process groups and signals are POSIX"
@@ -89,7 +89,8 @@ def no_polling(
     """A block in which nothing may sleep: ``Popen.wait(timeout=...)`` and
     ``communicate(timeout=...)`` wait by ``time.sleep`` in steps of up to 50 ms,
     so a call of it means a polled wait. Open file descriptors and waiting
-    threads must be the same after the block as before."""
+    threads must be the same after the block as before (the supervisor
+    started ahead for the next command ended)."""
 
     @contextmanager
     def block() -> Iterator[None]:
@@ -99,6 +100,9 @@ def no_polling(
             patch.setattr(time, "sleep", sleeps.append)
             yield
         assert sleeps == [], "the wait polled with time.sleep"
+        # The supervisor started ahead for the next command holds two pipes;
+        # ended, it holds none.
+        end_spare()
         # The set is the whole process's: another thread of the test process
         # may hold one for a moment, and a garbage collection in the block may
         # close what earlier tests left. Only a descriptor opened in the block

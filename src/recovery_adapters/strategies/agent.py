@@ -159,9 +159,8 @@ def run_agent(
     started = time.monotonic()
     full_env = {**os.environ, **env, "RECOVERY_TRIGGER": str(trigger)}
     with (
-        trigger.open("rb") as source,
-        tempfile.TemporaryFile() as out,
-        tempfile.TemporaryFile() as err,
+        tempfile.NamedTemporaryFile(prefix="recovery-agent-") as out,
+        tempfile.NamedTemporaryFile(prefix="recovery-agent-") as err,
     ):
         program = find_program(agent.argv[0], cwd=cwd, env=full_env)
         try:
@@ -172,9 +171,9 @@ def run_agent(
                 program,
                 cwd=cwd,
                 env=full_env,
-                stdin=source,
-                stdout=out,
-                stderr=err,
+                stdin=trigger,
+                stdout=Path(out.name),
+                stderr=Path(err.name),
             )
         except OSError as exc:
             return _not_started(agent, exc, started)

@@ -4,6 +4,7 @@ whole group, and the tail of its output kept."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import math
@@ -19,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Final
+from typing import Final
 
 import attrs
 
@@ -31,6 +32,7 @@ __all__ = [
     "ProcessResult",
     "StartError",
     "component_of",
+    "end_spare",
     "end_supervised",
     "find_program",
     "output_tail",
@@ -132,19 +134,15 @@ def run_process(
     program = find_program(argv[0], cwd=cwd, env=full_env)
     if isinstance(program, OSError):
         return _not_started(argv, program, started)
-    with (
-        tempfile.TemporaryFile(mode="w+b") as sink,
-        Path(os.devnull if stdin is None else stdin).open("rb") as source,
-    ):
+    with tempfile.NamedTemporaryFile(prefix="recovery-output-") as sink:
         try:
             process, failed = start_supervised(
                 argv,
                 program,
                 cwd=cwd,
                 env=full_env,
-                stdin=source,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
+                stdin=Path(os.devnull) if stdin is None else stdin,
+                stdout=Path(sink.name),
                 supervised=supervised,
             )
         except OSError as exc:
@@ -209,50 +207,144 @@ def start_supervised(
     *,
     cwd: Path,
     env: Mapping[str, str],
-    stdin: IO[bytes],
-    stdout: IO[bytes],
-    stderr: IO[bytes] | int,
+    stdin: Path,
+    stdout: Path,
+    stderr: Path | None = None,
     supervised: bool = True,
 ) -> tuple[subprocess.Popen[bytes], StartError]:
     """Starts ``argv`` (the file ``program``, see :func:`find_program`) under
-    the supervisor (unless not ``supervised``), in a session of its own; with
-    what the supervisor says when it cannot start it. End it early with
-    :func:`end_supervised`."""
+    a supervisor (unless not ``supervised``), in a session of its own, with
+    the file ``stdin`` as its input and its output appended to ``stdout``
+    (its errors to ``stderr``; None: to ``stdout`` too); with what the
+    supervisor says when it cannot start it. End it early with
+    :func:`end_supervised`. The supervisor was started ahead, when the one
+    before it was taken (see :func:`end_spare`)."""
     if not supervised:
-        process = subprocess.Popen(
-            list(argv),
-            executable=program,
-            cwd=cwd,
-            env=env,
-            stdin=stdin,
-            stdout=stdout,
-            stderr=stderr,
-            start_new_session=True,
-        )
+        with contextlib.ExitStack() as files:
+            process = subprocess.Popen(
+                list(argv),
+                executable=program,
+                cwd=cwd,
+                env=env,
+                stdin=files.enter_context(stdin.open("rb")),
+                stdout=files.enter_context(stdout.open("ab")),
+                stderr=files.enter_context(stderr.open("ab"))
+                if stderr
+                else subprocess.STDOUT,
+                start_new_session=True,
+            )
         return process, StartError(None)
-    read_end, write_end = os.pipe()
-    failed = StartError(read_end)
-    try:
-        process = subprocess.Popen(
-            [*SUPERVISOR, str(write_end), program, *argv],
-            cwd=cwd,
-            env=env,
-            stdin=stdin,
-            stdout=stdout,
-            stderr=stderr,
-            start_new_session=True,
-            pass_fds=(write_end,),
-        )
-    except BaseException:
-        failed.close()
-        raise
-    finally:
-        os.close(write_end)
-    return process, failed
+    # Absolute: the supervisor was started ahead, maybe in another folder.
+    named = [Path(program), cwd, stdin, stdout, *([stderr] if stderr else [])]
+    fields = [str(path.absolute()) for path in named]
+    fields += [] if stderr else [""]
+    fields += [str(len(argv)), *argv, *(f"{k}={v}" for k, v in env.items())]
+    request = b"".join(os.fsencode(field) + b"\0" for field in fields)
+    supervisor = _ready_supervisor()
+    if not supervisor.ask(request):  # it died meanwhile: a fresh one
+        supervisor = _Supervisor()
+        if not supervisor.ask(request):
+            raise OSError(errno.EPIPE, "the supervisor did not take the command")
+    _start_spare()  # while the command runs
+    return supervisor.process, supervisor.failed
 
 
-#: How a step's command is started: under the supervisor, a Python of no
-#: site and no user settings (``-I -S``), which starts in milliseconds.
+class _Supervisor:
+    """A supervisor process, started ahead of its command: it waits for its
+    request (see :mod:`~recovery_adapters.validation.supervise`)."""
+
+    def __init__(self) -> None:
+        request_end, self._request = os.pipe()
+        status, status_end = os.pipe()
+        try:
+            self.process = subprocess.Popen(
+                [*SUPERVISOR, str(request_end), str(status_end)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+                pass_fds=(request_end, status_end),
+            )
+        except BaseException:
+            os.close(self._request)
+            os.close(status)
+            raise
+        finally:
+            os.close(request_end)
+            os.close(status_end)
+        self.failed = StartError(status)
+        self.owner = os.getpid()
+
+    def ask(self, request: bytes) -> bool:
+        """Gives it its command; False when it is gone."""
+        try:
+            view = memoryview(request)
+            while view:
+                view = view[os.write(self._request, view) :]
+        except BrokenPipeError:
+            return False
+        finally:
+            os.close(self._request)
+        return True
+
+    def ready(self) -> bool:
+        """Whether it waits for a command, for this process."""
+        return self.owner == os.getpid() and self.process.poll() is None
+
+    def close(self) -> None:
+        """Ends it unused: its request ends empty, and it exits."""
+        with contextlib.suppress(OSError):
+            os.close(self._request)
+        self.failed.close()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+_spare_lock = threading.Lock()
+_spare: _Supervisor | None = None
+
+
+def _ready_supervisor() -> _Supervisor:
+    """The supervisor started ahead, else one started now."""
+    global _spare
+    with _spare_lock:
+        spare, _spare = _spare, None
+    if spare is not None and spare.ready():
+        return spare
+    if spare is not None and spare.owner == os.getpid():
+        spare.close()
+    return _Supervisor()
+
+
+def _start_spare() -> None:
+    """Starts the supervisor of the next command ahead (its Python starts
+    while this command runs)."""
+    global _spare
+    with _spare_lock:
+        if _spare is not None and _spare.ready():
+            return
+        if _spare is not None and _spare.owner == os.getpid():
+            _spare.close()  # it died
+        _spare = _Supervisor()
+
+
+def end_spare() -> None:
+    """Ends the supervisor started ahead, if any (done at exit)."""
+    global _spare
+    with _spare_lock:
+        spare, _spare = _spare, None
+    if spare is not None and spare.owner == os.getpid():
+        spare.close()
+
+
+atexit.register(end_spare)
+
+
+#: How a supervisor is started: a Python of no site and no user settings
+#: (``-I -S``), which starts in milliseconds.
 SUPERVISOR: Final = (
     sys.executable,
     "-I",

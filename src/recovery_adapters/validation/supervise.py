@@ -5,9 +5,10 @@ behind (``cmd &``, a daemon that made a session of its own) would go on after
 the step, after the guard had checked the repository: it could plant a
 ``core.fsmonitor`` that runs on the user's next ``git status``, or change
 files that then pass for the user's. So
-:func:`~recovery_adapters.validation.process.run_process` starts this script
-(``python -I -S supervise.py STATUS_FD PROGRAM ARGV...``) in a session of its
-own, and it:
+:func:`~recovery_adapters.validation.process.run_process` runs each command
+under this script (``python -I -S supervise.py REQUEST_FD STATUS_FD``),
+started in a session of its own ahead of its command (so that its start
+costs the command nothing), which reads its command from ``REQUEST_FD`` and:
 
 - makes itself a child subreaper (Linux ``prctl``), so that every process
   below it whose parent ends becomes its child instead of init's, whatever
@@ -20,7 +21,8 @@ SIGTERM, SIGINT and SIGHUP sent to the supervisor are passed on to the
 command's group (the supervisor outlives them, to clean up after it);
 SIGUSR1 has it kill the command and everything below it at once. Where the
 command cannot be started, the supervisor writes the error's number to
-``STATUS_FD`` and exits 127. Where there is no subreaper (not Linux), only
+``STATUS_FD`` and exits 127. When ``REQUEST_FD`` ends with no request (its
+starter ended), it exits. Where there is no subreaper (not Linux), only
 the processes still below the command are found (a daemon re-parented to
 init is not).
 
@@ -116,10 +118,41 @@ def _kill_group(group: int, signum: int) -> None:
         pass
 
 
+def _read_request(fd: int) -> list[bytes] | None:
+    """The request written to ``fd`` (until its end): NUL-ended fields, see
+    :func:`~recovery_adapters.validation.process.request`; None for none (the
+    process that started this one ended without asking)."""
+    chunks = []
+    while chunk := os.read(fd, 1 << 16):
+        chunks.append(chunk)
+    os.close(fd)
+    data = b"".join(chunks)
+    return data.split(b"\0")[:-1] if data else None
+
+
+def _take_files(stdin: bytes, stdout: bytes, stderr: bytes) -> None:
+    """Makes the named files standard input, output and error (an empty
+    ``stderr``: the same as the output)."""
+    for number, name, flags in (
+        (0, stdin, os.O_RDONLY),
+        (1, stdout, os.O_WRONLY | os.O_APPEND),
+        (2, stderr or stdout, os.O_WRONLY | os.O_APPEND),
+    ):
+        fd = os.open(name, flags | os.O_CLOEXEC)
+        os.dup2(fd, number)  # inheritable, as standard streams are
+        os.close(fd)
+
+
 def main(argv: list[str]) -> int:
-    status_fd, program, command = int(argv[0]), argv[1], argv[2:]
+    request_fd, status_fd = int(argv[0]), int(argv[1])
     os.set_inheritable(status_fd, False)  # not the command's to keep
-    _become_subreaper()
+    _become_subreaper()  # before the request: started ahead, this costs nothing
+    request = _read_request(request_fd)
+    if request is None:
+        return 0
+    program, cwd, stdin, stdout, stderr, count = request[:6]
+    command = request[6 : 6 + int(count)]
+    env = dict(item.split(b"=", 1) for item in request[6 + int(count) :])
     command_group: list[int] = []  # known once forked
 
     def forward(signum: int, frame: object) -> None:
@@ -137,7 +170,9 @@ def main(argv: list[str]) -> int:
     if pid == 0:
         try:
             os.setpgid(0, 0)
-            os.execv(program, command)  # noqa: S606 - never a shell, on purpose
+            _take_files(stdin, stdout, stderr)
+            os.chdir(cwd)
+            os.execve(program, command, env)  # noqa: S606 - never a shell, on purpose
         except OSError as exc:
             os.write(status_fd, str(exc.errno or 0).encode())
         os._exit(127)
@@ -164,4 +199,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    os._exit(main(sys.argv[1:]) & 0xFF)  # no interpreter shutdown: milliseconds
