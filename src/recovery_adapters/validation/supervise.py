@@ -119,9 +119,9 @@ def _kill_group(group: int, signum: int) -> None:
 
 
 def _read_request(fd: int) -> list[bytes] | None:
-    """The request written to ``fd`` (until its end): NUL-ended fields, see
-    :func:`~recovery_adapters.validation.process.request`; None for none (the
-    process that started this one ended without asking)."""
+    """The request written to ``fd`` (until its end): NUL-ended fields (see
+    :func:`~recovery_adapters.validation.process.start_supervised`); None for
+    none (the process that started this one ended without asking)."""
     chunks = []
     while chunk := os.read(fd, 1 << 16):
         chunks.append(chunk)
