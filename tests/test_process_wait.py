@@ -301,3 +301,29 @@ def test_the_old_wait_polls_so_the_check_means_something(
             process.wait(timeout=600)
     finally:
         process.wait()
+
+
+def test_a_process_forked_from_ours_does_not_hold_the_next_command_back(
+    tmp_path: Path,
+) -> None:
+    """A host that forks (multiprocessing, a pre-forking server) after a
+    command ran: the child holds a copy of everything the parent had open,
+    the supervisor started ahead for the next command among it. The parent's
+    next command still starts at once (before, the supervisor waited for the
+    end of its request, which the child's copy held back, until the
+    timeout)."""
+    assert run_process(["true"], cwd=tmp_path).exit_code == 0
+    child = os.fork()
+    if child == 0:  # the host's forked child, busy with its own work
+        time.sleep(30)
+        os._exit(0)
+    try:
+        result = run_process(
+            [sys.executable, "-c", "print('ran')"], cwd=tmp_path, timeout_s=10
+        )
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+    assert not result.timed_out
+    assert result.exit_code == 0
+    assert result.output.strip() == "ran"

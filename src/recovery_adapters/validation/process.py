@@ -254,7 +254,8 @@ class _Supervisor:
     request (see :mod:`~recovery_adapters.validation.supervise`)."""
 
     def __init__(self) -> None:
-        request_end, self._request = os.pipe()
+        request_end, request = os.pipe()
+        self._request: int | None = request
         status, status_end = os.pipe()
         try:
             self.process = subprocess.Popen(
@@ -266,7 +267,7 @@ class _Supervisor:
                 pass_fds=(request_end, status_end),
             )
         except BaseException:
-            os.close(self._request)
+            os.close(request)
             os.close(status)
             raise
         finally:
@@ -277,25 +278,32 @@ class _Supervisor:
 
     def ask(self, request: bytes) -> bool:
         """Gives it its command; False when it is gone."""
+        fd, self._request = self._request, None
+        assert fd is not None, "a supervisor is asked once"
         try:
             view = memoryview(request)
             while view:
-                view = view[os.write(self._request, view) :]
+                view = view[os.write(fd, view) :]
         except BrokenPipeError:
             return False
         finally:
-            os.close(self._request)
+            os.close(fd)
         return True
 
     def ready(self) -> bool:
         """Whether it waits for a command, for this process."""
         return self.owner == os.getpid() and self.process.poll() is None
 
+    def forget(self) -> None:
+        """Closes this process's ends of its pipes, leaving it be."""
+        fd, self._request = self._request, None
+        if fd is not None:
+            os.close(fd)
+        self.failed.close()
+
     def close(self) -> None:
         """Ends it unused: its request ends empty, and it exits."""
-        with contextlib.suppress(OSError):
-            os.close(self._request)
-        self.failed.close()
+        self.forget()
         try:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -340,7 +348,19 @@ def end_spare() -> None:
         spare.close()
 
 
+def _forget_spare() -> None:
+    """In a process forked from ours: lets go of the parent's supervisor
+    started ahead without touching it (its request ends only when every copy
+    of its pipe is closed, so a copy kept here would hold the parent's next
+    command back), and takes a lock of its own."""
+    global _spare, _spare_lock
+    spare, _spare, _spare_lock = _spare, None, threading.Lock()
+    if spare is not None:
+        spare.forget()
+
+
 atexit.register(end_spare)
+os.register_at_fork(after_in_child=_forget_spare)
 
 
 #: How a supervisor is started: a Python of no site and no user settings
