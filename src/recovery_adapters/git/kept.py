@@ -22,6 +22,7 @@ from recovery_adapters.git.command import (
 )
 from recovery_adapters.git.objects import Entry, Objects
 from recovery_adapters.git.refs import Refs, recovery_ref
+from recovery_adapters.git.submodules import files_inside
 from recovery_adapters.git.worktree import WorkingTree
 
 __all__ = ["KeptChanges", "Parts"]
@@ -89,10 +90,8 @@ class KeptChanges:
         submodule's top)."""
         found = []
         for path, kept, base, kept_commit in self._parts(baseline, commit):
-            below = f"{path}/"
-            inside = [f[len(below) :] for f in files if f.startswith(below)]
-            if inside:
-                found.append((below, kept, base, kept_commit, inside))
+            if inside := files_inside(path, files):
+                found.append((f"{path}/", kept, base, kept_commit, inside))
         return found
 
     @deferred_signals()

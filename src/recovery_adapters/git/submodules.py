@@ -17,15 +17,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 from recovery_adapters.git.command import OBJECT_ID
-from recovery_adapters.git.kept import KeptChanges
 from recovery_core.ports import Quarantine
+
+if TYPE_CHECKING:
+    from recovery_adapters.git.kept import KeptChanges
 
 __all__ = [
     "SubWorkspace",
     "Submodules",
+    "files_inside",
     "in_submodule",
     "parse_submodule_lines",
     "submodule_lines",
@@ -70,6 +73,12 @@ def parse_submodule_lines(message: str) -> dict[str, str]:
 def in_submodule(path: str, submodules: Iterable[str]) -> bool:
     """Whether ``path`` is inside one of the ``submodules`` (their paths)."""
     return any(path.startswith(f"{s}/") for s in submodules)
+
+
+def files_inside(submodule: str, paths: Iterable[str]) -> list[str]:
+    """Those of ``paths`` inside ``submodule`` (its path), from its top."""
+    below = f"{submodule}/"
+    return [path[len(below) :] for path in paths if path.startswith(below)]
 
 
 class Submodules:
@@ -164,7 +173,7 @@ class Submodules:
         """Puts those of ``files`` that are inside a submodule back as its
         snapshot had them."""
         for path, workspace, baseline in self._each(baselines):
-            inside = [f[len(path) + 1 :] for f in files if f.startswith(f"{path}/")]
+            inside = files_inside(path, files)
             if inside:
                 workspace.restore(baseline, inside)
 
@@ -174,7 +183,7 @@ class Submodules:
         """Those of ``paths`` inside a submodule as its snapshot had them."""
         found: dict[str, bytes | None] = {}
         for path, workspace, baseline in self._each(baselines):
-            inside = [p[len(path) + 1 :] for p in paths if p.startswith(f"{path}/")]
+            inside = files_inside(path, paths)
             if inside:
                 got = workspace.read(baseline, inside)
                 found |= {f"{path}/{p}": content for p, content in got.items()}

@@ -33,7 +33,7 @@ from recovery_adapters.git.command import (
     discover,
 )
 from recovery_adapters.git.commit import BatchCommit
-from recovery_adapters.git.guard import Guard, RepositoryState
+from recovery_adapters.git.guard import IN_PROGRESS, Guard, RepositoryState
 from recovery_adapters.git.kept import KeptChanges
 from recovery_adapters.git.lock import WorkspaceLock
 from recovery_adapters.git.objects import ObjectError, Objects, nul
@@ -47,6 +47,7 @@ from recovery_adapters.git.refs import (
 from recovery_adapters.git.sandbox import GitSandbox, sweep_sandboxes
 from recovery_adapters.git.submodules import (
     Submodules,
+    files_inside,
     in_submodule,
     parse_submodule_lines,
     submodule_lines,
@@ -65,14 +66,15 @@ from recovery_core.store import RECOVERY_DIR
 
 __all__ = ["GitWorkspace", "WorkspaceError"]
 
-_IN_PROGRESS: Final = {
-    "MERGE_HEAD": "a merge",
-    "rebase-merge": "a rebase",
-    "rebase-apply": "a rebase or am",
-    "CHERRY_PICK_HEAD": "a cherry-pick",
-    "REVERT_HEAD": "a revert",
-    "BISECT_LOG": "a bisect",
-}
+#: What says an operation is under way (see guard.IN_PROGRESS for all it keeps).
+_UNDER_WAY: Final = (
+    "MERGE_HEAD",
+    "rebase-merge",
+    "rebase-apply",
+    "CHERRY_PICK_HEAD",
+    "REVERT_HEAD",
+    "BISECT_LOG",
+)
 #: How many snapshots a workspace remembers (their indexes, their states).
 _KEPT: Final = 4
 
@@ -242,8 +244,9 @@ class GitWorkspace:
         HEAD; keeps ``.recovery/`` out of git by a ``.gitignore`` in it that
         ignores everything, itself too (unless ``write`` is false: then it only
         refuses). The user's own ``.git/info/exclude`` is never written."""
-        for marker, what in _IN_PROGRESS.items():
+        for marker in _UNDER_WAY:
             if (self._git_dir / marker).exists():
+                what = IN_PROGRESS[marker]
                 raise WorkspaceError(
                     f"{self._root} is in the middle of {what}; finish or abort it first"
                 )
@@ -519,7 +522,7 @@ class GitWorkspace:
         if state.head_ref is None:
             raise WorkspaceError("cannot commit on a detached HEAD")
         subs = self._baseline(baseline).subs if baseline else {}
-        inside = sorted({s for s in subs for f in files if f.startswith(f"{s}/")})
+        inside = sorted(s for s in subs if files_inside(s, files))
         files = [f for f in files if not in_submodule(f, subs)]
         if inside and not files:
             return Committed(
