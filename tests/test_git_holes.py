@@ -812,8 +812,10 @@ def test_a_batch_that_stages_the_store_never_commits_it(
     repo: Path, tmp_path: Path
 ) -> None:
     """A passing batch forces the library's folder into the user's index
-    (``git add -f .recovery``): the batch's commit must not hold it (the
-    events, the failure log), whatever the index says."""
+    (``git add -f .recovery``): no commit may hold it (the events, the
+    failure log), whatever the index says. The user's index is put back (the
+    folder is not staged), and the batch fails at the guard for staging."""
+    before = head(repo)
     plan = write_plan(
         tmp_path / "plan.json",
         one_batch_plan(
@@ -826,9 +828,12 @@ def test_a_batch_that_stages_the_store_never_commits_it(
         ),
     )
     done = run_cli("run", plan, cwd=repo, timeout=60)
-    assert done.returncode == 0, done.stderr
-    committed = git(repo, "show", "--name-only", "--format=", "HEAD").split()
-    assert committed == ["app/x.py"]
+    assert done.returncode == 3, done.stderr
+    failure = cli_json("status", cwd=repo)["batches"][0]["failure"]
+    assert failure["step"] == "build.workspace_guard"
+    assert head(repo) == before
+    assert ".recovery" not in git(repo, "ls-files")
+    assert ".recovery" not in git(repo, "log", "--all", "--name-only", "--format=")
 
 
 # -- 11. the user's index corrupted or locked by a failing batch -------------------
@@ -1640,3 +1645,164 @@ def test_settings_planted_for_another_worktree_never_run(
     if code == "0":
         assert failure["step"] == "build.workspace_guard"
         assert "the git settings of the worktree other were changed" in failure["error"]
+
+
+# -- 19. the user's staged changes restaged or unstaged by a batch -----------------
+
+STAGED_LINE = "# staged by the user\n"
+UNSTAGED_LINE = "# not staged yet\n"
+
+RESTAGE = """\
+import pathlib, subprocess, sys
+how, code = sys.argv[1:]
+pathlib.Path('app/mul.py').write_text('def mul(a, b):\\n    return a * b\\n')
+subprocess.run(['git', *how.split()], check=True)
+sys.exit(int(code))
+"""
+
+
+@pytest.mark.parametrize("code", ["0", "1"])
+@pytest.mark.parametrize("how", ["add -A", "reset -q", "rm -q -f --cached app/calc.py"])
+def test_what_the_user_staged_stays_staged(
+    repo: Path, tmp_path: Path, how: str, code: str
+) -> None:
+    """The user staged one line of app/calc.py and not the next. A batch
+    (passing or failing) runs `git add -A`, `git reset` or `git rm --cached`.
+    Before, a passing batch left the user's index as it had made it: the
+    staged line was unstaged (or the unstaged one staged with the batch's own
+    files), and what the user had chosen to commit was gone from the index.
+    Now the index is put back as the user had it, and the batch fails at the
+    guard, saying so."""
+    calc = repo / "app" / "calc.py"
+    calc.write_text(APP_CALC + STAGED_LINE)
+    git(repo, "add", "app/calc.py")
+    calc.write_text(APP_CALC + STAGED_LINE + UNSTAGED_LINE)
+    staged = git(repo, "diff", "--cached")
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan("restage", action("stage", RESTAGE, how, code)),
+    )
+    done = run_cli("run", plan, cwd=repo, timeout=60)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert git(repo, "diff", "--cached") == staged
+    assert calc.read_text() == APP_CALC + STAGED_LINE + UNSTAGED_LINE
+    failure = cli_json("status", cwd=repo)["batches"][0]["failure"]
+    if code == "0":
+        assert failure["step"] == "build.workspace_guard"
+        assert "the user's index was changed" in failure["error"]
+    assert not (repo / "app" / "mul.py").exists()  # quarantined
+
+
+def test_a_batch_that_stages_its_change_is_not_committed_with_the_users(
+    repo: Path, tmp_path: Path
+) -> None:
+    """A passing batch with commit_strategy 'commit' appends a function to
+    app/calc.py and runs `git add -A`, staging the user's own edit in
+    app/other.py too. Nothing is committed, the user's index is as they had
+    it, and both edits stay in the working tree until the operator decides."""
+    other = repo / "app" / "other.py"
+    other.write_text("OTHER = 1\n")
+    before = head(repo)
+    add_all = f"{APPEND_MUL}; import subprocess; subprocess.run(['git', 'add', '-A'])"
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan(
+            "stage-all", action("generate", add_all), commit_strategy="commit"
+        ),
+    )
+    done = run_cli("run", plan, cwd=repo, timeout=60)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert head(repo) == before
+    assert git(repo, "diff", "--cached") == ""
+    assert other.read_text() == "OTHER = 1\n"
+    assert (repo / "app" / "calc.py").read_text() == APP_CALC
+
+
+# -- 20. the HEAD of another worktree moved by a batch ----------------------------
+
+MOVE_OTHER_HEAD = """\
+import pathlib, subprocess, sys
+name, target, code = sys.argv[1:]
+pathlib.Path('app/mul.py').write_text('def mul(a, b):\\n    return a * b\\n')
+if target.startswith('refs/'):
+    subprocess.run(['git', 'symbolic-ref', name, target], check=True)
+else:
+    subprocess.run(['git', 'update-ref', '--no-deref', name, target], check=True)
+sys.exit(int(code))
+"""
+
+
+@pytest.mark.parametrize("code", ["0", "1"])
+@pytest.mark.parametrize("where", ["main", "linked"])
+def test_the_head_of_another_worktree_stays(
+    repo: Path, tmp_path: Path, where: str, code: str
+) -> None:
+    """The user has a second worktree of the repository, on the branch
+    ``other``. A batch run in one worktree (passing or failing) points the
+    other worktree's HEAD at the branch ``main`` (so that the user's next
+    commit there lands on main), or detaches it at a commit of its own.
+    Before, the other worktree stayed moved. Now its HEAD is put back, and
+    the batch fails saying so."""
+    linked = tmp_path / "other"
+    git(repo, "worktree", "add", "-q", "-b", "other", str(linked))
+    runs_in, other = (repo, linked) if where == "main" else (linked, repo)
+    name = "worktrees/other/HEAD" if where == "main" else "main-worktree/HEAD"
+    target = "refs/heads/main" if where == "main" else foreign_commit(repo)
+    before = git(other, "symbolic-ref", "HEAD")
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan("move", action("move", MOVE_OTHER_HEAD, name, target, code)),
+    )
+    done = run_cli("run", plan, cwd=runs_in, timeout=60)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert git(other, "symbolic-ref", "HEAD") == before
+    assert not (runs_in / "app" / "mul.py").exists()
+    failure = cli_json("status", cwd=runs_in)["batches"][0]["failure"]
+    if code == "0":
+        assert failure["step"] == "build.workspace_guard"
+        assert f"the HEAD of another worktree ({name}) moved" in failure["error"]
+
+
+# -- 21. a remote planted in git's older remote files ------------------------------
+
+PLANT_REMOTE = """\
+import pathlib, sys
+folder, url, code = sys.argv[1:]
+pathlib.Path('app/mul.py').write_text('def mul(a, b):\\n    return a * b\\n')
+remotes = pathlib.Path('.git', folder)
+remotes.mkdir(exist_ok=True)
+if folder == 'remotes':
+    (remotes / 'origin').write_text(f'URL: {url}\\nPush: refs/heads/main:refs/heads/stolen\\n')
+else:
+    (remotes / 'origin').write_text(f'{url}#main\\n')
+sys.exit(int(code))
+"""
+
+
+@pytest.mark.parametrize("code", ["0", "1"])
+@pytest.mark.parametrize("folder", ["remotes", "branches"])
+def test_a_remote_planted_in_the_older_remote_files_never_gets_a_push(
+    repo: Path, tmp_path: Path, folder: str, code: str
+) -> None:
+    """The user's repository has no remote yet. A batch (passing or failing)
+    names one, ``origin``, in ``.git/remotes/`` or ``.git/branches/``, as git
+    did before remotes were settings (git still reads them). Before, it
+    stayed, and the user's next `git push` sent their branch to the batch's
+    repository. Now it is removed, and the batch fails saying so."""
+    evil = tmp_path / "evil.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(evil)], check=True)
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan(
+            "remote", action("plant", PLANT_REMOTE, folder, str(evil), code)
+        ),
+    )
+    done = run_cli("run", plan, cwd=repo, timeout=60)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert not (repo / ".git" / folder / "origin").exists()
+    assert git_rc(repo, "push", "origin", "HEAD:refs/heads/stolen") != 0
+    assert git(evil, "for-each-ref") == ""
+    failure = cli_json("status", cwd=repo)["batches"][0]["failure"]
+    if code == "0":
+        assert failure["step"] == "build.workspace_guard"
+        assert "remotes named in remotes/ or branches/" in failure["error"]

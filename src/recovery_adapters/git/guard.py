@@ -7,13 +7,13 @@ itself, move a tag, drop the user's stash or leave a merge in progress, and
 the next git command of ours (or the user's) would run its code, write
 somewhere else or lose something.
 So the settings files (``config``, ``config.worktree``), ``info/``,
-``hooks/``, the object alternates, ``shallow``, git's state of an operation
+``hooks/``, ``remotes/`` and ``branches/``, the object alternates, ``shallow``, git's state of an operation
 in progress (:data:`IN_PROGRESS`), and the submodules' settings and hooks
 (under ``modules/``) are kept byte for byte and written back before
-any other git command of ours runs; HEAD, the user's refs and the stash's
-entries are then put back through git (not the remote-tracking refs, which a
-fetch moves). A replace ref the batch made is deleted; other new refs are
-left in place, a new branch named. The same holds for the files outside the
+any other git command of ours runs; HEAD, the user's refs, the stash's
+entries and the other worktrees' HEADs are then put back through git (not
+the remote-tracking refs, which a fetch moves). A replace ref the batch made
+is deleted; other new refs are left in place, a new branch named. The same holds for the files outside the
 git folder that git reads settings, ignore rules and attributes from (the
 user's global settings, the system's, and the files they include), and for
 each submodule's ``.git`` file, and for the settings of the repository's
@@ -27,7 +27,7 @@ import contextlib
 import os
 import shutil
 import stat
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Final
 
@@ -96,14 +96,16 @@ class _File:
 class RepositoryState:
     """What a batch must not change in the repository: each file (or symlink)
     of ours by its path (of those ``outside`` its git folder too, with what is
-    said when one changed), the refs, the locks that were there and the
-    folders of ours that were there."""
+    said when one changed), the refs, the locks that were there, the
+    folders of ours that were there, and the HEADs of the other worktrees
+    (by the name git gives each from here, see :meth:`Guard.heads`)."""
 
     files: Mapping[Path, _File]
     refs: RefState
     outside: Mapping[Path, str] = attrs.field(factory=dict)
     locks: frozenset[Path] = frozenset()
     folders: frozenset[Path] = frozenset()
+    heads: Mapping[str, str] = attrs.field(factory=dict)
 
 
 def _remove(path: Path) -> None:
@@ -200,9 +202,14 @@ class Guard:
             / RECOVERY_DIR
             / ".gitignore": f"{RECOVERY_DIR}/.gitignore was changed",
         }
+        # remotes/ and branches/ name remotes as the settings do (git's older
+        # way, still read): a remote planted there gets the user's next push.
+        legacy = f"{ours} remotes named in remotes/ or branches/ were changed"
         self._folders = {
             common_dir / "info": f"{ours} {info} were changed",
             common_dir / "hooks": f"{ours} hooks were changed",
+            common_dir / "remotes": legacy,
+            common_dir / "branches": legacy,
         }
         for name, what in IN_PROGRESS.items():
             said = f"git's state of {what} in progress was made or changed (put back)"
@@ -214,7 +221,7 @@ class Guard:
         # before is never touched.
         self._locks = [git_dir / "index.lock", git_dir / "HEAD.lock"]
         self._locks.append(common_dir / "config.lock")
-        self._common_dir = common_dir
+        self._root, self._git_dir, self._common_dir = root, git_dir, common_dir
         # The submodules' repositories: their settings and hooks run in the
         # user's next `git status`, which looks into each submodule.
         self._modules = common_dir / "modules"
@@ -233,7 +240,40 @@ class Guard:
             p for p in self._lock_paths(refs) if _read_file(p) is not None
         )
         folders = frozenset(p for p in self._folders if os.path.lexists(p))
-        return RepositoryState(files, refs, outside, locks, folders)
+        return RepositoryState(files, refs, outside, locks, folders, self.heads())
+
+    def _linked(self) -> Iterator[tuple[Path, str]]:
+        """Each linked worktree's folder in the repository's git folder, and
+        the path of its ``.git`` file as that folder's ``gitdir`` names it."""
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(self._common_dir / "worktrees"):
+                if entry.is_dir(follow_symlinks=False):
+                    named = _read_file(Path(entry.path, "gitdir"))
+                    dotgit = "" if named is None or named.link else named.content
+                    yield Path(entry.path), os.fsdecode(dotgit).strip()
+
+    def heads(self) -> dict[str, str]:
+        """The HEAD of each of the repository's other worktrees (see
+        :meth:`Refs.worktrees`), by the name git gives it from here
+        (``main-worktree/HEAD``, ``worktrees/<id>/HEAD``): a batch that
+        moved one would send the user's next commit there to another branch.
+        No git command is run where the repository has no linked worktree."""
+        names = {
+            (admin / dotgit).parent.resolve(): f"worktrees/{admin.name}/HEAD"
+            for admin, dotgit in self._linked()
+            if dotgit
+        }
+        if not names and self._git_dir == self._common_dir:
+            return {}
+        listed = [(Path(p).resolve(), head) for p, head in self._refs.worktrees()]
+        if listed:
+            names.setdefault(listed[0][0], "main-worktree/HEAD")
+        here = self._root.resolve()
+        return {
+            names[path]: head
+            for path, head in listed
+            if head and path in names and path != here
+        }
 
     def _worktree_files(self) -> dict[Path, str]:
         """The files that say where the repository's other worktrees find
@@ -244,17 +284,12 @@ class Guard:
         common = self._common_dir
         said = "the git settings of the main worktree were changed"
         found = {common / "config.worktree": said}
-        with contextlib.suppress(OSError):
-            for entry in os.scandir(common / "worktrees"):
-                if not entry.is_dir(follow_symlinks=False):
-                    continue
-                admin = Path(entry.path)
-                said = f"the git settings of the worktree {entry.name} were changed"
-                for name in ("config.worktree", "commondir", "gitdir"):
-                    found[admin / name] = said
-                named = _read_file(admin / "gitdir")
-                if named is not None and not named.link:
-                    found[admin / os.fsdecode(named.content.strip())] = said
+        for admin, dotgit in self._linked():
+            said = f"the git settings of the worktree {admin.name} were changed"
+            for name in ("config.worktree", "commondir", "gitdir"):
+                found[admin / name] = said
+            if dotgit:
+                found[admin / dotgit] = said
         return {p: said for p, said in found.items() if p not in self._files}
 
     def _read(self, outside: Iterable[Path]) -> dict[Path, _File]:
@@ -303,6 +338,7 @@ class Guard:
                 problems.append(f"a lock file left behind ({lock.name}) was removed")
         if refs:
             problems += self._put_back_refs(before.refs)
+            problems += self._put_back_heads(before.heads)
         return list(dict.fromkeys(problems))  # one line for a merge's three files
 
     def _put_back_refs(self, before: RefState) -> list[str]:
@@ -328,6 +364,18 @@ class Guard:
             elif name.startswith("refs/heads/"):
                 problems.append(f"branch {name} was created (left in place)")
         return problems + self._put_back_stash(before.stash, now.stash)
+
+    def _put_back_heads(self, before: Mapping[str, str]) -> list[str]:
+        """The other worktrees' HEADs, put back where one moved (one whose
+        worktree is gone is not made again)."""
+        if not before:
+            return []
+        problems: list[str] = []
+        for name, head in self.heads().items():
+            if name in before and head != before[name]:
+                problems.append(f"the HEAD of another worktree ({name}) moved")
+                self._refs.put_worktree_head(name, before[name])
+        return problems
 
     def _put_back_stash(
         self, before: tuple[tuple[str, str], ...], now: tuple[tuple[str, str], ...]

@@ -195,6 +195,33 @@ class Refs:
         """Deletes the ref ``name`` if it still points at ``sha``."""
         self._git.run("update-ref", "-m", _PUT_BACK, "-d", name, sha)
 
+    def worktrees(self) -> list[tuple[str, str]]:
+        """Each worktree of the repository, the main one first: its path, and
+        its HEAD as ``ref: <branch>``, or the commit when detached, or ``""``
+        for a bare repository (``git worktree list``)."""
+        # Not -z (git 2.36): a path git must quote is then not matched, and
+        # that worktree's HEAD is not kept.
+        out = self._git.text("worktree", "list", "--porcelain")
+        found: list[tuple[str, str]] = []
+        for record in out.split("\n\n"):
+            fields = dict(line.partition(" ")[::2] for line in record.splitlines())
+            if "worktree" not in fields:
+                continue
+            head = fields.get("HEAD", "")
+            if "branch" in fields:
+                head = f"ref: {fields['branch']}"
+            found.append((fields["worktree"], "" if "bare" in fields else head))
+        return found
+
+    def put_worktree_head(self, name: str, head: str) -> None:
+        """Points the HEAD of another worktree (``name``, as git names it from
+        here: ``main-worktree/HEAD``, ``worktrees/<id>/HEAD``) back at
+        ``head``, a branch (``ref: <branch>``) or a commit."""
+        if head.startswith("ref: "):
+            self._git.run("symbolic-ref", "-m", _PUT_BACK, name, head[5:])
+        else:
+            self._git.run("update-ref", "--no-deref", "-m", _PUT_BACK, name, head)
+
     def put_stash(self, entries: Sequence[tuple[str, str]]) -> None:
         """Makes the stash anew with ``entries`` (newest first, each a commit
         and its message): deleting the stash ref deletes its reflog, and each

@@ -325,10 +325,25 @@ class GitWorkspace:
             found = self._guard.put_back(self._state, refs=refs)
             if self._tree.index_corrupt():
                 found.append(self._rebuild_index())
+            found += self._put_back_staged()
             found += self._put_back_flags()
         if found:
             self._tree.forget_settings()
             self._found = (*self._found, *found)
+
+    def _put_back_staged(self) -> list[str]:
+        """Puts the user's index entries back as they were staged at the
+        latest snapshot: a batch's `git add -A`, `git reset` or `git rm
+        --cached` would stage the user's unstaged edits with its own files, or
+        drop what the user had chosen to commit."""
+        staged, now = self._staged, self._tree.index_tree()
+        if staged is None or now == staged:
+            return []
+        if now is None:  # unmerged entries the batch wrote
+            self._tree.reset_index(staged)
+        else:
+            self._restore_index(staged)
+        return ["the user's index was changed (what was staged is put back)"]
 
     def _put_back_flags(self) -> list[str]:
         """Sets the flags of the user's index entries (assume-unchanged,
@@ -532,9 +547,13 @@ class GitWorkspace:
             )
         made = self._committer.made_before(state.head, baseline, trailers)
         if made is not None:  # by a runner killed before it was recorded
-            return self._committer.adopt(made, files)
+            adopted = self._committer.adopt(made, files)
+            self._staged = self._tree.index_tree()
+            return adopted
         base_tree = self._baseline(baseline).tree if baseline else None
-        return self._committer.commit(state, base_tree, files, message, trailers)
+        committed = self._committer.commit(state, base_tree, files, message, trailers)
+        self._staged = self._tree.index_tree()  # our own update of the index
+        return committed
 
     def _moved(self, state: RefState, commit: str) -> None:
         """Our own branch move is part of the state a later check keeps."""
