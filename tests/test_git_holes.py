@@ -1806,3 +1806,60 @@ def test_a_remote_planted_in_the_older_remote_files_never_gets_a_push(
     if code == "0":
         assert failure["step"] == "build.workspace_guard"
         assert "remotes named in remotes/ or branches/" in failure["error"]
+
+
+# -- 22. a repository with no commit inside the work tree --------------------------
+
+INIT_THEN_BREAK = """\
+import pathlib, subprocess, sys
+subprocess.run(['git', 'init', '-q', 'crate'], check=True)
+pathlib.Path('crate/lib.rs').write_text('fn main() {}\\n')
+calc = pathlib.Path('app/calc.py')
+calc.write_text(calc.read_text() + 'BROKEN = True\\n')
+sys.exit(1)
+"""
+
+
+def test_a_failing_batch_that_runs_git_init_is_still_quarantined(
+    repo: Path, tmp_path: Path
+) -> None:
+    """A failing batch scaffolds a folder with ``git init`` and no commit (as
+    ``cargo new`` does) and breaks app/calc.py. Before, git could not stage
+    the new repository, so no tree could be made: the manual-git strategy
+    raised, nothing was quarantined and the broken line stayed in the
+    working tree. Now the repository with no commit is left out of the trees
+    (like an ignored folder), and the rest is quarantined and put back."""
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan("unborn", action("scaffold", INIT_THEN_BREAK)),
+    )
+    done = run_cli("run", plan, cwd=repo, timeout=60)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert (repo / "app" / "calc.py").read_text() == APP_CALC
+    failure = cli_json("status", cwd=repo)["batches"][0]["failure"]
+    assert failure["changed_files"] == ["app/calc.py"]
+    (quarantine,) = quarantine_refs(repo, "b1")
+    assert "BROKEN = True" in git(repo, "show", f"{quarantine}:app/calc.py")
+
+
+def test_the_users_repository_with_no_commit_does_not_stop_a_run(
+    repo: Path, tmp_path: Path
+) -> None:
+    """The user keeps a scratch repository with no commit yet inside the work
+    tree (``git init scratch``). Before, every run stopped at its first
+    snapshot (exit 2, "git add failed"). Now it runs; a failing batch is
+    quarantined, and the scratch repository and its file stay as they were."""
+    scratch = repo / "scratch"
+    subprocess.run(["git", "init", "-q", str(scratch)], check=True)
+    (scratch / "notes.txt").write_text("the user's notes\n")
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan("scratch", action("break", BREAK_CALC)),
+    )
+    done = run_cli("run", plan, cwd=repo, timeout=60)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert (repo / "app" / "calc.py").read_text() == APP_CALC
+    assert (scratch / "notes.txt").read_text() == "the user's notes\n"
+    assert (scratch / ".git" / "HEAD").is_file()
+    failure = cli_json("status", cwd=repo)["batches"][0]["failure"]
+    assert failure["changed_files"] == ["app/calc.py"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -35,6 +36,9 @@ IGNORE_ALL: Final = "*\n"
 
 #: What git says of an index it cannot read at all.
 _CORRUPT: Final = ("index file", "bad signature", "bad index")
+#: What git says of a repository with no commit inside the work tree, which it
+#: cannot stage (it names each, then stops).
+_UNBORN: Final = re.compile(r"error: '(.+)' does not have a commit checked out$", re.M)
 #: What tells a file's versions apart (None: no file), as :func:`_stat_key` reads it.
 _StatKey = tuple[int, int, int] | None
 #: Index entries git takes as they are without looking at their files, as
@@ -436,8 +440,25 @@ class WorkingTree:
                     if flag == "assume-unchanged" or is_file(self.root, path)
                 ]
                 self.set_flags(hidden, on=False, index=index)
-                self._git.run("add", "-A", "--", ".", index=index)
+                self._add_all(index)
             return self._git.text("write-tree", index=index)
+
+    def _add_all(self, index: Path) -> None:
+        """``git add -A`` into ``index``, less each repository with no commit
+        inside the work tree (``git init`` alone, ``cargo new``): git cannot
+        stage one, names it and stops, so it is left out like an ignored
+        folder (no snapshot holds it) rather than no tree being made."""
+        unborn: list[str] = []
+        while True:
+            left_out = [f":(exclude,literal){path}" for path in unborn]
+            try:
+                self._git.run("add", "-A", "--", ".", *left_out, index=index)
+                return
+            except GitError as exc:
+                found = [p for p in _UNBORN.findall(str(exc)) if p not in unborn]
+                if not found:
+                    raise
+                unborn += found
 
     def index_flags(self) -> Flags:
         """The entries of the user's index that git takes as they are without
