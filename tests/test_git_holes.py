@@ -1863,3 +1863,24 @@ def test_the_users_repository_with_no_commit_does_not_stop_a_run(
     assert (scratch / ".git" / "HEAD").is_file()
     failure = cli_json("status", cwd=repo)["batches"][0]["failure"]
     assert failure["changed_files"] == ["app/calc.py"]
+
+
+@pytest.mark.parametrize(
+    "language", [{"LANGUAGE": "de"}, {"LC_ALL": "C.UTF-8", "LANGUAGE": "de"}]
+)
+def test_git_in_the_users_language_changes_nothing(
+    repo: Path, tmp_path: Path, language: dict[str, str]
+) -> None:
+    """The user reads git in German (``LANGUAGE=de``). The repository with no
+    commit of the test above, and a failing batch. Before, git's message
+    naming that repository was German, was not recognised, and the run
+    stopped at its first snapshot (exit 2). Now git's messages reach us
+    untranslated, whatever the user's language."""
+    subprocess.run(["git", "init", "-q", str(repo / "scratch")], check=True)
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan("german", action("break", BREAK_CALC)),
+    )
+    done = run_cli("run", plan, cwd=repo, timeout=60, env=language)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert (repo / "app" / "calc.py").read_text() == APP_CALC

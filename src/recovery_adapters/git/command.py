@@ -102,13 +102,20 @@ def deferred_signals() -> Iterator[None]:
 
 
 def _environment() -> dict[str, str]:
-    """Our environment less what would point git elsewhere."""
-    return {
+    """Our environment less what would point git elsewhere, with git's
+    messages untranslated (``LC_MESSAGES=C``; a ``LC_ALL`` of the user's
+    still sets the other categories, as ``LANG``): a few are read (a ref that
+    moved, an index git cannot read, a repository with no commit)."""
+    env = {
         key: value
         for key, value in os.environ.items()
         if key not in _REDIRECTING
         and not key.startswith(("GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_"))
     }
+    if everything := env.pop("LC_ALL", ""):
+        env["LANG"] = everything
+    env.pop("LANGUAGE", None)
+    return env | {"LC_MESSAGES": "C"}
 
 
 def _run(
