@@ -7,16 +7,17 @@ itself, move a tag, drop the user's stash or leave a merge in progress, and
 the next git command of ours (or the user's) would run its code, write
 somewhere else or lose something.
 So the settings files (``config``, ``config.worktree``), ``info/``,
-``hooks/``, ``remotes/`` and ``branches/``, the object alternates, ``shallow``, git's state of an operation
-in progress (:data:`IN_PROGRESS`), and the submodules' settings and hooks
-(under ``modules/``) are kept byte for byte and written back before
-any other git command of ours runs; HEAD, the user's refs, the stash's
-entries and the other worktrees' HEADs are then put back through git (not
-the remote-tracking refs, which a fetch moves). A replace ref the batch made
-is deleted; other new refs are left in place, a new branch named. The same holds for the files outside the
-git folder that git reads settings, ignore rules and attributes from (the
-user's global settings, the system's, and the files they include), and for
-each submodule's ``.git`` file, and for the settings of the repository's
+``hooks/``, ``remotes/`` and ``branches/``, the object alternates,
+``shallow``, git's state of an operation in progress (:data:`IN_PROGRESS`),
+and the submodules' settings and hooks (under ``modules/``) are kept byte
+for byte and written back before any other git command of ours runs; HEAD,
+the user's refs, the stash's entries and the other worktrees' HEADs are then
+put back through git (not the remote-tracking refs, which a fetch moves). A
+replace ref the batch made is deleted; other new refs are left in place, a
+new branch named. The same holds for the files outside the git folder that
+git reads settings, ignore rules and attributes from (the user's global
+settings, the system's, and the files they include), and for each
+submodule's ``.git`` file, and for the settings of the repository's
 other worktrees: a filter a batch defines there would run inside our own
 git commands, and on the user's next one.
 """

@@ -547,11 +547,10 @@ class GitWorkspace:
             )
         made = self._committer.made_before(state.head, baseline, trailers)
         if made is not None:  # by a runner killed before it was recorded
-            adopted = self._committer.adopt(made, files)
-            self._staged = self._tree.index_tree()
-            return adopted
-        base_tree = self._baseline(baseline).tree if baseline else None
-        committed = self._committer.commit(state, base_tree, files, message, trailers)
+            committed = self._committer.adopt(made, files)
+        else:
+            base = self._baseline(baseline).tree if baseline else None
+            committed = self._committer.commit(state, base, files, message, trailers)
         self._staged = self._tree.index_tree()  # our own update of the index
         return committed
 
