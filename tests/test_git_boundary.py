@@ -303,3 +303,34 @@ def test_a_reader_killed_under_the_workspace_is_replaced_at_once(repo: Path) -> 
                 killed += 1
     assert workspace.read(baseline, ["app/calc.py"]) == expected
     assert killed >= 20
+
+
+def test_a_repository_is_taken_out_by_another_process_only_if_the_batch_made_it(
+    repo: Path,
+) -> None:
+    """A runner killed after its snapshot; the next process checks the attempt
+    from the snapshot alone. The user's repository with no commit at the
+    snapshot (named in the snapshot's message), in which the batch then
+    committed, stays where it is; one the batch made is moved whole into the
+    store folder, its commit and files with it."""
+    scratch, made = repo / "scratch", repo / "made"
+    git(repo, "init", "-q", "scratch")
+    (scratch / "notes.txt").write_text("scratch\n")
+    first = GitWorkspace(repo)
+    first.prepare()
+    baseline = first.snapshot(run_id="r", batch_id="b", attempt=1)
+    first.close()
+    git(repo, "init", "-q", "made")
+    (made / "notes.txt").write_text("made\n")
+    for folder in scratch, made:
+        git(folder, "add", "notes.txt")
+        git(folder, "commit", "-q", "-m", "the batch's")
+    second = GitWorkspace(repo)
+    (found,) = second.check(baseline)
+    second.close()
+    assert found.startswith("a git repository was made at made ")
+    assert (scratch / "notes.txt").read_text() == "scratch\n"
+    assert not made.exists()
+    (kept,) = (repo / ".recovery" / "repositories").glob("*/made")
+    assert (kept / "notes.txt").read_text() == "made\n"
+    assert git(kept, "log", "--format=%s").strip() == "the batch's"

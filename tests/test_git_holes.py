@@ -634,44 +634,37 @@ subprocess.run(['git', 'add', 'table.csv'], cwd='data', check=True)
 subprocess.run(['git', *who, 'commit', '-q', '-m', 'data'], cwd='data', check=True)
 """
 
-EDIT_NESTED = """\
-import pathlib, sys
-table = pathlib.Path('data/table.csv')
-table.write_text(table.read_text() + '3,4\\n')
-sys.exit(1)
-"""
-
 
 def test_a_repository_made_inside_a_watched_folder_is_never_torn_apart(
     repo: Path, tmp_path: Path
 ) -> None:
     """Found by a probe of the watch (not among the issue's six): batch 1 makes
     the folder data/, batch 2 turns it into a repository of its own (git then
-    sees one entry, a gitlink, not its files), batch 3 edits a file inside it
-    and fails. Git sees no change of the outer repository there, so the restore
-    must touch nothing inside data/: with the watch following the files inside
-    the nested repository as if they were the outer one's, the restore deleted
-    data/table.csv. Its content and the nested repository's own state stay."""
+    sees one entry, a gitlink, not its files). With the watch following the
+    files inside the nested repository as if they were the outer one's, a
+    later restore deleted data/table.csv. Now a batch may not make a
+    repository inside the work tree (section 23): batch 2 fails, the new
+    repository is moved whole into the store folder (its file and its commit
+    with it), and data/table.csv is put back as batch 1 left it."""
     plan = {
         "plan_id": "nested",
         "batches": [
             {"batch_id": "b1", "actions": [action("make", MAKE_DATA)]},
             {"batch_id": "b2", "actions": [action("nest", MAKE_NESTED)]},
-            {"batch_id": "b3", "actions": [action("edit", EDIT_NESTED)]},
         ],
     }
     done = run_cli("run", write_plan(tmp_path / "plan.json", plan), cwd=repo)
     assert done.returncode == 3, done.stderr
     status = cli_json("status", cwd=repo)
-    assert [b["status"] for b in status["batches"]] == [
-        "verified",
-        "verified",
-        "failed",
-    ]
-    table = repo / "data" / "table.csv"
-    assert table.read_text() == "a,b\n1,2\n3,4\n"  # git cannot see it: left as it is
-    assert git(repo / "data", "status", "--porcelain") == " M table.csv\n"
-    assert git(repo / "data", "log", "--format=%s") == "data\n"
+    assert [b["status"] for b in status["batches"]] == ["verified", "failed"]
+    assert (
+        "a git repository was made at data " in status["batches"][1]["failure"]["error"]
+    )
+    assert (repo / "data" / "table.csv").read_text() == "a,b\n1,2\n"
+    assert not (repo / "data" / ".git").exists()
+    (kept,) = (repo / ".recovery" / "repositories").glob("*/data")
+    assert (kept / "table.csv").read_text() == "a,b\n1,2\n"
+    assert git(kept, "log", "--format=%s") == "data\n"
 
 
 # -- 8. filter drivers planted in the user's global git settings ------------------
@@ -1842,27 +1835,44 @@ def test_a_failing_batch_that_runs_git_init_is_still_quarantined(
     assert "BROKEN = True" in git(repo, "show", f"{quarantine}:app/calc.py")
 
 
+COMMIT_IN_SCRATCH = """\
+import pathlib, subprocess, sys
+git = ['git', '-C', 'scratch', '-c', 'user.name=b', '-c', 'user.email=b@example.com']
+subprocess.run([*git, 'add', '-A'], check=True)
+subprocess.run([*git, 'commit', '-q', '-m', 'batch'], check=True)
+calc = pathlib.Path('app/calc.py')
+calc.write_text(calc.read_text() + 'BROKEN = True\\n')
+sys.exit(1)
+"""
+
+
+@pytest.mark.parametrize(
+    "code", [BREAK_CALC, COMMIT_IN_SCRATCH], ids=["break", "commit"]
+)
 def test_the_users_repository_with_no_commit_does_not_stop_a_run(
-    repo: Path, tmp_path: Path
+    repo: Path, tmp_path: Path, code: str
 ) -> None:
     """The user keeps a scratch repository with no commit yet inside the work
     tree (``git init scratch``). Before, every run stopped at its first
     snapshot (exit 2, "git add failed"). Now it runs; a failing batch is
-    quarantined, and the scratch repository and its file stay as they were."""
+    quarantined, and the scratch repository and its file stay as they were.
+    So when the batch commits in it: it was the user's at the snapshot, so it
+    is never taken out as a repository the batch made (section 23)."""
     scratch = repo / "scratch"
     subprocess.run(["git", "init", "-q", str(scratch)], check=True)
     (scratch / "notes.txt").write_text("the user's notes\n")
     plan = write_plan(
         tmp_path / "plan.json",
-        one_batch_plan("scratch", action("break", BREAK_CALC)),
+        one_batch_plan("scratch", action("batch", code)),
     )
     done = run_cli("run", plan, cwd=repo, timeout=60)
     assert done.returncode == 3, done.stdout + done.stderr
     assert (repo / "app" / "calc.py").read_text() == APP_CALC
     assert (scratch / "notes.txt").read_text() == "the user's notes\n"
     assert (scratch / ".git" / "HEAD").is_file()
+    assert not (repo / ".recovery" / "repositories").exists()
     failure = cli_json("status", cwd=repo)["batches"][0]["failure"]
-    assert failure["changed_files"] == ["app/calc.py"]
+    assert failure["changed_files"][0] == "app/calc.py"
 
 
 @pytest.mark.parametrize(
@@ -1884,3 +1894,60 @@ def test_git_in_the_users_language_changes_nothing(
     done = run_cli("run", plan, cwd=repo, timeout=60, env=language)
     assert done.returncode == 3, done.stdout + done.stderr
     assert (repo / "app" / "calc.py").read_text() == APP_CALC
+
+
+# -- 23. a repository with commits made inside the work tree by a batch -------------
+
+NESTED_REPOSITORY = """\
+import pathlib, subprocess, sys
+fsmonitor, code = sys.argv[1], int(sys.argv[2])
+nested = pathlib.Path('vendor/tool')
+nested.mkdir(parents=True)
+subprocess.run(['git', 'init', '-q', str(nested)], check=True)
+(nested / 'tool.py').write_text('TOOL = 1\\n')
+git = ['git', '-C', str(nested), '-c', 'user.name=b', '-c', 'user.email=b@example.com']
+subprocess.run([*git, 'add', 'tool.py'], check=True)
+subprocess.run([*git, 'commit', '-q', '-m', 'tool'], check=True)
+subprocess.run([*git, 'config', 'core.fsmonitor', fsmonitor], check=True)
+calc = pathlib.Path('app/calc.py')
+calc.write_text(calc.read_text() + 'BROKEN = True\\n')
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize("code", ["1", "0"])
+def test_a_repository_a_batch_makes_in_the_work_tree_is_taken_out(
+    repo: Path, tmp_path: Path, code: str
+) -> None:
+    """A batch (failing, or passing with ``commit_strategy: commit``) makes a
+    repository with a commit at ``vendor/tool`` and sets ``core.fsmonitor`` in
+    its own settings. Before, it stayed in the working tree (git sees it as one
+    entry, so the restore could not remove it, and a passing batch committed
+    it), and once the user had run `git add -A`, their `git status` looked
+    into it and ran the planted fsmonitor. Now the batch fails saying so, and
+    the repository is moved whole into the store folder (nothing of it is
+    lost): the planted command never runs, and nothing is committed."""
+    before = head(repo)
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan(
+            "nested",
+            action(
+                "vendor", NESTED_REPOSITORY, touch_command(tmp_path / "PWNED_x"), code
+            ),
+            commit_strategy="commit",
+        ),
+    )
+    done = run_cli("run", plan, cwd=repo, timeout=60)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert head(repo) == before
+    assert not (repo / "vendor").exists()
+    assert (repo / "app" / "calc.py").read_text() == APP_CALC
+    failure = cli_json("status", cwd=repo)["batches"][0]["failure"]
+    assert "a git repository was made at vendor/tool" in failure["error"]
+    (kept,) = (repo / ".recovery" / "repositories").glob("*/vendor/tool")
+    assert (kept / "tool.py").read_text() == "TOOL = 1\n"
+    assert str(kept.relative_to(repo)) in failure["error"]
+    git(repo, "add", "-A")
+    git(repo, "status")
+    assert pwned(tmp_path) == []

@@ -22,7 +22,7 @@ import attrs
 
 from recovery_adapters.git.command import Git, GitError, Server
 
-__all__ = ["OUR_NAME", "TREE_MODE", "Entry", "ObjectError", "Objects", "nul"]
+__all__ = ["GITLINK", "OUR_NAME", "TREE_MODE", "Entry", "ObjectError", "Objects", "nul"]
 
 #: Who writes the commits of snapshots and quarantines (and of a verified
 #: batch, when git has no identity for the user).
@@ -35,7 +35,9 @@ _TREES_KEPT: Final = 20_000
 _COMMITS_KEPT: Final = 1_000
 _HEX: Final = re.compile(r"[0-9a-f]+")
 #: The entries that are not blobs (every other mode is a file's).
-_KINDS: Final = {TREE_MODE: "tree", "160000": "commit"}
+#: The mode of a commit of another repository in a tree (a submodule).
+GITLINK: Final = "160000"
+_KINDS: Final = {TREE_MODE: "tree", GITLINK: "commit"}
 
 
 class ObjectError(GitError):

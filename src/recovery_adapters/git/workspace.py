@@ -18,6 +18,7 @@ repository's settings, ``info/`` and hooks is put back
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -36,7 +37,7 @@ from recovery_adapters.git.commit import BatchCommit
 from recovery_adapters.git.guard import IN_PROGRESS, Guard, RepositoryState
 from recovery_adapters.git.kept import KeptChanges
 from recovery_adapters.git.lock import WorkspaceLock
-from recovery_adapters.git.objects import ObjectError, Objects, nul
+from recovery_adapters.git.objects import GITLINK, ObjectError, Objects, nul
 from recovery_adapters.git.refs import (
     Refs,
     RefState,
@@ -77,16 +78,23 @@ _UNDER_WAY: Final = (
 )
 #: How many snapshots a workspace remembers (their indexes, their states).
 _KEPT: Final = 4
+#: The lines of a snapshot's message naming the repositories with no commit
+#: inside the work tree then (left out of its tree: the user's, not a batch's).
+_UNBORN: Final = "Recovery-Unborn: "
+#: Where a repository a batch made inside the work tree is moved, whole.
+_TAKEN_OUT: Final = "repositories"
 
 
 @attrs.frozen
 class _Baseline:
     """A snapshot: its tree, the user's index tree then, and the snapshots of
-    the submodules checked out then, by path."""
+    the submodules checked out then, by path, and the repositories with no
+    commit inside the work tree then."""
 
     tree: str
     index_tree: str | None
     subs: Mapping[str, str] = attrs.field(factory=dict)
+    unborn: tuple[str, ...] = ()
 
 
 class GitWorkspace:
@@ -255,8 +263,12 @@ class GitWorkspace:
                 f"{self._root} has a detached HEAD: a batch with commit_strategy "
                 "'commit' needs a branch to commit to (git switch BRANCH)"
             )
+        if write:
+            self._ignore_store()
+
+    def _ignore_store(self) -> None:
         ignore = self._root / RECOVERY_DIR / ".gitignore"
-        if write and (not ignore.is_file() or ignore.read_text() != IGNORE_ALL):
+        if not ignore.is_file() or ignore.read_text() != IGNORE_ALL:
             ignore.parent.mkdir(exist_ok=True)
             ignore.write_text(IGNORE_ALL)  # a kill halfway: written again next time
 
@@ -277,8 +289,10 @@ class GitWorkspace:
         parents = [head] if head else []
         what = f"run {run_id} batch {batch_id}"
         message = f"recovery baseline: {what} attempt {attempt}\n"
-        if subs:
+        unborn = self._tree.unborn
+        if subs or unborn:
             message += "\n" + submodule_lines(subs)
+            message += "".join(f"{_UNBORN}{path}\n" for path in unborn)
         commit = self._objects.write_commit(tree, parents, message)
         refs = attempt_refs(run_id, batch_id, attempt)
         updates = [RefUpdate(f"{refs}/baseline", commit)]
@@ -289,7 +303,7 @@ class GitWorkspace:
                 staged = self._objects.write_commit(index_tree, parents, message)
             updates.append(RefUpdate(f"{refs}/index", staged))
         self._refs.update(updates)
-        self._remember(commit, _Baseline(tree, index_tree, subs))
+        self._remember(commit, _Baseline(tree, index_tree, subs, unborn))
         self._state, self._found, self._checked = state, (), None
         self._staged, self._flags = index_tree, self._tree.index_flags()
         return commit
@@ -308,8 +322,14 @@ class GitWorkspace:
                 staged = self._objects.commit_tree(index_ref) if index_ref else None
             except ObjectError:
                 staged = None
-            subs = parse_submodule_lines(self._objects.commit_parts(commit)[1])
-            known = _Baseline(self._objects.commit_tree(commit), staged, subs)
+            message = self._objects.commit_parts(commit)[1]
+            subs = parse_submodule_lines(message)
+            unborn = tuple(
+                line.removeprefix(_UNBORN)
+                for line in message.splitlines()
+                if line.startswith(_UNBORN)
+            )
+            known = _Baseline(self._objects.commit_tree(commit), staged, subs, unborn)
             self._remember(commit, known)
         return known
 
@@ -384,8 +404,44 @@ class GitWorkspace:
             self._checked = self._state.refs  # HEAD is where it was, now
         found, self._found = self._found, ()
         if baseline is not None:
-            found += tuple(self._submodules.check(self._baseline(baseline).subs))
+            known = self._baseline(baseline)
+            found += tuple(self._take_out(baseline, known))
+            found += tuple(self._submodules.check(known.subs))
         return found
+
+    def _take_out(self, baseline: str, known: _Baseline) -> list[str]:
+        """Moves each repository with commits that the attempt made inside the
+        work tree, whole, into the store folder: git sees one entry there, not
+        its files, so no restore could remove them, and once staged the user's
+        `git status` would look into it and run its settings. A repository the
+        snapshot had (with no commit then: the user's) stays."""
+        now, entry = self._tree.tree(), self._objects.entry
+        made = [
+            path
+            for path in self._objects.diff(known.tree, now)
+            if getattr(entry(now, path), "mode", "") == GITLINK
+            and getattr(entry(known.tree, path), "mode", "") != GITLINK
+            and path not in known.unborn
+        ]
+        return [
+            f"a git repository was made at {path} (its own settings would run in "
+            f"the user's git commands); moved whole to {self._move_out(path, baseline)}"
+            for path in made
+        ]
+
+    def _move_out(self, path: str, baseline: str) -> str:
+        """Moves the folder ``path`` to a free place under the store folder's
+        ``repositories/<baseline>`` (removing the folders that leaves empty);
+        that place, from the top."""
+        self._ignore_store()
+        place, again = Path(RECOVERY_DIR, _TAKEN_OUT, baseline, path), 1
+        while (self._root / place).exists():  # taken out of an earlier check
+            again += 1
+            place = Path(RECOVERY_DIR, _TAKEN_OUT, f"{baseline}-{again}", path)
+        (self._root / place).parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(self._root / path, self._root / place)
+        self._remove_emptied(self._root / path)
+        return place.as_posix()
 
     # -- what an attempt changed --------------------------------------------
 
@@ -499,6 +555,10 @@ class GitWorkspace:
             target.unlink()
         elif target.is_dir() or beyond_link(self._root, path):
             return  # never through a link: what lies there is not ours
+        self._remove_emptied(target)
+
+    def _remove_emptied(self, target: Path) -> None:
+        """Removes the folders that ``target``'s going left empty."""
         parent = target.parent
         while parent != self._root and parent.is_dir() and not any(parent.iterdir()):
             parent.rmdir()

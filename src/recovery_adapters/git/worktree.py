@@ -96,6 +96,8 @@ class WorkingTree:
         self._setting_files: set[Path] = set()
         self._user_files: list[Path] | None = None
         self._serial = 0
+        #: The repositories with no commit that the last full scan left out.
+        self.unborn: tuple[str, ...] = ()
         # Keeps each folder's ignore rules once read: restarted with each full
         # scan, which is what any change of those rules brings.
         asks = ["--no-index", "-z", "--stdin", "--non-matching", "--verbose"]
@@ -453,6 +455,7 @@ class WorkingTree:
             left_out = [f":(exclude,literal){path}" for path in unborn]
             try:
                 self._git.run("add", "-A", "--", ".", *left_out, index=index)
+                self.unborn = tuple(path.rstrip("/") for path in unborn)
                 return
             except GitError as exc:
                 found = [p for p in _UNBORN.findall(str(exc)) if p not in unborn]
