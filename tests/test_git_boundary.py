@@ -334,3 +334,24 @@ def test_a_repository_is_taken_out_by_another_process_only_if_the_batch_made_it(
     (kept,) = (repo / ".recovery" / "repositories").glob("*/made")
     assert (kept / "notes.txt").read_text() == "made\n"
     assert git(kept, "log", "--format=%s").strip() == "the batch's"
+
+
+def test_names_the_user_gave_that_git_would_take_for_a_branch_stay(
+    repo: Path,
+) -> None:
+    """A tag, a ref and a file at the top of ``.git`` named as the user's
+    branch, which the user made before the snapshot: the guard removes such
+    names only when an attempt made them, so these stay."""
+    branch = git(repo, "symbolic-ref", "--short", "HEAD").strip()
+    commit = git(repo, "rev-parse", "HEAD").strip()
+    git(repo, "tag", branch, commit)
+    git(repo, "update-ref", f"refs/{branch}", commit)
+    (repo / ".git" / branch).write_text(commit + "\n")
+    workspace = GitWorkspace(repo)
+    baseline = workspace.snapshot(run_id="r", batch_id="b", attempt=1)
+    assert workspace.check(baseline) == ()
+    workspace.close()
+    listed = git(repo, "for-each-ref", "--format=%(refname)", f"refs/tags/{branch}")
+    assert listed.strip() == f"refs/tags/{branch}"
+    assert git(repo, "rev-parse", f"refs/{branch}").strip() == commit
+    assert (repo / ".git" / branch).read_text() == commit + "\n"

@@ -1951,3 +1951,55 @@ def test_a_repository_a_batch_makes_in_the_work_tree_is_taken_out(
     git(repo, "add", "-A")
     git(repo, "status")
     assert pwned(tmp_path) == []
+
+
+# -- 24. a name that git would take for the user's branch --------------------------
+
+SHADOW_BRANCH = """\
+import pathlib, subprocess, sys
+branch, how, code = sys.argv[1], sys.argv[2], int(sys.argv[3])
+def git(*args):
+    return subprocess.run(['git', *args], capture_output=True, text=True, check=True).stdout.strip()
+tree = git('rev-parse', 'HEAD^{tree}')
+evil = git('-c', 'user.name=b', '-c', 'user.email=b@example.com',
+           'commit-tree', tree, '-p', 'HEAD', '-m', 'the batch\\'s')
+if how == 'tag':
+    git('tag', branch, evil)
+elif how == 'ref':
+    git('update-ref', f'refs/{branch}', evil)
+    git('pack-refs', '--all')  # into packed-refs, where no loose file shows it
+else:
+    pathlib.Path(git('rev-parse', '--git-dir'), branch).write_text(evil + '\\n')
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize(
+    ("how", "code"), [("tag", "0"), ("ref", "0"), ("file", "0"), ("file", "1")]
+)
+def test_a_name_git_would_take_for_the_users_branch_is_removed(
+    repo: Path, tmp_path: Path, how: str, code: str
+) -> None:
+    """A batch (passing, or failing) makes a commit of its own and gives it
+    the name of the user's branch elsewhere: a tag ``main``, a ref
+    ``refs/main`` (packed), or a file ``.git/main``. Git takes each before
+    ``refs/heads/main`` (it only warns that the name is ambiguous). Before,
+    each stayed, and the user's next `git merge main` from another branch
+    (or `git reset --hard main`) took the batch's commit. Now each is
+    removed, and the batch fails saying so."""
+    branch = git(repo, "symbolic-ref", "--short", "HEAD").strip()
+    before = head(repo)
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan("shadow", action("shadow", SHADOW_BRANCH, branch, how, code)),
+    )
+    done = run_cli("run", plan, cwd=repo, timeout=60)
+    assert done.returncode == 3, done.stdout + done.stderr
+    resolved = subprocess.run(
+        ["git", "rev-parse", branch], cwd=repo, capture_output=True, text=True
+    )
+    assert (resolved.stdout.strip(), resolved.stderr) == (before, "")
+    failure = cli_json("status", cwd=repo)["batches"][0]["failure"]
+    assert (
+        f"which git would take for the branch {branch} (removed)" in (failure["error"])
+    )

@@ -13,8 +13,9 @@ and the submodules' settings and hooks (under ``modules/``) are kept byte
 for byte and written back before any other git command of ours runs; HEAD,
 the user's refs, the stash's entries and the other worktrees' HEADs are then
 put back through git (not the remote-tracking refs, which a fetch moves). A
-replace ref the batch made is deleted; other new refs are left in place, a
-new branch named. The same holds for the files outside the git folder that
+replace ref the batch made is deleted, and so is a name it gave that git
+would take for a branch (a tag or ``refs/<branch>``, or a file at the top
+of the git folder); other new refs are left in place, a new branch named. The same holds for the files outside the git folder that
 git reads settings, ignore rules and attributes from (the user's global
 settings, the system's, and the files they include), and for each
 submodule's ``.git`` file, and for the settings of the repository's
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -67,6 +69,11 @@ IN_PROGRESS: Final = {
 }
 #: The operations' folders among them.
 _IN_PROGRESS_FOLDERS: Final = ("sequencer", "rebase-merge", "rebase-apply")
+#: The names git gives refs of its own at the top of a git folder (HEAD,
+#: ORIG_HEAD, FETCH_HEAD, ...): never taken for a shadow of a branch.
+_PSEUDO_REF: Final = re.compile(r"[A-Z_]+")
+#: What a file git reads as a ref holds: an object id, or a ref's name.
+_REF_LIKE: Final = re.compile(rb"(?:[0-9a-f]{40}|[0-9a-f]{64}|ref: [^\n]+)\n?")
 
 
 @attrs.frozen
@@ -107,6 +114,7 @@ class RepositoryState:
     locks: frozenset[Path] = frozenset()
     folders: frozenset[Path] = frozenset()
     heads: Mapping[str, str] = attrs.field(factory=dict)
+    shadows: frozenset[Path] = frozenset()
 
 
 def _remove(path: Path) -> None:
@@ -226,6 +234,9 @@ class Guard:
         # The submodules' repositories: their settings and hooks run in the
         # user's next `git status`, which looks into each submodule.
         self._modules = common_dir / "modules"
+        # The refs that git would take for a branch, listed with the user's
+        # (``refs/<branch>``), for the branches the last state had.
+        self._shadowing: tuple[str, ...] = ()
 
     def _lock_paths(self, refs: RefState) -> list[Path]:
         """The locks kept: ours, and that of the branch HEAD names."""
@@ -236,12 +247,32 @@ class Guard:
 
     def state(self) -> RepositoryState:
         outside = dict(self._outside()) | self._worktree_files()
-        files, refs = self._read(outside), self._refs.state()
+        files, refs = self._read(outside), self._refs.state(also=self._shadowing)
+        shadowing = tuple(f"refs/{branch}" for branch in _branches(refs))
+        if shadowing != self._shadowing:  # the first state, or new branches
+            self._shadowing = shadowing
+            refs = self._refs.state(also=shadowing)
         locks = frozenset(
             p for p in self._lock_paths(refs) if _read_file(p) is not None
         )
         folders = frozenset(p for p in self._folders if os.path.lexists(p))
-        return RepositoryState(files, refs, outside, locks, folders, self.heads())
+        shadows = frozenset(p for p in self._top_files(refs) if os.path.lexists(p))
+        heads = self.heads()
+        return RepositoryState(
+            files, refs, outside, locks, folders, heads, shadows=shadows
+        )
+
+    def _top_files(self, refs: RefState) -> dict[Path, str]:
+        """The files at the top of the git folders that git would take for a
+        branch of ``refs`` (``.git/main``, before ``refs/heads/main``), each
+        with that branch."""
+        folders = (self._git_dir, self._common_dir)
+        return {
+            folder / branch: branch
+            for branch in _branches(refs)
+            if not _PSEUDO_REF.fullmatch(branch)
+            for folder in folders
+        }
 
     def _linked(self) -> Iterator[tuple[Path, str]]:
         """Each linked worktree's folder in the repository's git folder, and
@@ -337,13 +368,35 @@ class Guard:
             if lock not in before.locks and _read_file(lock) is not None:
                 _remove(lock)
                 problems.append(f"a lock file left behind ({lock.name}) was removed")
+        problems += self._remove_shadows(before)
         if refs:
             problems += self._put_back_refs(before.refs)
             problems += self._put_back_heads(before.heads)
         return list(dict.fromkeys(problems))  # one line for a merge's three files
 
+    def _remove_shadows(self, before: RepositoryState) -> list[str]:
+        """Removes each file a batch made at the top of a git folder that git
+        would take for a branch: the user's next `git merge main` or `git
+        reset --hard main` would take the batch's commit (git only warns that
+        the name is ambiguous)."""
+        problems: list[str] = []
+        for path, branch in sorted(self._top_files(before.refs).items()):
+            found = None if path in before.shadows else _read_file(path)
+            if found and (found.link or _REF_LIKE.fullmatch(found.content)):
+                path.unlink()
+                problems.append(
+                    f"a file {branch} was made in the git folder, which git "
+                    f"would take for the branch {branch} (removed)"
+                )
+        return problems
+
     def _put_back_refs(self, before: RefState) -> list[str]:
-        now = self._refs.state()
+        now = self._refs.state(also=self._shadowing)
+        shadows = {
+            f"refs/{kind}{branch}": branch
+            for branch in _branches(before)
+            for kind in ("", "tags/")
+        }
         problems: list[str] = []
         # HEAD is the branch it names, or the commit when detached: a branch
         # that moved under an unchanged HEAD is reported below, as that branch.
@@ -362,6 +415,12 @@ class Guard:
             if name.startswith("refs/replace/"):  # would change what git shows
                 self._refs.delete(name, new[name])
                 problems.append(f"replace ref {name} was created (removed)")
+            elif name in shadows:  # git would take it for the branch
+                self._refs.delete(name, new[name])
+                problems.append(
+                    f"{_kind(name)} {name} was created, which git would take "
+                    f"for the branch {shadows[name]} (removed)"
+                )
             elif name.startswith("refs/heads/"):
                 problems.append(f"branch {name} was created (left in place)")
         return problems + self._put_back_stash(before.stash, now.stash)
@@ -390,6 +449,15 @@ class Guard:
         if added:
             return [f"the stash has {len(added)} new entry(ies) (left in place)"]
         return []
+
+
+def _branches(refs: RefState) -> list[str]:
+    """The names of the branches of ``refs``, as the user types them."""
+    return [
+        name.removeprefix("refs/heads/")
+        for name, _ in refs.refs
+        if name.startswith("refs/heads/")
+    ]
 
 
 def _kind(ref: str) -> str:

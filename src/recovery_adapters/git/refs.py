@@ -122,10 +122,11 @@ class Refs:
     def close(self) -> None:
         self._writer.close()
 
-    def state(self) -> RefState:
-        """HEAD, the refs and the stash, as git reads them now."""
+    def state(self, *, also: Sequence[str] = ()) -> RefState:
+        """HEAD, the refs and the stash (and the refs ``also`` names, as
+        ``git for-each-ref`` patterns), as git reads them now."""
         listed = ("for-each-ref", "--format=%(HEAD) %(refname) %(objectname)")
-        out = self._git.text(*listed, *_KEPT)
+        out = self._git.text(*listed, *_KEPT, *also)
         refs: list[tuple[str, str]] = []
         head_ref: str | None = None
         head: str | None = None
