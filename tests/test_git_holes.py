@@ -2003,3 +2003,54 @@ def test_a_name_git_would_take_for_the_users_branch_is_removed(
     assert (
         f"which git would take for the branch {branch} (removed)" in (failure["error"])
     )
+
+
+# -- 25. a repository the user embedded without .gitmodules ------------------------
+
+PLANT_IN_LIB = """\
+import pathlib, subprocess, sys
+fsmonitor, code = sys.argv[1], int(sys.argv[2])
+subprocess.run(['git', '-C', 'lib', 'config', 'core.fsmonitor', fsmonitor], check=True)
+pathlib.Path('lib/lib.py').write_text('BROKEN = True\\n')
+calc = pathlib.Path('app/calc.py')
+calc.write_text(calc.read_text() + 'BROKEN = True\\n')
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize("code", ["1", "0"])
+def test_settings_planted_in_a_repository_the_user_embedded_never_run(
+    repo: Path, tmp_path: Path, code: str
+) -> None:
+    """The user keeps a repository at ``lib`` inside the work tree, committed
+    as a gitlink without a ``.gitmodules`` entry (``git add lib``). A batch
+    (failing or passing) sets ``core.fsmonitor`` in lib's own settings and
+    edits a file inside it. Before, both stayed: the user's next `git status`
+    looked into lib, as into any gitlink, and ran the planted command, and
+    the edit inside lib was never seen. Now lib is guarded like a submodule:
+    its settings and its file are put back, and the batch fails saying so."""
+    lib = repo / "lib"
+    git(repo, "init", "-q", "lib")
+    (lib / "lib.py").write_text("LIB = 1\n")
+    git(lib, "add", "lib.py")
+    git(lib, "commit", "-q", "-m", "lib")
+    git(repo, "add", "lib")
+    git(repo, "commit", "-q", "-m", "the lib repository, embedded")
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan(
+            "embedded",
+            action("plant", PLANT_IN_LIB, touch_command(tmp_path / "PWNED_x"), code),
+        ),
+    )
+    done = run_cli("run", plan, cwd=repo, timeout=60)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert (repo / "app" / "calc.py").read_text() == APP_CALC
+    assert (lib / "lib.py").read_text() == "LIB = 1\n"
+    git(repo, "status")
+    assert pwned(tmp_path) == []
+    failure = cli_json("status", cwd=repo)["batches"][0]["failure"]
+    assert (
+        "in the submodule lib: the repository's git config was changed"
+        in (failure["error"])
+    )

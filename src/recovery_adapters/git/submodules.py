@@ -4,7 +4,8 @@ A submodule's files are another repository's: the superproject's snapshot
 holds only the commit a submodule is at, so what a batch changed inside one
 (an edit, a new file, a commit of its own) would be neither seen, quarantined
 nor put back. So each submodule that is checked out (a path ``.gitmodules``
-lists, holding a repository whose top it is) is snapshotted, checked,
+lists, or another gitlink of the user's index, holding a repository whose
+top it is) is snapshotted, checked,
 quarantined and restored as a workspace of its own, with the same ref names
 in its own repository. The superproject's snapshot names the submodules'
 (``Recovery-Submodule: <commit> <path>`` lines in its message), so that

@@ -91,7 +91,8 @@ class WorkingTree:
         # The user's index file as last seen, its tree, and whether git could
         # not read it at all.
         self._index_state: tuple[_StatKey, str | None, bool] | None = None
-        self._flags_state: tuple[_StatKey, Flags] | None = None
+        # The flags and the gitlinks of the user's index, as last listed.
+        self._listed: tuple[_StatKey, Flags, frozenset[str]] | None = None
         self._settings: dict[str, str] | None = None
         self._setting_files: set[Path] = set()
         self._user_files: list[Path] | None = None
@@ -177,17 +178,19 @@ class WorkingTree:
         return kept
 
     def submodule_paths(self) -> list[str]:
-        """The submodules' paths as ``.gitmodules`` names them now (one that
-        leads out of the work tree or into ``.git`` left out)."""
+        """The submodules' paths as ``.gitmodules`` names them now, and the
+        other gitlinks of the user's index (a repository embedded without a
+        ``.gitmodules`` entry: the user's `git status` looks into it all the
+        same); one that leads out of the work tree or into ``.git`` left out."""
+        paths = sorted(self._listing()[2])
         gitmodules = self.root / ".gitmodules"
-        if not gitmodules.is_file():
-            return []
-        asked = ("config", "--file", str(gitmodules), "-z", "--get-regexp")
-        out = self._git.run(*asked, r"^submodule\..*\.path$", codes=(0, 1, 128))
-        paths = [name_of(r).partition("\n")[2] for r in out.split(b"\0") if r]
+        if gitmodules.is_file():
+            asked = ("config", "--file", str(gitmodules), "-z", "--get-regexp")
+            out = self._git.run(*asked, r"^submodule\..*\.path$", codes=(0, 1, 128))
+            paths += [name_of(r).partition("\n")[2] for r in out.split(b"\0") if r]
         return [
             path
-            for path in paths
+            for path in dict.fromkeys(paths)
             if path
             and not path.startswith("/")
             and not {"..", ".git", ""} & set(path.split("/"))
@@ -466,23 +469,31 @@ class WorkingTree:
     def index_flags(self) -> Flags:
         """The entries of the user's index that git takes as they are without
         looking at their files (``git update-index --assume-unchanged`` or
-        ``--skip-worktree``), as (path, flag) pairs; ``git ls-files -v`` is
-        asked only when the index changed since it was last asked."""
+        ``--skip-worktree``), as (path, flag) pairs."""
+        return self._listing()[1]
+
+    def _listing(self) -> tuple[_StatKey, Flags, frozenset[str]]:
+        """The index's flags and its gitlinks' paths; ``git ls-files -s -v``
+        is asked only when the index changed since it was last asked."""
         key = _stat_key(self._index_file)
-        if self._flags_state is not None and self._flags_state[0] == key:
-            return self._flags_state[1]
-        out = self._git.run("ls-files", "-v", "-z")
+        if self._listed is not None and self._listed[0] == key:
+            return self._listed
+        out = self._git.run("ls-files", "-s", "-v", "-z")
         found: set[tuple[str, str]] = set()
+        links: set[str] = set()
         for record in filter(None, out.split(b"\0")):
-            tag, path = record[:1], name_of(record[2:])
+            meta, _, raw = record.partition(b"\t")
+            tag, path = meta[:1], name_of(raw)
             if tag.islower():  # lower case: assume unchanged
                 found.add((path, "assume-unchanged"))
             if tag in (b"S", b"s"):
                 found.add((path, "skip-worktree"))
-        flags = frozenset(found)
+            if meta[2:9] == b"160000 ":
+                links.add(path)
+        listed = (key, frozenset(found), frozenset(links))
         if _stat_key(self._index_file) == key:  # not rewritten while it was read
-            self._flags_state = (key, flags)
-        return flags
+            self._listed = listed
+        return listed
 
     def index_paths(self) -> set[str]:
         """The paths the user's index has entries for."""
@@ -524,14 +535,18 @@ class WorkingTree:
         followed = self._followed
         if followed is not None and followed[1] != self._context():
             followed = None
-        unflagged = self._flags_state == (_stat_key(self._index_file), frozenset())
+        listed = self._listed
+        if listed is not None and listed[0] != _stat_key(self._index_file):
+            listed = None
         stage = ["update-index", "--add", "--remove", "--replace", "-z", "--stdin"]
         self._git.run(*stage, stdin=nul(paths))
         # Staged entries carry no flags (unless core.ignoreStat marks every
-        # entry it stages): with none before, there are none now.
+        # entry it stages): with none before, there are none now. Nor is a
+        # gitlink made (a verified batch made no repository); one staged away
+        # stays listed, harmless: no repository is there to look into.
         ignore_stat = self.settings().get("core.ignorestat", "").lower()
-        if unflagged and ignore_stat in ("", "false"):
-            self._flags_state = (_stat_key(self._index_file), frozenset())
+        if listed and not listed[1] and ignore_stat in ("", "false"):
+            self._listed = (_stat_key(self._index_file), *listed[1:])
         if followed is not None:
             # What the tracker follows was in the tree already: it still holds,
             # under the index as it is now.
