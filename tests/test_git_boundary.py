@@ -355,3 +355,21 @@ def test_names_the_user_gave_that_git_would_take_for_a_branch_stay(
     assert listed.strip() == f"refs/tags/{branch}"
     assert git(repo, "rev-parse", f"refs/{branch}").strip() == commit
     assert (repo / ".git" / branch).read_text() == commit + "\n"
+
+
+def test_a_folder_git_lfs_makes_is_never_taken_for_a_remotes_shadow(
+    repo: Path,
+) -> None:
+    """A remote named ``lfs`` and git-lfs's own folder ``.git/lfs``, made
+    while a batch runs (git-lfs makes it on its first object): a folder named
+    as a remote at the top of ``.git`` is removed as a shadow of its
+    remote-tracking branches, but never one of git's or git-lfs's own."""
+    git(repo, "remote", "add", "lfs", "https://example.com/lfs.git")
+    workspace = GitWorkspace(repo)
+    baseline = workspace.snapshot(run_id="r", batch_id="b", attempt=1)
+    stored = repo / ".git" / "lfs" / "objects" / "ab" / "cd" / "abcd"
+    stored.parent.mkdir(parents=True)
+    stored.write_text("0" * 40 + "\n")
+    assert workspace.check(baseline) == ()
+    workspace.close()
+    assert stored.read_text() == "0" * 40 + "\n"

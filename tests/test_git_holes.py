@@ -1969,40 +1969,54 @@ elif how == 'ref':
     git('update-ref', f'refs/{branch}', evil)
     git('pack-refs', '--all')  # into packed-refs, where no loose file shows it
 else:
-    pathlib.Path(git('rev-parse', '--git-dir'), branch).write_text(evil + '\\n')
+    shadow = pathlib.Path(git('rev-parse', '--git-dir'), branch)
+    shadow.parent.mkdir(exist_ok=True)
+    shadow.write_text(evil + '\\n')
 sys.exit(code)
 """
 
 
+@pytest.mark.parametrize("remote", [False, True], ids=["branch", "remote"])
 @pytest.mark.parametrize(
     ("how", "code"), [("tag", "0"), ("ref", "0"), ("file", "0"), ("file", "1")]
 )
 def test_a_name_git_would_take_for_the_users_branch_is_removed(
-    repo: Path, tmp_path: Path, how: str, code: str
+    repo: Path, tmp_path: Path, how: str, code: str, remote: bool
 ) -> None:
     """A batch (passing, or failing) makes a commit of its own and gives it
     the name of the user's branch elsewhere: a tag ``main``, a ref
-    ``refs/main`` (packed), or a file ``.git/main``. Git takes each before
-    ``refs/heads/main`` (it only warns that the name is ambiguous). Before,
-    each stayed, and the user's next `git merge main` from another branch
-    (or `git reset --hard main`) took the batch's commit. Now each is
-    removed, and the batch fails saying so."""
-    branch = git(repo, "symbolic-ref", "--short", "HEAD").strip()
-    before = head(repo)
+    ``refs/main`` (packed) or a file ``.git/main``; or the name of a
+    remote-tracking branch: a tag ``origin/main``, a ref ``refs/origin/main``
+    or a file ``.git/origin/main``. Git takes each before ``refs/heads/main``
+    (``refs/remotes/origin/main``), and only warns that the name is
+    ambiguous. Before, each stayed, and the user's next `git merge main`,
+    `git reset --hard main` or `git rebase origin/main` took the batch's
+    commit. Now each is removed, and the batch fails saying so."""
+    name = git(repo, "symbolic-ref", "--short", "HEAD").strip()
+    if remote:
+        git(tmp_path, "init", "-q", "--bare", "origin.git")
+        git(repo, "remote", "add", "origin", str(tmp_path / "origin.git"))
+        git(repo, "push", "-q", "origin", f"HEAD:{name}")
+        git(repo, "fetch", "-q", "origin")
+        name = f"origin/{name}"
+    before = git(repo, "rev-parse", name).strip()
     plan = write_plan(
         tmp_path / "plan.json",
-        one_batch_plan("shadow", action("shadow", SHADOW_BRANCH, branch, how, code)),
+        one_batch_plan("shadow", action("shadow", SHADOW_BRANCH, name, how, code)),
     )
     done = run_cli("run", plan, cwd=repo, timeout=60)
     assert done.returncode == 3, done.stdout + done.stderr
     resolved = subprocess.run(
-        ["git", "rev-parse", branch], cwd=repo, capture_output=True, text=True
+        ["git", "rev-parse", name], cwd=repo, capture_output=True, text=True
     )
     assert (resolved.stdout.strip(), resolved.stderr) == (before, "")
     failure = cli_json("status", cwd=repo)["batches"][0]["failure"]
-    assert (
-        f"which git would take for the branch {branch} (removed)" in (failure["error"])
-    )
+    taken_for = f"the branch {name}"
+    if remote:
+        taken_for = "the remote-tracking branch" + (
+            "es of origin" if how == "file" else f" {name}"
+        )
+    assert f"which git would take for {taken_for} (removed)" in failure["error"]
 
 
 # -- 25. a repository the user embedded without .gitmodules ------------------------

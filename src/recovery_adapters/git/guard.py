@@ -14,8 +14,9 @@ for byte and written back before any other git command of ours runs; HEAD,
 the user's refs, the stash's entries and the other worktrees' HEADs are then
 put back through git (not the remote-tracking refs, which a fetch moves). A
 replace ref the batch made is deleted, and so is a name it gave that git
-would take for a branch (a tag or ``refs/<branch>``, or a file at the top
-of the git folder); other new refs are left in place, a new branch named. The same holds for the files outside the git folder that
+would take for a branch or a remote-tracking branch (a tag, ``refs/main``
+or ``refs/origin/main``, or a file or folder at the top of the git folder);
+other new refs are left in place, a new branch named. The same holds for the files outside the git folder that
 git reads settings, ignore rules and attributes from (the user's global
 settings, the system's, and the files they include), and for each
 submodule's ``.git`` file, and for the settings of the repository's
@@ -30,7 +31,7 @@ import os
 import re
 import shutil
 import stat
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -72,6 +73,16 @@ _IN_PROGRESS_FOLDERS: Final = ("sequencer", "rebase-merge", "rebase-apply")
 #: The names git gives refs of its own at the top of a git folder (HEAD,
 #: ORIG_HEAD, FETCH_HEAD, ...): never taken for a shadow of a branch.
 _PSEUDO_REF: Final = re.compile(r"[A-Z_]+")
+#: The folders of git's own (and git-lfs's) at the top of a git folder: never
+#: taken for the shadow of a remote's tracking branches.
+_GIT_OWN: Final = frozenset(
+    (
+        *("hooks", "info", "logs", "objects", "refs", "modules", "worktrees"),
+        *("branches", "remotes", "rr-cache", "svn", "lfs", *_IN_PROGRESS_FOLDERS),
+    )
+)
+#: A remote's name we look for shadows of.
+_REMOTE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 #: What a file git reads as a ref holds: an object id, or a ref's name.
 _REF_LIKE: Final = re.compile(rb"(?:[0-9a-f]{40}|[0-9a-f]{64}|ref: [^\n]+)\n?")
 
@@ -115,6 +126,7 @@ class RepositoryState:
     folders: frozenset[Path] = frozenset()
     heads: Mapping[str, str] = attrs.field(factory=dict)
     shadows: frozenset[Path] = frozenset()
+    remotes: tuple[str, ...] = ()
 
 
 def _remove(path: Path) -> None:
@@ -190,9 +202,10 @@ class Guard:
         git_dir: Path,
         common_dir: Path,
         outside: Callable[[], Mapping[Path, str]] = dict,
+        remotes: Callable[[], Iterable[str]] = tuple,
     ) -> None:
         self._refs = refs
-        self._outside = outside
+        self._outside, self._remotes = outside, remotes
         # Each file and folder kept, with what is reported when it changed.
         ours, info = "the repository's", "info/ files (exclude, attributes)"
         objects = common_dir / "objects" / "info"
@@ -235,7 +248,8 @@ class Guard:
         # user's next `git status`, which looks into each submodule.
         self._modules = common_dir / "modules"
         # The refs that git would take for a branch, listed with the user's
-        # (``refs/<branch>``), for the branches the last state had.
+        # (``refs/<branch>``, ``refs/<remote>/``), for the branches and
+        # remotes the last state had.
         self._shadowing: tuple[str, ...] = ()
 
     def _lock_paths(self, refs: RefState) -> list[Path]:
@@ -248,30 +262,46 @@ class Guard:
     def state(self) -> RepositoryState:
         outside = dict(self._outside()) | self._worktree_files()
         files, refs = self._read(outside), self._refs.state(also=self._shadowing)
-        shadowing = tuple(f"refs/{branch}" for branch in _branches(refs))
-        if shadowing != self._shadowing:  # the first state, or new branches
+        remotes = tuple(r for r in self._remotes() if _REMOTE_NAME.fullmatch(r))
+        shadowing = tuple(f"refs/{name}" for name in (*_branches(refs), *remotes))
+        if shadowing != self._shadowing:  # the first state, or new names
             self._shadowing = shadowing
             refs = self._refs.state(also=shadowing)
         locks = frozenset(
             p for p in self._lock_paths(refs) if _read_file(p) is not None
         )
         folders = frozenset(p for p in self._folders if os.path.lexists(p))
-        shadows = frozenset(p for p in self._top_files(refs) if os.path.lexists(p))
-        heads = self.heads()
+        tops = self._tops(refs, remotes)
         return RepositoryState(
-            files, refs, outside, locks, folders, heads, shadows=shadows
+            files,
+            refs,
+            outside,
+            locks,
+            folders,
+            self.heads(),
+            shadows=frozenset(p for p in tops if os.path.lexists(p)),
+            remotes=remotes,
         )
 
-    def _top_files(self, refs: RefState) -> dict[Path, str]:
-        """The files at the top of the git folders that git would take for a
-        branch of ``refs`` (``.git/main``, before ``refs/heads/main``), each
-        with that branch."""
-        folders = (self._git_dir, self._common_dir)
-        return {
-            folder / branch: branch
+    def _tops(self, refs: RefState, remotes: Iterable[str]) -> dict[Path, str]:
+        """What git would take, at the top of the git folders, for a branch of
+        ``refs`` (the file ``.git/main``, before ``refs/heads/main``) or for
+        a remote's tracking branches (files in the folder ``.git/origin``,
+        before ``refs/remotes/origin/``), each with what it would be taken
+        for. Git's own names are never among them."""
+        names = {
+            branch: f"the branch {branch}"
             for branch in _branches(refs)
             if not _PSEUDO_REF.fullmatch(branch)
-            for folder in folders
+        }
+        names |= {
+            remote: f"the remote-tracking branches of {remote}"
+            for remote in remotes
+            if remote not in _GIT_OWN and not _PSEUDO_REF.fullmatch(remote)
+        }
+        folders = (self._git_dir, self._common_dir)
+        return {
+            folder / name: what for name, what in names.items() for folder in folders
         }
 
     def _linked(self) -> Iterator[tuple[Path, str]]:
@@ -370,33 +400,31 @@ class Guard:
                 problems.append(f"a lock file left behind ({lock.name}) was removed")
         problems += self._remove_shadows(before)
         if refs:
-            problems += self._put_back_refs(before.refs)
+            problems += self._put_back_refs(before.refs, before.remotes)
             problems += self._put_back_heads(before.heads)
         return list(dict.fromkeys(problems))  # one line for a merge's three files
 
     def _remove_shadows(self, before: RepositoryState) -> list[str]:
-        """Removes each file a batch made at the top of a git folder that git
-        would take for a branch: the user's next `git merge main` or `git
-        reset --hard main` would take the batch's commit (git only warns that
-        the name is ambiguous)."""
+        """Removes what a batch made at the top of a git folder that git would
+        take for a branch or a remote's tracking branches: the user's next
+        `git merge main` or `git rebase origin/main` would take the batch's
+        commit (git only warns that the name is ambiguous). A file is removed
+        if it holds what a ref does (or is a link), a remote's folder whole."""
         problems: list[str] = []
-        for path, branch in sorted(self._top_files(before.refs).items()):
+        for path, what in sorted(self._tops(before.refs, before.remotes).items()):
             found = None if path in before.shadows else _read_file(path)
-            if found and (found.link or _REF_LIKE.fullmatch(found.content)):
-                path.unlink()
+            remote = what.startswith("the remote") and path.is_dir()
+            if remote or (found and (found.link or _REF_LIKE.fullmatch(found.content))):
+                _remove(path)
                 problems.append(
-                    f"a file {branch} was made in the git folder, which git "
-                    f"would take for the branch {branch} (removed)"
+                    f"{path.name} was made in the git folder, which git would "
+                    f"take for {what} (removed)"
                 )
         return problems
 
-    def _put_back_refs(self, before: RefState) -> list[str]:
+    def _put_back_refs(self, before: RefState, remotes: Iterable[str]) -> list[str]:
         now = self._refs.state(also=self._shadowing)
-        shadows = {
-            f"refs/{kind}{branch}": branch
-            for branch in _branches(before)
-            for kind in ("", "tags/")
-        }
+        branches, remotes = set(_branches(before)), tuple(remotes)
         problems: list[str] = []
         # HEAD is the branch it names, or the commit when detached: a branch
         # that moved under an unchanged HEAD is reported below, as that branch.
@@ -415,11 +443,11 @@ class Guard:
             if name.startswith("refs/replace/"):  # would change what git shows
                 self._refs.delete(name, new[name])
                 problems.append(f"replace ref {name} was created (removed)")
-            elif name in shadows:  # git would take it for the branch
+            elif what := _shadowed(name, branches, remotes):
                 self._refs.delete(name, new[name])
                 problems.append(
                     f"{_kind(name)} {name} was created, which git would take "
-                    f"for the branch {shadows[name]} (removed)"
+                    f"for {what} (removed)"
                 )
             elif name.startswith("refs/heads/"):
                 problems.append(f"branch {name} was created (left in place)")
@@ -458,6 +486,19 @@ def _branches(refs: RefState) -> list[str]:
         for name, _ in refs.refs
         if name.startswith("refs/heads/")
     ]
+
+
+def _shadowed(ref: str, branches: set[str], remotes: Sequence[str]) -> str:
+    """What git would take the new ref ``ref`` for (``refs/main`` or the tag
+    ``main`` for the branch ``main``; ``refs/origin/x`` or the tag
+    ``origin/x`` for the remote-tracking branch ``origin/x``), or ``""``."""
+    for prefix in ("refs/tags/", "refs/"):
+        name = ref.removeprefix(prefix)
+        if name in branches:
+            return f"the branch {name}"
+        if any(name.startswith(f"{remote}/") for remote in remotes):
+            return f"the remote-tracking branch {name}"
+    return ""
 
 
 def _kind(ref: str) -> str:

@@ -147,6 +147,7 @@ class GitWorkspace:
             git_dir=git_dir,
             common_dir=common_dir,
             outside=self._tree.kept_files,
+            remotes=self._tree.remotes,
         )
         self._lock = WorkspaceLock(git_dir, root)
         self._committer = BatchCommit(

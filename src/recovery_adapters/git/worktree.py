@@ -39,6 +39,8 @@ _CORRUPT: Final = ("index file", "bad signature", "bad index")
 #: What git says of a repository with no commit inside the work tree, which it
 #: cannot stage (it names each, then stops).
 _UNBORN: Final = re.compile(r"error: '(.+)' does not have a commit checked out$", re.M)
+#: A setting of a remote: ``remote.<name>.url`` (git lists ``<name>`` as written).
+_REMOTE_KEY: Final = re.compile(r"remote\.(.+)\.(?:url|pushurl|fetch)")
 #: What tells a file's versions apart (None: no file), as :func:`_stat_key` reads it.
 _StatKey = tuple[int, int, int] | None
 #: Index entries git takes as they are without looking at their files, as
@@ -94,6 +96,7 @@ class WorkingTree:
         # The flags and the gitlinks of the user's index, as last listed.
         self._listed: tuple[_StatKey, Flags, frozenset[str]] | None = None
         self._settings: dict[str, str] | None = None
+        self._remotes: tuple[str, ...] = ()
         self._setting_files: set[Path] = set()
         self._user_files: list[Path] | None = None
         self._serial = 0
@@ -124,9 +127,12 @@ class WorkingTree:
             fields = records.split("\0")
             settings: dict[str, str] = {}
             origins: set[Path] = set()
+            remotes: dict[str, None] = {}
             for origin, record in zip(fields[::2], fields[1::2], strict=False):
                 key, _, value = record.partition("\n")
                 settings[key.lower()] = value
+                if found := _REMOTE_KEY.fullmatch(key):  # its name as written
+                    remotes[found[1]] = None
                 if not origin.startswith("file:"):
                     continue  # our own -c settings
                 origins.add(source := self.root / origin[5:])  # relative: to the top
@@ -135,8 +141,13 @@ class WorkingTree:
                 ):  # read only under some condition, or not there (yet)
                     origins.add(source.parent / Path(value).expanduser())
             self._settings, self._user_files = settings, None
-            self._setting_files = origins
+            self._setting_files, self._remotes = origins, tuple(remotes)
         return self._settings
+
+    def remotes(self) -> tuple[str, ...]:
+        """The names of the remotes the settings define."""
+        self.settings()
+        return self._remotes
 
     def user_setting_files(self) -> list[Path]:
         """The files outside the repository that git reads settings, ignore
