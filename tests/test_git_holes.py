@@ -2068,3 +2068,53 @@ def test_settings_planted_in_a_repository_the_user_embedded_never_run(
         "in the submodule lib: the repository's git config was changed"
         in (failure["error"])
     )
+
+
+# -- 26. what a batch does in the user's repository with no commit ----------------
+
+IN_SCRATCH = """\
+import pathlib, subprocess, sys
+fsmonitor, code = sys.argv[1], int(sys.argv[2])
+subprocess.run(['git', '-C', 'scratch', 'config', 'core.fsmonitor', fsmonitor], check=True)
+pathlib.Path('scratch/notes.txt').unlink()
+pathlib.Path('scratch/new.txt').write_text('the batch\\'s\\n')
+calc = pathlib.Path('app/calc.py')
+calc.write_text(calc.read_text() + 'BROKEN = True\\n')
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize("code", ["1", "0"])
+def test_the_users_repository_with_no_commit_is_guarded_like_a_submodule(
+    repo: Path, tmp_path: Path, code: str
+) -> None:
+    """The user's scratch repository with no commit (section 22), with a file
+    in it. A batch (failing, or passing) deletes that file, adds one, and
+    sets ``core.fsmonitor`` in the scratch repository's settings. Before, no
+    snapshot held the scratch repository's files, so the user's file was
+    lost, and the planted command ran on the user's next `git status` in
+    scratch. Now it is a workspace of its own, like a submodule: the batch
+    fails saying so, and its settings, and (as the failure is quarantined)
+    its files, are put back."""
+    scratch = repo / "scratch"
+    git(repo, "init", "-q", "scratch")
+    (scratch / "notes.txt").write_text("the user's notes\n")
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan(
+            "scratch",
+            action("edit", IN_SCRATCH, touch_command(tmp_path / "PWNED_x"), code),
+        ),
+    )
+    done = run_cli("run", plan, cwd=repo, timeout=60)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert (repo / "app" / "calc.py").read_text() == APP_CALC
+    assert (scratch / "notes.txt").read_text() == "the user's notes\n"
+    assert not (scratch / "new.txt").exists()
+    git(scratch, "status")
+    assert pwned(tmp_path) == []
+    failure = cli_json("status", cwd=repo)["batches"][0]["failure"]
+    assert (
+        "in the submodule scratch: the repository's git config was changed"
+        in (failure["error"])
+    )

@@ -281,11 +281,12 @@ class GitWorkspace:
         had staged under ``.../index``), each submodule checked out as a
         workspace of its own (:mod:`~recovery_adapters.git.submodules`);
         returns the baseline commit's id."""
+        state = self._guard.state()
+        tree, index_tree = self._tree.tree(), self._tree.index_tree()
+        # After the tree: it finds the repositories with no commit among them.
         subs = self._submodules.snapshot(
             run_id=run_id, batch_id=batch_id, attempt=attempt
         )
-        state = self._guard.state()
-        tree, index_tree = self._tree.tree(), self._tree.index_tree()
         head = state.refs.head
         parents = [head] if head else []
         what = f"run {run_id} batch {batch_id}"

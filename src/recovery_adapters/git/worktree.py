@@ -189,11 +189,13 @@ class WorkingTree:
         return kept
 
     def submodule_paths(self) -> list[str]:
-        """The submodules' paths as ``.gitmodules`` names them now, and the
-        other gitlinks of the user's index (a repository embedded without a
+        """The submodules' paths as ``.gitmodules`` names them now, the other
+        gitlinks of the user's index (a repository embedded without a
         ``.gitmodules`` entry: the user's `git status` looks into it all the
-        same); one that leads out of the work tree or into ``.git`` left out."""
-        paths = sorted(self._listing()[2])
+        same), and the repositories with no commit the last full scan left
+        out of the tree (no snapshot of ours would hold their files); one
+        that leads out of the work tree or into ``.git`` left out."""
+        paths = sorted(self._listing()[2]) + list(self.unborn)
         gitmodules = self.root / ".gitmodules"
         if gitmodules.is_file():
             asked = ("config", "--file", str(gitmodules), "-z", "--get-regexp")
