@@ -2019,13 +2019,14 @@ def test_a_name_git_would_take_for_the_users_branch_is_removed(
     assert f"which git would take for {taken_for} (removed)" in failure["error"]
 
 
-# -- 25. a repository the user embedded without .gitmodules ------------------------
+# -- 25. the user's other repositories inside the work tree ------------------------
 
-PLANT_IN_LIB = """\
+IN_NESTED = """\
 import pathlib, subprocess, sys
-fsmonitor, code = sys.argv[1], int(sys.argv[2])
-subprocess.run(['git', '-C', 'lib', 'config', 'core.fsmonitor', fsmonitor], check=True)
-pathlib.Path('lib/lib.py').write_text('BROKEN = True\\n')
+folder, fsmonitor, code = pathlib.Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+subprocess.run(['git', '-C', str(folder), 'config', 'core.fsmonitor', fsmonitor], check=True)
+(folder / 'notes.txt').unlink()
+(folder / 'new.txt').write_text("the batch's\\n")
 calc = pathlib.Path('app/calc.py')
 calc.write_text(calc.read_text() + 'BROKEN = True\\n')
 sys.exit(code)
@@ -2033,88 +2034,46 @@ sys.exit(code)
 
 
 @pytest.mark.parametrize("code", ["1", "0"])
-def test_settings_planted_in_a_repository_the_user_embedded_never_run(
-    repo: Path, tmp_path: Path, code: str
+@pytest.mark.parametrize("kind", ["embedded", "no-commit"])
+def test_the_users_other_repositories_are_guarded_like_submodules(
+    repo: Path, tmp_path: Path, kind: str, code: str
 ) -> None:
-    """The user keeps a repository at ``lib`` inside the work tree, committed
-    as a gitlink without a ``.gitmodules`` entry (``git add lib``). A batch
-    (failing or passing) sets ``core.fsmonitor`` in lib's own settings and
-    edits a file inside it. Before, both stayed: the user's next `git status`
-    looked into lib, as into any gitlink, and ran the planted command, and
-    the edit inside lib was never seen. Now lib is guarded like a submodule:
-    its settings and its file are put back, and the batch fails saying so."""
-    lib = repo / "lib"
-    git(repo, "init", "-q", "lib")
-    (lib / "lib.py").write_text("LIB = 1\n")
-    git(lib, "add", "lib.py")
-    git(lib, "commit", "-q", "-m", "lib")
-    git(repo, "add", "lib")
-    git(repo, "commit", "-q", "-m", "the lib repository, embedded")
+    """The user keeps another repository inside the work tree, with a file
+    in it: ``lib``, committed as a gitlink without a ``.gitmodules`` entry
+    (``git add lib``), or ``scratch``, with no commit yet (section 22). A
+    batch (failing or passing) deletes that file, adds one, and sets
+    ``core.fsmonitor`` in that repository's settings. Before, no snapshot
+    held their files, so the user's file was lost, and the planted command
+    ran on the user's next `git status` (in the work tree, which looks into
+    every gitlink, or in scratch). Now each is a workspace of its own, like
+    a submodule: the batch fails saying so, and the settings, and (as the
+    failure is quarantined) the files, are put back."""
+    name = "lib" if kind == "embedded" else "scratch"
+    nested = repo / name
+    git(repo, "init", "-q", name)
+    (nested / "notes.txt").write_text("the user's notes\n")
+    if kind == "embedded":
+        git(nested, "add", "notes.txt")
+        git(nested, "commit", "-q", "-m", "lib")
+        git(repo, "add", name)
+        git(repo, "commit", "-q", "-m", "the lib repository, embedded")
     plan = write_plan(
         tmp_path / "plan.json",
         one_batch_plan(
-            "embedded",
-            action("plant", PLANT_IN_LIB, touch_command(tmp_path / "PWNED_x"), code),
+            "nested",
+            action("edit", IN_NESTED, name, touch_command(tmp_path / "PWNED_x"), code),
         ),
     )
     done = run_cli("run", plan, cwd=repo, timeout=60)
     assert done.returncode == 3, done.stdout + done.stderr
     assert (repo / "app" / "calc.py").read_text() == APP_CALC
-    assert (lib / "lib.py").read_text() == "LIB = 1\n"
+    assert (nested / "notes.txt").read_text() == "the user's notes\n"
+    assert not (nested / "new.txt").exists()
     git(repo, "status")
+    git(nested, "status")
     assert pwned(tmp_path) == []
     failure = cli_json("status", cwd=repo)["batches"][0]["failure"]
     assert (
-        "in the submodule lib: the repository's git config was changed"
-        in (failure["error"])
-    )
-
-
-# -- 26. what a batch does in the user's repository with no commit ----------------
-
-IN_SCRATCH = """\
-import pathlib, subprocess, sys
-fsmonitor, code = sys.argv[1], int(sys.argv[2])
-subprocess.run(['git', '-C', 'scratch', 'config', 'core.fsmonitor', fsmonitor], check=True)
-pathlib.Path('scratch/notes.txt').unlink()
-pathlib.Path('scratch/new.txt').write_text('the batch\\'s\\n')
-calc = pathlib.Path('app/calc.py')
-calc.write_text(calc.read_text() + 'BROKEN = True\\n')
-sys.exit(code)
-"""
-
-
-@pytest.mark.parametrize("code", ["1", "0"])
-def test_the_users_repository_with_no_commit_is_guarded_like_a_submodule(
-    repo: Path, tmp_path: Path, code: str
-) -> None:
-    """The user's scratch repository with no commit (section 22), with a file
-    in it. A batch (failing, or passing) deletes that file, adds one, and
-    sets ``core.fsmonitor`` in the scratch repository's settings. Before, no
-    snapshot held the scratch repository's files, so the user's file was
-    lost, and the planted command ran on the user's next `git status` in
-    scratch. Now it is a workspace of its own, like a submodule: the batch
-    fails saying so, and its settings, and (as the failure is quarantined)
-    its files, are put back."""
-    scratch = repo / "scratch"
-    git(repo, "init", "-q", "scratch")
-    (scratch / "notes.txt").write_text("the user's notes\n")
-    plan = write_plan(
-        tmp_path / "plan.json",
-        one_batch_plan(
-            "scratch",
-            action("edit", IN_SCRATCH, touch_command(tmp_path / "PWNED_x"), code),
-        ),
-    )
-    done = run_cli("run", plan, cwd=repo, timeout=60)
-    assert done.returncode == 3, done.stdout + done.stderr
-    assert (repo / "app" / "calc.py").read_text() == APP_CALC
-    assert (scratch / "notes.txt").read_text() == "the user's notes\n"
-    assert not (scratch / "new.txt").exists()
-    git(scratch, "status")
-    assert pwned(tmp_path) == []
-    failure = cli_json("status", cwd=repo)["batches"][0]["failure"]
-    assert (
-        "in the submodule scratch: the repository's git config was changed"
+        f"in the submodule {name}: the repository's git config was changed"
         in (failure["error"])
     )
