@@ -2034,13 +2034,14 @@ sys.exit(code)
 
 
 @pytest.mark.parametrize("code", ["1", "0"])
-@pytest.mark.parametrize("kind", ["embedded", "no-commit"])
+@pytest.mark.parametrize("kind", ["embedded", "untracked", "no-commit"])
 def test_the_users_other_repositories_are_guarded_like_submodules(
     repo: Path, tmp_path: Path, kind: str, code: str
 ) -> None:
     """The user keeps another repository inside the work tree, with a file
     in it: ``lib``, committed as a gitlink without a ``.gitmodules`` entry
-    (``git add lib``), or ``scratch``, with no commit yet (section 22). A
+    (``git add lib``), or ``lib`` with a commit but never added (a clone
+    kept beside the code), or ``scratch``, with no commit yet (section 22). A
     batch (failing or passing) deletes that file, adds one, and sets
     ``core.fsmonitor`` in that repository's settings. Before, no snapshot
     held their files, so the user's file was lost, and the planted command
@@ -2048,13 +2049,14 @@ def test_the_users_other_repositories_are_guarded_like_submodules(
     every gitlink, or in scratch). Now each is a workspace of its own, like
     a submodule: the batch fails saying so, and the settings, and (as the
     failure is quarantined) the files, are put back."""
-    name = "lib" if kind == "embedded" else "scratch"
+    name = "scratch" if kind == "no-commit" else "lib"
     nested = repo / name
     git(repo, "init", "-q", name)
     (nested / "notes.txt").write_text("the user's notes\n")
-    if kind == "embedded":
+    if kind != "no-commit":
         git(nested, "add", "notes.txt")
         git(nested, "commit", "-q", "-m", "lib")
+    if kind == "embedded":
         git(repo, "add", name)
         git(repo, "commit", "-q", "-m", "the lib repository, embedded")
     plan = write_plan(

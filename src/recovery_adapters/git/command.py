@@ -173,8 +173,10 @@ class Git:
         stdin: bytes | None = None,
         index: Path | None = None,
         codes: tuple[int, ...] = (0,),
+        said: list[str] | None = None,
     ) -> bytes:
-        """Runs one git command to its end; its standard output, or
+        """Runs one git command to its end; its standard output (what it
+        said on its standard error appended to ``said``), or
         :class:`GitError` when its exit code is not one of ``codes``."""
         self.calls += 1
         env = self.env if index is None else {**self.env, "GIT_INDEX_FILE": str(index)}
@@ -182,6 +184,8 @@ class Git:
         if done.returncode not in codes:
             message = done.stderr.decode(errors="replace").strip() or "no message"
             raise GitError(f"git {args[0]} failed in {self.root}: {message}")
+        if said is not None:
+            said.append(done.stderr.decode("utf-8", "surrogateescape"))
         return done.stdout
 
     def text(

@@ -39,6 +39,9 @@ _CORRUPT: Final = ("index file", "bad signature", "bad index")
 #: What git says of a repository with no commit inside the work tree, which it
 #: cannot stage (it names each, then stops).
 _UNBORN: Final = re.compile(r"error: '(.+)' does not have a commit checked out$", re.M)
+#: What git says of a repository with a commit inside the work tree that the
+#: user's index does not have (it stages it as one gitlink).
+_EMBEDDED: Final = re.compile(r"^warning: adding embedded git repository: (.+)$", re.M)
 #: A setting of a remote: ``remote.<name>.url`` (git lists ``<name>`` as written).
 _REMOTE_KEY: Final = re.compile(r"remote\.(.+)\.(?:url|pushurl|fetch)")
 #: What tells a file's versions apart (None: no file), as :func:`_stat_key` reads it.
@@ -100,8 +103,10 @@ class WorkingTree:
         self._setting_files: set[Path] = set()
         self._user_files: list[Path] | None = None
         self._serial = 0
-        #: The repositories with no commit that the last full scan left out.
+        #: The repositories with no commit that the last full scan left out,
+        #: and those with a commit it found that the user's index has not.
         self.unborn: tuple[str, ...] = ()
+        self.embedded: tuple[str, ...] = ()
         # Keeps each folder's ignore rules once read: restarted with each full
         # scan, which is what any change of those rules brings.
         asks = ["--no-index", "-z", "--stdin", "--non-matching", "--verbose"]
@@ -192,10 +197,11 @@ class WorkingTree:
         """The submodules' paths as ``.gitmodules`` names them now, the other
         gitlinks of the user's index (a repository embedded without a
         ``.gitmodules`` entry: the user's `git status` looks into it all the
-        same), and the repositories with no commit the last full scan left
-        out of the tree (no snapshot of ours would hold their files); one
-        that leads out of the work tree or into ``.git`` left out."""
-        paths = sorted(self._listing()[2]) + list(self.unborn)
+        same), and the other repositories the last full scan found (with no
+        commit, or not in the user's index: no snapshot of ours would hold
+        their files); one that leads out of the work tree or into ``.git``
+        left out."""
+        paths = [*sorted(self._listing()[2]), *self.unborn, *self.embedded]
         gitmodules = self.root / ".gitmodules"
         if gitmodules.is_file():
             asked = ("config", "--file", str(gitmodules), "-z", "--get-regexp")
@@ -469,9 +475,12 @@ class WorkingTree:
         unborn: list[str] = []
         while True:
             left_out = [f":(exclude,literal){path}" for path in unborn]
+            said: list[str] = []
             try:
-                self._git.run("add", "-A", "--", ".", *left_out, index=index)
+                add = ("add", "-A", "--", ".", *left_out)
+                self._git.run(*add, index=index, said=said)
                 self.unborn = tuple(path.rstrip("/") for path in unborn)
+                self.embedded = tuple(_EMBEDDED.findall("".join(said)))
                 return
             except GitError as exc:
                 found = [p for p in _UNBORN.findall(str(exc)) if p not in unborn]
