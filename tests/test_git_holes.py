@@ -1809,27 +1809,35 @@ subprocess.run(['git', 'init', '-q', 'crate'], check=True)
 pathlib.Path('crate/lib.rs').write_text('fn main() {}\\n')
 calc = pathlib.Path('app/calc.py')
 calc.write_text(calc.read_text() + 'BROKEN = True\\n')
-sys.exit(1)
+sys.exit(int(sys.argv[1]))
 """
 
 
-def test_a_failing_batch_that_runs_git_init_is_still_quarantined(
-    repo: Path, tmp_path: Path
+@pytest.mark.parametrize("code", ["1", "0"])
+def test_a_repository_with_no_commit_a_batch_makes_is_taken_out(
+    repo: Path, tmp_path: Path, code: str
 ) -> None:
-    """A failing batch scaffolds a folder with ``git init`` and no commit (as
-    ``cargo new`` does) and breaks app/calc.py. Before, git could not stage
-    the new repository, so no tree could be made: the manual-git strategy
-    raised, nothing was quarantined and the broken line stayed in the
-    working tree. Now the repository with no commit is left out of the trees
-    (like an ignored folder), and the rest is quarantined and put back."""
+    """A batch (failing, or passing) scaffolds a folder with ``git init`` and
+    no commit (as ``cargo new`` does outside a repository) and breaks
+    app/calc.py. Before, git could not stage the new repository, so no tree
+    could be made: the manual-git strategy raised, nothing was quarantined
+    and the broken line stayed in the working tree. Then the repository with
+    no commit was left out of the trees (like an ignored folder), and stayed
+    in the working tree after the quarantine. Now it is moved whole into the
+    store folder (section 23), the batch fails saying so, and the rest is
+    quarantined and put back."""
     plan = write_plan(
         tmp_path / "plan.json",
-        one_batch_plan("unborn", action("scaffold", INIT_THEN_BREAK)),
+        one_batch_plan("unborn", action("scaffold", INIT_THEN_BREAK, code)),
     )
     done = run_cli("run", plan, cwd=repo, timeout=60)
     assert done.returncode == 3, done.stdout + done.stderr
     assert (repo / "app" / "calc.py").read_text() == APP_CALC
+    assert not (repo / "crate").exists()
+    (kept,) = (repo / ".recovery" / "repositories").glob("*/crate")
+    assert (kept / "lib.rs").read_text() == "fn main() {}\n"
     failure = cli_json("status", cwd=repo)["batches"][0]["failure"]
+    assert "a git repository was made at crate " in failure["error"]
     assert failure["changed_files"] == ["app/calc.py"]
     (quarantine,) = quarantine_refs(repo, "b1")
     assert "BROKEN = True" in git(repo, "show", f"{quarantine}:app/calc.py")

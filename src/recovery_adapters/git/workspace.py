@@ -412,11 +412,13 @@ class GitWorkspace:
         return found
 
     def _take_out(self, baseline: str, known: _Baseline) -> list[str]:
-        """Moves each repository with commits that the attempt made inside the
-        work tree, whole, into the store folder: git sees one entry there, not
-        its files, so no restore could remove them, and once staged the user's
-        `git status` would look into it and run its settings. A repository the
-        snapshot had (with no commit then: the user's) stays."""
+        """Moves each repository that the attempt made inside the work tree,
+        whole (what the folder held, ignored files too), into the store
+        folder: git sees one entry there (a gitlink), or none (with no commit
+        yet), not its files, so no restore could remove them, and once staged
+        the user's `git status` would look into it and run its settings. A
+        repository the snapshot had (with no commit then: the user's) stays;
+        what the snapshot had at that path is put back by the quarantine."""
         now, entry = self._tree.tree(), self._objects.entry
         made = [
             path
@@ -425,9 +427,15 @@ class GitWorkspace:
             and getattr(entry(known.tree, path), "mode", "") != GITLINK
             and path not in known.unborn
         ]
+        made += [
+            path
+            for path in self._tree.unborn  # as of the tree just made
+            if path not in known.unborn and (self._root / path / ".git").exists()
+        ]
         return [
-            f"a git repository was made at {path} (its own settings would run in "
-            f"the user's git commands); moved whole to {self._move_out(path, baseline)}"
+            f"a git repository was made at {path} (no snapshot holds its files, "
+            "and its settings would run in the user's git commands); moved whole "
+            f"to {self._move_out(path, baseline)}"
             for path in made
         ]
 
