@@ -2087,3 +2087,30 @@ def test_the_users_other_repositories_are_guarded_like_submodules(
         f"in the submodule {name}: the repository's git config was changed"
         in (failure["error"])
     )
+
+
+def test_a_worktree_of_the_same_repository_inside_the_work_tree_is_no_submodule(
+    repo: Path, tmp_path: Path
+) -> None:
+    """The user keeps a linked worktree of the same repository inside the
+    work tree (``git worktree add .worktrees/feature``, not ignored): git
+    stages it as an embedded repository, but it is no repository of its
+    own. Taken for one, its snapshots, quarantine and restore would use the
+    same refs as the work tree's own, and the quarantine would take the
+    other's faulty tree for its own. It is left to the guard of the other
+    worktrees (section 18): the failing batch's change is quarantined and
+    put back as with no worktree there, and the worktree's HEAD stays."""
+    git(repo, "worktree", "add", "-q", ".worktrees/feature")
+    feature_head = git(repo / ".worktrees" / "feature", "rev-parse", "HEAD")
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan("worktree", action("break", BREAK_CALC)),
+    )
+    done = run_cli("run", plan, cwd=repo, timeout=60)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert (repo / "app" / "calc.py").read_text() == APP_CALC
+    failure = cli_json("status", cwd=repo)["batches"][0]["failure"]
+    assert failure["changed_files"] == ["app/calc.py"]
+    (quarantine,) = quarantine_refs(repo, "b1")
+    assert "BROKEN = True" in git(repo, "show", f"{quarantine}:app/calc.py")
+    assert git(repo / ".worktrees" / "feature", "rev-parse", "HEAD") == feature_head

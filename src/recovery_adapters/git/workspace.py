@@ -17,6 +17,7 @@ repository's settings, ``info/`` and hooks is put back
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -140,7 +141,11 @@ class GitWorkspace:
             exclude=[RECOVERY_DIR, *(p for p in map(self._relative, exclude) if p)],
             tracker=start_tracker if tracker is True else (tracker or None),
         )
-        self._submodules = Submodules(root, self._tree.submodule_paths, _open_submodule)
+        self._submodules = Submodules(
+            root,
+            self._tree.submodule_paths,
+            functools.partial(_open_submodule, other_than=common_dir),
+        )
         self._guard = Guard(
             self._refs,
             root=root,
@@ -667,15 +672,17 @@ class GitWorkspace:
         return ManualGitStrategy()
 
 
-def _open_submodule(folder: Path) -> GitWorkspace | None:
+def _open_submodule(folder: Path, *, other_than: Path) -> GitWorkspace | None:
     """The workspace of the submodule checked out at ``folder`` (no watch: a
     tree of the superproject's with a repository in it is scanned anyway);
-    None where ``folder`` is not the top of a repository."""
+    None where ``folder`` is not the top of a repository, or is a worktree of
+    the repository ``other_than`` (the superproject's own: its refs are the
+    same, and its HEAD is kept by the superproject's guard)."""
     try:
         workspace = GitWorkspace(folder, tracker=False)
     except WorkspaceError:
         return None
-    if workspace.root != folder.resolve():
+    if workspace.root != folder.resolve() or workspace._common_dir == other_than:
         workspace.close()
         return None
     return workspace
