@@ -340,13 +340,17 @@ def test_names_the_user_gave_that_git_would_take_for_a_branch_stay(
     repo: Path,
 ) -> None:
     """A tag, a ref and a file at the top of ``.git`` named as the user's
-    branch, which the user made before the snapshot: the guard removes such
-    names only when an attempt made them, so these stay."""
+    branch, and a folder there named as a remote, which the user made before
+    the snapshot: the guard removes such names only when an attempt made
+    them, so these stay."""
     branch = git(repo, "symbolic-ref", "--short", "HEAD").strip()
     commit = git(repo, "rev-parse", "HEAD").strip()
     git(repo, "tag", branch, commit)
     git(repo, "update-ref", f"refs/{branch}", commit)
     (repo / ".git" / branch).write_text(commit + "\n")
+    git(repo, "remote", "add", "origin", "https://example.com/origin.git")
+    (repo / ".git" / "origin").mkdir()
+    (repo / ".git" / "origin" / "notes").write_text("the user's\n")
     workspace = GitWorkspace(repo)
     baseline = workspace.snapshot(run_id="r", batch_id="b", attempt=1)
     assert workspace.check(baseline) == ()
@@ -355,6 +359,7 @@ def test_names_the_user_gave_that_git_would_take_for_a_branch_stay(
     assert listed.strip() == f"refs/tags/{branch}"
     assert git(repo, "rev-parse", f"refs/{branch}").strip() == commit
     assert (repo / ".git" / branch).read_text() == commit + "\n"
+    assert (repo / ".git" / "origin" / "notes").read_text() == "the user's\n"
 
 
 def test_a_folder_git_lfs_makes_is_never_taken_for_a_remotes_shadow(

@@ -16,12 +16,12 @@ put back through git (not the remote-tracking refs, which a fetch moves). A
 replace ref the batch made is deleted, and so is a name it gave that git
 would take for a branch or a remote-tracking branch (a tag, ``refs/main``
 or ``refs/origin/main``, or a file or folder at the top of the git folder);
-other new refs are left in place, a new branch named. The same holds for the files outside the git folder that
-git reads settings, ignore rules and attributes from (the user's global
-settings, the system's, and the files they include), and for each
-submodule's ``.git`` file, and for the settings of the repository's
-other worktrees: a filter a batch defines there would run inside our own
-git commands, and on the user's next one.
+other new refs are left in place, a new branch named. The same holds for
+the files outside the git folder that git reads settings, ignore rules and
+attributes from (the user's global settings, the system's, and the files
+they include), and for each submodule's ``.git`` file, and for the
+settings of the repository's other worktrees: a filter a batch defines
+there would run inside our own git commands, and on the user's next one.
 """
 
 from __future__ import annotations
@@ -412,9 +412,11 @@ class Guard:
         if it holds what a ref does (or is a link), a remote's folder whole."""
         problems: list[str] = []
         for path, what in sorted(self._tops(before.refs, before.remotes).items()):
-            found = None if path in before.shadows else _read_file(path)
-            remote = what.startswith("the remote") and path.is_dir()
-            if remote or (found and (found.link or _REF_LIKE.fullmatch(found.content))):
+            if path in before.shadows:
+                continue  # the user's
+            found = _read_file(path)
+            folder = path.is_dir() and path.name in before.remotes
+            if folder or (found and (found.link or _REF_LIKE.fullmatch(found.content))):
                 _remove(path)
                 problems.append(
                     f"{path.name} was made in the git folder, which git would "
