@@ -434,8 +434,10 @@ class GitWorkspace:
         ]
         made += [
             path
-            for path in self._tree.unborn  # as of the tree just made
-            if path not in known.unborn and (self._root / path / ".git").exists()
+            for path in self._tree.unborn  # as of the last full scan
+            if path not in known.unborn
+            and path not in made
+            and (self._root / path / ".git").exists()
         ]
         return [
             f"a git repository was made at {path} (no snapshot holds its files, "
