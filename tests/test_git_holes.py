@@ -1066,14 +1066,17 @@ pathlib.Path('app/mul.py').write_text('def mul(a, b):\\n    return a * b\\n')
 """
 
 
-def test_what_a_fetch_moves_while_a_batch_runs_does_not_fail_it(
+def test_what_a_fetch_moves_while_a_batch_runs_is_put_back(
     repo: Path, tmp_path: Path
 ) -> None:
     """While a batch runs, a fetch (the user's, or their editor's automatic
-    one) moves and makes remote-tracking refs and brings new tags. The guard
-    keeps neither (they change nothing the user had): the batch is verified
-    and committed, and the refs stay as the fetch left them."""
+    one) moves and makes remote-tracking refs and brings a new tag. Nothing
+    tells that from a batch forging a remote-tracking branch (section 26),
+    so the refs are put back as they were and the batch fails at the guard,
+    naming them; what the fetch brought is on the remote still, and the next
+    fetch brings it again. The new tag changes nothing the user had: it stays."""
     git(repo, "update-ref", "refs/remotes/origin/main", "HEAD")
+    first = head(repo)
     git(repo, "commit", "-q", "--allow-empty", "-m", "the user's second")
     plan = write_plan(
         tmp_path / "plan.json",
@@ -1082,12 +1085,15 @@ def test_what_a_fetch_moves_while_a_batch_runs_does_not_fail_it(
         ),
     )
     done = run_cli("run", plan, cwd=repo, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert git(repo, "show", "--format=", "--name-only", "HEAD") == "app/mul.py\n"
-    second = git(repo, "rev-parse", "HEAD~1").strip()
-    assert git(repo, "rev-parse", "origin/main").strip() == second
-    assert git(repo, "rev-parse", "origin/new").strip() == second
+    assert done.returncode == 3, done.stderr
+    assert git(repo, "rev-parse", "origin/main").strip() == first
+    assert git_rc(repo, "rev-parse", "--verify", "-q", "origin/new") == 1
+    second = head(repo)
     assert git(repo, "rev-parse", "fetched-tag").strip() == second
+    failure = cli_json("status", cwd=repo)["batches"][0]["failure"]
+    assert failure["step"] == "build.workspace_guard"
+    assert "refs/remotes/origin/main was rewritten" in failure["error"]
+    assert "refs/remotes/origin/new was created (removed)" in failure["error"]
 
 
 def add_lib_submodule(repo: Path, tmp_path: Path) -> None:
@@ -1195,7 +1201,7 @@ def test_a_submodules_git_file_a_batch_redirects_is_put_back(
     git(repo, "status")
     assert pwned(tmp_path) == []
     failure = cli_json("status", cwd=repo)["batches"][0]["failure"]
-    assert "the .git file of the submodule lib was changed" in failure["error"]
+    assert "the .git file of the repository at lib was changed" in failure["error"]
 
 
 # -- 14. index entries git takes as they are (assume-unchanged, skip-worktree) ---
@@ -2084,7 +2090,7 @@ def test_the_users_other_repositories_are_guarded_like_submodules(
     assert pwned(tmp_path) == []
     failure = cli_json("status", cwd=repo)["batches"][0]["failure"]
     assert (
-        f"in the submodule {name}: the repository's git config was changed"
+        f"in the repository at {name}: the repository's git config was changed"
         in (failure["error"])
     )
 
@@ -2114,3 +2120,275 @@ def test_a_worktree_of_the_same_repository_inside_the_work_tree_is_no_submodule(
     (quarantine,) = quarantine_refs(repo, "b1")
     assert "BROKEN = True" in git(repo, "show", f"{quarantine}:app/calc.py")
     assert git(repo / ".worktrees" / "feature", "rev-parse", "HEAD") == feature_head
+
+
+# -- 26. the remote-tracking branches -------------------------------------------
+
+FORGE_TRACKING = """\
+import pathlib, subprocess, sys
+code = int(sys.argv[1])
+def git(*args):
+    return subprocess.run(['git', *args], capture_output=True, text=True, check=True).stdout.strip()
+pathlib.Path('app/mul.py').write_text('def mul(a, b):\\n    return a * b\\n')
+tree = git('rev-parse', 'HEAD^{tree}')
+evil = git('-c', 'user.name=b', '-c', 'user.email=b@example.com',
+           'commit-tree', tree, '-p', 'origin/main', '-m', 'the batch\\'s')
+git('update-ref', 'refs/remotes/origin/main', evil)
+git('update-ref', 'refs/remotes/origin/feature', evil)
+git('symbolic-ref', 'refs/remotes/origin/HEAD', 'refs/remotes/origin/feature')
+sys.exit(code)
+"""
+
+
+def tracking_repo(repo: Path, tmp_path: Path) -> dict[str, str]:
+    """Gives ``repo`` a remote ``origin`` with its branch ``main`` fetched (and
+    ``origin/HEAD`` naming it); returns what each of them resolves to."""
+    git(repo, "branch", "-M", "main")
+    git(tmp_path, "init", "-q", "--bare", "origin.git")
+    git(repo, "remote", "add", "origin", str(tmp_path / "origin.git"))
+    git(repo, "push", "-q", "origin", "main")
+    git(repo, "fetch", "-q", "origin")
+    git(repo, "remote", "set-head", "origin", "main")
+    names = ("origin/main", "origin/HEAD")
+    return {name: git(repo, "rev-parse", name).strip() for name in names}
+
+
+@pytest.mark.parametrize("code", ["0", "1"])
+def test_a_remote_tracking_branch_a_batch_forges_is_put_back(
+    repo: Path, tmp_path: Path, code: str
+) -> None:
+    """A batch (passing with commit_strategy commit, or failing) makes a commit
+    of its own on top of ``origin/main`` and points ``origin/main`` at it,
+    makes ``origin/feature`` there and turns ``origin/HEAD`` to it. Before,
+    all of it stayed: the user's next `git rebase origin/main` (or `git
+    switch feature`, which starts a branch from ``origin/feature``) took the
+    batch's commit into their branch, and the push after it sent it to the
+    remote. Now each is put back
+    as the user had it (origin/HEAD still names origin/main), the made branch
+    is removed, and the batch fails at the guard saying so."""
+    before = tracking_repo(repo, tmp_path)
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan(
+            "forge", action("forge", FORGE_TRACKING, code), commit_strategy="commit"
+        ),
+    )
+    done = run_cli("run", plan, cwd=repo, timeout=60)
+    assert done.returncode == 3, done.stdout + done.stderr
+    now = {name: git(repo, "rev-parse", name).strip() for name in before}
+    assert now == before
+    symref = git(repo, "symbolic-ref", "refs/remotes/origin/HEAD").strip()
+    assert symref == "refs/remotes/origin/main"
+    assert git_rc(repo, "rev-parse", "--verify", "-q", "origin/feature") == 1
+    assert not (repo / "app" / "mul.py").exists()
+    failure = cli_json("status", cwd=repo)["batches"][0]["failure"]
+    step = "build.workspace_guard" if code == "0" else "build.forge"
+    assert failure["step"] == step
+    for said in (
+        "remote-tracking branch refs/remotes/origin/main was rewritten or deleted",
+        "remote-tracking branch refs/remotes/origin/feature was created (removed)",
+    ):
+        assert said in failure["error"], failure["error"]
+
+
+# -- 27. the library's own store wiped by a batch ---------------------------------
+
+WIPE_STORE = """\
+import shutil, subprocess, sys
+how, code = sys.argv[1], int(sys.argv[2])
+if how == 'clean':
+    subprocess.run(['git', 'clean', '-fdxq'], check=True)
+else:
+    shutil.rmtree('.recovery')
+sys.exit(code)
+"""
+
+
+def committed_then(tmp_path: Path, second: dict[str, Any]) -> Path:
+    """A plan whose batch b1 adds app/mul.py and is committed, and whose batch
+    b2 does ``second``."""
+    plan = {
+        "plan_id": "two",
+        "batches": [
+            {
+                "batch_id": "b1",
+                "description": "adds mul",
+                "actions": [action("mul", f"open('app/mul.py', 'w').write({MUL!r})")],
+                "commit_strategy": "commit",
+            },
+            {
+                "batch_id": "b2",
+                "description": "then this",
+                "actions": [second],
+                "commit_strategy": "commit",
+            },
+        ],
+    }
+    return write_plan(tmp_path / "plan.json", plan)
+
+
+@pytest.mark.parametrize(("how", "code"), [("clean", "1"), ("clean", "0"), ("rm", "0")])
+def test_a_batch_that_wipes_the_store_loses_no_event(
+    repo: Path, tmp_path: Path, how: str, code: str
+) -> None:
+    """A batch cleans the working tree as build scripts do (`git clean -fdx`,
+    which removes ignored files, .recovery/ among them) or removes .recovery/
+    itself, after an earlier batch was verified and committed. Before, the
+    event store went with it: every event of every run was lost, `recovery
+    status` found no run, and the decide commands printed pointed at nothing.
+    Now the store's files are put back as they were, with every event (ours
+    written since too), and the batch fails at the guard saying so; the
+    history verifies, and the second names the store's files were given are
+    gone with the runner."""
+    plan = committed_then(tmp_path, action("wipe", WIPE_STORE, how, code))
+    done = run_cli("run", plan, cwd=repo, timeout=60)
+    assert done.returncode == 3, done.stdout + done.stderr
+    status = cli_json("status", cwd=repo)
+    assert [b["status"] for b in status["batches"]] == ["verified", "failed"]
+    failure = status["batches"][1]["failure"]
+    assert failure["step"] == ("build.workspace_guard" if code == "0" else "build.wipe")
+    assert "the event store" in failure["error"], failure["error"]
+    assert (repo / ".recovery" / ".gitignore").is_file()
+    assert not (repo / ".git" / "recovery-store").exists()  # let go with the lock
+    verified = run_cli("verify", cwd=repo, timeout=60)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    decided = run_cli("decide", "latest", "b2", "skip", cwd=repo, timeout=60)
+    assert decided.returncode == 0, decided.stdout + decided.stderr
+    resumed = run_cli("resume", "latest", cwd=repo, timeout=60)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert (repo / "app" / "mul.py").read_text() == MUL
+
+
+@pytest.mark.parametrize("code", ["1", "0"])
+def test_a_batch_that_cleans_the_work_tree_loses_no_line_of_the_plan_file(
+    repo: Path, code: str
+) -> None:
+    """The plan file lives in the workspace, untracked (as a pipeline writes
+    it). A batch runs `git clean -fdx`. Before, the plan file went with it:
+    the plan is left out of every snapshot (a batch's change to it is never
+    the batch's), so no restore put it back, and each later status write
+    found no file. Now it is put back as it was at the snapshot, the user's
+    own keys too, and the status keys are written again."""
+    plan_data = one_batch_plan("clean", action("wipe", WIPE_STORE, "clean", code))
+    plan_data["owner"] = "the user's own key"
+    plan = write_plan(repo / "plan.json", plan_data)
+    done = run_cli("run", plan, cwd=repo, timeout=60)
+    assert done.returncode == 3, done.stdout + done.stderr
+    written = json.loads(plan.read_text())
+    assert written["owner"] == "the user's own key"
+    (batch,) = written["batches"]
+    assert (batch["batch_id"], batch["status"], batch["verified"]) == (
+        "b1",
+        "failed",
+        False,
+    )
+    failure = cli_json("status", cwd=repo)["batches"][0]["failure"]
+    assert f"{plan} was removed (put back)" in failure["error"], failure["error"]
+
+
+WIPE_AND_KILL = """\
+import os, pathlib, shutil, signal, time
+shutil.rmtree('.recovery')
+pid = os.getppid()  # up to the runner, past whatever runs the action
+while b'recovery_adapters.cli' not in pathlib.Path(f'/proc/{pid}/cmdline').read_bytes():
+    pid = int(pathlib.Path(f'/proc/{pid}/stat').read_text().rpartition(')')[2].split()[1])
+os.kill(pid, signal.SIGKILL)
+time.sleep(1)
+"""
+
+
+def test_a_store_removed_as_its_runner_is_killed_is_found_again(
+    repo: Path, tmp_path: Path
+) -> None:
+    """A batch removes .recovery/ and its runner is killed (kill -9, the OOM
+    killer) before it could put the store back: the store's files are left
+    under their second names only, in .git/recovery-store/. Before, there
+    was no store at all. Now the next command that looks for the store links
+    it back, every event there (the last ones were still in the store's
+    write-ahead log), and the history verifies."""
+    plan = committed_then(tmp_path, action("wipe", WIPE_AND_KILL))
+    done = run_cli("run", plan, cwd=repo, timeout=60)
+    assert done.returncode == -signal.SIGKILL, done.stdout + done.stderr
+    assert not (repo / ".recovery" / "events.sqlite3").exists()
+    status = cli_json("status", cwd=repo)
+    assert [b["batch_id"] for b in status["batches"]] == ["b1", "b2"]
+    assert status["batches"][0]["status"] == "verified"
+    assert status["batches"][0]["commit"], status["batches"][0]
+    assert not (repo / ".git" / "recovery-store").exists()
+    assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
+    verified = run_cli("verify", cwd=repo, timeout=60)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+# -- 28. the git folder moved or removed by a batch -------------------------------
+
+MOVE_GIT = """\
+import pathlib, shutil, subprocess, sys
+how, code = sys.argv[1], int(sys.argv[2])
+calc = pathlib.Path('app/calc.py')
+calc.write_text(calc.read_text() + 'BROKEN = True\\n')
+if how == 'remove':
+    shutil.rmtree('.git')
+else:
+    pathlib.Path('.git').rename('.git-old')
+if how == 'anew':
+    subprocess.run(['git', 'init', '-q'], check=True)
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize(
+    ("how", "code"), [("move", "1"), ("move", "0"), ("anew", "1"), ("anew", "0")]
+)
+def test_a_git_folder_a_batch_moves_aside_is_put_back(
+    repo: Path, tmp_path: Path, how: str, code: str
+) -> None:
+    """A batch (failing, or passing with commit_strategy commit) edits
+    app/calc.py and renames .git to .git-old (and with ``anew``, makes a new
+    repository with `git init`, as a scaffold does). Before, the guard wrote
+    the kept settings and hooks into a .git of its own making (or the
+    batch's), nothing was quarantined, the broken edit stayed, and the user's
+    repository was left at .git-old behind that stub. Now the git folder is
+    found by what it is (the same folder, renamed) and put back first; the
+    batch's new repository goes to .recovery/repositories/; the attempt is
+    quarantined as any other and the batch fails saying so."""
+    before = head(repo)
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan(
+            "gitdir", action("move", MOVE_GIT, how, code), commit_strategy="commit"
+        ),
+    )
+    done = run_cli("run", plan, cwd=repo, timeout=60)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert not (repo / ".git-old").exists()
+    assert head(repo) == before
+    assert (repo / "app" / "calc.py").read_text() == APP_CALC
+    (quarantine,) = quarantine_refs(repo, "b1")
+    assert "BROKEN = True" in git(repo, "show", f"{quarantine}:app/calc.py")
+    failure = cli_json("status", cwd=repo)["batches"][0]["failure"]
+    assert "the repository's git folder was moved to .git-old" in failure["error"]
+    if how == "anew":
+        taken = list((repo / ".recovery" / "repositories").glob("*/.git"))
+        assert taken, failure["error"]
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def test_a_git_folder_a_batch_removes_is_said_and_never_made_anew(
+    repo: Path, tmp_path: Path
+) -> None:
+    """A batch removes .git (`rm -rf .git`, as a script that starts a
+    repository anew does). Nothing can bring the history back, but nothing of
+    ours may make it worse or hide it: before, the guard wrote a .git of its
+    own (settings, hooks, info/ only), which git then took for a broken
+    repository, and the failure spoke of a git error of the strategy's. Now
+    no git folder is made, the run halts (exit 3) and its failure says the
+    repository's git folder was removed."""
+    plan = write_plan(
+        tmp_path / "plan.json",
+        one_batch_plan("gitdir", action("remove", MOVE_GIT, "remove", "1")),
+    )
+    done = run_cli("run", plan, cwd=repo, timeout=60)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert not (repo / ".git").exists()
+    assert "the repository's git folder was removed" in done.stderr, done.stderr

@@ -13,6 +13,7 @@ from typing import Final
 
 from eventsourcing.persistence import DatabaseError
 
+from recovery_adapters.git.own_files import put_back_left
 from recovery_adapters.words import no_runs_text
 from recovery_core import RecoveryApp, StoreURLError, UnknownRun
 from recovery_core.store import (
@@ -76,7 +77,9 @@ def store_for_workspace(
 def find_store_url(start: str | os.PathLike[str], explicit: str | None = None) -> str:
     """The store to use from ``start``: ``explicit`` (``--store``), else
     ``RECOVERY_STORE``, else the nearest ``.recovery/events.sqlite3`` found from
-    ``start`` upward, as git finds ``.git``."""
+    ``start`` upward, as git finds ``.git`` (one that a runner killed after a
+    batch removed it left under second names in ``.git`` is put back first:
+    :func:`~recovery_adapters.git.own_files.put_back_left`)."""
     if explicit:
         return explicit
     from_env = os.environ.get(STORE_ENV)
@@ -85,7 +88,8 @@ def find_store_url(start: str | os.PathLike[str], explicit: str | None = None) -
     here = Path(start).resolve()
     for folder in (here, *here.parents):
         candidate = folder / RECOVERY_DIR / DEFAULT_STORE_NAME
-        if candidate.is_file():
+        git_dir = folder / ".git"
+        if candidate.is_file() or (git_dir.is_dir() and put_back_left(folder, git_dir)):
             return f"sqlite:///{candidate}"
     found = no_runs_text(
         here,

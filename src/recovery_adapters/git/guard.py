@@ -6,14 +6,17 @@ or an attributes file, name object alternates of its own, move HEAD, commit by
 itself, move a tag, drop the user's stash or leave a merge in progress, and
 the next git command of ours (or the user's) would run its code, write
 somewhere else or lose something.
+The git folder itself comes first: one a batch renamed at the top of the
+work tree is renamed back (:meth:`Guard._put_back_folder`).
 So the settings files (``config``, ``config.worktree``), ``info/``,
 ``hooks/``, ``remotes/`` and ``branches/``, the object alternates,
 ``shallow``, git's state of an operation in progress (:data:`IN_PROGRESS`),
 and the submodules' settings and hooks (under ``modules/``) are kept byte
 for byte and written back before any other git command of ours runs; HEAD,
-the user's refs, the stash's entries and the other worktrees' HEADs are then
-put back through git (not the remote-tracking refs, which a fetch moves). A
-replace ref the batch made is deleted, and so is a name it gave that git
+the user's refs (the remote-tracking ones too), the stash's entries and the
+other worktrees' HEADs are then put back through git. A replace ref or a
+remote-tracking branch the batch made is deleted, and so is a name it gave
+that git
 would take for a branch or a remote-tracking branch (a tag, ``refs/main``
 or ``refs/origin/main``, or a file or folder at the top of the git folder);
 other new refs are left in place, a new branch named. The same holds for
@@ -37,6 +40,7 @@ from typing import Final
 
 import attrs
 
+from recovery_adapters.git.command import WorkspaceError
 from recovery_adapters.git.refs import STASH, Refs, RefState
 from recovery_core.store import RECOVERY_DIR
 
@@ -127,6 +131,16 @@ class RepositoryState:
     heads: Mapping[str, str] = attrs.field(factory=dict)
     shadows: frozenset[Path] = frozenset()
     remotes: tuple[str, ...] = ()
+    folder: tuple[int, int] | None = None
+
+
+def _folder_key(path: Path) -> tuple[int, int] | None:
+    """Which folder ``path`` is (never through a link), or None."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino) if stat.S_ISDIR(info.st_mode) else None
 
 
 def _remove(path: Path) -> None:
@@ -281,7 +295,15 @@ class Guard:
             self.heads(),
             shadows=frozenset(p for p in tops if os.path.lexists(p)),
             remotes=remotes,
+            folder=self._own_folder(),
         )
+
+    def _own_folder(self) -> tuple[int, int] | None:
+        """The git folder, when it is the work tree's ``.git`` folder (not a
+        linked worktree's, whose ``.git`` file is kept as a file)."""
+        if self._git_dir != self._root / ".git" or self._git_dir != self._common_dir:
+            return None
+        return _folder_key(self._git_dir)
 
     def _tops(self, refs: RefState, remotes: Iterable[str]) -> dict[Path, str]:
         """What git would take, at the top of the git folders, for a branch of
@@ -367,10 +389,12 @@ class Guard:
     def put_back(self, before: RepositoryState, *, refs: bool = True) -> list[str]:
         """Writes back what differs from ``before`` (the files first, so that
         git reads the refs with the settings as they were; then, with
-        ``refs``, HEAD and the branches); returns what was found changed."""
+        ``refs``, HEAD and the branches); returns what was found changed.
+        The git folder itself comes first (see :meth:`_put_back_folder`)."""
+        moved = self._put_back_folder(before.folder)
         now, kept = self._read(before.outside), before.files
         changed = {p for p in kept.keys() | now.keys() if kept.get(p) != now.get(p)}
-        problems = [said for path, said in self._files.items() if path in changed]
+        problems = moved + [said for p, said in self._files.items() if p in changed]
         problems += [said for path, said in before.outside.items() if path in changed]
         # A folder of ours the batch made (an empty rebase-merge/ too says a
         # rebase is under way) goes, with all in it.
@@ -403,6 +427,43 @@ class Guard:
             problems += self._put_back_refs(before.refs, before.remotes)
             problems += self._put_back_heads(before.heads)
         return list(dict.fromkeys(problems))  # one line for a merge's three files
+
+    def _put_back_folder(self, folder: tuple[int, int] | None) -> list[str]:
+        """Puts the work tree's ``.git`` folder back where a batch renamed it
+        at the top of the work tree (``mv .git .git-old``), found by what it
+        is; what the batch put in its place (``git init`` anew) is moved to
+        ``.recovery/repositories/``. Raises :class:`WorkspaceError`, writing
+        nothing, when it is gone: nothing of ours may make a git folder of
+        its own there, which git would take for the user's repository."""
+        if folder is None or _folder_key(self._git_dir) == folder:
+            return []
+        found = next(
+            (
+                Path(entry.path)
+                for entry in os.scandir(self._root)
+                if _folder_key(Path(entry.path)) == folder
+            ),
+            None,
+        )
+        if found is None:
+            raise WorkspaceError(
+                f"the repository's git folder was removed ({self._git_dir}), or "
+                "moved out of the top of the work tree: nothing of the attempt "
+                "could be put back or quarantined, and the history, the "
+                "branches and the snapshots went with it"
+            )
+        said = f"the repository's git folder was moved to {found.name} (put back"
+        if os.path.lexists(self._git_dir):
+            aside = self._root / RECOVERY_DIR / "repositories"
+            again = 1
+            while os.path.lexists(aside / f"git-folder-{again}"):
+                again += 1
+            (aside / f"git-folder-{again}").mkdir(parents=True)
+            shutil.move(self._git_dir, aside / f"git-folder-{again}" / ".git")
+            where = f"{RECOVERY_DIR}/repositories/git-folder-{again}"
+            said += f"; what the batch made at .git was moved to {where}"
+        found.rename(self._git_dir)
+        return [f"{said})"]
 
     def _remove_shadows(self, before: RepositoryState) -> list[str]:
         """Removes what a batch made at the top of a git folder that git would
@@ -440,11 +501,13 @@ class Guard:
                 problems.append(f"{_kind(name)} {name} was rewritten or deleted")
                 self._refs.put_ref(name, sha)
         # A new tag or notes ref changes nothing the user had (and a fetch
-        # while the batch ran may have made it); a new branch is named.
+        # while the batch ran may have made it); a new branch is named. A new
+        # remote-tracking branch goes: the user's `git switch <name>` would
+        # start a branch of theirs from it.
         for name in sorted(new.keys() - old.keys() - {STASH}):
-            if name.startswith("refs/replace/"):  # would change what git shows
+            if name.startswith(("refs/replace/", "refs/remotes/")):
                 self._refs.delete(name, new[name])
-                problems.append(f"replace ref {name} was created (removed)")
+                problems.append(f"{_kind(name)} {name} was created (removed)")
             elif what := _shadowed(name, branches, remotes):
                 self._refs.delete(name, new[name])
                 problems.append(
@@ -505,7 +568,13 @@ def _shadowed(ref: str, branches: set[str], remotes: Sequence[str]) -> str:
 
 def _kind(ref: str) -> str:
     """What the ref ``ref`` is, in a message."""
-    kinds = {"refs/heads/": "branch", "refs/tags/": "tag", "refs/notes/": "notes"}
+    kinds = {
+        "refs/heads/": "branch",
+        "refs/remotes/": "remote-tracking branch",
+        "refs/tags/": "tag",
+        "refs/notes/": "notes",
+        "refs/replace/": "replace ref",
+    }
     return next(
         (kind for prefix, kind in kinds.items() if ref.startswith(prefix)), "ref"
     )

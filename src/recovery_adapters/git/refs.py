@@ -28,6 +28,7 @@ from recovery_adapters.git.command import (
 
 __all__ = [
     "STASH",
+    "SYMBOLIC",
     "RefMoved",
     "RefState",
     "RefUpdate",
@@ -42,11 +43,16 @@ _REF_PART: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _PUT_BACK: Final = "recovery: put back"
 #: The stash: its entries are its reflog's.
 STASH: Final = "refs/stash"
-#: The refs a state keeps: the user's (not ours under ``refs/recovery/``, nor
-#: the remote-tracking refs, which a fetch moves: the user's, or their
-#: editor's while a batch runs). Git lists only these, however many refs of
-#: ours there are.
-_KEPT: Final = ("refs/heads/", "refs/tags/", "refs/notes/", "refs/replace/", STASH)
+#: The refs a state keeps: the user's, not ours under ``refs/recovery/`` (git
+#: lists only these, however many refs of ours there are). The
+#: remote-tracking refs are among them: the user's next `git rebase
+#: origin/main` takes what ``refs/remotes/origin/main`` names.
+_KEPT: Final = (
+    *("refs/heads/", "refs/remotes/", "refs/tags/", "refs/notes/"),
+    *("refs/replace/", STASH),
+)
+#: What a symbolic ref's value starts with in a :class:`RefState`.
+SYMBOLIC: Final = "ref: "
 #: A lock under our own refs older than this is a killed git process's: git
 #: holds one for the milliseconds of a write.
 _STALE_LOCK_S: Final = 5.0
@@ -89,9 +95,11 @@ def recovery_ref(ref: str) -> str:
 @attrs.frozen
 class RefState:
     """HEAD (the branch it names, or None when detached; the commit it is at,
-    or None on an unborn branch), the user's refs (branches, tags, notes,
-    replace refs, the stash) with the object each points at, and the stash's
-    entries (commit and message, newest first)."""
+    or None on an unborn branch), the user's refs (branches, remote-tracking
+    branches, tags, notes, replace refs, the stash) with the object each
+    points at (``ref: <name>`` for a symbolic ref, such as
+    ``refs/remotes/origin/HEAD``), and the stash's entries (commit and
+    message, newest first)."""
 
     head_ref: str | None
     head: str | None
@@ -125,14 +133,15 @@ class Refs:
     def state(self, *, also: Sequence[str] = ()) -> RefState:
         """HEAD, the refs and the stash (and the refs ``also`` names, as
         ``git for-each-ref`` patterns), as git reads them now."""
-        listed = ("for-each-ref", "--format=%(HEAD) %(refname) %(objectname)")
-        out = self._git.text(*listed, *_KEPT, *also)
+        form = "--format=%(HEAD) %(refname) %(objectname) %(symref)"
+        out = self._git.text("for-each-ref", form, *_KEPT, *also)
         refs: list[tuple[str, str]] = []
         head_ref: str | None = None
         head: str | None = None
         for line in out.splitlines():
-            name, sha = line[2:].split(" ")
-            refs.append((name, sha))
+            name, sha, *symref = line[2:].split(" ")  # the last line stripped
+            target = "".join(symref)
+            refs.append((name, f"{SYMBOLIC}{target}" if target else sha))
             if line[0] == "*":
                 head_ref, head = name, sha
         if head_ref is None:  # detached, or on a branch with no commit yet
@@ -188,13 +197,20 @@ class Refs:
                 "update-ref", "--no-deref", "-m", _PUT_BACK, "HEAD", state.head
             )
 
-    def put_ref(self, name: str, sha: str) -> None:
-        """Points the ref ``name`` back at ``sha``."""
-        self._git.run("update-ref", "-m", _PUT_BACK, name, sha)
+    def put_ref(self, name: str, value: str) -> None:
+        """Points the ref ``name`` itself (not a ref it names) back at
+        ``value``: a commit, or ``ref: <name>`` for a symbolic ref."""
+        if value.startswith(SYMBOLIC):
+            target = value.removeprefix(SYMBOLIC)
+            self._git.run("symbolic-ref", "-m", _PUT_BACK, name, target)
+        else:
+            self._git.run("update-ref", "--no-deref", "-m", _PUT_BACK, name, value)
 
-    def delete(self, name: str, sha: str) -> None:
-        """Deletes the ref ``name`` if it still points at ``sha``."""
-        self._git.run("update-ref", "-m", _PUT_BACK, "-d", name, sha)
+    def delete(self, name: str, value: str) -> None:
+        """Deletes the ref ``name`` itself if it still points at ``value`` (a
+        symbolic ref whatever it names)."""
+        old = [] if value.startswith(SYMBOLIC) else [value]
+        self._git.run("update-ref", "--no-deref", "-m", _PUT_BACK, "-d", name, *old)
 
     def worktrees(self) -> list[tuple[str, str]]:
         """Each worktree of the repository, the main one first: its path, and

@@ -149,7 +149,7 @@ class Submodules:
         """What was changed in the submodules' repositories that no batch may
         change, each put back."""
         return [
-            f"in the submodule {path}: {found}"
+            f"in the repository at {path}: {found}"
             for path, workspace, baseline in self._each(baselines)
             for found in workspace.check(baseline)
         ]

@@ -39,6 +39,7 @@ from recovery_adapters.git.guard import IN_PROGRESS, Guard, RepositoryState
 from recovery_adapters.git.kept import KeptChanges
 from recovery_adapters.git.lock import WorkspaceLock
 from recovery_adapters.git.objects import GITLINK, ObjectError, Objects, nul
+from recovery_adapters.git.own_files import KEEP_FOLDER, OwnFiles, put_back_left
 from recovery_adapters.git.refs import (
     Refs,
     RefState,
@@ -155,6 +156,7 @@ class GitWorkspace:
             remotes=self._tree.remotes,
         )
         self._lock = WorkspaceLock(git_dir, root)
+        self._own = OwnFiles(root, git_dir / KEEP_FOLDER, self._left_out)
         self._committer = BatchCommit(
             self._git,
             self._objects,
@@ -210,6 +212,7 @@ class GitWorkspace:
         self._tree.close()
         self._objects.close()
         self._refs.close()
+        self._own.close()
         self._lock.release()
         self._scratch.cleanup()
 
@@ -218,6 +221,11 @@ class GitWorkspace:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _left_out(self) -> list[Path]:
+        """The files left out of every tree but the library's folder (the
+        plan file): a batch that removed one would lose the user's file."""
+        return [self._root / p for p in self._tree.exclude if p != RECOVERY_DIR]
 
     def _relative(self, path: str | os.PathLike[str]) -> str:
         try:
@@ -238,16 +246,24 @@ class GitWorkspace:
         worktrees a killed runner left
         (:func:`~recovery_adapters.git.sandbox.sweep_sandboxes`): once, since
         both cost what the repository's history of runs holds, and what a
-        runner killed before this one left is all there is."""
+        runner killed before this one left is all there is. The second names
+        of the event store's files (:mod:`~recovery_adapters.git.own_files`)
+        go when the workspace is let go."""
         with self._lock.hold(holder):
             self.sweep()
-            yield
+            try:
+                yield
+            finally:
+                self._own.close()
 
     def sweep(self) -> None:
         """Clears, once, what a runner of ours killed here left: locks under
-        ``refs/recovery/`` and sandbox worktrees. Only while no runner of
+        ``refs/recovery/`` and sandbox worktrees; and puts back the event
+        store it left under second names only (see
+        :func:`~recovery_adapters.git.own_files.put_back_left`). Only while no runner of
         ours can be writing here (the workspace, or its superproject, held)."""
         if not self._swept:
+            put_back_left(self._root, self._git_dir, held=True)
             clear_stale_locks(self._common_dir)
             sweep_sandboxes(self._git)
             self._swept = True
@@ -286,6 +302,7 @@ class GitWorkspace:
         had staged under ``.../index``), each submodule checked out as a
         workspace of its own (:mod:`~recovery_adapters.git.submodules`);
         returns the baseline commit's id."""
+        self._own.keep()
         state = self._guard.state()
         tree, index_tree = self._tree.tree(), self._tree.index_tree()
         # After the tree: it finds the repositories with no commit among them.
@@ -349,7 +366,8 @@ class GitWorkspace:
         if self._state is None:
             return
         with deferred_signals():
-            found = self._guard.put_back(self._state, refs=refs)
+            found = self._own.put_back()  # the store first: every event
+            found += self._guard.put_back(self._state, refs=refs)
             if self._tree.index_corrupt():
                 found.append(self._rebuild_index())
             found += self._put_back_staged()
@@ -620,7 +638,8 @@ class GitWorkspace:
             return Committed(
                 None,
                 note="not committed: the batch changed files only inside the "
-                f"submodule(s) {', '.join(inside)}, left uncommitted there",
+                f"repositories at {', '.join(inside)} (submodules, or other "
+                "repositories in the work tree), left uncommitted there",
             )
         made = self._committer.made_before(state.head, baseline, trailers)
         if made is not None:  # by a runner killed before it was recorded

@@ -189,7 +189,7 @@ class WorkingTree:
         said = "the git settings file {} (outside the repository) was changed"
         kept = {path: said.format(path) for path in self.user_setting_files()}
         for path in self.submodule_paths():
-            said = f"the .git file of the submodule {path} was changed"
+            said = f"the .git file of the repository at {path} was changed"
             kept[self.root / path / ".git"] = said
         return kept
 
