@@ -16,15 +16,15 @@ for byte and written back before any other git command of ours runs; HEAD,
 the user's refs (the remote-tracking ones too), the stash's entries and the
 other worktrees' HEADs are then put back through git. A replace ref or a
 remote-tracking branch the batch made is deleted, and so is a name it gave
-that git
-would take for a branch or a remote-tracking branch (a tag, ``refs/main``
-or ``refs/origin/main``, or a file or folder at the top of the git folder);
-other new refs are left in place, a new branch named. The same holds for
-the files outside the git folder that git reads settings, ignore rules and
-attributes from (the user's global settings, the system's, and the files
-they include), and for each submodule's ``.git`` file, and for the
-settings of the repository's other worktrees: a filter a batch defines
-there would run inside our own git commands, and on the user's next one.
+that git would take for a branch or a remote-tracking branch (a tag,
+``refs/main`` or ``refs/origin/main``, or a file or folder at the top of
+the git folder); other new refs are left in place, a new branch named.
+The same holds for the files outside the git folder that git reads
+settings, ignore rules and attributes from (the user's global settings,
+the system's, and the files they include), and for each submodule's
+``.git`` file, and for the settings of the repository's other worktrees: a
+filter a batch defines there would run inside our own git commands, and on
+the user's next one.
 """
 
 from __future__ import annotations

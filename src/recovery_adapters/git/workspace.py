@@ -259,9 +259,10 @@ class GitWorkspace:
     def sweep(self) -> None:
         """Clears, once, what a runner of ours killed here left: locks under
         ``refs/recovery/`` and sandbox worktrees; and puts back the event
-        store it left under second names only (see
-        :func:`~recovery_adapters.git.own_files.put_back_left`). Only while no runner of
-        ours can be writing here (the workspace, or its superproject, held)."""
+        store it left under second names only
+        (:func:`~recovery_adapters.git.own_files.put_back_left`). Only while
+        no runner of ours can be writing here (the workspace, or its
+        superproject, held)."""
         if not self._swept:
             put_back_left(self._root, self._git_dir, held=True)
             clear_stale_locks(self._common_dir)
